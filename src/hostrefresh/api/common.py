@@ -1,0 +1,210 @@
+"""Spec pieces shared by HostRefresh and RefreshPlan (the plan stamps them into each HostRefresh)."""
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from hostrefresh.api.base import ApiModel, rule
+from hostrefresh.api.schedule import CRON_PATTERN, DURATION_PATTERN, TIME_ZONE_PATTERN
+
+QUANTITY_RULE = rule(
+    "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+    "must be a positive memory quantity such as 4Gi or 512Mi",
+)
+
+
+class TargetHost(ApiModel):
+    """The host software (L1 kernel + KVM + QEMU) to boot in the new partition."""
+
+    version: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$",
+            description="Version label of the target host software, e.g. 6.12.4-kvm1; shown in printer columns.",
+        ),
+    ]
+    kernel: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=4096,
+            description="Path on the node (or image reference) of the target L1 kernel the L0 boots.",
+        ),
+    ]
+    initrd: Annotated[
+        str | None,
+        Field(default=None, max_length=4096, description="Path or image reference of the target initrd, if any."),
+    ]
+    cmdline: Annotated[
+        str,
+        Field(default="", max_length=4096, description="Kernel command line of the target L1."),
+    ]
+    checksum: Annotated[
+        str | None,
+        Field(
+            default=None,
+            pattern=r"^sha256:[0-9a-f]{64}$",
+            description="sha256:<64 hex> of the kernel image; the L0 refuses to boot an image that does not match.",
+        ),
+    ]
+
+
+class PartitionSpec(ApiModel):
+    """Resources taken from the running L1 (hot-unplug) to boot the target L1 in."""
+
+    cpus: Annotated[
+        int,
+        Field(default=2, ge=1, le=1024, description="CPUs to hot-unplug into the new partition (CPU0 never moves)."),
+    ]
+    memory: Annotated[
+        str,
+        Field(
+            default="4Gi",
+            max_length=32,
+            description="Memory to hot-unplug into the new partition, a positive quantity (e.g. 4Gi).",
+            json_schema_extra={"x-kubernetes-validations": [QUANTITY_RULE]},
+        ),
+    ]
+
+
+class HandoverPolicy(ApiModel):
+    """How VMs move from the old L1 to the new L1 on the same machine."""
+
+    zero_copy: Annotated[
+        bool,
+        Field(default=True, description="Hand guest RAM over without copying when it is shared file-backed memory."),
+    ]
+    copy_fallback: Annotated[
+        bool,
+        Field(
+            default=True,
+            description="Fall back to a copying live migration for VMs whose RAM cannot be handed over zero-copy.",
+        ),
+    ]
+    downtime_budget_millis: Annotated[
+        int,
+        Field(default=500, ge=1, le=60000, description="Per-VM downtime budget in milliseconds (1-60000)."),
+    ]
+    max_parallel: Annotated[
+        int,
+        Field(default=4, ge=1, le=64, description="VMs handed over at the same time (1-64)."),
+    ]
+
+
+def _seconds(default: int, what: str) -> object:
+    return Field(default=default, ge=1, le=86400, description=f"Deadline of {what}, in seconds (1-86400).")
+
+
+class PhaseTimeouts(ApiModel):
+    """Per-phase deadlines; a phase that overruns (or a silent agent) leads to rollback, not a stuck object."""
+
+    preflight_seconds: Annotated[int, _seconds(120, "Preflight")]
+    partitioning_seconds: Annotated[int, _seconds(300, "Partitioning (CPU and memory hot-unplug)")]
+    nested_enabling_seconds: Annotated[int, _seconds(60, "NestedEnabling")]
+    booting_target_seconds: Annotated[int, _seconds(600, "BootingTarget")]
+    migrating_seconds: Annotated[int, _seconds(1800, "Migrating (all VM handovers)")]
+    retiring_seconds: Annotated[int, _seconds(300, "Retiring")]
+    devirtualizing_seconds: Annotated[int, _seconds(120, "Devirtualizing")]
+    verifying_seconds: Annotated[int, _seconds(300, "Verifying")]
+    rolling_back_seconds: Annotated[int, _seconds(1800, "RollingBack")]
+    agent_silence_seconds: Annotated[
+        int,
+        Field(
+            default=60,
+            ge=5,
+            le=3600,
+            description="How long the node agent may stay silent (Lease not renewed) before the refresh is "
+            "rolled back or, after Retiring, marked Failed (5-3600).",
+        ),
+    ]
+
+
+class FailurePolicy(StrEnum):
+    """What to do when a step fails before the point of no return (Retiring)."""
+
+    ROLL_BACK = "RollBack"
+    HOLD = "Hold"
+
+
+class UnmovableVMPolicy(StrEnum):
+    """What to do with VMs that cannot be handed over (host devices, GPUs, SR-IOV)."""
+
+    BLOCK = "Block"
+    PROCEED = "Proceed"
+
+
+class RefreshTemplate(ApiModel):
+    """Everything about how one node refreshes, apart from which node and which target."""
+
+    partition: Annotated[
+        PartitionSpec,
+        Field(default_factory=PartitionSpec, description="Sizing of the partition the target L1 boots in."),
+    ]
+    handover: Annotated[
+        HandoverPolicy,
+        Field(default_factory=HandoverPolicy, description="VM handover policy."),
+    ]
+    timeouts: Annotated[
+        PhaseTimeouts,
+        Field(default_factory=PhaseTimeouts, description="Per-phase deadlines."),
+    ]
+    failure_policy: Annotated[
+        FailurePolicy,
+        Field(
+            default=FailurePolicy.ROLL_BACK,
+            description="RollBack (default): a failure before Retiring rolls back. Hold: stop where it failed and "
+            "wait for a human (set spec.abort to roll back).",
+        ),
+    ]
+    unmovable_vm_policy: Annotated[
+        UnmovableVMPolicy,
+        Field(
+            default=UnmovableVMPolicy.BLOCK,
+            alias="unmovableVMPolicy",
+            description="Block (default): do not start while the node runs VMs that cannot be handed over "
+            "(host devices, GPUs, SR-IOV). Proceed: refresh anyway and report them.",
+        ),
+    ]
+
+
+class MaintenanceWindow(ApiModel):
+    """A recurring window in which new node refreshes may start (running ones always finish)."""
+
+    schedule: Annotated[
+        str,
+        Field(
+            max_length=256,
+            pattern=CRON_PATTERN,
+            description="Start of the window, a five-field cron expression (minute hour day-of-month month "
+            "day-of-week), e.g. '0 2 * * 1-5'.",
+        ),
+    ]
+    duration: Annotated[
+        str,
+        Field(
+            min_length=2,
+            max_length=16,
+            pattern=DURATION_PATTERN,
+            description="Length of the window as hours and minutes, e.g. 4h or 1h30m (1m to 168h).",
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    rule(
+                        "duration(self) >= duration('1m') && duration(self) <= duration('168h')",
+                        "must be between 1m and 168h, e.g. 4h or 1h30m",
+                    )
+                ]
+            },
+        ),
+    ]
+    time_zone: Annotated[
+        str,
+        Field(
+            default="UTC",
+            max_length=64,
+            pattern=TIME_ZONE_PATTERN,
+            description="IANA time zone the schedule is read in, e.g. Europe/Berlin (default UTC).",
+        ),
+    ]

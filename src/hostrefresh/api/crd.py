@@ -1,0 +1,239 @@
+"""Generate the CustomResourceDefinitions from the pydantic models (the single source of truth).
+
+pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema: no ``$ref``, no
+``anyOf`` over types, ``x-kubernetes-int-or-string`` for int-or-string, ``nullable`` never (unset
+optional fields are simply absent). This module rewrites one into the other and adds the CRD
+envelope: printer columns, short names, status subresource and the cross-field CEL rules.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from hostrefresh.api.hostrefresh import GROUP, VERSION, HostRefresh, HostRefreshSpec, HostRefreshStatus
+from hostrefresh.api.refreshplan import PLAN_SPEC_RULES, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
+
+Schema = dict[str, Any]
+_DROP_KEYS = {"title"}
+
+
+def _resolve(node: Any, defs: dict[str, Schema]) -> Any:
+    """Inline every ``$ref`` (pydantic puts sub-models in ``$defs``)."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        target.update(siblings)  # a field's own description wins over the model docstring
+        return _resolve(target, defs)
+    return {k: _resolve(v, defs) for k, v in node.items() if k not in ("$defs",)}
+
+
+def _structural(node: Any) -> Any:
+    """Rewrite resolved JSON Schema into the structural subset Kubernetes accepts."""
+    if isinstance(node, list):
+        return [_structural(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: v for k, v in node.items() if k not in _DROP_KEYS}
+    if "anyOf" in node:
+        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        types = sorted(v.get("type", "") for v in variants)
+        if types == ["integer", "string"]:
+            node["x-kubernetes-int-or-string"] = True
+        elif len(variants) == 1:
+            merged = dict(variants[0])
+            merged.update(node)
+            node = merged
+        else:
+            raise ValueError(f"cannot express anyOf {variants!r} in a structural schema")
+        if node.get("default", "absent") is None:
+            del node["default"]
+    if node.get("default", "absent") is None:
+        del node["default"]
+    if "allOf" in node and len(node["allOf"]) == 1:
+        merged = dict(node.pop("allOf")[0])
+        merged.update(node)
+        node = merged
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if node.get("type") == "object" and "properties" in node:
+        node.setdefault("additionalProperties", None)
+        if node["additionalProperties"] in (None, False):
+            del node["additionalProperties"]
+    return {k: _structural(v) for k, v in node.items()}
+
+
+def model_schema(model: type[BaseModel]) -> Schema:
+    """Structural OpenAPI v3 schema of one pydantic model."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema: Schema = _structural(_resolve(raw, defs))
+    schema.pop("description", None)  # the caller sets the field-level description
+    return schema
+
+
+def _enum_defaults_to_strings(node: Any) -> Any:
+    """Dump pydantic enum defaults by value so the YAML stays plain."""
+    if isinstance(node, dict):
+        return {k: _enum_defaults_to_strings(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_enum_defaults_to_strings(v) for v in node]
+    if hasattr(node, "value"):
+        return node.value
+    return node
+
+
+def _default_empty_objects(node: Schema) -> bool:
+    """Give optional sub-objects ``default: {}`` when all their fields have defaults.
+
+    The API server applies nested defaults only inside objects that exist; ``default: {}`` makes
+    ``spec.handover`` (and the like) appear with all its defaults when the user leaves it out.
+    Returns whether ``node`` can be defaulted from nothing.
+    """
+    props: dict[str, Schema] = node.get("properties", {})
+    required = set(node.get("required", []))
+    for name, child in props.items():
+        if "properties" in child and "default" not in child and _default_empty_objects(child):
+            if name not in required:
+                child["default"] = {}
+    return not required and all("default" in c or c.get("type") != "object" for c in props.values())
+
+
+def _root_schema(
+    model: type[BaseModel],
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    spec_rules: list[dict[str, str]],
+) -> Schema:
+    kind = model.__name__
+    spec_schema = model_schema(spec)
+    _default_empty_objects(spec_schema)
+    spec_schema["description"] = f"Desired state of the {kind}."
+    if spec_rules:
+        spec_schema["x-kubernetes-validations"] = spec_rules
+    status_schema = model_schema(status)
+    status_schema["description"] = f"Observed state of the {kind}."
+    return {
+        "type": "object",
+        "description": (model.__doc__ or kind).strip().splitlines()[0],
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of this representation of the object."},
+            "kind": {"type": "string", "description": "Kind of the object: " + kind + "."},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+
+
+def _crd(
+    model: type[HostRefresh] | type[RefreshPlan],
+    schema: Schema,
+    columns: list[dict[str, str]],
+    categories: list[str],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{model.PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "hostrefresh", "app.kubernetes.io/part-of": "hostrefresh"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": model.KIND,
+                "listKind": f"{model.KIND}List",
+                "plural": model.PLURAL,
+                "singular": model.SINGULAR,
+                "shortNames": model.SHORT_NAMES,
+                "categories": categories,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": _enum_defaults_to_strings(schema)},
+                }
+            ],
+        },
+    }
+
+
+def host_refresh_crd() -> dict[str, Any]:
+    """The HostRefresh CRD."""
+    schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, [])
+    columns = [
+        {"name": "Node", "type": "string", "jsonPath": ".spec.nodeName", "description": "Node being refreshed."},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Current phase."},
+        {"name": "Target", "type": "string", "jsonPath": ".spec.target.version", "description": "Target version."},
+        {
+            "name": "Nested",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="NestedActive")].status',
+            "description": "Whether nested virtualization is on now.",
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return _crd(HostRefresh, schema, columns, ["hostrefresh"])
+
+
+def refresh_plan_crd() -> dict[str, Any]:
+    """The RefreshPlan CRD."""
+    schema = _root_schema(RefreshPlan, RefreshPlanSpec, RefreshPlanStatus, PLAN_SPEC_RULES)
+    columns = [
+        {"name": "Target", "type": "string", "jsonPath": ".spec.target.version", "description": "Target version."},
+        {"name": "Nodes", "type": "integer", "jsonPath": ".status.nodes", "description": "Selected nodes."},
+        {"name": "Succeeded", "type": "integer", "jsonPath": ".status.succeeded", "description": "Nodes done."},
+        {"name": "Active", "type": "integer", "jsonPath": ".status.active", "description": "Refreshing now."},
+        {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused", "description": "Paused."},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return _crd(RefreshPlan, schema, columns, ["hostrefresh"])
+
+
+def render_all() -> dict[str, str]:
+    """File name -> YAML text of every CRD, exactly as committed under crds/."""
+    header = "# Generated by `make crds` from src/hostrefresh/api; do not edit by hand.\n"
+    out = {}
+    for crd in (host_refresh_crd(), refresh_plan_crd()):
+        name = crd["metadata"]["name"]
+        out[f"{name}.yaml"] = header + yaml.safe_dump(crd, sort_keys=False, width=120)
+    return out
+
+
+def write_all(directory: Path) -> list[Path]:
+    """Write every CRD into ``directory``; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_all().items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    """``python -m hostrefresh.api.crd [DIR]``: regenerate the committed CRDs."""
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
+    for path in write_all(target):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

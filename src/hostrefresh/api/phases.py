@@ -1,0 +1,46 @@
+"""The phases of one node refresh (ARCHITECTURE §3) and which side of the point of no return they are on."""
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """Phase of a HostRefresh; informational for humans, decisions read conditions and observed state."""
+
+    PENDING = "Pending"
+    PREFLIGHT = "Preflight"
+    PARTITIONING = "Partitioning"
+    NESTED_ENABLING = "NestedEnabling"
+    BOOTING_TARGET = "BootingTarget"
+    MIGRATING = "Migrating"
+    RETIRING = "Retiring"
+    DEVIRTUALIZING = "Devirtualizing"
+    VERIFYING = "Verifying"
+    SUCCEEDED = "Succeeded"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+#: The node-local steps the agent executes, in order.
+FORWARD_STEPS: tuple[Phase, ...] = (
+    Phase.PREFLIGHT,
+    Phase.PARTITIONING,
+    Phase.NESTED_ENABLING,
+    Phase.BOOTING_TARGET,
+    Phase.MIGRATING,
+    Phase.RETIRING,
+    Phase.DEVIRTUALIZING,
+    Phase.VERIFYING,
+)
+
+#: Phases after which the old L1 is gone: failures roll forward or end Failed, never roll back.
+POINT_OF_NO_RETURN = Phase.RETIRING
+PAST_NO_RETURN: frozenset[Phase] = frozenset(
+    {Phase.RETIRING, Phase.DEVIRTUALIZING, Phase.VERIFYING, Phase.SUCCEEDED, Phase.FAILED}
+)
+TERMINAL: frozenset[Phase] = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED})
+
+
+def can_roll_back(phase: Phase) -> bool:
+    """True while the old L1 still exists, i.e. before Retiring has started."""
+    return phase not in PAST_NO_RETURN and phase not in TERMINAL

@@ -1,0 +1,173 @@
+"""The RefreshPlan custom resource: a fleet rollout that creates HostRefresh objects wave by wave."""
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from hostrefresh.api.base import ApiModel, rule
+from hostrefresh.api.common import MaintenanceWindow, RefreshTemplate, TargetHost
+from hostrefresh.api.meta import Condition, LabelSelector
+
+PERCENT_OR_COUNT_RULE = rule(
+    "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
+    "must be a positive integer or a percentage from 1% to 100%, e.g. 3 or 10%",
+)
+
+
+class HealthGates(ApiModel):
+    """Conditions that must hold before the plan starts another node."""
+
+    require_node_ready: Annotated[
+        bool, Field(default=True, description="Start a node only while its Ready condition is True.")
+    ]
+    require_agent_alive: Annotated[
+        bool, Field(default=True, description="Start a node only while its agent's Lease is fresh.")
+    ]
+    max_failed: Annotated[
+        int,
+        Field(
+            default=0,
+            ge=0,
+            description="Start no new node while more than this many refreshes of the plan have failed or rolled "
+            "back and are not yet resolved (0: any failure holds new starts).",
+        ),
+    ]
+
+
+class RefreshPlanSpec(ApiModel):
+    """Desired fleet rollout. The operator never writes it, so GitOps tools see no drift."""
+
+    node_selector: Annotated[
+        LabelSelector,
+        Field(
+            description="Nodes to refresh. An empty selector selects nothing unless spec.allNodes is true.",
+        ),
+    ]
+    all_nodes: Annotated[
+        bool,
+        Field(
+            default=False,
+            description="Set to true, with an empty nodeSelector, to refresh every node on purpose.",
+        ),
+    ]
+    target: Annotated[TargetHost, Field(description="Host software every selected node is refreshed to.")]
+    template: Annotated[
+        RefreshTemplate,
+        Field(default_factory=RefreshTemplate, description="How each node refreshes (copied into each HostRefresh)."),
+    ]
+    max_unavailable: Annotated[
+        int | str,
+        Field(
+            default=1,
+            description="Nodes refreshing at once: a positive integer or a percentage (1%-100%) of the selected "
+            "nodes, rounded down but at least 1.",
+            json_schema_extra={"x-kubernetes-validations": [PERCENT_OR_COUNT_RULE]},
+        ),
+    ]
+    max_unavailable_per_zone: Annotated[
+        int | str | None,
+        Field(
+            default=None,
+            description="Optional limit per topology.kubernetes.io/zone: integer or percentage of the zone's "
+            "selected nodes, at least 1.",
+            json_schema_extra={"x-kubernetes-validations": [PERCENT_OR_COUNT_RULE]},
+        ),
+    ]
+    canary: Annotated[
+        int,
+        Field(
+            default=1,
+            ge=0,
+            le=1000,
+            description="Nodes refreshed alone first; the rest start only after they all succeed and soak.",
+        ),
+    ]
+    soak_seconds: Annotated[
+        int,
+        Field(
+            default=300,
+            ge=0,
+            le=604800,
+            description="Wait after a wave completes before the next wave starts, in seconds (0-604800).",
+        ),
+    ]
+    maintenance_windows: Annotated[
+        list[MaintenanceWindow],
+        Field(
+            default_factory=list,
+            max_length=32,
+            description="Windows in which new node refreshes may start; none means any time.",
+        ),
+    ]
+    health_gates: Annotated[
+        HealthGates, Field(default_factory=HealthGates, description="Gates checked before each start.")
+    ]
+    failure_threshold: Annotated[
+        int,
+        Field(
+            default=1,
+            ge=1,
+            description="The plan pauses itself once this many of its refreshes failed or rolled back.",
+        ),
+    ]
+    paused: Annotated[bool, Field(default=False, description="Pause: start no new node; running ones finish.")]
+
+
+class RefreshPlanStatus(ApiModel):
+    """Observed rollout state, written by the operator only."""
+
+    observed_generation: Annotated[int | None, Field(default=None, ge=0, description="Generation last acted on.")]
+    conditions: Annotated[
+        list[Condition],
+        Field(
+            default_factory=list,
+            description="Ready, Progressing, Paused, Degraded (metav1.Condition shape).",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        ),
+    ]
+    target_version: Annotated[str | None, Field(default=None, description="Target version being rolled out.")]
+    nodes: Annotated[int, Field(default=0, ge=0, description="Nodes selected by the plan.")]
+    pending: Annotated[int, Field(default=0, ge=0, description="Selected nodes not yet started.")]
+    active: Annotated[int, Field(default=0, ge=0, description="Node refreshes in progress.")]
+    succeeded: Annotated[int, Field(default=0, ge=0, description="Nodes refreshed to the target.")]
+    failed: Annotated[int, Field(default=0, ge=0, description="Node refreshes that failed or rolled back.")]
+    waves_started: Annotated[int, Field(default=0, ge=0, description="Waves started so far (the canary is wave 1).")]
+    last_wave_completed_at: Annotated[
+        datetime | None, Field(default=None, description="When the last wave completed; soak counts from here.")
+    ]
+    paused: Annotated[bool, Field(default=False, description="Whether the plan is paused (by spec or by failures).")]
+    paused_reason: Annotated[str | None, Field(default=None, description="Why the plan is paused.")]
+
+
+class RefreshPlan(ApiModel):
+    """A fleet rollout (cluster-scoped)."""
+
+    KIND: ClassVar[str] = "RefreshPlan"
+    PLURAL: ClassVar[str] = "refreshplans"
+    SINGULAR: ClassVar[str] = "refreshplan"
+    SHORT_NAMES: ClassVar[list[str]] = ["rplan"]
+
+    api_version: Literal["hostrefresh.io/v1alpha1"] = "hostrefresh.io/v1alpha1"
+    kind: Literal["RefreshPlan"] = "RefreshPlan"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: RefreshPlanSpec
+    status: RefreshPlanStatus = Field(default_factory=RefreshPlanStatus)
+
+
+#: CEL rules on the whole RefreshPlan spec (cross-field).
+PLAN_SPEC_RULES = [
+    rule(
+        "self.allNodes == true || (has(self.nodeSelector.matchLabels) && size(self.nodeSelector.matchLabels) > 0)"
+        " || (has(self.nodeSelector.matchExpressions) && size(self.nodeSelector.matchExpressions) > 0)",
+        "spec.nodeSelector is empty and would select every node: add matchLabels/matchExpressions, or set "
+        "spec.allNodes: true to refresh every node on purpose",
+        ".nodeSelector",
+    ),
+    rule(
+        "!(self.allNodes == true && ((has(self.nodeSelector.matchLabels) && size(self.nodeSelector.matchLabels) > 0)"
+        " || (has(self.nodeSelector.matchExpressions) && size(self.nodeSelector.matchExpressions) > 0)))",
+        "spec.allNodes: true conflicts with a non-empty spec.nodeSelector: use one or the other",
+        ".allNodes",
+    ),
+]

@@ -1,0 +1,43 @@
+"""``python -m hostrefresh.controlplane {build,up,down}``: the tools and a control plane for manual use."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hostrefresh.controlplane.cluster import ControlPlane
+from hostrefresh.controlplane.tools import ensure_tools
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hostrefresh.controlplane", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build (or reuse) etcd, kube-apiserver, kubectl and helm; print the bin dir")
+    up = sub.add_parser("up", help="start a control plane that keeps running; print the KUBECONFIG line")
+    up.add_argument("--dir", type=Path, default=Path(".cache/cluster"), help="data directory (default %(default)s)")
+    down = sub.add_parser("down", help="stop the control plane started by `up`")
+    down.add_argument("--dir", type=Path, default=Path(".cache/cluster"), help="data directory (default %(default)s)")
+    args = parser.parse_args(argv)
+
+    if args.command == "build":
+        print(ensure_tools().bin_dir)
+        return 0
+    workdir: Path = args.dir.resolve()
+    if args.command == "up":
+        if ControlPlane.stop_detached(workdir):
+            print(f"stopped the previous control plane in {workdir}", file=sys.stderr)
+        cp = ControlPlane(workdir)
+        cp.start()
+        print(f"control plane ready at {cp.url}; tools in {cp.tools.bin_dir}", file=sys.stderr)
+        print(f"export KUBECONFIG={cp.kubeconfig} PATH={cp.tools.bin_dir}:$PATH")
+        return 0
+    if not ControlPlane.stop_detached(workdir):
+        print(f"no control plane is running from {workdir}", file=sys.stderr)
+        return 1
+    print(f"control plane in {workdir} stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

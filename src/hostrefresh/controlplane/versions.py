@@ -1,0 +1,6 @@
+"""Pinned versions of the control-plane tools. Change them here; the cache key follows."""
+
+KUBERNETES = "v1.34.4"
+#: The etcd that controller-runtime's envtest pairs with Kubernetes 1.34.
+ETCD = "v3.6.4"
+HELM = "v3.19.0"
