@@ -57,7 +57,12 @@ class PartitionSpec(ApiModel):
 
     cpus: Annotated[
         int,
-        Field(default=2, ge=1, le=1024, description="CPUs to hot-unplug into the new partition (CPU0 never moves)."),
+        Field(
+            default=2,
+            ge=1,
+            le=1024,
+            description="CPUs to hot-unplug into the new partition (CPU0 never moves).",
+        ),
     ]
     memory: Annotated[
         str,
@@ -75,7 +80,10 @@ class HandoverPolicy(ApiModel):
 
     zero_copy: Annotated[
         bool,
-        Field(default=True, description="Hand guest RAM over without copying when it is shared file-backed memory."),
+        Field(
+            default=True,
+            description="Hand guest RAM over without copying when it is shared file-backed memory.",
+        ),
     ]
     copy_fallback: Annotated[
         bool,

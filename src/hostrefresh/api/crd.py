@@ -9,6 +9,7 @@ envelope: printer columns, short names, status subresource and the cross-field C
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,9 @@ def _default_empty_objects(node: Schema) -> bool:
     props: dict[str, Schema] = node.get("properties", {})
     required = set(node.get("required", []))
     for name, child in props.items():
-        if "properties" in child and "default" not in child and _default_empty_objects(child):
-            if name not in required:
-                child["default"] = {}
+        definable = "properties" in child and "default" not in child and _default_empty_objects(child)
+        if definable and name not in required:
+            child["default"] = {}
     return not required and all("default" in c or c.get("type") != "object" for c in props.values())
 
 
@@ -126,7 +127,10 @@ def _root_schema(
         "description": (model.__doc__ or kind).strip().splitlines()[0],
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion of this representation of the object."},
+            "apiVersion": {
+                "type": "string",
+                "description": "APIVersion of this representation of the object.",
+            },
             "kind": {"type": "string", "description": "Kind of the object: " + kind + "."},
             "metadata": {"type": "object"},
             "spec": spec_schema,
@@ -177,9 +181,19 @@ def host_refresh_crd() -> dict[str, Any]:
     """The HostRefresh CRD."""
     schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, [])
     columns = [
-        {"name": "Node", "type": "string", "jsonPath": ".spec.nodeName", "description": "Node being refreshed."},
+        {
+            "name": "Node",
+            "type": "string",
+            "jsonPath": ".spec.nodeName",
+            "description": "Node being refreshed.",
+        },
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Current phase."},
-        {"name": "Target", "type": "string", "jsonPath": ".spec.target.version", "description": "Target version."},
+        {
+            "name": "Target",
+            "type": "string",
+            "jsonPath": ".spec.target.version",
+            "description": "Target version.",
+        },
         {
             "name": "Nested",
             "type": "string",
@@ -188,21 +202,31 @@ def host_refresh_crd() -> dict[str, Any]:
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
-    return _crd(HostRefresh, schema, columns, ["hostrefresh"])
+    return _crd(HostRefresh, schema, columns, ["refreshes"])
 
 
 def refresh_plan_crd() -> dict[str, Any]:
     """The RefreshPlan CRD."""
     schema = _root_schema(RefreshPlan, RefreshPlanSpec, RefreshPlanStatus, PLAN_SPEC_RULES)
     columns = [
-        {"name": "Target", "type": "string", "jsonPath": ".spec.target.version", "description": "Target version."},
+        {
+            "name": "Target",
+            "type": "string",
+            "jsonPath": ".spec.target.version",
+            "description": "Target version.",
+        },
         {"name": "Nodes", "type": "integer", "jsonPath": ".status.nodes", "description": "Selected nodes."},
-        {"name": "Succeeded", "type": "integer", "jsonPath": ".status.succeeded", "description": "Nodes done."},
+        {
+            "name": "Succeeded",
+            "type": "integer",
+            "jsonPath": ".status.succeeded",
+            "description": "Nodes done.",
+        },
         {"name": "Active", "type": "integer", "jsonPath": ".status.active", "description": "Refreshing now."},
         {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused", "description": "Paused."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
-    return _crd(RefreshPlan, schema, columns, ["hostrefresh"])
+    return _crd(RefreshPlan, schema, columns, ["refreshes"])
 
 
 def render_all() -> dict[str, str]:
@@ -228,8 +252,6 @@ def write_all(directory: Path) -> list[Path]:
 
 def main() -> None:
     """``python -m hostrefresh.api.crd [DIR]``: regenerate the committed CRDs."""
-    import sys
-
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
     for path in write_all(target):
         print(f"wrote {path}")

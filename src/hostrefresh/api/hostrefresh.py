@@ -32,7 +32,10 @@ class HostRefreshSpec(RefreshTemplate):
             description="Name of the Node to refresh. Immutable: create a new HostRefresh for another node.",
             json_schema_extra={
                 "x-kubernetes-validations": [
-                    rule("self == oldSelf", "spec.nodeName is immutable; create a new HostRefresh for another node")
+                    rule(
+                        "self == oldSelf",
+                        "spec.nodeName is immutable; create a new HostRefresh for another node",
+                    )
                 ]
             },
         ),
@@ -106,9 +109,7 @@ class AgentStatus(ApiModel):
     """Progress reported by the node agent; it is the only writer of these fields."""
 
     step: Annotated[Phase | None, Field(default=None, description="The step the agent is executing or finished.")]
-    step_state: Annotated[
-        StepState | None, Field(default=None, description="Running, Done or Failed (of `step`).")
-    ]
+    step_state: Annotated[StepState | None, Field(default=None, description="Running, Done or Failed (of `step`).")]
     step_started_at: Annotated[datetime | None, Field(default=None, description="When `step` started.")]
     updated_at: Annotated[datetime | None, Field(default=None, description="Time of the agent's last report.")]
     message: Annotated[str, Field(default="", max_length=4096, description="What the agent is doing or why it failed.")]
@@ -117,15 +118,19 @@ class AgentStatus(ApiModel):
         Field(default=None, max_length=128, description="CamelCase reason of the step failure, if any."),
     ]
     nested_since: Annotated[
-        datetime | None, Field(default=None, description="When nested virtualization was enabled, while it is on.")
+        datetime | None,
+        Field(default=None, description="When nested virtualization was enabled, while it is on."),
     ]
     nested_seconds: Annotated[
         float, Field(default=0.0, ge=0, description="Seconds spent with nested virtualization enabled.")
     ]
     vms: Annotated[
         list[VMResult],
-        Field(default_factory=list, description="Per-VM handover results.", json_schema_extra={
-            "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        Field(
+            default_factory=list,
+            description="Per-VM handover results.",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
     ]
     agent_id: Annotated[
         str | None,
@@ -180,7 +185,8 @@ class HostRefreshStatus(ApiModel):
         Field(default_factory=list, description="Node annotation keys the operator added and will remove."),
     ]
     vmis: Annotated[
-        VMIInventory | None, Field(default=None, description="KubeVirt VMIs on the node, when KubeVirt is present.")
+        VMIInventory | None,
+        Field(default=None, description="KubeVirt VMIs on the node, when KubeVirt is present."),
     ]
     agent: Annotated[AgentStatus | None, Field(default=None, description="Written by the node agent only.")]
 

@@ -54,7 +54,10 @@ class RefreshPlanSpec(ApiModel):
     target: Annotated[TargetHost, Field(description="Host software every selected node is refreshed to.")]
     template: Annotated[
         RefreshTemplate,
-        Field(default_factory=RefreshTemplate, description="How each node refreshes (copied into each HostRefresh)."),
+        Field(
+            default_factory=RefreshTemplate,
+            description="How each node refreshes (copied into each HostRefresh).",
+        ),
     ]
     max_unavailable: Annotated[
         int | str,
@@ -134,7 +137,8 @@ class RefreshPlanStatus(ApiModel):
     failed: Annotated[int, Field(default=0, ge=0, description="Node refreshes that failed or rolled back.")]
     waves_started: Annotated[int, Field(default=0, ge=0, description="Waves started so far (the canary is wave 1).")]
     last_wave_completed_at: Annotated[
-        datetime | None, Field(default=None, description="When the last wave completed; soak counts from here.")
+        datetime | None,
+        Field(default=None, description="When the last wave completed; soak counts from here."),
     ]
     paused: Annotated[bool, Field(default=False, description="Whether the plan is paused (by spec or by failures).")]
     paused_reason: Annotated[str | None, Field(default=None, description="Why the plan is paused.")]

@@ -148,10 +148,9 @@ def _build_one(target: BuildTarget, out_dir: Path, env: dict[str, str], console:
         disable=not interactive,
     ) as progress:
         task = progress.add_task(target.name, total=total)
-        done, last_report = 0, time.monotonic()
-        for line in proc.stdout:
+        last_report = time.monotonic()
+        for done, line in enumerate(proc.stdout, start=1):
             lines.append(line)
-            done += 1
             progress.update(task, completed=min(done, total))
             if not interactive and time.monotonic() - last_report > 15:
                 console.print(f"building {target.name}: {min(done, total)}/{total} packages compiled")

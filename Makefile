@@ -1,0 +1,53 @@
+# Developer entry points. `make demo` and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= python3
+PYTEST_ARGS ?=
+CLUSTER_DIR ?= .cache/cluster
+
+.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast demo cluster-up cluster-down bench clean
+
+## setup: Debian packages, the Python package with test extras, and the Go-built control plane.
+setup: system-deps python-deps tools
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+python-deps:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+
+tools:
+	$(PYTHON) -m hostrefresh.controlplane build
+
+## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
+crds:
+	$(PYTHON) -m hostrefresh.api.crd crds
+
+## lint: ruff, mypy (strict) and the import-layer contracts.
+lint:
+	ruff check src tests bench
+	ruff format --check src tests bench
+	mypy
+	lint-imports
+
+## test: everything CI runs: set-up, lint, then the whole suite (unit, integration, e2e, slow ones too).
+test: setup lint
+	$(PYTHON) -m pytest --require-all-tests $(PYTEST_ARGS)
+
+## test-fast: the fast set only (no control plane, no QEMU, nothing slow).
+test-fast:
+	$(PYTHON) -m pytest -m "not slow and not integration and not qemu and not e2e" $(PYTEST_ARGS)
+
+## demo: a local demo fleet on an embedded control plane.
+demo: setup
+	$(PYTHON) -m hostrefresh.demo
+
+cluster-up: python-deps
+	@$(PYTHON) -m hostrefresh.controlplane up --dir $(CLUSTER_DIR)
+
+cluster-down:
+	@$(PYTHON) -m hostrefresh.controlplane down --dir $(CLUSTER_DIR)
+
+bench: setup
+	$(PYTHON) bench/run_all.py
+
+clean:
+	rm -rf build .cache .mypy_cache .ruff_cache .pytest_cache l0module/build

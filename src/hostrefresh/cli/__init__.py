@@ -1,0 +1,1 @@
+"""``kubectl hostrefresh``: a kubectl plugin to start, watch and abort refreshes."""

@@ -1,0 +1,91 @@
+"""The committed CRDs are generated from the pydantic models and are what Kubernetes expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from hostrefresh.api import HostRefresh, LabelSelector, RefreshPlan
+from hostrefresh.api.crd import render_all
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crds_are_current() -> None:
+    rendered = render_all()
+    committed = {p.name: p.read_text() for p in (REPO_ROOT / "crds").glob("*.yaml")}
+    assert set(committed) == set(rendered), "crds/ holds other files than the generator makes; run `make crds`"
+    for name, text in rendered.items():
+        assert committed[name] == text, f"crds/{name} is stale: run `make crds` and commit the result"
+
+
+def _walk(schema: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, schema)]
+    for name, child in schema.get("properties", {}).items():
+        found += _walk(child, f"{path}.{name}")
+    if "items" in schema:
+        found += _walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        found += _walk(schema["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(render_all()))
+def test_every_field_is_documented_and_structural(name: str) -> None:
+    crd = yaml.safe_load(render_all()[name])
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema, ""):
+        assert not {"$ref", "anyOf", "allOf", "oneOf", "nullable"} & set(node), f"{path} is not structural"
+        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        if path.count(".") >= 1 and not path.endswith(("[]", "{}")) and path != ".metadata":
+            assert node.get("description"), f"{name}: field {path} has no description"
+
+
+def test_conditions_are_a_map_list_keyed_by_type() -> None:
+    for text in render_all().values():
+        crd = yaml.safe_load(text)
+        status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        conditions = status["properties"]["conditions"]
+        assert conditions["x-kubernetes-list-type"] == "map"
+        assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+        item = conditions["items"]
+        assert set(item["required"]) >= {"type", "status", "lastTransitionTime", "reason"}
+        assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
+        assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+        assert crd["spec"]["scope"] == "Cluster"
+
+
+def test_examples_validate_against_the_models() -> None:
+    for path in sorted((REPO_ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            model = {"HostRefresh": HostRefresh, "RefreshPlan": RefreshPlan}[doc["kind"]]
+            model.model_validate(doc)
+
+
+def test_models_reject_unknown_fields_like_the_server() -> None:
+    with pytest.raises(ValidationError, match="nodeNmae"):
+        HostRefresh.model_validate(
+            {"spec": {"nodeNmae": "x", "nodeName": "x", "target": {"version": "1", "kernel": "/k"}}}
+        )
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        ({"matchLabels": {"pool": "a"}}, {"pool": "a", "x": "y"}, True),
+        ({"matchLabels": {"pool": "a"}}, {"pool": "b"}, False),
+        ({"matchExpressions": [{"key": "z", "operator": "In", "values": ["1", "2"]}]}, {"z": "2"}, True),
+        ({"matchExpressions": [{"key": "z", "operator": "In", "values": ["1"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "z", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "z", "operator": "NotIn", "values": ["1"]}]}, {"z": "1"}, False),
+        ({"matchExpressions": [{"key": "z", "operator": "Exists"}]}, {"z": ""}, True),
+        ({"matchExpressions": [{"key": "z", "operator": "DoesNotExist"}]}, {"z": ""}, False),
+        ({}, {"anything": "x"}, True),
+    ],
+)
+def test_label_selector_semantics(selector: dict[str, Any], labels: dict[str, str], matches: bool) -> None:
+    assert LabelSelector.model_validate(selector).matches(labels) is matches

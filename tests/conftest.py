@@ -1,0 +1,50 @@
+"""Shared fixtures: the real local control plane (session-scoped) and helpers around kubectl."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hostrefresh.controlplane import ControlPlane
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real etcd + kube-apiserver for the whole session (built on first use, then cached)."""
+    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"))
+    cp.start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def crds(control_plane: ControlPlane) -> ControlPlane:
+    """The control plane with hostrefresh's CRDs applied and Established."""
+    control_plane.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    return control_plane
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-all-tests",
+        action="store_true",
+        help="fail the run when no test ran or any test was skipped (CI: the real parts must run)",
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not session.config.getoption("--require-all-tests"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    passed = len(reporter.stats.get("passed", [])) if reporter else 0
+    if passed == 0 or skipped:
+        print(f"\n--require-all-tests: {passed} passed, {skipped} skipped; every test must run")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
