@@ -30,6 +30,7 @@ struct vm {
     uint32_t abi_version;
     uint32_t features;
     char seen[13];
+    char why[L0_DETAIL_MAX]; /* why detection failed, repeated on every call */
 };
 
 #if defined(__x86_64__)
@@ -99,14 +100,18 @@ static int detect(struct vm *v, char *detail)
 /* Detect once, then handshake with L0_CALL_PROBE once. */
 static int ensure(l0_handle *h, struct vm *v)
 {
-    if (v->probed)
-        return v->leaf ? L0_OK : L0_E_NO_L0;
-    int rc = detect(v, h->detail);
+    if (v->probed) {
+        if (v->leaf)
+            return L0_OK;
+        l0_set_detail(h, "%s", v->why);
+        return L0_E_NO_L0;
+    }
+    int rc = detect(v, v->why);
     if (rc == L0_OK) {
         struct hc r = {.rax = L0_CALL_PROBE};
         hypercall(v, &r);
         if (r.rax != L0_OK) {
-            l0_set_detail(h, "L0 refused the probe: %s", l0_status_name((int)r.rax));
+            l0_fmt(v->why, "L0 refused the probe: %s", l0_status_name((int)r.rax));
             v->leaf = 0;
             rc = (int)r.rax;
         } else {
@@ -115,6 +120,8 @@ static int ensure(l0_handle *h, struct vm *v)
         }
     }
     v->probed = 1;
+    if (rc != L0_OK)
+        l0_set_detail(h, "%s", v->why);
     return rc;
 }
 
