@@ -1,0 +1,15 @@
+"""The project's test guest: build it, boot it, and prove its memory survives handovers."""
+
+from hostrefresh.nodeagent.guest.build import GuestBuildError, guest_image
+from hostrefresh.nodeagent.guest.pattern import ControlBlock, PatternReport, Region
+from hostrefresh.nodeagent.guest.verifier import GuestVerifier, VerificationError
+
+__all__ = [
+    "ControlBlock",
+    "GuestBuildError",
+    "GuestVerifier",
+    "PatternReport",
+    "Region",
+    "VerificationError",
+    "guest_image",
+]

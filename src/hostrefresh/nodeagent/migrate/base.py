@@ -1,0 +1,36 @@
+"""The interface the agent programs against; implemented by the QEMU migrator and the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from hostrefresh.nodeagent.migrate.types import HandoverRecord, VmLocation
+
+
+class Migrator(Protocol):
+    """Node-local VM handover between the old L1 ("source") and the new L1 ("target").
+
+    Every method is idempotent and works from observed state: call it again after a crash and it
+    finishes or reports what it finds. `names=None` means every VM in the node's inventory.
+    """
+
+    async def locate(self) -> dict[str, VmLocation]:
+        """Where each VM runs right now (observed, not remembered)."""
+        ...
+
+    async def prepare_targets(self, names: Sequence[str] | None = None) -> dict[str, float]:
+        """Start target instances waiting for their stream (before the nested window); ms per VM."""
+        ...
+
+    async def hand_over(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Move VMs to the target; a VM that fails keeps running on the source."""
+        ...
+
+    async def hand_back(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Rollback: move VMs that are on the target back to the source."""
+        ...
+
+    async def commit(self) -> None:
+        """After the old L1 retired: the target generation becomes the next refresh's source."""
+        ...

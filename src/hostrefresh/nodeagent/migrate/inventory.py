@@ -1,0 +1,102 @@
+"""The per-node VM inventory: one JSON file per VM in the node's runtime directory.
+
+Why files: the agent can be killed at any moment and the agent of the new L1 must carry on the work of
+the old one, so the inventory lives outside the process (on the node, shared by both L1s). A record
+says which instances exist (pid + monitor sockets per role) and which role owns the VM; it is written
+before every action that changes placement (write-ahead) and atomically (rename), and is always checked
+against what can be observed (pids, QMP) before anyone acts on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hostrefresh.nodeagent.migrate.process import Instance
+from hostrefresh.nodeagent.migrate.types import ROLES, Role, VmSpec
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    """One VM: its spec, the role that owns it, and the instances recorded for it."""
+
+    spec: VmSpec
+    owner: Role = "source"
+    instances: dict[Role, Instance] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def with_instance(self, inst: Instance) -> VmRecord:
+        return replace(self, instances={**self.instances, inst.role: inst})
+
+    def without_instance(self, role: Role) -> VmRecord:
+        return replace(self, instances={r: i for r, i in self.instances.items() if r != role})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "owner": self.owner,
+            "spec": self.spec.to_dict(),
+            "instances": {role: inst.to_dict() for role, inst in self.instances.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VmRecord:
+        instances: dict[Role, Instance] = {}
+        for role in ROLES:
+            if role in data.get("instances", {}):
+                instances[role] = Instance.from_dict(data["instances"][role])
+        owner: Role = "target" if data.get("owner") == "target" else "source"
+        return cls(spec=VmSpec.from_dict(data["spec"]), owner=owner, instances=instances)
+
+
+class Inventory:
+    """Directory `<root>/vms/` with `<name>.json` per VM; safe against crashes mid-write."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "vms"
+
+    def _path(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"bad VM name {name!r}")
+        return self.dir / f"{name}.json"
+
+    def save(self, record: VmRecord) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{record.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(record.to_dict(), out, indent=2, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self._path(record.name))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, name: str) -> VmRecord:
+        return VmRecord.from_dict(json.loads(self._path(name).read_text()))
+
+    def get(self, name: str) -> VmRecord | None:
+        try:
+            return self.load(name)
+        except FileNotFoundError:
+            return None
+
+    def names(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.json"))
+
+    def records(self) -> list[VmRecord]:
+        return [rec for rec in (self.get(n) for n in self.names()) if rec is not None]
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
