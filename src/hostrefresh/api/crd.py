@@ -144,7 +144,18 @@ def _crd(
     schema: Schema,
     columns: list[dict[str, str]],
     categories: list[str],
+    selectable: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": columns,
+    }
+    if selectable:  # lets agents watch only their node's objects with a field selector
+        version["selectableFields"] = [{"jsonPath": path} for path in selectable]
+    version["schema"] = {"openAPIV3Schema": _enum_defaults_to_strings(schema)}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -163,16 +174,7 @@ def _crd(
                 "shortNames": model.SHORT_NAMES,
                 "categories": categories,
             },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {"openAPIV3Schema": _enum_defaults_to_strings(schema)},
-                }
-            ],
+            "versions": [version],
         },
     }
 
@@ -202,7 +204,7 @@ def host_refresh_crd() -> dict[str, Any]:
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
-    return _crd(HostRefresh, schema, columns, ["refreshes"])
+    return _crd(HostRefresh, schema, columns, ["refreshes"], selectable=(".spec.nodeName",))
 
 
 def refresh_plan_crd() -> dict[str, Any]:

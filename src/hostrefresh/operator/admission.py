@@ -1,0 +1,56 @@
+"""May a HostRefresh start now? One pure function, one clear reason when the answer is no."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hostrefresh.api import UnmovableVMPolicy
+from hostrefresh.operator.conditions import Reason
+from hostrefresh.operator.views import RefreshInputs
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why a refresh waits, for the Progressing condition and an Event."""
+
+    reason: str
+    message: str
+
+
+def admission(inputs: RefreshInputs) -> Blocked | None:
+    """None when the refresh may start; otherwise the first reason it may not."""
+    spec = inputs.hr.spec
+    node_name = spec.node_name
+    if inputs.node is None:
+        return Blocked(Reason.NODE_NOT_FOUND, f"node {node_name} does not exist; check spec.nodeName")
+    active = [p for p in inputs.peers if p.started and not p.terminal]
+    if active:
+        return Blocked(
+            Reason.NODE_BUSY,
+            f"HostRefresh {active[0].name} is already refreshing node {node_name}; this one starts after it ends",
+        )
+    earlier = [p for p in inputs.peers if not p.terminal and (p.created_at, p.name) < (inputs.created_at, inputs.name)]
+    if earlier:
+        return Blocked(
+            Reason.NODE_BUSY,
+            f"HostRefresh {earlier[0].name} for node {node_name} was created first and goes first",
+        )
+    if spec.paused:
+        return Blocked(Reason.PAUSED, "spec.paused is true; set it to false to start")
+    if inputs.plan_paused:
+        return Blocked(Reason.PLAN_PAUSED, "the owning RefreshPlan is paused")
+    if not inputs.node.ready:
+        return Blocked(Reason.NODE_NOT_READY, f"node {node_name} is not Ready")
+    if not inputs.agent.alive(inputs.now):
+        return Blocked(
+            Reason.AGENT_NOT_ALIVE,
+            f"the hostrefresh agent on {node_name} has not renewed its Lease recently; is the DaemonSet running there?",
+        )
+    if inputs.vmis is not None and inputs.vmis.unmovable and spec.unmovable_vm_policy == UnmovableVMPolicy.BLOCK:
+        names = ", ".join(inputs.vmis.unmovable[:5])
+        return Blocked(
+            Reason.UNMOVABLE_VMS,
+            f"{len(inputs.vmis.unmovable)} VMI(s) on {node_name} cannot be handed over (host devices, GPUs, SR-IOV): "
+            f"{names}; stop them or set spec.unmovableVMPolicy: Proceed",
+        )
+    return None

@@ -1,0 +1,341 @@
+"""The HostRefresh lifecycle as one pure function: snapshot in, decision out.
+
+The operator decides *whether* and *when* (admission, deadlines, rollback or roll-forward); the agent
+executes. The operator reads the agent's progress from ``status.agent`` and writes only its own
+status fields, the node marks, and Events. Every decision is level-based: running ``decide`` again
+on the same snapshot yields the same result, so restarts and duplicate events are harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hostrefresh.api import (
+    AgentStatus,
+    Directive,
+    FailurePolicy,
+    HostRefreshStatus,
+    Phase,
+    PhaseTimeouts,
+    StepState,
+    can_roll_back,
+)
+from hostrefresh.api.hostrefresh import VMIInventory
+from hostrefresh.api.meta import Condition
+from hostrefresh.api.phases import FORWARD_STEPS
+from hostrefresh.operator import conditions as cond
+from hostrefresh.operator.admission import admission
+from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
+from hostrefresh.operator.views import RefreshInputs, is_terminal
+
+_TIMEOUT_FIELD = {
+    Phase.PREFLIGHT: "preflight_seconds",
+    Phase.PARTITIONING: "partitioning_seconds",
+    Phase.NESTED_ENABLING: "nested_enabling_seconds",
+    Phase.BOOTING_TARGET: "booting_target_seconds",
+    Phase.MIGRATING: "migrating_seconds",
+    Phase.RETIRING: "retiring_seconds",
+    Phase.DEVIRTUALIZING: "devirtualizing_seconds",
+    Phase.VERIFYING: "verifying_seconds",
+    Phase.ROLLING_BACK: "rolling_back_seconds",
+}
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A Kubernetes Event to emit about the HostRefresh."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Decision:
+    """What the operator should write after looking at one HostRefresh."""
+
+    status: HostRefreshStatus
+    mark_node: bool = False
+    unmark_node: bool = False
+    events: list[EventSpec] = field(default_factory=list)
+    release: bool = False  # deletion may complete (finalizer can go)
+
+
+def phase_timeout(timeouts: PhaseTimeouts, phase: Phase) -> int | None:
+    """Deadline in seconds of ``phase``, None for phases without one."""
+    name = _TIMEOUT_FIELD.get(phase)
+    return None if name is None else int(getattr(timeouts, name))
+
+
+def agent_phase(agent: AgentStatus | None) -> tuple[Phase | None, bool]:
+    """The phase the agent's report implies, and whether its current step failed."""
+    if agent is None or agent.step is None:
+        return None, False
+    step = Phase(agent.step)
+    state = agent.step_state
+    if step == Phase.ROLLING_BACK and state == StepState.DONE:
+        return Phase.ROLLED_BACK, False
+    if step == Phase.VERIFYING and state == StepState.DONE:
+        return Phase.SUCCEEDED, False
+    return step, state == StepState.FAILED
+
+
+def _rank(phase: Phase) -> int:
+    return FORWARD_STEPS.index(phase) if phase in FORWARD_STEPS else -1
+
+
+def decide(inputs: RefreshInputs) -> Decision:
+    """Decide the next operator-side state of one HostRefresh."""
+    current = inputs.hr.status
+    status = current.model_copy(deep=True)
+    status.observed_generation = inputs.generation
+    if current.agent is not None:
+        status.nested_seconds = current.agent.nested_seconds
+    decision = Decision(status=status)
+    phase = Phase(current.phase) if current.phase else Phase.PENDING
+
+    if is_terminal(phase):
+        _finish(decision, inputs, phase)
+    elif current.directive in (None, Directive.WAIT):
+        _admit(decision, inputs)
+    else:
+        _follow(decision, inputs, phase)
+    _refresh_conditions(decision, inputs)
+    return decision
+
+
+def _set_phase(decision: Decision, inputs: RefreshInputs, phase: Phase, message: str) -> None:
+    status = decision.status
+    if status.phase == phase:
+        return
+    previous = status.phase
+    status.phase = phase
+    status.phase_timestamps.setdefault(str(phase), inputs.now)
+    warning = phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.FAILED)
+    decision.events.append(
+        EventSpec(
+            "Warning" if warning else "Normal",
+            f"Phase{phase}",
+            f"{previous or 'Pending'} -> {phase}: {message}" if message else f"{previous or 'Pending'} -> {phase}",
+        )
+    )
+    if is_terminal(phase):
+        status.completed_at = status.completed_at or inputs.now
+
+
+def _admit(decision: Decision, inputs: RefreshInputs) -> None:
+    status = decision.status
+    if inputs.deleting:  # never started: nothing to undo
+        decision.release = True
+        decision.unmark_node = bool(status.added_taints or status.added_annotations)
+        return
+    if inputs.vmis is not None:
+        status.vmis = _vmi_status(inputs)
+    blocked = admission(inputs)
+    if blocked is not None:
+        status.phase = Phase.PENDING
+        status.directive = Directive.WAIT
+        previous = cond.get(status.conditions, cond.PROGRESSING)
+        if previous is None or previous.reason != blocked.reason:
+            decision.events.append(EventSpec("Normal", f"Blocked{blocked.reason}", blocked.message))
+        status.conditions = cond.set_condition(
+            status.conditions, cond.PROGRESSING, FALSE, blocked.reason, blocked.message, inputs.generation, inputs.now
+        )
+        return
+    status.directive = Directive.PROCEED
+    status.started_at = inputs.now
+    decision.mark_node = True
+    _set_phase(decision, inputs, Phase.PREFLIGHT, f"start granted to the agent on {inputs.hr.spec.node_name}")
+
+
+def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
+    """A started refresh: mirror the agent, enforce deadlines, choose rollback or roll-forward."""
+    status = decision.status
+    spec = inputs.hr.spec
+    decision.mark_node = True
+    reported, failed = agent_phase(inputs.hr.status.agent)
+    agent = inputs.hr.status.agent
+
+    if status.directive == Directive.ROLL_BACK:
+        if reported == Phase.ROLLED_BACK:
+            _set_phase(decision, inputs, Phase.ROLLED_BACK, "every VM is back on the old host; partition destroyed")
+            _finish(decision, inputs, Phase.ROLLED_BACK)
+            return
+        if reported == Phase.ROLLING_BACK and failed:
+            msg = agent.message if agent else ""
+            _fail(decision, inputs, Reason.STEP_FAILED, f"rollback failed on the node: {msg}; needs a human")
+            return
+        _set_phase(decision, inputs, Phase.ROLLING_BACK, "")
+        _check_deadline(decision, inputs, Phase.ROLLING_BACK)
+        return
+
+    # Directive Proceed: follow the agent forward; never step back to an earlier phase.
+    if (
+        reported is not None
+        and reported != Phase.ROLLING_BACK
+        and (_rank(reported) >= _rank(phase) or is_terminal(reported))
+    ):
+        if reported == Phase.SUCCEEDED:
+            _set_phase(decision, inputs, Phase.SUCCEEDED, f"node {spec.node_name} runs {spec.target.version}")
+            _finish(decision, inputs, Phase.SUCCEEDED)
+            return
+        _set_phase(decision, inputs, reported, agent.message if agent else "")
+        phase = reported
+
+    if failed and reported is not None:
+        msg = f"step {reported} failed: {agent.message if agent else ''}"
+        if not can_roll_back(reported):
+            _fail(decision, inputs, Reason.STEP_FAILED, msg + " (past the point of no return; the node keeps serving)")
+        elif spec.failure_policy == FailurePolicy.HOLD and not (spec.abort or inputs.deleting):
+            status.conditions = cond.set_condition(
+                status.conditions,
+                cond.DEGRADED,
+                TRUE,
+                Reason.HELD,
+                msg + "; set spec.abort to roll back",
+                inputs.generation,
+                inputs.now,
+            )
+        else:
+            _roll_back(decision, inputs, Reason.STEP_FAILED, msg)
+        return
+
+    if (spec.abort or inputs.deleting) and can_roll_back(phase):
+        reason = Reason.DELETED if inputs.deleting else Reason.ABORTED
+        _roll_back(decision, inputs, reason, "aborted by the user before the point of no return")
+        return
+    if not spec.paused:
+        _check_deadline(decision, inputs, phase)
+    if status.directive == Directive.PROCEED and not is_terminal(status.phase):
+        _check_agent(decision, inputs, Phase(status.phase or phase))
+
+
+def _check_deadline(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
+    limit = phase_timeout(inputs.hr.spec.timeouts, phase)
+    since = decision.status.phase_timestamps.get(str(phase))
+    if limit is None or since is None:
+        return
+    elapsed = (inputs.now - since).total_seconds()
+    if elapsed <= limit:
+        return
+    msg = f"phase {phase} exceeded its deadline of {limit}s ({elapsed:.0f}s)"
+    if phase == Phase.ROLLING_BACK or not can_roll_back(phase):
+        _fail(decision, inputs, Reason.DEADLINE_EXCEEDED, msg)
+    else:
+        _roll_back(decision, inputs, Reason.DEADLINE_EXCEEDED, msg)
+
+
+def _check_agent(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
+    limit = inputs.hr.spec.timeouts.agent_silence_seconds
+    silent = inputs.agent.silent_for(inputs.now)
+    if silent is None:
+        started = decision.status.started_at or inputs.now
+        silent = (inputs.now - started).total_seconds()
+    if silent <= limit:
+        return
+    msg = f"the agent on {inputs.hr.spec.node_name} has been silent for {silent:.0f}s (limit {limit}s)"
+    if can_roll_back(phase):
+        _roll_back(decision, inputs, Reason.AGENT_SILENT, msg + "; rolling back when it returns")
+    else:
+        _fail(decision, inputs, Reason.AGENT_SILENT, msg + " after the point of no return")
+
+
+def _roll_back(decision: Decision, inputs: RefreshInputs, reason: str, message: str) -> None:
+    status = decision.status
+    status.directive = Directive.ROLL_BACK
+    status.conditions = cond.set_condition(
+        status.conditions, cond.DEGRADED, TRUE, reason, message, inputs.generation, inputs.now
+    )
+    decision.events.append(EventSpec("Warning", reason, message))
+    _set_phase(decision, inputs, Phase.ROLLING_BACK, message)
+
+
+def _fail(decision: Decision, inputs: RefreshInputs, reason: str, message: str) -> None:
+    status = decision.status
+    status.conditions = cond.set_condition(
+        status.conditions, cond.DEGRADED, TRUE, reason, message, inputs.generation, inputs.now
+    )
+    decision.events.append(EventSpec("Warning", reason, message))
+    _set_phase(decision, inputs, Phase.FAILED, message)
+    _finish(decision, inputs, Phase.FAILED)
+
+
+def _finish(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
+    """Terminal: take the node marks off (the node serves either way) and let deletion proceed."""
+    decision.mark_node = False
+    decision.unmark_node = bool(decision.status.added_taints or decision.status.added_annotations)
+    decision.release = inputs.deleting
+    decision.status.completed_at = decision.status.completed_at or inputs.now
+    if phase == Phase.SUCCEEDED:
+        decision.status.conditions = cond.set_condition(
+            decision.status.conditions, cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "", inputs.generation, inputs.now
+        )
+
+
+def _vmi_status(inputs: RefreshInputs) -> VMIInventory:
+    assert inputs.vmis is not None
+    return VMIInventory(total=inputs.vmis.total, unmovable=list(inputs.vmis.unmovable))
+
+
+def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
+    """Set every condition from the first visit; Ready first."""
+    status = decision.status
+    phase = Phase(status.phase) if status.phase else Phase.PENDING
+    gen, now = inputs.generation, inputs.now
+    conds: list[Condition] = status.conditions
+
+    if phase == Phase.SUCCEEDED:
+        ready = (TRUE, Reason.SUCCEEDED, f"node runs {inputs.hr.spec.target.version}")
+    elif phase == Phase.ROLLED_BACK:
+        ready = (FALSE, Reason.ROLLED_BACK, "rolled back; the node runs its previous host software")
+    elif phase == Phase.FAILED:
+        ready = (FALSE, Reason.FAILED, "the refresh failed; see the Degraded condition")
+    elif phase == Phase.PENDING:
+        ready = (FALSE, Reason.NOT_STARTED, "waiting to start")
+    else:
+        ready = (FALSE, Reason.IN_PROGRESS, f"phase {phase}")
+    conds = cond.set_condition(conds, cond.READY, *ready, gen, now)
+
+    if is_terminal(phase):
+        conds = cond.set_condition(conds, cond.PROGRESSING, FALSE, str(phase), "the refresh has ended", gen, now)
+    elif phase != Phase.PENDING:
+        reason = Reason.ROLLING_BACK if phase == Phase.ROLLING_BACK else Reason.IN_PROGRESS
+        conds = cond.set_condition(conds, cond.PROGRESSING, TRUE, reason, f"phase {phase}", gen, now)
+    elif cond.get(conds, cond.PROGRESSING) is None:
+        conds = cond.set_condition(conds, cond.PROGRESSING, FALSE, Reason.NOT_STARTED, "waiting to start", gen, now)
+
+    if cond.get(conds, cond.DEGRADED) is None:
+        conds = cond.set_condition(conds, cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "", gen, now)
+
+    agent = inputs.hr.status.agent
+    if agent is not None and agent.nested_since is not None:
+        conds = cond.set_condition(
+            conds,
+            cond.NESTED_ACTIVE,
+            TRUE,
+            Reason.NESTED_ENABLED,
+            f"nested virtualization on since {agent.nested_since.isoformat()}",
+            gen,
+            now,
+        )
+    else:
+        seconds = agent.nested_seconds if agent else 0.0
+        conds = cond.set_condition(
+            conds, cond.NESTED_ACTIVE, FALSE, Reason.NESTED_DISABLED, f"{seconds:.3f}s nested in total", gen, now
+        )
+
+    reported, failed = agent_phase(agent)
+    if reported == Phase.PREFLIGHT and failed:
+        msg = agent.message if agent else ""
+        conds = cond.set_condition(conds, cond.PREFLIGHT_PASSED, FALSE, Reason.PREFLIGHT_FAILED, msg, gen, now)
+    elif reported is not None and (
+        _rank(reported) > 0
+        or reported == Phase.SUCCEEDED
+        or (reported == Phase.PREFLIGHT and agent is not None and agent.step_state == StepState.DONE)
+    ):
+        conds = cond.set_condition(conds, cond.PREFLIGHT_PASSED, TRUE, Reason.PREFLIGHT_OK, "", gen, now)
+    elif cond.get(conds, cond.PREFLIGHT_PASSED) is None:
+        conds = cond.set_condition(
+            conds, cond.PREFLIGHT_PASSED, UNKNOWN, Reason.PREFLIGHT_PENDING, "preflight has not run yet", gen, now
+        )
+    status.conditions = cond.ordered(conds, cond.HOST_REFRESH_TYPES)

@@ -1,0 +1,74 @@
+"""Taints and annotations the operator puts on a refreshing node, and takes off again.
+
+The operator records exactly what it added (in the HostRefresh status) and removes only that: a
+taint or annotation someone else set before, with the same key, is left alone, and so is a cordon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hostrefresh.operator.views import NodeView, Taint
+
+REFRESH_TAINT_KEY = "hostrefresh.io/refreshing"
+REFRESH_TAINT_EFFECT = "NoSchedule"
+#: Annotation keys set while a node refreshes; other node actors (health checkers, remediation,
+#: autoscalers) are configured to leave such nodes alone. Values are the HostRefresh name.
+DEFAULT_MARKER_ANNOTATIONS = ("hostrefresh.io/refreshing",)
+
+
+@dataclass(frozen=True)
+class NodeMarkPatch:
+    """What to write to the Node, plus the updated record of what the operator owns there."""
+
+    taints: list[dict[str, str]] | None = None  # the full new list, or None when unchanged
+    annotations: dict[str, str | None] = field(default_factory=dict)  # merge patch; None deletes
+    added_taints: list[str] = field(default_factory=list)
+    added_annotations: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.taints is None and not self.annotations
+
+
+def mark(
+    node: NodeView,
+    owner: str,
+    added_taints: list[str],
+    added_annotations: list[str],
+    marker_annotations: tuple[str, ...] = DEFAULT_MARKER_ANNOTATIONS,
+) -> NodeMarkPatch:
+    """Taint and annotate ``node`` for refresh ``owner``; idempotent."""
+    taints = list(node.taints)
+    new_added_taints = list(added_taints)
+    changed = False
+    if not any(t.key == REFRESH_TAINT_KEY for t in taints):
+        taints.append(Taint(REFRESH_TAINT_KEY, REFRESH_TAINT_EFFECT, owner))
+        changed = True
+        if REFRESH_TAINT_KEY not in new_added_taints:
+            new_added_taints.append(REFRESH_TAINT_KEY)
+    annotations: dict[str, str | None] = {}
+    new_added_annotations = list(added_annotations)
+    for key in marker_annotations:
+        if key not in node.annotations:
+            annotations[key] = owner
+            if key not in new_added_annotations:
+                new_added_annotations.append(key)
+    return NodeMarkPatch(
+        taints=[t.to_json() for t in taints] if changed else None,
+        annotations=annotations,
+        added_taints=new_added_taints,
+        added_annotations=new_added_annotations,
+    )
+
+
+def unmark(node: NodeView | None, owner: str, added_taints: list[str], added_annotations: list[str]) -> NodeMarkPatch:
+    """Remove what ``owner`` added (and only that); idempotent; a missing node needs nothing."""
+    if node is None:
+        return NodeMarkPatch()
+    keep = [t for t in node.taints if not (t.key in added_taints and t.value == owner)]
+    annotations: dict[str, str | None] = {key: None for key in added_annotations if node.annotations.get(key) == owner}
+    return NodeMarkPatch(
+        taints=[t.to_json() for t in keep] if len(keep) != len(node.taints) else None,
+        annotations=annotations,
+    )

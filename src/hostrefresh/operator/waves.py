@@ -1,0 +1,260 @@
+"""RefreshPlan rollout planning as a pure function: which nodes start now, and the plan's status.
+
+Rollout shape: the first ``canary`` nodes go alone; the rest wait until every canary succeeded and
+soaked. After that the rollout is rolling: whenever a slot is free (``maxUnavailable``, and
+``maxUnavailablePerZone`` per ``topology.kubernetes.io/zone``), the next node starts, once the
+slot's previous node has soaked for ``soakSeconds``. Nodes are ordered round-robin across zones so
+consecutive starts land in different failure domains.
+
+A changed target is a new rollout of the same plan: refreshes already running for the old target
+finish (aborting mid-refresh would cost more nesting than finishing), nodes on the old target count
+as pending again, and new HostRefresh objects are named after the new target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api.meta import ConditionStatus
+from hostrefresh.operator import conditions as cond
+from hostrefresh.operator.conditions import FALSE, TRUE, Reason
+from hostrefresh.operator.views import AgentView, NodeView, is_terminal
+from hostrefresh.operator.windows import WindowError, any_window_open
+
+
+@dataclass(frozen=True)
+class OwnedRefresh:
+    """A HostRefresh created by the plan, as far as planning cares."""
+
+    name: str
+    node: str
+    target_version: str
+    phase: Phase | None
+    degraded: bool = False
+    completed_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return not is_terminal(self.phase)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything one plan decision depends on."""
+
+    name: str
+    generation: int
+    spec: RefreshPlanSpec
+    status: RefreshPlanStatus
+    nodes: tuple[NodeView, ...]  # nodes the selector matches
+    agents: dict[str, AgentView]
+    owned: tuple[OwnedRefresh, ...]
+    now: datetime
+
+
+@dataclass
+class PlanDecision:
+    """Nodes to start now and the plan's new status."""
+
+    start: list[str] = field(default_factory=list)
+    status: RefreshPlanStatus = field(default_factory=RefreshPlanStatus)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+
+def resolve_count(value: int | str | None, total: int) -> int | None:
+    """``maxUnavailable``-style value: integer, or percentage of ``total`` rounded down, at least 1."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return max(1, value)
+    percent = int(value.rstrip("%"))
+    return max(1, math.floor(total * percent / 100))
+
+
+def refresh_name(plan: str, node: str, version: str) -> str:
+    """Deterministic HostRefresh name: a re-run after a crash finds, not duplicates, the object."""
+    digest = hashlib.sha256(f"{plan}\0{node}\0{version}".encode()).hexdigest()[:8]
+    base = f"{plan}-{node}"[: 253 - 9]
+    return f"{base}-{digest}"
+
+
+def spread_by_zone(nodes: list[NodeView]) -> list[NodeView]:
+    """Round-robin across zones (zones and nodes in name order) so a wave spans failure domains."""
+    by_zone: dict[str, list[NodeView]] = defaultdict(list)
+    for node in sorted(nodes, key=lambda n: n.name):
+        by_zone[node.zone].append(node)
+    ordered: list[NodeView] = []
+    queues = [by_zone[z] for z in sorted(by_zone)]
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+def plan(inputs: PlanInputs) -> PlanDecision:
+    """Decide which nodes of the plan start now."""
+    spec, now = inputs.spec, inputs.now
+    target = spec.target.version
+    decision = PlanDecision(status=inputs.status.model_copy(deep=True))
+    status = decision.status
+    status.observed_generation = inputs.generation
+    status.target_version = target
+
+    ordered = spread_by_zone(list(inputs.nodes))
+    latest: dict[str, OwnedRefresh] = {}
+    for owned in inputs.owned:
+        if owned.node not in {n.name for n in ordered} and not owned.active:
+            continue
+        if owned.target_version == target or owned.active:
+            prev = latest.get(owned.node)
+            if prev is None or owned.active or (prev.target_version != target and owned.target_version == target):
+                latest[owned.node] = owned
+    active = [o for o in inputs.owned if o.active]
+    succeeded = {n for n, o in latest.items() if o.target_version == target and o.phase == Phase.SUCCEEDED}
+    failed = {
+        n for n, o in latest.items() if o.target_version == target and o.phase in (Phase.ROLLED_BACK, Phase.FAILED)
+    }
+    troubled = [o for o in active if o.degraded or o.phase == Phase.ROLLING_BACK]
+    pending = [
+        n
+        for n in ordered
+        if n.name not in latest or (not latest[n.name].active and n.name not in succeeded and n.name not in failed)
+    ]
+
+    status.nodes = len(ordered)
+    status.active = len(active)
+    status.succeeded = len(succeeded)
+    status.failed = len(failed)
+    status.pending = len(pending)
+    gen = inputs.generation
+
+    def set_c(type_: str, st: ConditionStatus, reason: str, msg: str) -> None:
+        status.conditions = cond.set_condition(status.conditions, type_, st, reason, msg, gen, now)
+
+    hold_reason: tuple[str, str] | None = None
+    if not ordered:
+        hold_reason = (Reason.NO_NODES, "the nodeSelector matches no node")
+    elif spec.paused:
+        hold_reason = (Reason.PAUSED_BY_USER, "spec.paused is true; running refreshes finish, none start")
+    elif len(failed) >= spec.failure_threshold:
+        hold_reason = (
+            Reason.FAILURE_THRESHOLD,
+            f"{len(failed)} refresh(es) failed or rolled back (failureThreshold {spec.failure_threshold}); "
+            "inspect them, then delete them to retry or raise spec.failureThreshold",
+        )
+    paused = hold_reason is not None and hold_reason[0] in (Reason.PAUSED_BY_USER, Reason.FAILURE_THRESHOLD)
+    if paused and not status.paused:
+        assert hold_reason is not None
+        decision.events.append(
+            ("Warning" if hold_reason[0] == Reason.FAILURE_THRESHOLD else "Normal", hold_reason[0], hold_reason[1])
+        )
+    status.paused = paused
+    status.paused_reason = hold_reason[1] if paused and hold_reason else None
+
+    if hold_reason is None and len(troubled) > spec.health_gates.max_failed:
+        hold_reason = (
+            Reason.HEALTH_GATE,
+            f"{len(troubled)} running refresh(es) are failing or rolling back (healthGates.maxFailed "
+            f"{spec.health_gates.max_failed})",
+        )
+    if hold_reason is None:
+        try:
+            if not any_window_open(spec.maintenance_windows, now):
+                hold_reason = (Reason.WAITING_FOR_WINDOW, "no maintenance window is open; waiting")
+        except WindowError as exc:
+            hold_reason = (Reason.INVALID_SPEC, f"spec.maintenanceWindows: {exc}")
+
+    if hold_reason is None and pending:
+        decision.start = _choose(inputs, ordered, pending, active, latest, succeeded)
+        if decision.start:
+            status.waves_started += 1
+        elif pending and status.active == 0:
+            hold_reason = (Reason.SOAKING, "waiting for the soak time or for nodes that pass the health gates")
+    status.active += len(decision.start)
+    status.pending -= len(decision.start)
+
+    done = bool(ordered) and len(succeeded) == len(ordered)
+    if done:
+        set_c(cond.READY, TRUE, Reason.ROLLOUT_COMPLETE, f"all {len(ordered)} nodes run {target}")
+    else:
+        set_c(cond.READY, FALSE, Reason.ROLLING_OUT, f"{len(succeeded)}/{len(ordered)} nodes run {target}")
+    if done or (not pending and not status.active):
+        set_c(cond.PROGRESSING, FALSE, Reason.ROLLOUT_COMPLETE if done else Reason.FAILED, "nothing left to start")
+    elif hold_reason is not None and not status.active:
+        set_c(cond.PROGRESSING, FALSE, hold_reason[0], hold_reason[1])
+    else:
+        set_c(cond.PROGRESSING, TRUE, Reason.ROLLING_OUT, f"{status.active} refreshing, {status.pending} pending")
+    if paused and hold_reason is not None:
+        set_c(cond.PAUSED, TRUE, hold_reason[0], hold_reason[1])
+    else:
+        set_c(cond.PAUSED, FALSE, Reason.AS_EXPECTED, "")
+    if failed or troubled:
+        set_c(cond.DEGRADED, TRUE, Reason.FAILED, f"{len(failed)} failed, {len(troubled)} failing")
+    else:
+        set_c(cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "")
+    status.conditions = cond.ordered(status.conditions, cond.PLAN_TYPES)
+    return decision
+
+
+def _choose(
+    inputs: PlanInputs,
+    ordered: list[NodeView],
+    pending: list[NodeView],
+    active: list[OwnedRefresh],
+    latest: dict[str, OwnedRefresh],
+    succeeded: set[str],
+) -> list[str]:
+    spec, now = inputs.spec, inputs.now
+    total = len(ordered)
+    budget = resolve_count(spec.max_unavailable, total) or 1
+    canaries = [n.name for n in ordered[: spec.canary]]
+    canary_pending = [n for n in pending if n.name in canaries]
+    soak = timedelta(seconds=spec.soak_seconds)
+    if canary_pending or any(o.node in canaries for o in active):
+        candidates = canary_pending
+        budget = min(budget, len(canaries))
+    else:
+        candidates = pending
+        if canaries:
+            canary_done = [latest[c].completed_at for c in canaries if c in succeeded and c in latest]
+            if len(canary_done) < len(canaries):
+                return []  # a canary failed: the failure threshold / health gate decides
+            last = max((t for t in canary_done if t is not None), default=None)
+            if last is not None and now < last + soak and not active:
+                return []
+    # Rolling slots: a slot freed by a success is reusable only after the soak time.
+    recent = sorted(
+        (o.completed_at for o in latest.values() if o.completed_at is not None and now < o.completed_at + soak),
+    )
+    free = budget - len(active) - len(recent)
+    if free <= 0:
+        return []
+    zone_totals: dict[str, int] = defaultdict(int)
+    for n in ordered:
+        zone_totals[n.zone] += 1
+    zone_active: dict[str, int] = defaultdict(int)
+    zone_of = {n.name: n.zone for n in ordered}
+    for o in active:
+        zone_active[zone_of.get(o.node, "")] += 1
+    chosen: list[str] = []
+    gates = spec.health_gates
+    for node in candidates:
+        if len(chosen) >= free:
+            break
+        if gates.require_node_ready and not node.ready:
+            continue
+        agent = inputs.agents.get(node.name, AgentView())
+        if gates.require_agent_alive and not agent.alive(now):
+            continue
+        zone_limit = resolve_count(spec.max_unavailable_per_zone, zone_totals[node.zone])
+        if zone_limit is not None and zone_active[node.zone] >= zone_limit:
+            continue
+        zone_active[node.zone] += 1
+        chosen.append(node.name)
+    return chosen
