@@ -1,0 +1,193 @@
+"""The HostRefresh lifecycle decisions, as tables of cases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from hostrefresh.api import Directive, Phase
+from hostrefresh.operator import conditions as cond
+from hostrefresh.operator.conditions import Reason
+from hostrefresh.operator.lifecycle import decide
+from hostrefresh.operator.views import NodeView, PeerView, VMIView
+
+from .helpers import T0, host_refresh, inputs, started
+
+
+def _cond(decision: Any, type_: str) -> tuple[str, str]:
+    c = cond.get(decision.status.conditions, type_)
+    assert c is not None
+    return str(c.status), c.reason
+
+
+def test_first_visit_sets_every_condition_and_grants() -> None:
+    d = decide(inputs(host_refresh()))
+    assert [c.type for c in d.status.conditions] == list(cond.HOST_REFRESH_TYPES)
+    assert d.status.directive == Directive.PROCEED
+    assert d.status.phase == Phase.PREFLIGHT
+    assert d.mark_node and not d.unmark_node
+    assert d.status.observed_generation == 1
+    assert [e.reason for e in d.events] == ["PhasePreflight"]
+    assert _cond(d, cond.PREFLIGHT_PASSED) == ("Unknown", Reason.PREFLIGHT_PENDING)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "spec", "reason"),
+    [
+        ({"node": None}, {}, Reason.NODE_NOT_FOUND),
+        ({"peers": (PeerView("other", T0, started=True, terminal=False),)}, {}, Reason.NODE_BUSY),
+        ({"peers": (PeerView("older", T0 - timedelta(hours=1), started=False, terminal=False),)}, {}, Reason.NODE_BUSY),
+        ({"agent_age": None}, {}, Reason.AGENT_NOT_ALIVE),
+        ({"agent_age": 120.0}, {}, Reason.AGENT_NOT_ALIVE),
+        ({"node": NodeView("node-a", ready=False)}, {}, Reason.NODE_NOT_READY),
+        ({"plan_paused": True}, {}, Reason.PLAN_PAUSED),
+        ({}, {"paused": True}, Reason.PAUSED),
+        ({"vmis": VMIView(3, ("gpu-vm",))}, {}, Reason.UNMOVABLE_VMS),
+    ],
+)
+def test_admission_blocks_with_a_reason(kwargs: dict[str, Any], spec: dict[str, Any], reason: str) -> None:
+    d = decide(inputs(host_refresh(**spec), **kwargs))
+    assert d.status.phase == Phase.PENDING
+    assert d.status.directive == Directive.WAIT
+    assert _cond(d, cond.PROGRESSING) == ("False", reason)
+    assert not d.mark_node
+    assert d.events and d.events[0].reason == f"Blocked{reason}"
+
+
+def test_a_terminal_peer_does_not_block_and_unmovable_vms_may_proceed() -> None:
+    peers = (PeerView("done", T0 - timedelta(hours=2), started=True, terminal=True),)
+    d = decide(inputs(host_refresh(unmovableVMPolicy="Proceed"), peers=peers, vmis=VMIView(2, ("gpu",))))
+    assert d.status.directive == Directive.PROCEED
+    assert d.status.vmis is not None and d.status.vmis.unmovable == ["gpu"]
+
+
+def test_blocked_event_is_not_repeated_for_the_same_reason() -> None:
+    first = decide(inputs(host_refresh(), node=None))
+    again = decide(inputs(host_refresh(status=first.status.to_json()), node=None))
+    assert again.events == []
+
+
+@pytest.mark.parametrize(
+    ("step", "state", "phase"),
+    [
+        ("Preflight", "Done", Phase.PREFLIGHT),
+        ("Partitioning", "Running", Phase.PARTITIONING),
+        ("Migrating", "Running", Phase.MIGRATING),
+        ("Verifying", "Done", Phase.SUCCEEDED),
+    ],
+)
+def test_follows_the_agent(step: str, state: str, phase: Phase) -> None:
+    d = decide(inputs(host_refresh(status=started("Preflight", step, state))))
+    assert d.status.phase == phase
+    if phase == Phase.SUCCEEDED:
+        assert _cond(d, cond.READY) == ("True", Reason.SUCCEEDED)
+        assert d.unmark_node and not d.mark_node
+        assert d.status.completed_at is not None
+
+
+def test_never_steps_back_to_an_earlier_phase() -> None:
+    d = decide(inputs(host_refresh(status=started("Migrating", "Partitioning", "Done"))))
+    assert d.status.phase == Phase.MIGRATING
+
+
+@pytest.mark.parametrize("step", ["Preflight", "Partitioning", "NestedEnabling", "BootingTarget", "Migrating"])
+def test_failure_before_retiring_rolls_back(step: str) -> None:
+    d = decide(inputs(host_refresh(status=started(step, step, "Failed", message="boom"))))
+    assert d.status.directive == Directive.ROLL_BACK
+    assert d.status.phase == Phase.ROLLING_BACK
+    assert _cond(d, cond.DEGRADED) == ("True", Reason.STEP_FAILED)
+    assert any(e.type == "Warning" and "boom" in e.message for e in d.events)
+
+
+@pytest.mark.parametrize("step", ["Retiring", "Devirtualizing", "Verifying"])
+def test_failure_after_the_point_of_no_return_ends_failed(step: str) -> None:
+    d = decide(inputs(host_refresh(status=started(step, step, "Failed"))))
+    assert d.status.phase == Phase.FAILED
+    assert d.status.directive == Directive.PROCEED
+    assert d.unmark_node
+
+
+def test_hold_policy_waits_for_a_human_then_abort_rolls_back() -> None:
+    held = decide(inputs(host_refresh(failurePolicy="Hold", status=started("Migrating", "Migrating", "Failed"))))
+    assert held.status.directive == Directive.PROCEED
+    assert _cond(held, cond.DEGRADED) == ("True", Reason.HELD)
+    aborted = decide(
+        inputs(host_refresh(failurePolicy="Hold", abort=True, status=started("Migrating", "Migrating", "Failed")))
+    )
+    assert aborted.status.directive == Directive.ROLL_BACK
+
+
+@pytest.mark.parametrize(
+    ("phase", "seconds", "expected"),
+    [
+        ("Partitioning", 299, Directive.PROCEED),
+        ("Partitioning", 301, Directive.ROLL_BACK),
+        ("Migrating", 1801, Directive.ROLL_BACK),
+    ],
+)
+def test_deadlines(phase: str, seconds: int, expected: Directive) -> None:
+    now = T0 + timedelta(seconds=seconds)
+    d = decide(inputs(host_refresh(status=started(phase, phase)), now=now, agent_age=1.0))
+    assert d.status.directive == expected
+    if expected == Directive.ROLL_BACK:
+        assert _cond(d, cond.DEGRADED)[1] == Reason.DEADLINE_EXCEEDED
+
+
+def test_deadline_after_retiring_fails_instead_of_rolling_back() -> None:
+    d = decide(inputs(host_refresh(status=started("Retiring", "Retiring")), now=T0 + timedelta(seconds=301)))
+    assert d.status.phase == Phase.FAILED
+
+
+def test_paused_refresh_does_not_hit_the_deadline() -> None:
+    d = decide(inputs(host_refresh(paused=True, status=started("Migrating", "Migrating")), now=T0 + timedelta(hours=2)))
+    assert d.status.directive == Directive.PROCEED
+
+
+def test_silent_agent_leads_to_rollback() -> None:
+    d = decide(
+        inputs(host_refresh(status=started("Migrating", "Migrating")), now=T0 + timedelta(seconds=90), agent_age=61)
+    )
+    assert d.status.directive == Directive.ROLL_BACK
+    assert _cond(d, cond.DEGRADED)[1] == Reason.AGENT_SILENT
+
+
+def test_abort_and_delete_before_retiring_roll_back_and_release_after() -> None:
+    d = decide(inputs(host_refresh(abort=True, status=started("BootingTarget", "BootingTarget"))))
+    assert d.status.directive == Directive.ROLL_BACK
+    deleting = decide(inputs(host_refresh(status=started("Migrating", "Migrating")), deleting=True))
+    assert deleting.status.directive == Directive.ROLL_BACK and not deleting.release
+    status = started("RollingBack", "RollingBack", "Done", directive="RollBack")
+    done = decide(inputs(host_refresh(status=status), deleting=True))
+    assert done.status.phase == Phase.ROLLED_BACK
+    assert done.release and done.unmark_node
+
+
+def test_abort_after_retiring_finishes_the_refresh() -> None:
+    d = decide(inputs(host_refresh(abort=True, status=started("Devirtualizing", "Devirtualizing"))))
+    assert d.status.directive == Directive.PROCEED
+    assert d.status.phase == Phase.DEVIRTUALIZING
+
+
+def test_rollback_deadline_fails() -> None:
+    status = started("RollingBack", "RollingBack", directive="RollBack")
+    d = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=1801)))
+    assert d.status.phase == Phase.FAILED
+
+
+def test_nested_active_condition_follows_the_agent() -> None:
+    on = decide(inputs(host_refresh(status=started("BootingTarget", "BootingTarget", nestedSince=T0.isoformat()))))
+    assert _cond(on, cond.NESTED_ACTIVE) == ("True", Reason.NESTED_ENABLED)
+    assert _cond(on, cond.PREFLIGHT_PASSED) == ("True", Reason.PREFLIGHT_OK)
+    off = decide(inputs(host_refresh(status=started("Verifying", "Verifying", nestedSeconds=12.5))))
+    assert _cond(off, cond.NESTED_ACTIVE) == ("False", Reason.NESTED_DISABLED)
+    assert off.status.nested_seconds == 12.5
+
+
+def test_decide_is_idempotent() -> None:
+    hr = host_refresh(status=started("Migrating", "Migrating"))
+    first = decide(inputs(hr))
+    second = decide(inputs(host_refresh(status=first.status.to_json())))
+    assert second.status == first.status
+    assert second.events == []

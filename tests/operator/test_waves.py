@@ -1,0 +1,109 @@
+"""RefreshPlan wave planning."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.operator.conditions import Reason
+from hostrefresh.operator.views import AgentView, NodeView
+from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, plan, refresh_name, resolve_count, spread_by_zone
+
+from .helpers import T0
+
+
+def spec(**kw: Any) -> RefreshPlanSpec:
+    base: dict[str, Any] = {
+        "nodeSelector": {"matchLabels": {"pool": "x"}},
+        "target": {"version": "2.0", "kernel": "/k"},
+        "soakSeconds": 0,
+    }
+    base.update(kw)
+    return RefreshPlanSpec.model_validate(base)
+
+
+def nodes(n: int, zones: int = 1) -> tuple[NodeView, ...]:
+    return tuple(NodeView(f"n{i:02d}", labels={"topology.kubernetes.io/zone": f"z{i % zones}"}) for i in range(n))
+
+
+def run(s: RefreshPlanSpec, ns: tuple[NodeView, ...], owned: tuple[OwnedRefresh, ...] = (), now: Any = T0) -> Any:
+    agents = {n.name: AgentView(renewed_at=now) for n in ns}
+    return plan(PlanInputs("p", 1, s, RefreshPlanStatus(), ns, agents, owned, now))
+
+
+def done(node: str, version: str = "2.0", phase: Phase = Phase.SUCCEEDED, at: Any = T0) -> OwnedRefresh:
+    return OwnedRefresh(refresh_name("p", node, version), node, version, phase, completed_at=at)
+
+
+def active(node: str, phase: Phase = Phase.MIGRATING, degraded: bool = False) -> OwnedRefresh:
+    return OwnedRefresh(refresh_name("p", node, "2.0"), node, "2.0", phase, degraded=degraded)
+
+
+@pytest.mark.parametrize(
+    ("value", "total", "expected"), [(3, 20, 3), ("10%", 20, 2), ("1%", 20, 1), ("100%", 7, 7), (None, 5, None)]
+)
+def test_resolve_count(value: Any, total: int, expected: int | None) -> None:
+    assert resolve_count(value, total) == expected
+
+
+def test_canary_goes_alone() -> None:
+    d = run(spec(maxUnavailable=3, canary=1), nodes(20))
+    assert d.start == ["n00"]
+    d = run(spec(maxUnavailable=3, canary=1), nodes(20), (active("n00"),))
+    assert d.start == []
+
+
+def test_after_the_canary_fill_up_to_max_unavailable() -> None:
+    d = run(spec(maxUnavailable=3, canary=1), nodes(20), (done("n00", at=T0 - timedelta(seconds=1)),))
+    assert d.start == ["n01", "n02", "n03"]
+    d = run(spec(maxUnavailable=3, canary=1), nodes(20), (done("n00"), active("n01"), active("n02")))
+    assert d.start == ["n03"]
+
+
+def test_soak_holds_the_slot() -> None:
+    s = spec(maxUnavailable=1, canary=0, soakSeconds=600)
+    assert run(s, nodes(3), (done("n00", at=T0 - timedelta(seconds=10)),)).start == []
+    assert run(s, nodes(3), (done("n00", at=T0 - timedelta(seconds=601)),)).start == ["n01"]
+
+
+def test_zones_are_spread_and_limited() -> None:
+    ordered = [n.name for n in spread_by_zone(list(nodes(6, zones=3)))]
+    assert ordered == ["n00", "n01", "n02", "n03", "n04", "n05"]
+    d = run(spec(maxUnavailable=4, canary=0, maxUnavailablePerZone=1), nodes(6, zones=2))
+    assert d.start == ["n00", "n01"]
+
+
+def test_pause_failure_threshold_health_gate_and_window() -> None:
+    assert run(spec(paused=True, canary=0), nodes(3)).start == []
+    failed = run(spec(canary=0, failureThreshold=1), nodes(3), (done("n00", phase=Phase.ROLLED_BACK),))
+    assert failed.start == [] and failed.status.paused
+    assert failed.status.paused_reason and "failureThreshold" in failed.status.paused_reason
+    troubled = run(spec(canary=0, maxUnavailable=3), nodes(3), (active("n00", Phase.ROLLING_BACK),))
+    assert troubled.start == []
+    window = [{"schedule": "0 3 * * *", "duration": "1h"}]
+    outside = run(spec(canary=0, maintenanceWindows=window), nodes(3), now=T0)
+    assert outside.start == []
+    inside = run(spec(canary=0, maintenanceWindows=window), nodes(3), now=T0.replace(hour=3, minute=30))
+    assert inside.start == ["n00"]
+
+
+def test_nodes_failing_gates_wait() -> None:
+    ns = (NodeView("n00", ready=False), NodeView("n01"))
+    assert run(spec(canary=0, maxUnavailable=2), ns).start == ["n01"]
+
+
+def test_target_change_restarts_the_rollout_and_lets_running_finish() -> None:
+    owned = (done("n00", version="1.0"), OwnedRefresh("old-n01", "n01", "1.0", Phase.MIGRATING))
+    d = run(spec(canary=0, maxUnavailable=2), nodes(3), owned)
+    assert d.start == ["n00"]  # n01's old-target refresh still occupies a slot
+    assert d.status.target_version == "2.0"
+
+
+def test_complete_rollout_is_ready() -> None:
+    d = run(spec(canary=1), nodes(2), (done("n00"), done("n01")))
+    ready = d.status.conditions[0]
+    assert (ready.type, str(ready.status), ready.reason) == ("Ready", "True", Reason.ROLLOUT_COMPLETE)
+    assert d.status.succeeded == 2 and d.status.pending == 0
