@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cffi import FFI
+from cffi import FFI  # type: ignore[import-untyped,unused-ignore]  # no stubs in [test]
 
 ROOT = Path(__file__).resolve().parents[3]
 L0MODULE = ROOT / "l0module"

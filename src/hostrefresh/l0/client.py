@@ -124,9 +124,7 @@ def _set_str(field: CData, value: str, cap: int, what: str) -> None:
 class L0:
     """A handle on this node's L0.  Thread-safe; one call at a time per handle."""
 
-    def __init__(
-        self, backend: Backend | str | None = None, sim_state: str | os.PathLike[str] | None = None
-    ) -> None:
+    def __init__(self, backend: Backend | str | None = None, sim_state: str | os.PathLike[str] | None = None) -> None:
         self.backend = select_backend(backend)
         if self.backend is Backend.SIM and sim_state is None:
             sim_state = os.environ.get(ENV_SIM_STATE)
@@ -149,16 +147,14 @@ class L0:
     def close(self) -> None:
         """Release the handle now instead of at garbage collection."""
         with self._lock:
-            if self._h is not None:
-                lib.l0_close(ffi.gc(self._h, None))
-                self._h = None
+            if self._h != ffi.NULL:
+                ffi.release(self._h)  # runs the l0_close destructor now
+                self._h = ffi.NULL  # later calls fail cleanly with InvalidArgumentError
 
     def __enter__(self) -> L0:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def _fail(self, rc: int, call: Call) -> None:
