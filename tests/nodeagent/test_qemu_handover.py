@@ -1,0 +1,147 @@
+"""Real QEMU handovers of the project's test guest, checked by the guest verifier."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from hostrefresh.nodeagent.guest import GuestVerifier
+from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.nodeagent.migrate import (
+    HandoverHooks,
+    HandoverPath,
+    Instance,
+    MigrationPolicy,
+    Outcome,
+    QemuMigrator,
+    VmLocation,
+)
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+
+NAMES = ["vm1", "vm2", "vm3"]
+
+
+async def _verify_all(lab: GuestLab, m: QemuMigrator, names: list[str]) -> None:
+    for name in names:
+        await GuestVerifier(m.owner_socket(name), lab.root).assert_ok()
+
+
+async def _start(lab: GuestLab, m: QemuMigrator, names: list[str], *, shared: bool = True) -> None:
+    for name in names:
+        await m.launch(lab.spec(name, shared=shared))
+    for name in names:
+        await GuestVerifier(m.owner_socket(name), lab.root).wait_dirtied()
+
+
+@pytest.mark.parametrize("accel", ["auto", "tcg"])
+async def test_three_vms_zero_copy_and_back(qemu_lab: GuestLab, accel: str, force_tcg: Callable[[], None]) -> None:
+    if accel == "tcg":
+        force_tcg()
+    m = qemu_lab.migrator(MigrationPolicy(parallel=3))
+    await _start(qemu_lab, m, NAMES)
+    records = await m.hand_over()
+    assert [(r.outcome, r.path) for r in records] == [(Outcome.MOVED, HandoverPath.ZERO_COPY)] * 3
+    for r in records:
+        assert r.bytes_transferred is not None and r.bytes_transferred < 1 << 20, "RAM was not copied"
+        assert r.downtime_ms is not None and r.total_ms is not None
+    assert await m.locate() == dict.fromkeys(NAMES, VmLocation.TARGET)
+    await _verify_all(qemu_lab, m, NAMES)
+    assert {r.outcome for r in await m.hand_over()} == {Outcome.ALREADY}, "second call is a no-op"
+    back = await m.hand_back()
+    assert {r.outcome for r in back} == {Outcome.MOVED}
+    assert await m.locate() == dict.fromkeys(NAMES, VmLocation.SOURCE)
+    await _verify_all(qemu_lab, m, NAMES)
+
+
+async def test_three_vms_copy_fallback(qemu_lab: GuestLab) -> None:
+    m = qemu_lab.migrator(MigrationPolicy(parallel=2))
+    await _start(qemu_lab, m, NAMES, shared=False)
+    records = await m.hand_over()
+    assert [(r.outcome, r.path) for r in records] == [(Outcome.MOVED, HandoverPath.COPY)] * 3
+    assert all((r.bytes_transferred or 0) > 32 << 20 for r in records), "RAM went through the stream"
+    await _verify_all(qemu_lab, m, NAMES)
+    # Without copy fallback a VM without shared RAM is refused and stays where it is.
+    strict = qemu_lab.migrator(MigrationPolicy(copy_fallback=False))
+    refused = await strict.hand_back(["vm1"])
+    assert refused[0].outcome is Outcome.FAILED
+    assert (await m.locate())["vm1"] is VmLocation.TARGET
+
+
+async def test_failed_handover_keeps_vm_running_on_source(qemu_lab: GuestLab) -> None:
+    async def kill_target(name: str) -> None:
+        record = m.inventory.load(name)
+        os.kill(record.instances["target"].pid, signal.SIGKILL)
+
+    # Copy at 8 MiB/s so the stream is still flowing when the destination dies.
+    m = qemu_lab.migrator(MigrationPolicy(max_bandwidth=8 << 20), hooks=HandoverHooks(on_migration_started=kill_target))
+    await _start(qemu_lab, m, ["vm1"], shared=False)
+    [record] = await m.hand_over()
+    assert record.outcome is Outcome.FAILED and record.error
+    assert await m.locate() == {"vm1": VmLocation.SOURCE}
+    assert "target" not in m.inventory.load("vm1").instances
+    await _verify_all(qemu_lab, m, ["vm1"])
+    # A timeout cancels the migration; the VM stays on its source as well.
+    slow = qemu_lab.migrator(MigrationPolicy(max_bandwidth=1 << 20, timeout_s=0.5))
+    [timed_out] = await slow.hand_over()
+    assert timed_out.outcome is Outcome.FAILED
+    await _verify_all(qemu_lab, m, ["vm1"])
+    # And a plain retry succeeds.
+    [retry] = await qemu_lab.migrator().hand_over()
+    assert retry.outcome is Outcome.MOVED
+    await _verify_all(qemu_lab, m, ["vm1"])
+
+
+class SimulatedCrash(BaseException):
+    """Stands in for kill -9 of the agent: escapes every `except Exception`, no cleanup runs."""
+
+
+@pytest.mark.parametrize("crash_point", ["target_started", "migration_started"])
+@pytest.mark.parametrize("shared", [True, False], ids=["zero-copy", "copy"])
+async def test_resume_after_crash_mid_handover(qemu_lab: GuestLab, crash_point: str, shared: bool) -> None:
+    async def crash_on_target(name: str, inst: Instance) -> None:
+        raise SimulatedCrash(name)
+
+    async def crash_on_migration(name: str) -> None:
+        raise SimulatedCrash(name)
+
+    hooks = (
+        HandoverHooks(on_target_started=crash_on_target)
+        if crash_point == "target_started"
+        else HandoverHooks(on_migration_started=crash_on_migration)
+    )
+    first = qemu_lab.migrator(MigrationPolicy(max_bandwidth=256 << 20), hooks=hooks)
+    await _start(qemu_lab, first, ["vm1"], shared=shared)
+    with pytest.raises(SimulatedCrash):
+        await first.hand_over()
+    # Both instances exist now; a new agent decides from what it observes.
+    assert set(first.inventory.load("vm1").instances) == {"source", "target"}
+    resumed = qemu_lab.migrator()
+    [record] = await resumed.hand_over()
+    assert record.outcome is Outcome.MOVED, record
+    assert await resumed.locate() == {"vm1": VmLocation.TARGET}
+    assert set(resumed.inventory.load("vm1").instances) == {"target"}
+    await _verify_all(qemu_lab, resumed, ["vm1"])
+    # Rollback after the resumed handover, then commit makes the source the baseline again.
+    [back] = await resumed.hand_back()
+    assert back.outcome is Outcome.MOVED
+    await resumed.commit()
+    await _verify_all(qemu_lab, resumed, ["vm1"])
+
+
+async def test_commit_then_second_refresh(qemu_lab: GuestLab) -> None:
+    m = qemu_lab.migrator()
+    await _start(qemu_lab, m, ["vm1"])
+    await m.prepare_targets()
+    [rec] = await m.hand_over()
+    assert rec.outcome is Outcome.MOVED and "reused prepared destination" in rec.notes
+    await m.commit()
+    assert m.inventory.load("vm1").owner == "source"
+    [rec2] = await m.hand_over()
+    assert rec2.outcome is Outcome.MOVED
+    await asyncio.sleep(0.1)
+    await _verify_all(qemu_lab, m, ["vm1"])
