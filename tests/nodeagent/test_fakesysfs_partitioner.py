@@ -32,6 +32,11 @@ def _rules(root: Path, **changes: object) -> None:
 def test_fake_kernel_semantics(fake_sysfs: tuple[Path, FakeSysfsIO]) -> None:
     root, io = fake_sysfs
     assert not io.exists(cpu_online_path(0)), "CPU0 has no online file, like x86 kernels"
+    (root / cpu_online_path(0)).write_text("1\n")  # kernels with BOOTPARAM_HOTPLUG_CPU0 have one...
+    _rules(root, refuse=[cpu_online_path(0)])
+    with pytest.raises(OSError) as refused:
+        io.write(cpu_online_path(0), "0")
+    assert refused.value.errno == errno.EPERM  # ...which the fake refuses
     _rules(root, ebusy=[memory_state_path(3)])
     with pytest.raises(OSError) as busy:
         io.write(memory_state_path(3), "offline")

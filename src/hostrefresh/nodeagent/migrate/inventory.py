@@ -69,6 +69,7 @@ class Inventory:
         return self.dir / f"{name}.json"
 
     def save(self, record: VmRecord) -> None:
+        final = self._path(record.name)
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{record.name}.", suffix=".tmp")
         try:
@@ -76,7 +77,7 @@ class Inventory:
                 json.dump(record.to_dict(), out, indent=2, sort_keys=True)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, self._path(record.name))
+            os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
