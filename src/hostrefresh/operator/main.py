@@ -1,12 +1,113 @@
-"""``hostrefresh-operator``: run the kopf operator (HostRefresh lifecycle, RefreshPlan rollouts)."""
+"""``hostrefresh-operator``: run the kopf operator (HostRefresh lifecycle, RefreshPlan rollouts).
+
+Leader election: replicas compete for a Lease and only the holder runs the handlers. (kopf's own
+peering freezes *all* replicas of equal priority, so it is not used for high availability here.)
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import kopf
+from prometheus_client import start_http_server
+
+from hostrefresh.kube.client import async_client
+from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.operator import handlers
+from hostrefresh.operator.config import OperatorConfig
+
+log = logging.getLogger("hostrefresh.operator")
+
+
+def parse_args(argv: list[str] | None) -> OperatorConfig:
+    parser = argparse.ArgumentParser(prog="hostrefresh-operator", description=__doc__)
+    parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE),
+        help="namespace of the leader Lease and the agents' heartbeat Leases (default %(default)s)",
+    )
+    parser.add_argument("--identity", default=os.environ.get("POD_NAME", socket.gethostname() + f"-{os.getpid()}"))
+    parser.add_argument("--no-leader-elect", action="store_true", help="act without holding the leader Lease")
+    parser.add_argument("--lease-seconds", type=float, default=15.0, help="leader Lease duration")
+    parser.add_argument("--plan-interval", type=float, default=1.0, help="seconds between RefreshPlan passes")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
+    parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
+    parser.add_argument(
+        "--marker-annotation",
+        action="append",
+        default=None,
+        help="annotation key set on refreshing nodes for other node actors (repeatable)",
+    )
+    parser.add_argument("--log-format", choices=["json", "plain"], default="json")
+    args = parser.parse_args(argv)
+    config = OperatorConfig(
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        identity=args.identity,
+        leader_elect=not args.no_leader_elect,
+        lease_seconds=args.lease_seconds,
+        plan_interval=args.plan_interval,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+    )
+    if args.marker_annotation:
+        config = OperatorConfig(**{**config.__dict__, "marker_annotations": tuple(args.marker_annotation)})
+    kopf.configure(log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN)
+    return config
+
+
+async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) -> None:
+    """Run until stopped (or until leadership is lost, which raises)."""
+    if config.kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(config.kubeconfig)  # for kopf's own login
+    client = async_client(config.kubeconfig, field_manager="hostrefresh-operator")
+    memo = kopf.Memo(config=config, client=client)
+    liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
+    registry = handlers.registry()
+
+    async def lead() -> None:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=True,
+            standalone=True,
+            memo=memo,
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+        )
+
+    try:
+        if config.leader_elect:
+            elector = LeaderElector(
+                client, config.namespace, "hostrefresh-operator", config.identity, config.lease_seconds
+            )
+            await elector.run(lead)
+        else:
+            await lead()
+    finally:
+        await client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostrefresh-operator", description=__doc__)
-    parser.parse_args(argv)
-    parser.error("the operator is not implemented yet")
-    return 2
+    config = parse_args(argv)
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    try:
+        asyncio.run(run(config))
+    except LeadershipLostError as exc:
+        log.error("%s; exiting so a restart rejoins the election", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

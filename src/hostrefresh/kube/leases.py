@@ -1,0 +1,134 @@
+"""coordination.k8s.io Leases: agent heartbeats and the operator's leader election.
+
+Both are plain Lease objects; every write carries the resourceVersion it read, so two writers
+racing for the same Lease cannot both win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.models.coordination_v1 import LeaseSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.coordination_v1 import Lease
+
+log = logging.getLogger("hostrefresh.leases")
+CONFLICT, NOT_FOUND = 409, 404
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def renew_heartbeat(
+    client: AsyncClient,
+    namespace: str,
+    name: str,
+    holder: str,
+    duration_seconds: int,
+    labels: dict[str, str],
+) -> None:
+    """Create or renew a heartbeat Lease (one writer per Lease: the agent of that node)."""
+    now = _now()
+    try:
+        lease = await client.get(Lease, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code != NOT_FOUND:
+            raise
+        lease = Lease(
+            metadata=ObjectMeta(name=name, namespace=namespace, labels=labels),
+            spec=LeaseSpec(
+                holderIdentity=holder, leaseDurationSeconds=duration_seconds, acquireTime=now, renewTime=now
+            ),
+        )
+        with contextlib.suppress(ApiError):
+            await client.create(lease)
+        return
+    assert lease.spec is not None
+    lease.spec.holderIdentity = holder
+    lease.spec.renewTime = now
+    lease.spec.leaseDurationSeconds = duration_seconds
+    await client.replace(lease)
+
+
+class LeadershipLostError(RuntimeError):
+    """Another replica holds the leader Lease now; this one must stop acting."""
+
+
+class LeaderElector:
+    """Lease-based leader election, as client-go's leaderelection does it."""
+
+    def __init__(self, client: AsyncClient, namespace: str, name: str, identity: str, lease_seconds: float = 15.0):
+        self.client, self.namespace, self.name, self.identity = client, namespace, name, identity
+        self.lease_seconds = lease_seconds
+
+    async def _try_acquire(self) -> bool:
+        now = _now()
+        try:
+            lease = await self.client.get(Lease, self.name, namespace=self.namespace)
+        except ApiError as exc:
+            if exc.status.code != NOT_FOUND:
+                raise
+            fresh = Lease(
+                metadata=ObjectMeta(name=self.name, namespace=self.namespace),
+                spec=LeaseSpec(
+                    holderIdentity=self.identity,
+                    leaseDurationSeconds=int(self.lease_seconds),
+                    acquireTime=now,
+                    renewTime=now,
+                    leaseTransitions=0,
+                ),
+            )
+            try:
+                await self.client.create(fresh)
+            except ApiError as create_exc:
+                if create_exc.status.code == CONFLICT:
+                    return False
+                raise
+            return True
+        spec = lease.spec
+        assert spec is not None
+        renewed = spec.renewTime or spec.acquireTime
+        expired = renewed is None or now > renewed + timedelta(seconds=spec.leaseDurationSeconds or self.lease_seconds)
+        if spec.holderIdentity != self.identity and not expired:
+            return False
+        if spec.holderIdentity != self.identity:
+            spec.leaseTransitions = (spec.leaseTransitions or 0) + 1
+            spec.acquireTime = now
+        spec.holderIdentity = self.identity
+        spec.renewTime = now
+        spec.leaseDurationSeconds = int(self.lease_seconds)
+        try:
+            await self.client.replace(lease)  # carries the resourceVersion we read
+        except ApiError as exc:
+            if exc.status.code == CONFLICT:
+                return False
+            raise
+        return True
+
+    async def run(self, lead: Callable[[], Awaitable[Any]]) -> None:
+        """Wait for leadership, run ``lead`` while holding it; raise LeadershipLostError when lost."""
+        while not await self._try_acquire():
+            await asyncio.sleep(self.lease_seconds / 3)
+        log.info("acquired leadership as %s", self.identity)
+        task = asyncio.ensure_future(lead())
+        try:
+            while not task.done():
+                done, _ = await asyncio.wait({task}, timeout=self.lease_seconds / 3)
+                if done:
+                    break
+                if not await self._try_acquire():
+                    raise LeadershipLostError(f"{self.identity} lost the leader Lease {self.namespace}/{self.name}")
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

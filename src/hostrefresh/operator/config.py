@@ -1,0 +1,25 @@
+"""Operator settings (flags and environment), passed to handlers through kopf's memo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.operator.nodemarks import DEFAULT_MARKER_ANNOTATIONS
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """How this operator instance runs."""
+
+    kubeconfig: Path | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    identity: str = "hostrefresh-operator"
+    leader_elect: bool = True
+    lease_seconds: float = 15.0
+    plan_interval: float = 1.0
+    workers: int = 200
+    metrics_port: int = 0  # 0: no metrics server
+    health_port: int = 0  # 0: no liveness endpoint
+    marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)

@@ -1,0 +1,335 @@
+"""Thin kopf handlers: build a snapshot from kopf's in-memory indexes, call a pure decision
+function, write the result. No decision logic lives here.
+
+Indexes (nodes, agent Leases, HostRefreshes by node and by plan, VMIs by node) are kept by kopf from
+its watches, so a reconcile reads no API objects; it only writes what changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from hostrefresh.api import HostRefresh, Phase, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, AGENT_LEASE_PREFIX, NODE_LABEL, PLAN_LABEL
+from hostrefresh.operator import kube, metrics
+from hostrefresh.operator.config import OperatorConfig
+from hostrefresh.operator.lifecycle import decide
+from hostrefresh.operator.nodemarks import mark, unmark
+from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView, is_terminal
+from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, plan, refresh_name
+
+GROUP, VERSION = "hostrefresh.io", "v1alpha1"
+log = logging.getLogger("hostrefresh.operator")
+REGISTRY = kopf.OperatorRegistry()
+
+
+def registry() -> kopf.OperatorRegistry:
+    """The operator's handlers (a registry of its own, so embedding never mixes in others)."""
+    return REGISTRY
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexes: kopf keeps these up to date from its watches.
+
+
+@kopf.index("nodes", registry=REGISTRY)
+def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeView]:
+    return {name: kube.node_view(body)}
+
+
+@kopf.index("coordination.k8s.io", "v1", "leases", labels=AGENT_COMPONENT_LABEL, registry=REGISTRY)
+def lease_index(name: str, body: kopf.Body, **_: Any) -> dict[str, AgentView]:
+    node = (body.get("metadata", {}).get("labels") or {}).get(NODE_LABEL) or name.removeprefix(AGENT_LEASE_PREFIX)
+    return {node: kube.agent_view(body)}
+
+
+@kopf.index(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
+def refresh_index(name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> dict[str, PeerView]:
+    created = kube.parse_time(meta.get("creationTimestamp")) or datetime.now(UTC)
+    directive = status.get("directive")
+    return {
+        str(spec.get("nodeName")): PeerView(
+            name=name,
+            created_at=created,
+            started=directive in ("Proceed", "RollBack"),
+            terminal=is_terminal(status.get("phase")),
+        )
+    }
+
+
+@kopf.index(GROUP, VERSION, "hostrefreshes", labels={PLAN_LABEL: kopf.PRESENT}, registry=REGISTRY)
+def plan_children(
+    name: str, spec: kopf.Spec, status: kopf.Status, labels: kopf.Labels, **_: Any
+) -> dict[str, OwnedRefresh]:
+    conditions = status.get("conditions") or []
+    degraded = any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions)
+    phase = status.get("phase")
+    return {
+        str(labels[PLAN_LABEL]): OwnedRefresh(
+            name=name,
+            node=str(spec.get("nodeName")),
+            target_version=str((spec.get("target") or {}).get("version")),
+            phase=Phase(phase) if phase else None,
+            degraded=degraded,
+            completed_at=kube.parse_time(status.get("completedAt")),
+        )
+    }
+
+
+@kopf.index("kubevirt.io", "v1", "virtualmachineinstances", registry=REGISTRY)
+def vmi_index(
+    name: str, namespace: str | None, body: kopf.Body, status: kopf.Status, **_: Any
+) -> dict[str, tuple[str, bool]]:
+    """node -> (namespace/name, whether it cannot be handed over: host devices, GPUs, SR-IOV)."""
+    node = status.get("nodeName")
+    if not node:
+        return {}
+    devices = ((body.get("spec") or {}).get("domain") or {}).get("devices") or {}
+    interfaces = devices.get("interfaces") or []
+    unmovable = bool(devices.get("hostDevices") or devices.get("gpus")) or any("sriov" in i for i in interfaces)
+    return {str(node): (f"{namespace}/{name}", unmovable)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up: kopf's own bookkeeping under our API group.
+
+
+@kopf.on.startup(registry=REGISTRY)
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo.config
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.peering.standalone = True  # leader election is ours (see leader.py)
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.batching.worker_limit = config.workers
+    memo.locks = {}
+    memo.plan_locks = {}
+    memo.plan_pending = {}
+    memo.plan_paused = {}
+    memo.plan_wakeups = {}
+    memo.released = {}
+
+
+@kopf.on.login(registry=REGISTRY)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# HostRefresh lifecycle.
+
+
+def _lock(memo: kopf.Memo, table: str, key: str) -> asyncio.Lock:
+    locks: dict[str, asyncio.Lock] = getattr(memo, table)
+    return locks.setdefault(key, asyncio.Lock())
+
+
+def _vmis(vmi_index: kopf.Index[str, tuple[str, bool]], node: str) -> VMIView | None:
+    if node not in vmi_index:
+        return None
+    values = sorted(vmi_index[node])
+    return VMIView(total=len(values), unmovable=tuple(name for name, unmovable in values if unmovable))
+
+
+async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+    """One HostRefresh: snapshot -> decide -> write node marks, status, events."""
+    started = time.perf_counter()
+    config: OperatorConfig = memo.config
+    meta = body["metadata"]
+    name = meta["name"]
+    async with _lock(memo, "locks", name):
+        hr = HostRefresh.model_validate({"spec": body.get("spec", {}), "status": body.get("status") or {}})
+        node_name = hr.spec.node_name
+        nodes: kopf.Index[str, NodeView] = indexes["node_index"]
+        leases: kopf.Index[str, AgentView] = indexes["lease_index"]
+        peers_index: kopf.Index[str, PeerView] = indexes["refresh_index"]
+        node = next(iter(nodes[node_name]), None) if node_name in nodes else None
+        agent = next(iter(leases[node_name]), AgentView()) if node_name in leases else AgentView()
+        peers = tuple(p for p in peers_index.get(node_name, []) if p.name != name)
+        plan_name = (meta.get("labels") or {}).get(PLAN_LABEL)
+        plan_paused = memo.plan_paused.get(plan_name) if plan_name else None
+        inputs = RefreshInputs(
+            hr=hr,
+            name=name,
+            generation=int(meta.get("generation") or 0),
+            created_at=kube.parse_time(meta.get("creationTimestamp")) or datetime.now(UTC),
+            deleting=bool(meta.get("deletionTimestamp")),
+            node=node,
+            agent=agent,
+            peers=peers,
+            plan_paused=plan_paused,
+            vmis=_vmis(indexes["vmi_index"], node_name),
+            now=datetime.now(UTC),
+        )
+        decision = decide(inputs)
+        status = decision.status
+        if decision.mark_node and node is not None:
+            # Record what we are about to add before adding it: a crash in between never leaves an
+            # unrecorded mark behind (marks carry our name, so a recorded-but-absent one is harmless).
+            planned = mark(node, name, status.added_taints, status.added_annotations, config.marker_annotations)
+            status.added_taints, status.added_annotations = planned.added_taints, planned.added_annotations
+        new_status = kube.operator_status_json(status)
+        old_status = kube.operator_status_json(hr.status)
+        if new_status != old_status:
+            written = await kube.patch_refresh_status(memo.client, name, meta["resourceVersion"], new_status)
+            if not written:
+                return  # someone moved the object on; its next event reconciles again
+            for event in decision.events:
+                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            _observe_transition(hr, status.phase, node_name, status)
+        if decision.mark_node and node is not None:
+            await kube.patch_node_marks(
+                memo.client,
+                node_name,
+                lambda view: mark(view, name, status.added_taints, status.added_annotations, config.marker_annotations),
+            )
+        elif decision.unmark_node and node is not None:
+            stale = unmark(node, name, status.added_taints, status.added_annotations)
+            if not stale.empty:
+                await kube.patch_node_marks(
+                    memo.client,
+                    node_name,
+                    lambda view: unmark(view, name, status.added_taints, status.added_annotations),
+                )
+        memo.released[name] = decision.release
+    metrics.RECONCILE_SECONDS.labels("HostRefresh").observe(time.perf_counter() - started)
+    if plan_name and status.phase != hr.status.phase:
+        _wake_plan(memo, plan_name)
+
+
+def _wake_plan(memo: kopf.Memo, plan_name: str) -> None:
+    """A child changed phase: its plan re-plans now (a slot may have freed), not at its next tick."""
+    wakeups: dict[str, asyncio.Event] = memo.plan_wakeups
+    wakeups.setdefault(plan_name, asyncio.Event()).set()
+
+
+def _observe_transition(hr: HostRefresh, phase: Any, node: str, status: Any) -> None:
+    previous = hr.status.phase
+    if phase == previous:
+        return
+    if previous and previous in status.phase_timestamps and phase in status.phase_timestamps:
+        spent = (status.phase_timestamps[phase] - status.phase_timestamps[previous]).total_seconds()
+        metrics.PHASE_SECONDS.labels(str(previous)).observe(max(spent, 0.0))
+    if is_terminal(phase):
+        metrics.REFRESHES.labels(str(phase)).inc()
+        metrics.NESTED_SECONDS.labels(node).set(status.nested_seconds or 0.0)
+
+
+def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in ("node_index", "lease_index", "refresh_index", "vmi_index", "plan_children")}
+
+
+@kopf.on.event(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
+async def refresh_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    if event.get("type") == "DELETED":
+        return
+    await reconcile_refresh(body, memo, _indexes(kwargs))
+
+
+@kopf.timer(GROUP, VERSION, "hostrefreshes", interval=2.0, sharp=False, registry=REGISTRY)
+async def refresh_timer(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Deadlines and silent agents are noticed even when nothing changes."""
+    if is_terminal((body.get("status") or {}).get("phase")) and not body["metadata"].get("deletionTimestamp"):
+        return
+    await reconcile_refresh(body, memo, _indexes(kwargs))
+    metrics.ACTIVE.set(
+        sum(1 for peers in kwargs["refresh_index"].values() for p in peers if p.started and not p.terminal)
+    )
+
+
+@kopf.on.delete(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
+async def refresh_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """The finalizer: a refresh deleted mid-way rolls back (before Retiring) or finishes first."""
+    await reconcile_refresh(body, memo, _indexes(kwargs))
+    if not memo.released.get(body["metadata"]["name"]):
+        raise kopf.TemporaryError("waiting for the refresh to roll back or finish before deletion", delay=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# RefreshPlan rollout.
+
+
+async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+    started = time.perf_counter()
+    meta = body["metadata"]
+    name = meta["name"]
+    async with _lock(memo, "plan_locks", name):
+        spec = RefreshPlanSpec.model_validate(body.get("spec", {}))
+        status = RefreshPlanStatus.model_validate(body.get("status") or {})
+        nodes_index: kopf.Index[str, NodeView] = indexes["node_index"]
+        leases: kopf.Index[str, AgentView] = indexes["lease_index"]
+        selected: list[NodeView] = []
+        for key in nodes_index:
+            for view in nodes_index[key]:
+                if spec.all_nodes or (not spec.node_selector.is_empty() and spec.node_selector.matches(view.labels)):
+                    selected.append(view)
+        children: dict[str, OwnedRefresh] = {o.name: o for o in indexes["plan_children"].get(name, [])}
+        pending: dict[str, OwnedRefresh] = memo.plan_pending.setdefault(name, {})
+        for child in list(pending):
+            if child in children:
+                del pending[child]
+        owned = tuple(children.values()) + tuple(pending.values())
+        agents = {key: next(iter(leases[key]), AgentView()) for key in leases}
+        decision = plan(
+            PlanInputs(
+                name=name,
+                generation=int(meta.get("generation") or 0),
+                spec=spec,
+                status=status,
+                nodes=tuple(selected),
+                agents=agents,
+                owned=owned,
+                now=datetime.now(UTC),
+            )
+        )
+        memo.plan_paused[name] = decision.status.paused
+        template = spec.template.to_json()
+        for node in decision.start:
+            child = refresh_name(name, node, spec.target.version)
+            child_spec = {**template, "nodeName": node, "target": spec.target.to_json()}
+            pending[child] = OwnedRefresh(child, node, spec.target.version, None)
+            await kube.create_refresh(memo.client, child, body, node, child_spec)
+            kopf.event(body, type="Normal", reason="NodeRefreshStarted", message=f"created {child} for {node}")
+        new_status = decision.status.to_json()
+        if new_status != status.to_json():
+            await kube.patch_plan_status(memo.client, name, meta["resourceVersion"], new_status)
+        for type_, reason, message in decision.events:
+            kopf.event(body, type=type_, reason=reason, message=message)
+    metrics.RECONCILE_SECONDS.labels("RefreshPlan").observe(time.perf_counter() - started)
+
+
+@kopf.on.event(GROUP, VERSION, "refreshplans", registry=REGISTRY)
+async def plan_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    if event.get("type") == "DELETED":
+        return
+    await reconcile_plan(body, memo, _indexes(kwargs))
+
+
+@kopf.daemon(GROUP, VERSION, "refreshplans", registry=REGISTRY)
+async def plan_daemon(name: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+    """Re-plan when a child changes phase (a slot frees) and at least every tick (windows, soak).
+
+    kopf keeps a daemon's ``body`` up to date, so each pass sees the plan's latest version.
+    """
+    config: OperatorConfig = memo.config
+    wakeups: dict[str, asyncio.Event] = memo.plan_wakeups
+    wake = wakeups.setdefault(name, asyncio.Event())
+    while not stopped:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=config.plan_interval)
+        wake.clear()
+        if stopped:
+            break
+        await reconcile_plan(body, memo, _indexes(kwargs))

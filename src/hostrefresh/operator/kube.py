@@ -1,0 +1,166 @@
+"""The operator's I/O: turn API objects into views, and write status, node marks and children.
+
+Every write that depends on what was read carries the ``resourceVersion`` it was computed from, so
+a stale decision (another replica, a racing timer) fails with 409 instead of overwriting newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Node
+from lightkube.types import PatchType
+
+from hostrefresh.api import HostRefreshStatus
+from hostrefresh.kube.resources import (
+    NODE_LABEL,
+    PLAN_LABEL,
+    HostRefreshResource,
+    RefreshPlanResource,
+)
+from hostrefresh.operator import metrics
+from hostrefresh.operator.nodemarks import NodeMarkPatch
+from hostrefresh.operator.views import AgentView, NodeView, Taint
+
+CONFLICT = 409
+NOT_FOUND = 404
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 (as the API server writes it) to an aware datetime."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).replace("Z", "+00:00")
+    return datetime.fromisoformat(text)
+
+
+def node_view(body: Mapping[str, Any]) -> NodeView:
+    """A Node object as the decision functions see it."""
+    meta = body.get("metadata", {})
+    spec = body.get("spec", {}) or {}
+    conditions = (body.get("status", {}) or {}).get("conditions", []) or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    taints = tuple(Taint(t["key"], t.get("effect", ""), t.get("value", "") or "") for t in spec.get("taints", []) or [])
+    return NodeView(
+        name=meta["name"],
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable")),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        taints=taints,
+    )
+
+
+def agent_view(body: Mapping[str, Any]) -> AgentView:
+    """An agent heartbeat Lease as the decision functions see it."""
+    spec = body.get("spec", {}) or {}
+    return AgentView(
+        renewed_at=parse_time(spec.get("renewTime")),
+        lease_seconds=int(spec.get("leaseDurationSeconds") or 30),
+    )
+
+
+def operator_status_json(status: HostRefreshStatus) -> dict[str, Any]:
+    """The operator-owned part of a HostRefresh status (never ``agent``, the agent's own)."""
+    out = status.to_json()
+    out.pop("agent", None)
+    return out
+
+
+async def patch_refresh_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:
+    """Merge-patch the operator's status fields; False when the object moved on (409) or is gone."""
+    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+    metrics.API_REQUESTS.labels("patch_refresh_status").inc()
+    try:
+        await client.patch(HostRefreshResource.Status, name, body, patch_type=PatchType.MERGE)
+    except ApiError as exc:
+        if exc.status.code in (CONFLICT, NOT_FOUND):
+            return False
+        raise
+    return True
+
+
+async def patch_node_marks(client: AsyncClient, node: str, compute: Any, attempts: int = 5) -> NodeMarkPatch | None:
+    """Read the node fresh, compute the marks patch from it, write it guarded by resourceVersion.
+
+    ``compute(NodeView) -> NodeMarkPatch``. Retries on conflict (kubelet and others write nodes too).
+    Returns the patch applied (possibly empty), or None when the node does not exist.
+    """
+    for _ in range(attempts):
+        metrics.API_REQUESTS.labels("get_node").inc()
+        try:
+            obj = await client.get(Node, node)
+        except ApiError as exc:
+            if exc.status.code == NOT_FOUND:
+                return None
+            raise
+        raw = obj.to_dict()
+        patch: NodeMarkPatch = compute(node_view(raw))
+        if patch.empty:
+            return patch
+        body: dict[str, Any] = {"metadata": {"resourceVersion": raw["metadata"]["resourceVersion"]}}
+        if patch.annotations:
+            body["metadata"]["annotations"] = patch.annotations
+        if patch.taints is not None:
+            body["spec"] = {"taints": patch.taints or None}
+        metrics.API_REQUESTS.labels("patch_node").inc()
+        try:
+            await client.patch(Node, node, body, patch_type=PatchType.MERGE)
+            return patch
+        except ApiError as exc:
+            if exc.status.code != CONFLICT:
+                raise
+    raise RuntimeError(f"node {node} kept changing while updating its hostrefresh marks")
+
+
+async def create_refresh(
+    client: AsyncClient, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
+) -> bool:
+    """Create a plan's HostRefresh (owned by the plan); False if it already exists."""
+    meta = plan["metadata"]
+    obj = {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "HostRefresh",
+        "metadata": {
+            "name": name,
+            "labels": {PLAN_LABEL: meta["name"], NODE_LABEL: node},
+            "ownerReferences": [
+                {
+                    "apiVersion": "hostrefresh.io/v1alpha1",
+                    "kind": "RefreshPlan",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+    metrics.API_REQUESTS.labels("create_refresh").inc()
+    try:
+        await client.create(HostRefreshResource.from_dict(obj))
+    except ApiError as exc:
+        if exc.status.code == CONFLICT:
+            return False
+        raise
+    return True
+
+
+async def patch_plan_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:
+    """Merge-patch a RefreshPlan's status; False on conflict or when gone."""
+    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+    metrics.API_REQUESTS.labels("patch_plan_status").inc()
+    try:
+        await client.patch(RefreshPlanResource.Status, name, body, patch_type=PatchType.MERGE)
+    except ApiError as exc:
+        if exc.status.code in (CONFLICT, NOT_FOUND):
+            return False
+        raise
+    return True
