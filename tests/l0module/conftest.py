@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import hostrefresh.l0._l0_cffi as ext
 import pytest
 
 from hostrefresh.l0 import L0, Image, open_l0, sim_create
@@ -17,8 +18,6 @@ GiB = 1 << 30
 @pytest.fixture(autouse=True, scope="session")
 def _fresh_extension() -> None:
     """Refuse to test a stale extension: the editable install compiles C only at pip time."""
-    import hostrefresh.l0._l0_cffi as ext
-
     so = Path(ext.__file__)
     newest = max(p.stat().st_mtime for p in [*L0MODULE.glob("src/*"), *L0MODULE.glob("include/*")])
     if so.stat().st_mtime < newest:

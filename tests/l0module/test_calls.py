@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,7 @@ from hostrefresh.l0 import (
     select_backend,
     sim_create,
 )
+from hostrefresh.l0 import _binding as b
 from hostrefresh.l0._binding import ffi, lib
 
 from .conftest import GiB
@@ -119,7 +122,7 @@ def test_abi_mismatch(sim_path: Path) -> None:
     sim_create(sim_path, cpus=2, memory_bytes=GiB, abi_version=0x00020000, durable=False)
     with open_l0("sim", sim_path) as l0:
         assert not l0.probe().compatible
-        with pytest.raises(AbiMismatchError, match="ABI 2.0"):
+        with pytest.raises(AbiMismatchError, match=r"ABI 2\.0"):
             l0.query()
 
 
@@ -201,7 +204,7 @@ def test_resource(l0: L0, image: Image) -> None:
         l0.partition_create(range(8), [MemRange(0, GiB)])
     with pytest.raises(ResourceError, match="not inside donor"):
         l0.partition_create([7], [MemRange(8 * GiB, GiB)])
-    pid, target = refresh_to_boot(l0, image)
+    _, target = refresh_to_boot(l0, image)
     with pytest.raises(ResourceError, match="belongs to partition"):
         l0.partition_create([3, 4], [MemRange(0, GiB)])
     with pytest.raises(ResourceError, match="not owned by source"):
@@ -246,19 +249,20 @@ def test_hw_fault_injection_every_call(l0: L0, image: Image) -> None:
         l0.sim_clear_faults()
         l0.sim_inject_fault(FaultRule(call=call, status=Status.E_HW))
         before = l0.query() if call is not Call.QUERY else None
-        with pytest.raises(HardwareError, match=f"injected fault L0_E_HW on {call.name and 'L0_CALL_' + call.name}"):
-            {
-                Call.PROBE: lambda: l0.probe(),
-                Call.QUERY: lambda: l0.query(),
-                Call.PARTITION_CREATE: lambda: l0.partition_create([7], [MemRange(7 * GiB, GiB)]),
-                Call.PARTITION_DESTROY: lambda: l0.partition_destroy(1),
-                Call.NESTED_ENABLE: lambda: l0.nested_enable(),
-                Call.NESTED_DISABLE: lambda: l0.nested_disable(),
-                Call.L1_BOOT: lambda: l0.l1_boot(1, image),
-                Call.MEM_GRANT: lambda: l0.mem_grant(1, 2),
-                Call.L1_RETIRE: lambda: l0.l1_retire(1, 2),
-                Call.L1_STOP: lambda: l0.l1_stop(2),
-            }[call]()
+        calls: dict[Call, Callable[[], object]] = {
+            Call.PROBE: l0.probe,
+            Call.QUERY: l0.query,
+            Call.PARTITION_CREATE: lambda: l0.partition_create([7], [MemRange(7 * GiB, GiB)]),
+            Call.PARTITION_DESTROY: lambda: l0.partition_destroy(1),
+            Call.NESTED_ENABLE: l0.nested_enable,
+            Call.NESTED_DISABLE: l0.nested_disable,
+            Call.L1_BOOT: lambda: l0.l1_boot(1, image),
+            Call.MEM_GRANT: lambda: l0.mem_grant(1, 2),
+            Call.L1_RETIRE: lambda: l0.l1_retire(1, 2),
+            Call.L1_STOP: lambda: l0.l1_stop(2),
+        }
+        with pytest.raises(HardwareError, match=f"injected fault L0_E_HW on L0_CALL_{call.name}"):
+            calls[call]()
         if before is not None:
             assert l0.query().generation == before.generation
 
@@ -296,8 +300,6 @@ def test_fault_probability_and_latency(l0: L0) -> None:
     assert 50 < failures < 150
     l0.sim_clear_faults()
     l0.sim_inject_fault(FaultRule(call=None, status=Status.OK, latency_s=0.02))
-    import time
-
     t = time.monotonic()
     l0.nested_enable()
     assert time.monotonic() - t >= 0.02
@@ -348,8 +350,6 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch, sim_path: Path) -> N
 
 
 def test_thin_layer_is_one_to_one(sim_path: Path) -> None:
-    from hostrefresh.l0 import _binding as b
-
     sim_create(sim_path, cpus=2, memory_bytes=GiB, durable=False)
     rc, h = b.open_handle(lib.L0_BACKEND_SIM, os.fsencode(sim_path))
     assert rc == lib.L0_OK

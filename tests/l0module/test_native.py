@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from hostrefresh.l0 import Backend, L0Error, MemRange, NoL0Error, open_l0
+from hostrefresh.l0 import Backend, Image, L0Error, MemRange, NoL0Error, open_l0
 from hostrefresh.l0._binding import lib
 
 from .conftest import L0MODULE, ROOT
@@ -58,13 +59,13 @@ def test_vmcall_without_l0_fails_cleanly() -> None:
         if info.present:
             pytest.skip("a real hostrefresh L0 is present")
         assert info.backend is Backend.VMCALL and not info.compatible
-        calls = [
+        calls: list[Callable[[], object]] = [
             l0.query,
             lambda: l0.partition_create([1], [MemRange(0, 2 << 20)]),
             lambda: l0.partition_destroy(2),
             l0.nested_enable,
             l0.nested_disable,
-            lambda: l0.l1_boot(2, __import__("hostrefresh.l0").l0.Image("k", bytes(32))),
+            lambda: l0.l1_boot(2, Image("k", bytes(32))),
             lambda: l0.mem_grant(1, 2),
             lambda: l0.l1_retire(1, 2),
             lambda: l0.l1_stop(2),

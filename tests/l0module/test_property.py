@@ -87,9 +87,9 @@ def assert_same_state(l0: L0, m: Model) -> None:
         m.next_pid,
         m.next_l1,
     )
-    assert [(p.id, p.parent or 0, p.owner_l1 or 0, set(p.cpus), [(r.base, r.size) for r in p.memory]) for p in s.partitions] == [
-        (p.id, p.parent, p.owner, p.cpus, p.mem) for p in m.parts
-    ]
+    assert [
+        (p.id, p.parent or 0, p.owner_l1 or 0, set(p.cpus), [(r.base, r.size) for r in p.memory]) for p in s.partitions
+    ] == [(p.id, p.parent, p.owner, p.cpus, p.mem) for p in m.parts]
     assert [(x.id, x.state, x.partition, x.image_sha256) for x in s.l1s] == [
         (h.id, h.state, h.partition, h.sha) for h in m.l1s
     ]
