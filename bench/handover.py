@@ -143,7 +143,7 @@ def summarize(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, An
                 "copy_total_ms": cp_total,
                 "copy_bytes": cp[0]["bytes"],
                 "speedup_total": round(cp_total / max(zc_total, 1), 1),
-                "target_start_ms_median": statistics.median(r["target_start_ms"] or 0 for r in zc + cp),
+                "target_start_ms_median": round(statistics.median(r["target_start_ms"] or 0 for r in zc + cp), 1),
                 "verified": all(r["verified"] for r in zc + cp),
             }
         )

@@ -185,4 +185,6 @@ async def stop(inst: Instance, *, graceful: bool = True, timeout: float = 5.0) -
             with contextlib.suppress(ProcessLookupError):
                 os.kill(inst.pid, signal.SIGKILL)
             killed = True
+        if time.monotonic() > deadline + timeout:
+            raise OSError(f"QEMU pid {inst.pid} survives SIGKILL (stuck in the kernel?)")
         await asyncio.sleep(0.01)

@@ -1,0 +1,86 @@
+"""Where a node's refresh stands, derived from observed state only (pure functions).
+
+The agent never trusts its memory: after a crash, an L1 switchover or a restart it observes the L0
+(partitions, L1s, nested), the kernel (what is offline) and the VMs (where each runs), and these
+functions say which step to run next, or what rollback still has to undo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hostrefresh.api import Phase
+from hostrefresh.l0 import L1, L0State, Partition
+from hostrefresh.nodeagent.migrate import VmLocation
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at the node."""
+
+    l0: L0State
+    offline_cpus: frozenset[int]  # offline now, minus what was offline before the refresh
+    offline_blocks: frozenset[int]
+    vms: Mapping[str, VmLocation]
+    target_sha: bytes
+
+    @property
+    def running(self) -> tuple[L1, ...]:
+        return tuple(sorted(self.l0.running_l1s, key=lambda x: x.id))
+
+    @property
+    def target_l1(self) -> L1 | None:
+        """The running L1 booted from the target image, if any."""
+        return next((x for x in reversed(self.running) if x.image_sha256 == self.target_sha), None)
+
+    @property
+    def source_l1(self) -> L1 | None:
+        """The running L1 that is not the target (the old host)."""
+        target = self.target_l1
+        return next((x for x in self.running if target is None or x.id != target.id), None)
+
+    def spare_partitions(self) -> tuple[Partition, ...]:
+        """Partitions no running L1 owns: made for the target, or left by a stopped one."""
+        running = {x.id for x in self.running}
+        return tuple(p for p in self.l0.partitions if p.owner_l1 not in running and p.parent is not None)
+
+    @property
+    def resources_taken(self) -> bool:
+        return bool(self.offline_cpus or self.offline_blocks)
+
+    def vms_on(self, where: VmLocation) -> list[str]:
+        return sorted(name for name, loc in self.vms.items() if loc == where)
+
+
+def forward_position(obs: Observation) -> Phase:
+    """The next forward step to run (Verifying when only verification is left)."""
+    source, target = obs.source_l1, obs.target_l1
+    if target is not None and source is not None:
+        pending = [n for n, loc in obs.vms.items() if loc != VmLocation.TARGET]
+        return Phase.MIGRATING if pending else Phase.RETIRING
+    if target is not None:  # only the new host runs: retired (or already on the target image)
+        return Phase.DEVIRTUALIZING if obs.l0.nested or obs.resources_taken else Phase.VERIFYING
+    if obs.l0.nested:
+        return Phase.BOOTING_TARGET if obs.spare_partitions() else Phase.PARTITIONING
+    if obs.spare_partitions():
+        return Phase.NESTED_ENABLING
+    return Phase.PARTITIONING if obs.resources_taken else Phase.PREFLIGHT
+
+
+def rollback_done(obs: Observation) -> bool:
+    """The node is as it was: one L1 (the old one), no extra partition, nested off, all back online."""
+    return (
+        obs.target_l1 is None
+        and len(obs.running) == 1
+        and not obs.spare_partitions()
+        and not obs.l0.nested
+        and not obs.resources_taken
+        and not obs.vms_on(VmLocation.TARGET)
+        and not obs.vms_on(VmLocation.MIGRATING)
+    )
+
+
+def can_still_roll_back(obs: Observation) -> bool:
+    """False once the old L1 is gone (retired): then only rolling forward is possible."""
+    return obs.source_l1 is not None or obs.target_l1 is None

@@ -1,0 +1,104 @@
+"""A node's local mechanisms bundled for the agent: its L0, its sysfs, its VMs, its state dir.
+
+One ``NodeRuntime`` per node. A real node has one (the real L0, the kernel's sysfs, QEMU VMs); a
+simulated node gets a simulated L0 state file, a fake sysfs tree and a QEMU or simulated migrator,
+so a thousand of them fit in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hostrefresh.api import TargetHost
+from hostrefresh.l0 import L0, Image, MemRange
+from hostrefresh.nodeagent.migrate import Migrator
+from hostrefresh.nodeagent.partitioner import Baseline, Partitioner
+from hostrefresh.nodeagent.progress import Observation
+
+
+class PreflightError(RuntimeError):
+    """The node cannot be refreshed as asked; nothing was changed."""
+
+
+@dataclass
+class NodeRuntime:
+    """Everything node-local the steps act on."""
+
+    node: str
+    l0: L0
+    partitioner: Partitioner
+    migrator: Migrator
+    state_dir: Path  # survives agent restarts and L1 switchover (node-local, like /var/lib)
+
+    # -- the refresh's target image ---------------------------------------------------------
+
+    def image(self, target: TargetHost) -> Image:
+        """The target image as the L0 will check it; its checksum must match the spec's."""
+        try:
+            image = Image.from_files(target.kernel, target.initrd or "", target.cmdline)
+        except OSError as exc:
+            raise PreflightError(f"target image not readable on {self.node}: {exc}") from exc
+        if target.checksum and target.checksum != "sha256:" + image.sha256.hex():
+            raise PreflightError(
+                f"spec.target.checksum {target.checksum} does not match the image on {self.node} "
+                f"(sha256:{image.sha256.hex()})"
+            )
+        return image
+
+    # -- baseline: what was offline before the refresh (so give-back leaves it alone) --------
+
+    @property
+    def _baseline_file(self) -> Path:
+        return self.state_dir / "baseline.json"
+
+    def baseline(self) -> Baseline:
+        try:
+            data = json.loads(self._baseline_file.read_text())
+        except FileNotFoundError:
+            return Baseline()
+        return Baseline(cpus=frozenset(data["cpus"]), memory_blocks=frozenset(data["memory_blocks"]))
+
+    def record_baseline(self) -> Baseline:
+        """Note what is offline before we take anything (atomically; only once per refresh)."""
+        if self._baseline_file.exists():
+            return self.baseline()
+        res = self.partitioner.observe()
+        baseline = Baseline(cpus=frozenset(res.offline_cpus()), memory_blocks=frozenset(res.offline_blocks()))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._baseline_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"cpus": sorted(baseline.cpus), "memory_blocks": sorted(baseline.memory_blocks)}))
+        os.replace(tmp, self._baseline_file)
+        return baseline
+
+    def clear_baseline(self) -> None:
+        self._baseline_file.unlink(missing_ok=True)
+
+    # -- observation -------------------------------------------------------------------------
+
+    async def observe(self, target_sha: bytes) -> Observation:
+        """One consistent-enough look at the L0, the kernel and the VMs."""
+        state = await asyncio.to_thread(self.l0.query)
+        offline = self.partitioner.offline_now(self.baseline())
+        vms = await self.migrator.locate()
+        return Observation(
+            l0=state,
+            offline_cpus=frozenset(offline.cpus),
+            offline_blocks=frozenset(offline.memory_blocks),
+            vms=vms,
+            target_sha=target_sha,
+        )
+
+    def block_ranges(self, blocks: list[int], block_size: int) -> list[MemRange]:
+        """Physical ranges of memory blocks (block N covers [N*size, (N+1)*size)), merged."""
+        ranges: list[MemRange] = []
+        for block in sorted(blocks):
+            base = block * block_size
+            if ranges and ranges[-1].end == base:
+                ranges[-1] = MemRange(ranges[-1].base, ranges[-1].size + block_size)
+            else:
+                ranges.append(MemRange(base, block_size))
+        return ranges
