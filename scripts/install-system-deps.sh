@@ -3,9 +3,9 @@
 #   qemu-system-x86  real VMs for the handover tests (KVM when /dev/kvm works, TCG otherwise)
 #   qemu-utils       qemu-img for test disks
 #   libcmocka-dev    C unit-test framework for l0module
-#   gcc-multilib     32-bit freestanding test guest (multiboot image)
+#   gcc, make        the C library, its tests and the test guest (on the machine already, normally)
 set -euo pipefail
-packages=(qemu-system-x86 qemu-utils libcmocka-dev gcc-multilib)
+packages=(qemu-system-x86 qemu-utils libcmocka-dev gcc make)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

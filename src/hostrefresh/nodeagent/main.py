@@ -1,12 +1,138 @@
-"""``hostrefresh-agent``: the node agent that executes the node-local refresh steps."""
+"""``hostrefresh-agent``: the node agent that executes the node-local refresh steps.
+
+On a real node (DaemonSet pod): ``--node $NODE_NAME`` with the real L0 (vmcall), /sys, and QEMU VMs
+under ``--vm-runtime``. For development and the fleet simulator: ``--sim-root DIR --sim-nodes a,b,c``
+hosts many simulated nodes (simulated L0 + fake sysfs + simulated or QEMU VMs) in one process.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import start_http_server
+
+from hostrefresh.kube.client import async_client
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.l0 import open_l0
+from hostrefresh.nodeagent.host import AgentHost
+from hostrefresh.nodeagent.migrate import QemuMigrator
+from hostrefresh.nodeagent.partitioner import Partitioner
+from hostrefresh.nodeagent.runtime import NodeRuntime
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+from hostrefresh.nodeagent.sysfs import RealSysfsIO
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hostrefresh-agent", description=__doc__)
+    parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE),
+        help="namespace of the heartbeat Leases (default %(default)s)",
+    )
+    parser.add_argument("--node", default=os.environ.get("NODE_NAME"), help="this node's name (default $NODE_NAME)")
+    parser.add_argument("--l0-backend", choices=["vmcall", "sim"], default="vmcall", help="how to reach the L0")
+    parser.add_argument(
+        "--l0-sim-state", type=Path, default=None, help="simulated L0 state file (with --l0-backend sim)"
+    )
+    parser.add_argument("--sysfs-root", type=Path, default=Path("/sys"), help="sysfs root (default /sys)")
+    parser.add_argument(
+        "--vm-runtime",
+        type=Path,
+        default=Path("/var/lib/hostrefresh/vms"),
+        help="directory of the node's QEMU VM records (shared by both hosts)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/hostrefresh/agent"),
+        help="node-local state that survives restarts (baseline of offline resources)",
+    )
+    parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
+    parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
+    parser.add_argument("--sim-vms", type=int, default=3, help="simulated VMs per simulated node")
+    parser.add_argument(
+        "--sim-qemu", action="store_true", help="simulated nodes run real QEMU VMs (launched separately)"
+    )
+    parser.add_argument("--lease-seconds", type=int, default=30, help="heartbeat Lease duration")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
+    parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
+    parser.add_argument("--identity", default=socket.gethostname() + f"-{os.getpid()}")
+    args = parser.parse_args(argv)
+    if args.sim_root is None and not args.node:
+        parser.error("--node (or $NODE_NAME) is required unless --sim-root hosts simulated nodes")
+    if args.sim_root is not None and not args.sim_nodes:
+        parser.error("--sim-nodes names the simulated nodes to host under --sim-root")
+    return args
+
+
+def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
+    if args.sim_root is not None:
+        spec = SimNodeSpec(sim_vms=0 if args.sim_qemu else args.sim_vms, qemu=args.sim_qemu)
+        names = [n for n in args.sim_nodes.split(",") if n]
+        for name in names:
+            create_sim_node(args.sim_root, name, spec)
+        return [open_sim_node(args.sim_root, name) for name in names]
+    return [
+        NodeRuntime(
+            node=args.node,
+            l0=open_l0(args.l0_backend, args.l0_sim_state),
+            partitioner=Partitioner(RealSysfsIO(args.sysfs_root)),
+            migrator=QemuMigrator(args.vm_runtime),
+            state_dir=args.state_dir,
+        )
+    ]
+
+
+async def serve_health(host: AgentHost, port: int) -> web.AppRunner:
+    """/healthz answers 200 once heartbeats run."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok = host.healthy.is_set()
+        return web.Response(status=200 if ok else 503, text="ok" if ok else "starting")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = async_client(args.kubeconfig, field_manager="hostrefresh-agent")
+    host = AgentHost(
+        client, build_runtimes(args), namespace=args.namespace, identity=args.identity, lease_seconds=args.lease_seconds
+    )
+    runner = await serve_health(host, args.health_port) if args.health_port else None
+    try:
+        await host.run()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostrefresh-agent", description=__doc__)
-    parser.parse_args(argv)
-    parser.error("the node agent is not implemented yet")
-    return 2
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
     if args.marker_annotation:
         config = OperatorConfig(**{**config.__dict__, "marker_annotations": tuple(args.marker_annotation)})
     kopf.configure(log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN)
+    for noisy in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return config
 
 

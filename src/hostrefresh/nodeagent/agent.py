@@ -1,0 +1,231 @@
+"""The agent core: drives one node's refresh from observed state; many can share one process.
+
+``NodeAgent`` owns one node. It is told about its node's HostRefresh objects (``update``), and runs
+whatever the operator's directive and the observed state call for: the next forward step, the
+rollback, or nothing. It checks for pause and rollback between steps and writes only
+``status.agent``. A new instance (after a crash, a restart or the L1 switchover at Retiring) simply
+observes and carries on: there is no other state to recover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from hostrefresh.api import AgentStatus, Directive, HostRefresh, Phase, StepState
+from hostrefresh.l0 import L0Error
+from hostrefresh.nodeagent import metrics
+from hostrefresh.nodeagent.migrate import Outcome, VmLocation
+from hostrefresh.nodeagent.progress import forward_position, rollback_done
+from hostrefresh.nodeagent.report import Reporter, merge_vms
+from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
+from hostrefresh.nodeagent.steps import STEPS, StepFailedError, StepOutcome, roll_back
+
+log = logging.getLogger("hostrefresh.agent")
+TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED}
+
+
+class SwitchoverError(Exception):
+    """The old L1 retired: this agent instance ends; the new L1's instance resumes the refresh."""
+
+
+class NodeAgent:
+    """One node's agent core."""
+
+    def __init__(self, runtime: NodeRuntime, reporter: Reporter, agent_id: str, retry_seconds: float = 1.0) -> None:
+        self.rt = runtime
+        self.node = runtime.node
+        self.reporter = reporter
+        self.agent_id = agent_id
+        self.retry_seconds = retry_seconds
+        self._objects: dict[str, Mapping[str, Any]] = {}
+        self._changed = asyncio.Event()
+
+    # -- input from the watch ------------------------------------------------------------------
+
+    def update(self, body: Mapping[str, Any] | None, name: str) -> None:
+        """The latest version of one of this node's HostRefresh objects (None: deleted)."""
+        if body is None:
+            self._objects.pop(name, None)
+        else:
+            self._objects[name] = body
+        self._changed.set()
+
+    def _active(self) -> tuple[str, HostRefresh] | None:
+        """The refresh the operator granted on this node (at most one by the operator's rules)."""
+        for name, body in sorted(self._objects.items()):
+            status = body.get("status") or {}
+            if status.get("directive") not in (Directive.PROCEED, Directive.ROLL_BACK):
+                continue
+            if status.get("phase") in TERMINAL:
+                continue
+            hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
+            return name, hr
+        return None
+
+    async def _wait_change(self, timeout: float | None = None) -> None:
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled; raises SwitchoverError after the old host retired."""
+        while True:
+            active = self._active()
+            if active is None:
+                await self._wait_change()
+                continue
+            name, hr = active
+            try:
+                progressed = await self._drive(name, hr)
+            except SwitchoverError:
+                raise
+            except Exception as exc:  # report, wait for a change or retry later; never crash the host
+                log.exception("node %s: refresh %s: unexpected error", self.node, name)
+                await self._report_failure(
+                    name, hr, hr.status.agent.step if hr.status.agent else None, "AgentError", str(exc)
+                )
+                progressed = False
+            if not progressed:
+                await self._wait_change(timeout=self.retry_seconds * 5)
+
+    async def _drive(self, name: str, hr: HostRefresh) -> bool:
+        """Do the next thing for ``hr``; False when there is nothing to do until something changes."""
+        agent = hr.status.agent or AgentStatus()
+        try:
+            image = self.rt.image(hr.spec.target)
+            target_sha = image.sha256
+        except PreflightError as exc:
+            if hr.status.directive == Directive.ROLL_BACK:
+                target_sha = b"\0" * 32  # unknown image: only rollback remains
+            else:
+                await self._report_failure(name, hr, Phase.PREFLIGHT, "ImageInvalid", str(exc))
+                return False
+        obs = await self.rt.observe(target_sha)
+
+        if hr.status.directive == Directive.ROLL_BACK:
+            if rollback_done(obs):
+                if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
+                    await self._report(
+                        name, agent, Phase.ROLLING_BACK, StepState.DONE, "node is as it was", nested_off=True
+                    )
+                return False
+            failed_before = agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.FAILED
+            if failed_before and agent.updated_at is not None and not self._retry_due(agent.updated_at):
+                return False  # rollback is retried (it must converge), but not in a tight loop
+            return await self._run_step(name, hr, Phase.ROLLING_BACK, lambda: roll_back(self.rt, obs))
+
+        position = forward_position(obs)
+        if position == Phase.VERIFYING and agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
+            return False
+        if agent.step == position and agent.step_state == StepState.FAILED:
+            return False  # the operator decides: roll back, hold, or (after Retiring) fail
+        if hr.spec.paused:
+            if agent.message != "paused between steps":
+                await self._report(
+                    name, agent, agent.step or position, agent.step_state or StepState.DONE, "paused between steps"
+                )
+            return False
+        step = STEPS[position]
+        return await self._run_step(name, hr, position, lambda: step(self.rt, hr.spec, obs))
+
+    def _retry_due(self, since: datetime) -> bool:
+        return (datetime.now(UTC) - since).total_seconds() >= self.retry_seconds * 5
+
+    async def _run_step(self, name: str, hr: HostRefresh, phase: Phase, action: Any) -> bool:
+        agent = hr.status.agent or AgentStatus()
+        await self._report(name, agent, phase, StepState.RUNNING, f"{phase} started")
+        started = time.monotonic()
+        try:
+            outcome: StepOutcome = await action()
+        except StepFailedError as exc:
+            metrics.STEPS.labels(self.node, str(phase), "failed").inc()
+            if exc.handovers:
+                agent.vms = merge_vms(agent.vms, exc.handovers, phase == Phase.ROLLING_BACK)
+            await self._report_failure(name, hr, phase, exc.reason, str(exc), agent)
+            return False
+        except L0Error as exc:
+            metrics.STEPS.labels(self.node, str(phase), "failed").inc()
+            await self._report_failure(name, hr, phase, "L0CallFailed", str(exc), agent)
+            return False
+        metrics.STEPS.labels(self.node, str(phase), "done").inc()
+        metrics.STEP_SECONDS.labels(str(phase)).observe(time.monotonic() - started)
+        for record in outcome.handovers:
+            metrics.HANDOVERS.labels(str(record.path), str(record.outcome)).inc()
+            if record.outcome == Outcome.MOVED and record.downtime_ms is not None:
+                metrics.DOWNTIME.observe(record.downtime_ms / 1000)
+        if outcome.handovers:
+            agent.vms = merge_vms(agent.vms, outcome.handovers, phase == Phase.ROLLING_BACK)
+        await self._report(
+            name,
+            agent,
+            phase,
+            StepState.DONE,
+            outcome.message,
+            nested_on=outcome.nested_on is True,
+            nested_off=outcome.nested_on is False,
+        )
+        if outcome.switchover:
+            raise SwitchoverError(f"{self.node}: old host retired")
+        return True
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    async def _report(
+        self,
+        name: str,
+        agent: AgentStatus,
+        step: Phase,
+        state: StepState,
+        message: str,
+        *,
+        nested_on: bool = False,
+        nested_off: bool = False,
+        failure_reason: str | None = None,
+    ) -> None:
+        now = datetime.now(UTC)
+        if agent.step != step or agent.step_state != state:
+            agent.step_started_at = now if state == StepState.RUNNING or agent.step != step else agent.step_started_at
+        agent.step, agent.step_state, agent.message = step, state, message[:4096]
+        agent.failure_reason = failure_reason
+        agent.agent_id = self.agent_id
+        if nested_on and agent.nested_since is None:
+            agent.nested_since = now
+        if nested_off and agent.nested_since is not None:
+            agent.nested_seconds += (now - agent.nested_since).total_seconds()
+            agent.nested_since = None
+            metrics.NESTED_SECONDS.labels(self.node).set(agent.nested_seconds)
+        await self.reporter.report(name, agent)
+        body = self._objects.get(name)
+        if body is not None:  # keep our own view current until the watch delivers it
+            status = dict(body.get("status") or {})
+            status["agent"] = agent.to_json()
+            self._objects[name] = {**body, "status": status}
+
+    async def _report_failure(
+        self,
+        name: str,
+        hr: HostRefresh,
+        step: Phase | None,
+        reason: str,
+        message: str,
+        agent: AgentStatus | None = None,
+    ) -> None:
+        agent = agent or hr.status.agent or AgentStatus()
+        log.warning("node %s: %s failed (%s): %s", self.node, step, reason, message)
+        await self._report(name, agent, step or Phase.PREFLIGHT, StepState.FAILED, message, failure_reason=reason)
+
+
+def vm_summary(vms: Mapping[str, VmLocation]) -> str:
+    """``3 on source, 1 on target`` for logs."""
+    counts: dict[str, int] = {}
+    for loc in vms.values():
+        counts[str(loc)] = counts.get(str(loc), 0) + 1
+    return ", ".join(f"{n} on {where}" for where, n in sorted(counts.items())) or "no VMs"

@@ -1,0 +1,116 @@
+"""Hosts node agents in one process: one watch, one heartbeat loop, one client for all of them.
+
+A DaemonSet pod hosts one node (its own, watched with a ``spec.nodeName`` field selector); the fleet
+simulator hosts hundreds. The code path is the same, only the number of ``NodeAgent`` differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from lightkube import AsyncClient
+
+from hostrefresh.kube.leases import renew_heartbeat
+from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, NODE_LABEL, HostRefreshResource, agent_lease_name
+from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
+from hostrefresh.nodeagent.report import Reporter
+from hostrefresh.nodeagent.runtime import NodeRuntime
+
+log = logging.getLogger("hostrefresh.agent")
+
+
+class AgentHost:
+    """Runs the agents of ``runtimes`` against one API server."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        runtimes: list[NodeRuntime],
+        *,
+        namespace: str,
+        identity: str,
+        lease_seconds: int = 30,
+        retry_seconds: float = 1.0,
+        make_runtime: Callable[[NodeRuntime], NodeRuntime] | None = None,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+        self.retry_seconds = retry_seconds
+        self.reporter = Reporter(client)
+        self.runtimes = {rt.node: rt for rt in runtimes}
+        self.generations = dict.fromkeys(self.runtimes, 0)
+        self.agents = {node: self._new_agent(rt) for node, rt in self.runtimes.items()}
+        self.make_runtime = make_runtime or (lambda rt: rt)
+        self.healthy = asyncio.Event()
+
+    def _new_agent(self, rt: NodeRuntime) -> NodeAgent:
+        gen = self.generations[rt.node]
+        return NodeAgent(rt, self.reporter, f"{self.identity}/{rt.node}/l1-gen{gen}", self.retry_seconds)
+
+    async def run(self) -> None:
+        """Heartbeats, the watch and every agent, until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._heartbeats())
+            tasks.create_task(self._watch())
+            for node in self.agents:
+                tasks.create_task(self._run_agent(node))
+
+    async def _run_agent(self, node: str) -> None:
+        while True:
+            agent = self.agents[node]
+            try:
+                await agent.run()
+            except SwitchoverError:
+                # The old L1 (and, on a real node, this process) is gone; the new L1's agent starts
+                # from nothing but observed state and what the API server holds.
+                log.info("node %s: switching over to the agent of the new host", node)
+                self.generations[node] += 1
+                self.runtimes[node] = self.make_runtime(self.runtimes[node])
+                fresh = self._new_agent(self.runtimes[node])
+                for name, body in agent._objects.items():
+                    fresh.update(body, name)
+                self.agents[node] = fresh
+
+    async def _heartbeats(self) -> None:
+        interval = max(self.lease_seconds / 3, 0.5)
+        while True:
+            for node in list(self.agents):
+                try:
+                    await renew_heartbeat(
+                        self.client,
+                        self.namespace,
+                        agent_lease_name(node),
+                        self.agents[node].agent_id,
+                        self.lease_seconds,
+                        {**AGENT_COMPONENT_LABEL, NODE_LABEL: node},
+                    )
+                except Exception:
+                    log.exception("node %s: heartbeat failed", node)
+            self.healthy.set()
+            await asyncio.sleep(interval)
+
+    async def _watch(self) -> None:
+        # One node: let the API server filter (selectableFields); many: one watch for all.
+        fields: Any = {"spec.nodeName": next(iter(self.agents))} if len(self.agents) == 1 else None
+        while True:
+            try:
+                async for event, obj in self.client.watch(HostRefreshResource, fields=fields):
+                    body: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
+                    node = (body.get("spec") or {}).get("nodeName")
+                    agent = self.agents.get(str(node))
+                    if agent is None:
+                        continue
+                    name = body["metadata"]["name"]
+                    agent.update(None if event == "DELETED" else body, name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch of HostRefresh objects broke; restarting it")
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(1)

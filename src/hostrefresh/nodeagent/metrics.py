@@ -1,0 +1,20 @@
+"""Prometheus metrics of the node agent (one registry per process, labelled by node)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STEPS = Counter("hostrefresh_agent_steps_total", "Steps run, by step and result", ["node", "step", "result"])
+STEP_SECONDS = Histogram(
+    "hostrefresh_agent_step_duration_seconds",
+    "Duration of each step",
+    ["step"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
+)
+HANDOVERS = Counter("hostrefresh_agent_handovers_total", "VM handovers, by path and outcome", ["path", "outcome"])
+DOWNTIME = Histogram(
+    "hostrefresh_agent_handover_downtime_seconds",
+    "Guest downtime during handover",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+NESTED_SECONDS = Gauge("hostrefresh_agent_nested_seconds", "Seconds nested in the node's last refresh", ["node"])

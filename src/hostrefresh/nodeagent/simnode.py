@@ -1,0 +1,73 @@
+"""Simulated nodes: a simulated L0 state file, a fake sysfs tree and VMs, under one directory.
+
+The simulated L0 stands in for the real L0 hypervisor (which cannot run on development machines);
+everything else is the agent's real code. VMs are either simulated (``SimMigrator``, for fleets of
+hundreds of nodes) or real QEMU processes (``QemuMigrator``) launched by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hostrefresh.l0 import open_l0, sim_create
+from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, build_fake_sysfs
+from hostrefresh.nodeagent.migrate import MigrationPolicy, Migrator, QemuMigrator, SimBehaviour, SimMigrator, SimVm
+from hostrefresh.nodeagent.partitioner import Partitioner
+from hostrefresh.nodeagent.runtime import NodeRuntime
+
+BLOCK_SIZE = 128 << 20
+
+
+@dataclass(frozen=True)
+class SimNodeSpec:
+    """Shape of a simulated machine."""
+
+    cpus: int = 8
+    memory_blocks: int = 64  # of BLOCK_SIZE: 8 GiB by default
+    sim_vms: int = 3  # simulated VMs; 0 with qemu=True for real QEMU VMs the caller launches
+    qemu: bool = False
+    sysfs_timeout_s: float = 5.0
+
+
+def node_dir(root: Path, node: str) -> Path:
+    return root / node
+
+
+def create_sim_node(root: Path, node: str, spec: SimNodeSpec = SimNodeSpec()) -> Path:
+    """Power on a simulated node (idempotent: an existing node keeps its state)."""
+    base = node_dir(root, node)
+    if (base / "node.json").exists():
+        return base
+    base.mkdir(parents=True, exist_ok=True)
+    sim_create(base / "l0.state", cpus=spec.cpus, memory_bytes=spec.memory_blocks * BLOCK_SIZE, durable=False)
+    build_fake_sysfs(
+        base / "sysfs", cpus=spec.cpus, memory_blocks=spec.memory_blocks, block_size=BLOCK_SIZE, rules=FakeRules()
+    )
+    (base / "node.json").write_text(json.dumps(asdict(spec)))
+    return base
+
+
+def open_sim_node(
+    root: Path,
+    node: str,
+    policy: MigrationPolicy | None = None,
+    behaviour: SimBehaviour | None = None,
+) -> NodeRuntime:
+    """The runtime of a simulated node created by ``create_sim_node``."""
+    base = node_dir(root, node)
+    spec = SimNodeSpec(**json.loads((base / "node.json").read_text()))
+    migrator: Migrator
+    if spec.qemu:
+        migrator = QemuMigrator(base / "vms", policy)
+    else:
+        vms = [SimVm(f"{node}-vm{i}") for i in range(spec.sim_vms)]
+        migrator = SimMigrator(vms, base / "vms.json", policy, behaviour)
+    return NodeRuntime(
+        node=node,
+        l0=open_l0("sim", base / "l0.state"),
+        partitioner=Partitioner(FakeSysfsIO(base / "sysfs"), timeout_s=spec.sysfs_timeout_s),
+        migrator=migrator,
+        state_dir=base / "agent",
+    )

@@ -1,0 +1,203 @@
+"""The node-local refresh steps and the rollback, each idempotent and resumable.
+
+Each step starts from an ``Observation`` and changes only what is not yet done, so running it twice,
+or after a crash in the middle, converges on the same state. A step raises ``StepFailed`` with a
+CamelCase reason when it cannot finish; the operator then decides between rollback and hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from hostrefresh.api import HostRefreshSpec, Phase
+from hostrefresh.api.quantity import parse_quantity
+from hostrefresh.l0 import AlreadyError, Image, L0Error
+from hostrefresh.nodeagent.migrate import HandoverRecord, Outcome, VmLocation
+from hostrefresh.nodeagent.partition import PartitionError, blocks_needed, check_feasible
+from hostrefresh.nodeagent.progress import Observation, rollback_done
+from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
+
+
+class StepFailedError(RuntimeError):
+    """A step could not finish; ``reason`` is CamelCase for the status."""
+
+    def __init__(self, reason: str, message: str, handovers: list[HandoverRecord] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.handovers = handovers or []
+
+
+@dataclass
+class StepOutcome:
+    """What a step reports besides Done."""
+
+    message: str = ""
+    nested_on: bool | None = None  # True: nested was enabled now; False: disabled now
+    handovers: list[HandoverRecord] = field(default_factory=list)
+    switchover: bool = False  # the old L1 retired: this agent instance ends, the new L1's resumes
+
+
+async def _l0(call: str, fn: object, *args: object) -> None:
+    """Run a blocking L0 call off the event loop; ``AlreadyError`` means done (resumed step)."""
+    assert callable(fn)
+    try:
+        await asyncio.to_thread(fn, *args)
+    except AlreadyError:
+        return
+    except L0Error as exc:
+        raise StepFailedError("L0CallFailed", f"L0 {call} failed: {exc}") from exc
+
+
+async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    probe = await asyncio.to_thread(rt.l0.probe)
+    if not probe.present:
+        raise StepFailedError("NoL0", f"no L0 hypervisor on {rt.node} (backend {probe.backend})")
+    if not probe.compatible:
+        raise StepFailedError("L0Incompatible", f"L0 ABI {probe.abi_version:#x} is not compatible with this agent")
+    try:
+        rt.image(spec.target)
+    except PreflightError as exc:
+        raise StepFailedError("ImageInvalid", str(exc)) from exc
+    if len(obs.running) != 1 or obs.l0.nested:
+        raise StepFailedError(
+            "NodeNotAtRest", f"L0 shows {len(obs.running)} running L1s, nested={obs.l0.nested}; expected one host"
+        )
+    lost = obs.vms_on(VmLocation.LOST)
+    if lost:
+        raise StepFailedError("VMsLost", f"VMs not running anywhere before the refresh: {', '.join(lost)}")
+    resources = rt.partitioner.observe()
+    need = parse_quantity(spec.partition.memory)
+    try:
+        check_feasible(resources, spec.partition.cpus, need)
+    except PartitionError as exc:
+        raise StepFailedError("PartitionInfeasible", str(exc)) from exc
+    blocks = blocks_needed(need, resources.block_size)
+    return StepOutcome(f"preflight passed: {spec.partition.cpus} CPUs and {blocks} memory blocks available")
+
+
+async def partitioning(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    if obs.spare_partitions():
+        return StepOutcome("partition exists")
+    baseline = rt.record_baseline()
+    try:
+        taken = await rt.partitioner.take(spec.partition.cpus, parse_quantity(spec.partition.memory), baseline)
+    except PartitionError as exc:
+        raise StepFailedError("HotUnplugFailed", str(exc)) from exc
+    ranges = rt.block_ranges(taken.memory_blocks, taken.block_size)
+    await _l0("partition_create", rt.l0.partition_create, taken.cpus, ranges)
+    return StepOutcome(
+        f"partition of {len(taken.cpus)} CPUs and {taken.memory_bytes >> 20} MiB created"
+        + (f" (skipped: {'; '.join(taken.failures)})" if taken.failures else "")
+    )
+
+
+async def nested_enabling(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    await _l0("nested_enable", rt.l0.nested_enable)
+    return StepOutcome("nested virtualization enabled", nested_on=True)
+
+
+async def booting_target(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    image: Image = rt.image(spec.target)
+    if obs.target_l1 is None:
+        spare = obs.spare_partitions()
+        if not spare:
+            raise StepFailedError("NoPartition", "no partition to boot the target host in")
+        await _l0("l1_boot", rt.l0.l1_boot, spare[-1].id, image)
+    prepared = await rt.migrator.prepare_targets()
+    return StepOutcome(f"target host {spec.target.version} booted; {len(prepared)} target VMs prepared")
+
+
+async def migrating(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    source, target = obs.source_l1, obs.target_l1
+    if source is None or target is None:
+        raise StepFailedError("NoTargetHost", "both the old and the new host must run to hand VMs over")
+    if not obs.l0.granted(source.id, target.id):
+        await _l0("mem_grant", rt.l0.mem_grant, source.id, target.id, [])
+    records = await rt.migrator.hand_over()
+    failed = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]
+    if failed:
+        detail = "; ".join(f"{r.name}: {r.error}" for r in failed[:5])
+        raise StepFailedError("HandoverFailed", f"{len(failed)} VM(s) not handed over ({detail})", records)
+    paths = sorted({str(r.path) for r in records if r.outcome == Outcome.MOVED})
+    return StepOutcome(f"{len(records)} VM(s) on the new host (paths: {', '.join(paths) or 'none'})", handovers=records)
+
+
+async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    source, target = obs.source_l1, obs.target_l1
+    if source is not None and target is not None:
+        await _l0("l1_retire", rt.l0.l1_retire, source.id, target.id)
+    return StepOutcome("old host retired; its resources moved to the new host", switchover=True)
+
+
+async def devirtualizing(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    # The new host hot-plugs the retired host's CPUs and memory, then owns the hardware directly.
+    left = await rt.partitioner.give_back(baseline=rt.baseline())
+    if left.cpus or left.memory_blocks:
+        raise StepFailedError("HotPlugFailed", f"could not online: {'; '.join(left.failures)}")
+    if obs.l0.nested:
+        await _l0("nested_disable", rt.l0.nested_disable)
+    return StepOutcome("nested virtualization disabled; the new host owns the machine", nested_on=False)
+
+
+async def verifying(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
+    problems = []
+    if obs.l0.nested:
+        problems.append("nested still on")
+    if obs.target_l1 is None or len(obs.running) != 1:
+        problems.append(f"expected only the new host running, L0 shows {len(obs.running)}")
+    if obs.resources_taken:
+        problems.append("CPUs or memory still offline")
+    off_target = [n for n, loc in obs.vms.items() if loc != VmLocation.TARGET]
+    if off_target:
+        problems.append(f"VMs not on the new host: {', '.join(sorted(off_target)[:5])}")
+    if problems:
+        raise StepFailedError("VerificationFailed", "; ".join(problems))
+    await rt.migrator.commit()
+    rt.clear_baseline()
+    return StepOutcome(f"node runs {spec.target.version} with {len(obs.vms)} VM(s)")
+
+
+STEPS = {
+    Phase.PREFLIGHT: preflight,
+    Phase.PARTITIONING: partitioning,
+    Phase.NESTED_ENABLING: nested_enabling,
+    Phase.BOOTING_TARGET: booting_target,
+    Phase.MIGRATING: migrating,
+    Phase.RETIRING: retiring,
+    Phase.DEVIRTUALIZING: devirtualizing,
+    Phase.VERIFYING: verifying,
+}
+
+
+async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
+    """Undo whatever is done, in reverse order, from observed state; safe to repeat."""
+    records: list[HandoverRecord] = []
+    if obs.vms_on(VmLocation.TARGET) or obs.vms_on(VmLocation.MIGRATING):
+        records = await rt.migrator.hand_back()
+        stuck = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]
+        if stuck:
+            detail = "; ".join(f"{r.name}: {r.error}" for r in stuck[:5])
+            raise StepFailedError("HandBackFailed", detail, records)
+    target = obs.target_l1
+    if target is not None and obs.source_l1 is not None:
+        await _l0("l1_stop", rt.l0.l1_stop, target.id)
+    state = await asyncio.to_thread(rt.l0.query)
+    running = {x.id for x in state.running_l1s}
+    for part in state.partitions:
+        if part.parent is not None and part.owner_l1 not in running:
+            await _l0("partition_destroy", rt.l0.partition_destroy, part.id)
+    if state.nested:
+        await _l0("nested_disable", rt.l0.nested_disable)
+    left = await rt.partitioner.give_back(baseline=rt.baseline())
+    if left.cpus or left.memory_blocks:
+        raise StepFailedError("HotPlugFailed", f"could not put back: {'; '.join(left.failures)}")
+    rt.clear_baseline()
+    return StepOutcome(
+        "rolled back: VMs on the old host, partition destroyed, resources online",
+        handovers=records,
+        nested_on=False if state.nested else None,
+    )
+
+
+__all__ = ["STEPS", "StepFailedError", "StepOutcome", "roll_back", "rollback_done"]
