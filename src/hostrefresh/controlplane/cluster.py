@@ -249,7 +249,10 @@ class ControlPlane:
         self, *args: str, stdin: str | None = None, check: bool = True, kubeconfig: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run the built kubectl against this server."""
-        cmd = [str(self.tools.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
+        # A discovery cache per control plane: kubectl's default cache is keyed on host:port only,
+        # and a later control plane on a reused port would see stale API resources.
+        cache = self.workdir / "kubectl-cache"
+        cmd = [str(self.tools.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", f"--cache-dir={cache}", *args]
         result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")

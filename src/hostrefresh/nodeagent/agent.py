@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from hostrefresh.api import AgentStatus, Directive, HostRefresh, Phase, StepState
+from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, Phase, StepState
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
@@ -123,6 +123,8 @@ class NodeAgent:
             return await self._run_step(name, hr, Phase.ROLLING_BACK, lambda: roll_back(self.rt, obs))
 
         position = forward_position(obs)
+        if position == Phase.PREFLIGHT and agent.step in FORWARD_STEPS and agent.step_state == StepState.DONE:
+            position = Phase.PARTITIONING  # preflight leaves no trace to observe; its report is the record
         if position == Phase.VERIFYING and agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
             return False
         if agent.step == position and agent.step_state == StepState.FAILED:
@@ -142,6 +144,7 @@ class NodeAgent:
     async def _run_step(self, name: str, hr: HostRefresh, phase: Phase, action: Any) -> bool:
         agent = hr.status.agent or AgentStatus()
         await self._report(name, agent, phase, StepState.RUNNING, f"{phase} started")
+        log.info("node %s: %s: %s started", self.node, name, phase)
         started = time.monotonic()
         try:
             outcome: StepOutcome = await action()
@@ -156,6 +159,7 @@ class NodeAgent:
             await self._report_failure(name, hr, phase, "L0CallFailed", str(exc), agent)
             return False
         metrics.STEPS.labels(self.node, str(phase), "done").inc()
+        log.info("node %s: %s: %s done: %s", self.node, name, phase, outcome.message)
         metrics.STEP_SECONDS.labels(str(phase)).observe(time.monotonic() - started)
         for record in outcome.handovers:
             metrics.HANDOVERS.labels(str(record.path), str(record.outcome)).inc()

@@ -19,6 +19,7 @@ class OperatorConfig:
     leader_elect: bool = True
     lease_seconds: float = 15.0
     plan_interval: float = 1.0
+    refresh_interval: float = 2.0  # re-check of deadlines and waiting refreshes
     workers: int = 200
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint

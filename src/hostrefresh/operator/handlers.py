@@ -238,15 +238,23 @@ async def refresh_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
     await reconcile_refresh(body, memo, _indexes(kwargs))
 
 
-@kopf.timer(GROUP, VERSION, "hostrefreshes", interval=2.0, sharp=False, registry=REGISTRY)
-async def refresh_timer(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Deadlines and silent agents are noticed even when nothing changes."""
-    if is_terminal((body.get("status") or {}).get("phase")) and not body["metadata"].get("deletionTimestamp"):
-        return
-    await reconcile_refresh(body, memo, _indexes(kwargs))
-    metrics.ACTIVE.set(
-        sum(1 for peers in kwargs["refresh_index"].values() for p in peers if p.started and not p.terminal)
-    )
+@kopf.daemon(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
+async def refresh_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+    """Deadlines, silent agents and admission waits are re-checked even when nothing changes.
+
+    kopf keeps a daemon's ``body`` current; the daemon ends with its object or once it is terminal.
+    """
+    config: OperatorConfig = memo.config
+    while not stopped:
+        await stopped.wait(config.refresh_interval)
+        if stopped:
+            break
+        terminal = is_terminal((body.get("status") or {}).get("phase"))
+        if terminal and not body["metadata"].get("deletionTimestamp"):
+            break
+        await reconcile_refresh(body, memo, _indexes(kwargs))
+        index: kopf.Index[str, PeerView] = kwargs["refresh_index"]
+        metrics.ACTIVE.set(sum(1 for key in index for p in index[key] if p.started and not p.terminal))
 
 
 @kopf.on.delete(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
