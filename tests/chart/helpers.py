@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,13 @@ def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str,
                 for verb in rule["verbs"]:
                     out.add((group, resource, verb, names))
     return out
+
+
+def now_rfc3339() -> str:
+    """Now as the API server writes MicroTime."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def manifest_json(obj: Manifest) -> str:
+    """One object as JSON for ``kubectl create -f -``."""
+    return json.dumps(obj)
