@@ -26,7 +26,7 @@ def test_one_node_refresh_end_to_end(cluster: Cluster, tmp_path: Path) -> None:
         assert conds["Ready"]["status"] == "True"
         assert conds["NestedActive"]["status"] == "False"
         assert conds["PreflightPassed"]["status"] == "True"
-        assert [c["type"] for c in status["conditions"]][0] == "Ready"
+        assert status["conditions"][0]["type"] == "Ready"
         assert status["agent"]["nestedSeconds"] > 0
         assert {vm["result"] for vm in status["agent"]["vms"]} == {"HandedOver"}
         assert set(status["phaseTimestamps"]) >= {"Preflight", "Migrating", "Retiring", "Succeeded"}

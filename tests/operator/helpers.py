@@ -9,6 +9,7 @@ from hostrefresh.api import HostRefresh
 from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+NODE_A = NodeView("node-a")
 
 
 def host_refresh(status: dict[str, Any] | None = None, **spec: Any) -> HostRefresh:
@@ -25,7 +26,7 @@ def inputs(
     hr: HostRefresh,
     *,
     now: datetime = T0,
-    node: NodeView | None = NodeView("node-a"),
+    node: NodeView | None = NODE_A,
     agent_age: float | None = 1.0,
     peers: tuple[PeerView, ...] = (),
     plan_paused: bool | None = None,

@@ -191,3 +191,19 @@ def test_decide_is_idempotent() -> None:
     second = decide(inputs(host_refresh(status=first.status.to_json())))
     assert second.status == first.status
     assert second.events == []
+
+
+def test_a_failed_rollback_attempt_keeps_rolling_back_until_its_deadline() -> None:
+    status = started("RollingBack", "RollingBack", "Failed", directive="RollBack", message="busy")
+    d = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=10)))
+    assert d.status.phase == Phase.ROLLING_BACK
+    assert d.status.directive == Directive.ROLL_BACK
+    assert _cond(d, cond.DEGRADED) == ("True", Reason.ROLLBACK_RETRYING)
+    late = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=1801)))
+    assert late.status.phase == Phase.FAILED
+
+
+def test_a_refused_retire_can_still_roll_back() -> None:
+    status = started("Retiring", "Retiring", "Failed", failureReason="RetireRefused")
+    d = decide(inputs(host_refresh(status=status)))
+    assert d.status.directive == Directive.ROLL_BACK

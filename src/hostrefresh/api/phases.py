@@ -44,3 +44,8 @@ TERMINAL: frozenset[Phase] = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phas
 def can_roll_back(phase: Phase) -> bool:
     """True while the old L1 still exists, i.e. before Retiring has started."""
     return phase not in PAST_NO_RETURN and phase not in TERMINAL
+
+
+#: Agent failure reason of a Retiring step whose retire call the L0 refused: the old host still runs,
+#: so rollback is still possible (the point of no return is a *successful* retire).
+RETIRE_REFUSED = "RetireRefused"

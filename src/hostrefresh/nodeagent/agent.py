@@ -28,6 +28,9 @@ from hostrefresh.nodeagent.steps import STEPS, StepFailedError, StepOutcome, rol
 
 log = logging.getLogger("hostrefresh.agent")
 TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED}
+#: Steps after the old host is gone: a failure is retried (rolled forward) before it is reported.
+ROLL_FORWARD = {Phase.DEVIRTUALIZING, Phase.VERIFYING}
+ROLL_FORWARD_ATTEMPTS = 5
 
 
 class SwitchoverError(Exception):
@@ -146,18 +149,33 @@ class NodeAgent:
         await self._report(name, agent, phase, StepState.RUNNING, f"{phase} started")
         log.info("node %s: %s: %s started", self.node, name, phase)
         started = time.monotonic()
-        try:
-            outcome: StepOutcome = await action()
-        except StepFailedError as exc:
-            metrics.STEPS.labels(self.node, str(phase), "failed").inc()
+        attempts = ROLL_FORWARD_ATTEMPTS if phase in ROLL_FORWARD else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                outcome: StepOutcome = await action()
+                break
+            except (StepFailedError, L0Error) as exc:
+                if attempt == attempts:
+                    return await self._step_failed(name, hr, phase, agent, exc)
+                # Past the point of no return: roll forward, retrying with backoff.
+                log.warning("node %s: %s failed (attempt %d), retrying: %s", self.node, phase, attempt, exc)
+                await self._report(name, agent, phase, StepState.RUNNING, f"retrying after: {exc}")
+                await asyncio.sleep(self.retry_seconds * 2 ** (attempt - 1))
+        return await self._step_done(name, agent, phase, outcome, started)
+
+    async def _step_failed(self, name: str, hr: HostRefresh, phase: Phase, agent: AgentStatus, exc: Exception) -> bool:
+        metrics.STEPS.labels(self.node, str(phase), "failed").inc()
+        if isinstance(exc, StepFailedError):
             if exc.handovers:
                 agent.vms = merge_vms(agent.vms, exc.handovers, phase == Phase.ROLLING_BACK)
             await self._report_failure(name, hr, phase, exc.reason, str(exc), agent)
-            return False
-        except L0Error as exc:
-            metrics.STEPS.labels(self.node, str(phase), "failed").inc()
+        else:
             await self._report_failure(name, hr, phase, "L0CallFailed", str(exc), agent)
-            return False
+        return False
+
+    async def _step_done(
+        self, name: str, agent: AgentStatus, phase: Phase, outcome: StepOutcome, started: float
+    ) -> bool:
         metrics.STEPS.labels(self.node, str(phase), "done").inc()
         log.info("node %s: %s: %s done: %s", self.node, name, phase, outcome.message)
         metrics.STEP_SECONDS.labels(str(phase)).observe(time.monotonic() - started)

@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sim-qemu", action="store_true", help="simulated nodes run real QEMU VMs (launched separately)"
     )
     parser.add_argument("--lease-seconds", type=int, default=30, help="heartbeat Lease duration")
+    parser.add_argument("--retry-seconds", type=float, default=1.0, help="base backoff between retries of a step")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
     parser.add_argument("--identity", default=socket.gethostname() + f"-{os.getpid()}")
@@ -109,7 +110,12 @@ async def serve_health(host: AgentHost, port: int) -> web.AppRunner:
 async def run(args: argparse.Namespace) -> None:
     client = async_client(args.kubeconfig, field_manager="hostrefresh-agent")
     host = AgentHost(
-        client, build_runtimes(args), namespace=args.namespace, identity=args.identity, lease_seconds=args.lease_seconds
+        client,
+        build_runtimes(args),
+        namespace=args.namespace,
+        identity=args.identity,
+        lease_seconds=args.lease_seconds,
+        retry_seconds=args.retry_seconds,
     )
     runner = await serve_health(host, args.health_port) if args.health_port else None
     try:

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from hostrefresh.api import HostRefreshSpec, Phase
+from hostrefresh.api.phases import RETIRE_REFUSED
 from hostrefresh.api.quantity import parse_quantity
 from hostrefresh.l0 import AlreadyError, Image, L0Error
 from hostrefresh.nodeagent.migrate import HandoverRecord, Outcome, VmLocation
@@ -126,7 +127,11 @@ async def migrating(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
 async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
     source, target = obs.source_l1, obs.target_l1
     if source is not None and target is not None:
-        await _l0("l1_retire", rt.l0.l1_retire, source.id, target.id)
+        try:
+            await asyncio.to_thread(rt.l0.l1_retire, source.id, target.id)
+        except L0Error as exc:
+            # The old host still runs: the point of no return was not passed, rollback is possible.
+            raise StepFailedError(RETIRE_REFUSED, f"L0 refused to retire the old host: {exc}") from exc
     return StepOutcome("old host retired; its resources moved to the new host", switchover=True)
 
 

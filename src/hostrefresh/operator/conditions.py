@@ -34,6 +34,7 @@ class Reason:
     SUCCEEDED = "RefreshSucceeded"
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
+    ROLLBACK_RETRYING = "RollbackRetrying"
     FAILED = "RefreshFailed"
     STEP_FAILED = "StepFailed"
     HELD = "HeldAfterFailure"

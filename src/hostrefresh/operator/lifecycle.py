@@ -22,7 +22,7 @@ from hostrefresh.api import (
 )
 from hostrefresh.api.hostrefresh import VMIInventory
 from hostrefresh.api.meta import Condition
-from hostrefresh.api.phases import FORWARD_STEPS
+from hostrefresh.api.phases import FORWARD_STEPS, RETIRE_REFUSED
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
 from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
@@ -161,11 +161,14 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
             _set_phase(decision, inputs, Phase.ROLLED_BACK, "every VM is back on the old host; partition destroyed")
             _finish(decision, inputs, Phase.ROLLED_BACK)
             return
-        if reported == Phase.ROLLING_BACK and failed:
-            msg = agent.message if agent else ""
-            _fail(decision, inputs, Reason.STEP_FAILED, f"rollback failed on the node: {msg}; needs a human")
-            return
         _set_phase(decision, inputs, Phase.ROLLING_BACK, "")
+        degraded = cond.get(status.conditions, cond.DEGRADED)
+        already_degraded = degraded is not None and degraded.status == TRUE
+        if reported == Phase.ROLLING_BACK and failed and not already_degraded:  # the agent retries; deadline bounds it
+            msg = f"a rollback attempt failed, the agent retries: {agent.message if agent else ''}"
+            status.conditions = cond.set_condition(
+                status.conditions, cond.DEGRADED, TRUE, Reason.ROLLBACK_RETRYING, msg, inputs.generation, inputs.now
+            )
         _check_deadline(decision, inputs, Phase.ROLLING_BACK)
         return
 
@@ -184,7 +187,8 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
 
     if failed and reported is not None:
         msg = f"step {reported} failed: {agent.message if agent else ''}"
-        if not can_roll_back(reported):
+        retire_refused = reported == Phase.RETIRING and agent is not None and agent.failure_reason == RETIRE_REFUSED
+        if not can_roll_back(reported) and not retire_refused:
             _fail(decision, inputs, Reason.STEP_FAILED, msg + " (past the point of no return; the node keeps serving)")
         elif spec.failure_policy == FailurePolicy.HOLD and not (spec.abort or inputs.deleting):
             status.conditions = cond.set_condition(
