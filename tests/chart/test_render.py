@@ -95,9 +95,6 @@ def test_operator_leader_lease_is_narrowed_by_name(default: list[Manifest]) -> N
         ("coordination.k8s.io", "leases", "get", ("hostrefresh-operator",)),
         ("coordination.k8s.io", "leases", "update", ("hostrefresh-operator",)),
         ("", "events", "create", ()),
-        ("", "events", "patch", ()),
-        ("events.k8s.io", "events", "create", ()),
-        ("events.k8s.io", "events", "patch", ()),
     }
 
 
