@@ -351,3 +351,11 @@ def test_helm_renders_the_crds_with_include_crds(helm_home: Path) -> None:
     manifests = render(helm_home, extra=["--include-crds"])
     crds = sorted(m["metadata"]["name"] for m in manifests if m["kind"] == "CustomResourceDefinition")
     assert crds == ["hostrefreshes.hostrefresh.io", "refreshplans.hostrefresh.io"]
+
+
+def test_simulated_l0_is_opt_in(default: list[Manifest], helm_home: Path) -> None:
+    args = _pod_spec(find(default, "DaemonSet", "-agent"))["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--l0-sim-state")]
+    sim = render(helm_home, {"agent.l0Backend": "sim", "agent.l0SimState": "/var/lib/hostrefresh/l0-sim.state"})
+    args = _pod_spec(find(sim, "DaemonSet", "-agent"))["containers"][0]["args"]
+    assert "--l0-backend=sim" in args and "--l0-sim-state=/var/lib/hostrefresh/l0-sim.state" in args
