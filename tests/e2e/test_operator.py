@@ -1,0 +1,196 @@
+"""HostRefresh lifecycle against the real control plane: admission, deletion, silence, node marks, KubeVirt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+
+from .harness import Cluster, agent_process, operator_process, running, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+TERMINAL = {"Succeeded", "RolledBack", "Failed"}
+
+
+def _slow(root: Path, node: str, call: Call, seconds: float) -> None:
+    create_sim_node(root, node, SimNodeSpec())
+    with open_l0("sim", root / node / "l0.state") as l0:
+        l0.sim_inject_fault(FaultRule(call=call, status=Status.OK, latency_s=seconds, times=1))
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def test_second_refresh_of_a_node_waits_then_runs(cluster: Cluster, tmp_path: Path) -> None:
+    node = "op-busy"
+    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 2.0)
+    cluster.add_node(node)
+    with running(operator_process(cluster.cp, tmp_path, "op-busy"), agent_process(cluster.cp, tmp_path, [node])):
+        cluster.host_refresh("busy-first", node, "2.0")
+        wait_for(lambda: cluster.phase("busy-first") not in (None, "Pending"), what="first started")
+        cluster.host_refresh("busy-second", node, "3.0")
+
+        def blocked() -> dict[str, Any] | None:
+            obj = cluster.get("hostrefresh", "busy-second")
+            if obj and (obj.get("status") or {}).get("conditions"):
+                return obj
+            return None
+
+        second = wait_for(blocked, what="second has conditions")
+        progressing = _condition(second, "Progressing")
+        assert second["status"]["phase"] == "Pending"
+        assert (progressing["status"], progressing["reason"]) == ("False", "NodeBusy")
+        assert "busy-first" in progressing["message"]
+        assert cluster.wait_phase("busy-first", TERMINAL)["status"]["phase"] == "Succeeded"
+        assert cluster.wait_phase("busy-second", TERMINAL)["status"]["phase"] == "Succeeded"
+    assert "BlockedNodeBusy" in cluster.event_reasons("busy-second")
+
+
+def test_deletion_mid_refresh_rolls_back_then_lets_go(cluster: Cluster, tmp_path: Path) -> None:
+    node = "op-delete"
+    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 2.0)
+    cluster.add_node(node)
+    with running(operator_process(cluster.cp, tmp_path, "op-del"), agent_process(cluster.cp, tmp_path, [node])):
+        cluster.host_refresh("del-hr", node)
+        wait_for(lambda: cluster.phase("del-hr") == "BootingTarget", interval=0.05, what="BootingTarget")
+        cluster.cp.kubectl("delete", "hostrefresh", "del-hr", "--wait=false")
+        wait_for(lambda: cluster.get("hostrefresh", "del-hr") is None, timeout=60, what="deletion completes")
+    with open_l0("sim", tmp_path / "nodes" / node / "l0.state") as l0:
+        state = l0.query()
+    assert [x.id for x in state.running_l1s] == [1] and not state.nested and len(state.partitions) == 1
+    assert "DeletedMidRefresh" in cluster.event_reasons("del-hr")
+    node_obj = cluster.get("node", node)
+    assert node_obj is not None
+    assert not [t for t in node_obj["spec"].get("taints") or [] if t["key"] == "hostrefresh.io/refreshing"]
+
+
+def test_silent_agent_leads_to_rollback(cluster: Cluster, tmp_path: Path) -> None:
+    node = "op-silent"
+    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 3.0)
+    cluster.add_node(node)
+    op = operator_process(cluster.cp, tmp_path, "op-silent")
+    first = agent_process(cluster.cp, tmp_path, [node], name="silent-first")
+    with running(op):
+        first.start()
+        cluster.host_refresh("silent-hr", node, timeouts={"agentSilenceSeconds": 5})
+        wait_for(lambda: cluster.phase("silent-hr") == "BootingTarget", interval=0.05, what="BootingTarget")
+        first.kill()
+        wait_for(lambda: cluster.phase("silent-hr") == "RollingBack", timeout=60, what="rollback decided")
+        obj = cluster.get("hostrefresh", "silent-hr")
+        assert obj is not None and _condition(obj, "Degraded")["reason"] == "AgentSilent"
+        with running(agent_process(cluster.cp, tmp_path, [node], name="silent-second")):
+            done = cluster.wait_phase("silent-hr", TERMINAL, timeout=60)
+    assert done["status"]["phase"] == "RolledBack"
+
+
+def test_node_marks_are_restored_exactly(cluster: Cluster, tmp_path: Path) -> None:
+    node = "op-marks"
+    cluster.add_node(node)
+    # Someone else cordoned the node, tainted it, and annotated it before the refresh.
+    cluster.cp.kubectl("cordon", node)
+    cluster.cp.kubectl("taint", "node", node, "dedicated=db:NoSchedule")
+    cluster.cp.kubectl("annotate", "node", node, "example.com/owner=team-a")
+    before = cluster.get("node", node)
+    assert before is not None
+    seen_marked: list[bool] = []
+    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 1.5)
+    with running(operator_process(cluster.cp, tmp_path, "op-marks"), agent_process(cluster.cp, tmp_path, [node])):
+        cluster.host_refresh("marks-hr", node)
+
+        def marked() -> bool:
+            obj = cluster.get("node", node) or {}
+            taints = {t["key"]: t for t in obj.get("spec", {}).get("taints") or []}
+            ok = "hostrefresh.io/refreshing" in taints and "hostrefresh.io/refreshing" in obj["metadata"].get(
+                "annotations", {}
+            )
+            seen_marked.append(ok)
+            return ok
+
+        wait_for(marked, timeout=30, interval=0.05, what="node tainted and annotated during the refresh")
+        assert cluster.wait_phase("marks-hr", TERMINAL)["status"]["phase"] == "Succeeded"
+    after = cluster.get("node", node)
+    assert after is not None
+    assert after["spec"].get("unschedulable") is True  # still cordoned: not ours to undo
+    assert sorted(json.dumps(t, sort_keys=True) for t in after["spec"]["taints"]) == sorted(
+        json.dumps(t, sort_keys=True) for t in before["spec"]["taints"]
+    )
+    assert after["metadata"].get("annotations") == before["metadata"].get("annotations")
+
+
+def test_a_taint_with_our_key_set_by_someone_else_is_left_alone(cluster: Cluster, tmp_path: Path) -> None:
+    node = "op-foreign"
+    cluster.add_node(node)
+    cluster.cp.kubectl("taint", "node", node, "hostrefresh.io/refreshing=manual:NoSchedule")
+    with running(operator_process(cluster.cp, tmp_path, "op-foreign"), agent_process(cluster.cp, tmp_path, [node])):
+        cluster.host_refresh("foreign-hr", node)
+        assert cluster.wait_phase("foreign-hr", TERMINAL)["status"]["phase"] == "Succeeded"
+    after = cluster.get("node", node)
+    assert after is not None
+    ours = [t for t in after["spec"]["taints"] if t["key"] == "hostrefresh.io/refreshing"]
+    assert ours == [{"key": "hostrefresh.io/refreshing", "value": "manual", "effect": "NoSchedule"}]
+
+
+VMI_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "virtualmachineinstances.kubevirt.io"},
+    "spec": {
+        "group": "kubevirt.io",
+        "scope": "Namespaced",
+        "names": {
+            "kind": "VirtualMachineInstance",
+            "plural": "virtualmachineinstances",
+            "singular": "virtualmachineinstance",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+
+
+def _vmi(name: str, node: str, gpu: bool) -> dict[str, Any]:
+    devices: dict[str, Any] = {"gpus": [{"name": "g", "deviceName": "nvidia.com/A100"}]} if gpu else {}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"domain": {"devices": devices}},
+        "status": {"nodeName": node},
+    }
+
+
+def test_kubevirt_vmis_are_counted_and_unmovable_ones_block(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.apply(VMI_CRD)
+    cluster.cp.kubectl("wait", "--for=condition=Established", "crd/virtualmachineinstances.kubevirt.io")
+    node = "op-kubevirt"
+    cluster.add_node(node)
+    cluster.apply(_vmi("web-1", node, gpu=False))
+    cluster.apply(_vmi("gpu-1", node, gpu=True))
+    with running(operator_process(cluster.cp, tmp_path, "op-kv"), agent_process(cluster.cp, tmp_path, [node])):
+        cluster.host_refresh("kv-block", node)
+
+        def blocked() -> dict[str, Any] | None:
+            obj = cluster.get("hostrefresh", "kv-block")
+            conds = (obj or {}).get("status", {}).get("conditions") or []
+            return obj if any(c["reason"] == "UnmovableVMs" for c in conds) else None
+
+        obj = wait_for(blocked, timeout=30, what="blocked by the GPU VMI")
+        assert obj["status"]["vmis"] == {"total": 2, "unmovable": ["default/gpu-1"]}
+        assert "gpu-1" in _condition(obj, "Progressing")["message"]
+        cluster.cp.kubectl("delete", "hostrefresh", "kv-block")
+        cluster.host_refresh("kv-proceed", node, unmovableVMPolicy="Proceed")
+        done = cluster.wait_phase("kv-proceed", TERMINAL)
+    assert done["status"]["phase"] == "Succeeded"
+    assert done["status"]["vmis"]["unmovable"] == ["default/gpu-1"]
