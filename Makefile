@@ -20,6 +20,7 @@ tools:
 ## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
 crds:
 	$(PYTHON) -m hostrefresh.api.crd crds
+	cp crds/*.yaml charts/hostrefresh/crds/
 
 ## lint: ruff, mypy (strict) and the import-layer contracts.
 lint:

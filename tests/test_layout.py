@@ -25,9 +25,16 @@ def test_stdlib_modules_are_not_shadowed_from_the_repo_root() -> None:
     assert result.stdout.strip() == "ok"
 
 
-def test_no_importable_top_level_package_in_the_repo_root() -> None:
-    offenders = [p.name for p in REPO_ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
-    assert offenders == [], f"top-level packages would shadow modules when run from the root: {offenders}"
+def test_no_top_level_directory_can_shadow_a_stdlib_module() -> None:
+    """`operator/`, `test/` ... at the root would be imported instead of the standard library's."""
+    offenders = [
+        p.name
+        for p in REPO_ROOT.iterdir()
+        if p.is_dir() and p.name in sys.stdlib_module_names and (p / "__init__.py").exists()
+    ]
+    assert offenders == [], f"top-level packages would shadow the standard library: {offenders}"
+    packages = sorted(p.name for p in REPO_ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert packages == ["tests"], f"only tests/ is a package at the root (src layout), found {packages}"
 
 
 def test_pytest_collects_from_the_repo_root() -> None:

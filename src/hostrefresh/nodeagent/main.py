@@ -15,9 +15,9 @@ import socket
 import sys
 from pathlib import Path
 
-from aiohttp import web
 from prometheus_client import start_http_server
 
+from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
@@ -92,21 +92,6 @@ def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
     ]
 
 
-async def serve_health(host: AgentHost, port: int) -> web.AppRunner:
-    """/healthz answers 200 once heartbeats run."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        ok = host.healthy.is_set()
-        return web.Response(status=200 if ok else 503, text="ok" if ok else "starting")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
-    return runner
-
-
 async def run(args: argparse.Namespace) -> None:
     client = async_client(args.kubeconfig, field_manager="hostrefresh-agent")
     host = AgentHost(
@@ -117,7 +102,7 @@ async def run(args: argparse.Namespace) -> None:
         lease_seconds=args.lease_seconds,
         retry_seconds=args.retry_seconds,
     )
-    runner = await serve_health(host, args.health_port) if args.health_port else None
+    runner = await serve_health(args.health_port, host.healthy.is_set) if args.health_port else None
     try:
         await host.run()
     finally:

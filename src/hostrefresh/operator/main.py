@@ -17,6 +17,7 @@ from pathlib import Path
 import kopf
 from prometheus_client import start_http_server
 
+from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
@@ -72,8 +73,9 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
         os.environ["KUBECONFIG"] = str(config.kubeconfig)  # for kopf's own login
     client = async_client(config.kubeconfig, field_manager="hostrefresh-operator")
     memo = kopf.Memo(config=config, client=client)
-    liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     registry = handlers.registry()
+    # Served by every replica (leader or standby): it says the process is alive, not who leads.
+    health = await serve_health(config.health_port) if config.health_port else None
 
     async def lead() -> None:
         await kopf.operator(
@@ -81,7 +83,6 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
             clusterwide=True,
             standalone=True,
             memo=memo,
-            liveness_endpoint=liveness,
             stop_flag=stop_flag,
         )
 
@@ -94,6 +95,8 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
         else:
             await lead()
     finally:
+        if health is not None:
+            await health.cleanup()
         await client.close()
 
 
