@@ -1,0 +1,221 @@
+"""``make demo``: a local demo fleet refreshing itself on an embedded control plane.
+
+Starts a real kube-apiserver + etcd on loopback, installs the CRDs, creates simulated nodes (each a
+Node object + a simulated L0 + a fake sysfs + simulated VMs, hosted by one real agent process), runs
+the real operator, applies a RefreshPlan, and shows the rollout live until every node runs the
+target host software. The L0 is simulated (no real L0 hypervisor runs on a development machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lightkube.core.exceptions import ApiError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from hostrefresh.controlplane import ControlPlane
+from hostrefresh.kube.client import sync_client
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
+from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAN = "demo-fleet"
+
+
+def _node(cp: ControlPlane, name: str, zone: str) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"hostrefresh.io/pool": "demo", "topology.kubernetes.io/zone": zone}},
+    }
+    cp.kubectl("apply", "-f", "-", stdin=json.dumps(body))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "KubeletReady",
+        "message": "simulated node",
+        "lastHeartbeatTime": now,
+        "lastTransitionTime": now,
+    }
+    cp.kubectl(
+        "patch",
+        "node",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"conditions": [ready]}}),
+    )
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = obj.to_dict()
+    return out
+
+
+def _table(items: list[dict[str, Any]], plan: dict[str, Any] | None, elapsed: float, zones: dict[str, str]) -> Table:
+    status = (plan or {}).get("status") or {}
+    title = (
+        f"RefreshPlan {PLAN}: {status.get('succeeded', 0)}/{status.get('nodes', '?')} nodes refreshed, "
+        f"{status.get('active', 0)} active, {elapsed:.0f}s"
+    )
+    table = Table(title=title)
+    for column in ("node", "zone", "phase", "agent step", "nested s", "VMs handed over"):
+        table.add_column(column)
+    for item in sorted(items, key=lambda i: i["spec"]["nodeName"]):
+        st = item.get("status") or {}
+        agent = st.get("agent") or {}
+        vms = agent.get("vms") or []
+        moved = sum(1 for vm in vms if vm.get("result") == "HandedOver")
+        table.add_row(
+            item["spec"]["nodeName"],
+            zones.get(item["spec"]["nodeName"], ""),
+            st.get("phase", "-"),
+            f"{agent.get('step', '-')} {agent.get('stepState', '')}",
+            f"{agent.get('nestedSeconds', 0):.2f}",
+            f"{moved}/{len(vms)}",
+        )
+    return table
+
+
+def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: Path) -> int:
+    console = Console()
+    console.print(f"[bold]hostrefresh demo[/bold]: {nodes} simulated nodes in {zone_count} zones, workdir {workdir}")
+    cp = ControlPlane(workdir / "controlplane")
+    cp.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        cp.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
+        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        cp.kubectl("create", "namespace", DEFAULT_NAMESPACE)
+        names = [f"worker-{i:02d}" for i in range(nodes)]
+        for i, name in enumerate(names):
+            create_sim_node(workdir / "nodes", name, SimNodeSpec(sim_vms=3))
+            with open_l0("sim", workdir / "nodes" / name / "l0.state") as l0:  # make each boot take a moment
+                l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=1))
+            _node(cp, name, f"zone-{i % zone_count}")
+        image = workdir / "images" / "vmlinuz-6.12.4-kvm1"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        image.write_bytes(b"simulated host kernel 6.12.4-kvm1\n" * 256)
+        checksum = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
+        kube = ["--kubeconfig", str(cp.kubeconfig), "--namespace", DEFAULT_NAMESPACE]
+        procs.append(
+            _spawn(
+                [sys.executable, "-m", "hostrefresh.operator.main", *kube, "--log-format=plain"],
+                workdir / "operator.log",
+            )
+        )
+        procs.append(
+            _spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "hostrefresh.nodeagent.main",
+                    *kube,
+                    "--sim-root",
+                    str(workdir / "nodes"),
+                    "--sim-nodes",
+                    ",".join(names),
+                    "--lease-seconds=15",
+                ],
+                workdir / "agent.log",
+            )
+        )
+        plan = {
+            "apiVersion": "hostrefresh.io/v1alpha1",
+            "kind": "RefreshPlan",
+            "metadata": {"name": PLAN},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"hostrefresh.io/pool": "demo"}},
+                "target": {"version": "6.12.4-kvm1", "kernel": str(image), "checksum": checksum},
+                "template": {"partition": {"cpus": 2, "memory": "2Gi"}},
+                "maxUnavailable": max_unavailable,
+                "maxUnavailablePerZone": 1,
+                "canary": 1,
+                "soakSeconds": 2,
+            },
+        }
+        cp.kubectl("apply", "-f", "-", stdin=json.dumps(plan))
+        client = sync_client(cp.kubeconfig)
+        zones = {name: f"zone-{i % zone_count}" for i, name in enumerate(names)}
+        started = time.monotonic()
+        done = False
+        with Live(console=console, refresh_per_second=4) as live:
+            while time.monotonic() - started < 600:
+                try:
+                    items = [_dict(o) for o in client.list(HostRefreshResource, labels={PLAN_LABEL: PLAN})]
+                    plan_obj = _dict(client.get(RefreshPlanResource, PLAN))
+                except ApiError as exc:  # e.g. 429 while the new CRDs' storage initializes
+                    live.update(f"waiting for the API server: {exc}")
+                    time.sleep(0.5)
+                    continue
+                live.update(_table(items, plan_obj, time.monotonic() - started, zones))
+                status = plan_obj.get("status") or {}
+                if status.get("nodes") and status.get("succeeded") == status.get("nodes"):
+                    done = True
+                    break
+                time.sleep(0.5)
+        agents = [(i.get("status") or {}).get("agent") or {} for i in items]
+        nested = [a.get("nestedSeconds", 0.0) for a in agents]
+        vms = [vm for a in agents for vm in a.get("vms") or []]
+        zero_copy = sum(1 for vm in vms if vm.get("path") == "ZeroCopy" and vm.get("result") == "HandedOver")
+        if done:
+            console.print(
+                f"[bold green]done[/bold green]: {len(items)} nodes refreshed in {time.monotonic() - started:.1f}s; "
+                f"{len(vms)} VMs handed over on their own machines ({zero_copy} zero-copy); "
+                f"at most {max(nested, default=0):.2f}s nested per node"
+            )
+        else:
+            console.print(f"[bold red]the rollout did not finish in 10 minutes[/bold red]; logs in {workdir}")
+        if keep:
+            console.print(
+                f"the control plane keeps running; export KUBECONFIG={cp.kubeconfig}; "
+                f"PATH={cp.tools.bin_dir}:$PATH; Ctrl-C stops it"
+            )
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0 if done else 1
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        cp.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hostrefresh.demo", description=__doc__)
+    parser.add_argument("--nodes", type=int, default=12, help="simulated nodes (default %(default)s)")
+    parser.add_argument("--zones", type=int, default=3, help="zones they spread over (default %(default)s)")
+    parser.add_argument("--max-unavailable", type=int, default=3, help="nodes refreshing at once")
+    parser.add_argument("--keep", action="store_true", help="keep the control plane running afterwards")
+    parser.add_argument("--workdir", type=Path, default=None, help="where state and logs go (default: a temp dir)")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hostrefresh-demo-"))
+    os.makedirs(workdir, exist_ok=True)
+    return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
