@@ -5,6 +5,11 @@ left behind: destination already running (finish: stop the old side, record), mi
 in QEMU (wait for it), switchover done but destination still loading (wait), nothing started (prepare
 the destination and migrate). A failed migration leaves the guest running where it was: QEMU resumes
 the source, we `cont` it if needed, and the half-started destination is killed.
+
+Copy migration under TCG pauses the guest first: QEMU before 9.0 (fixed by "physmem: Fix migration
+dirty bitmap coherency with TCG memory access") does not re-arm dirty tracking in the TCG TLB after a
+bitmap sync, so a page the guest keeps writing is sent once and its later writes are lost. Paused, the
+guest's RAM is copied exactly (longer downtime; TCG is for machines without KVM, where this is fine).
 """
 
 from __future__ import annotations
@@ -170,7 +175,9 @@ class _Mover:
             record = record.without_instance(self.frm)
         if record.owner != self.to or old is not None:
             self.acted = True
-        self.inv.save(replace(record, owner=self.to))
+        if record.paused_for_copy:  # we paused it for the copy: it runs again on its destination
+            await _ensure_running(record.instances[self.to])
+        self.inv.save(replace(record, owner=self.to, paused_for_copy=False))
         self.result.outcome = Outcome.MOVED if self.acted else Outcome.ALREADY
 
     async def _prepare_destination(self, record: VmRecord, dst: InstanceState) -> Instance:
@@ -207,11 +214,18 @@ class _Mover:
         async with qmp_session(Path(src.qmp_socket)) as sq:
             await sq.set_capabilities(caps)
             await sq.set_parameters(params)
+            paused = not zero_copy and spec.accel == "tcg" and await sq.status() == "running"
+            if paused:
+                self.inv.save(replace(self.inv.load(self.name), paused_for_copy=True))  # write-ahead
+                await sq.execute("stop")
+                self.result.notes.append("TCG: guest paused for the copy (QEMU TCG dirty tracking)")
             await sq.execute("migrate", {"uri": f"unix:{uri_path}"})
         if self.hooks.on_migration_started is not None:
             await self.hooks.on_migration_started(self.name)
         info = await _wait_migration(Path(src.qmp_socket), self.policy, self.deadline)
         _fill_metrics(self.result, info)
+        if paused:  # the guest stood still for the whole copy, not only QEMU's final stop
+            self.result.downtime_ms = self.result.total_ms
         uri_path.unlink(missing_ok=True)
 
     async def _recover(self) -> None:
@@ -239,7 +253,9 @@ class _Mover:
                 self.result.notes.append(f"resume failed: {exc}")
         if dst_inst is not None:
             await process.stop(dst_inst, graceful=False)
-            self.inv.save(record.without_instance(self.to))
+            record = record.without_instance(self.to)
+        if dst_inst is not None or record.paused_for_copy:  # the source was resumed above
+            self.inv.save(replace(record, paused_for_copy=False))
         if not (await observe(src_inst)).holds:
             self.result.outcome = Outcome.LOST
 

@@ -27,6 +27,9 @@ class VmRecord:
     spec: VmSpec
     owner: Role = "source"
     instances: dict[Role, Instance] = field(default_factory=dict)
+    # The handover paused the running guest before a copy migration (TCG; see handover.py): the
+    # destination must be resumed once it holds the guest, even by an agent that did not pause it.
+    paused_for_copy: bool = False
 
     @property
     def name(self) -> str:
@@ -44,6 +47,7 @@ class VmRecord:
             "owner": self.owner,
             "spec": self.spec.to_dict(),
             "instances": {role: inst.to_dict() for role, inst in self.instances.items()},
+            "paused_for_copy": self.paused_for_copy,
         }
 
     @classmethod
@@ -53,7 +57,12 @@ class VmRecord:
             if role in data.get("instances", {}):
                 instances[role] = Instance.from_dict(data["instances"][role])
         owner: Role = "target" if data.get("owner") == "target" else "source"
-        return cls(spec=VmSpec.from_dict(data["spec"]), owner=owner, instances=instances)
+        return cls(
+            spec=VmSpec.from_dict(data["spec"]),
+            owner=owner,
+            instances=instances,
+            paused_for_copy=bool(data.get("paused_for_copy", False)),
+        )
 
 
 class Inventory:
