@@ -8,7 +8,7 @@ CamelCase reason when it cannot finish; the operator then decides between rollba
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hostrefresh.api import HostRefreshSpec, Phase
 from hostrefresh.api.phases import RETIRE_REFUSED
@@ -48,6 +48,18 @@ async def _l0(call: str, fn: object, *args: object) -> None:
         return
     except L0Error as exc:
         raise StepFailedError("L0CallFailed", f"L0 {call} failed: {exc}") from exc
+
+
+def apply_policy(rt: NodeRuntime, spec: HostRefreshSpec) -> None:
+    """The refresh's handover policy (zero-copy, copy fallback, downtime budget, parallelism) for the migrator."""
+    handover = spec.handover
+    rt.migrator.policy = replace(
+        rt.migrator.policy,
+        zero_copy=handover.zero_copy,
+        copy_fallback=handover.copy_fallback,
+        downtime_limit_ms=handover.downtime_budget_millis,
+        parallel=handover.max_parallel,
+    )
 
 
 async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
@@ -115,6 +127,7 @@ async def migrating(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
         raise StepFailedError("NoTargetHost", "both the old and the new host must run to hand VMs over")
     if not obs.l0.granted(source.id, target.id):
         await _l0("mem_grant", rt.l0.mem_grant, source.id, target.id, [])
+    apply_policy(rt, spec)
     records = await rt.migrator.hand_over()
     failed = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]
     if failed:
@@ -178,6 +191,8 @@ STEPS = {
 async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     """Undo whatever is done, in reverse order, from observed state; safe to repeat."""
     records: list[HandoverRecord] = []
+    # Handing back always may copy: VMs must get home even if zero-copy is impossible now.
+    rt.migrator.policy = replace(rt.migrator.policy, copy_fallback=True)
     if obs.vms_on(VmLocation.TARGET) or obs.vms_on(VmLocation.MIGRATING):
         records = await rt.migrator.hand_back()
         stuck = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]

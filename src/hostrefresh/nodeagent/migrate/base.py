@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from hostrefresh.nodeagent.migrate.types import HandoverRecord, VmLocation
+from hostrefresh.nodeagent.migrate.types import HandoverRecord, MigrationPolicy, VmLocation
 
 
 class Migrator(Protocol):
@@ -14,6 +14,9 @@ class Migrator(Protocol):
     Every method is idempotent and works from observed state: call it again after a crash and it
     finishes or reports what it finds. `names=None` means every VM in the node's inventory.
     """
+
+    policy: MigrationPolicy
+    """How the next handovers run; the agent sets it from the HostRefresh's spec.handover."""
 
     async def locate(self) -> dict[str, VmLocation]:
         """Where each VM runs right now (observed, not remembered)."""
