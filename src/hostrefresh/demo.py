@@ -26,6 +26,7 @@ from rich.live import Live
 from rich.table import Table
 
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
@@ -33,33 +34,6 @@ from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAN = "demo-fleet"
-
-
-def _node(cp: ControlPlane, name: str, zone: str) -> None:
-    body = {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"hostrefresh.io/pool": "demo", "topology.kubernetes.io/zone": zone}},
-    }
-    cp.kubectl("apply", "-f", "-", stdin=json.dumps(body))
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    ready = {
-        "type": "Ready",
-        "status": "True",
-        "reason": "KubeletReady",
-        "message": "simulated node",
-        "lastHeartbeatTime": now,
-        "lastTransitionTime": now,
-    }
-    cp.kubectl(
-        "patch",
-        "node",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"conditions": [ready]}}),
-    )
 
 
 def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -112,7 +86,9 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
             create_sim_node(workdir / "nodes", name, SimNodeSpec(sim_vms=3))
             with open_l0("sim", workdir / "nodes" / name / "l0.state") as l0:  # make each boot take a moment
                 l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=1))
-            _node(cp, name, f"zone-{i % zone_count}")
+            register_node(
+                cp, name, {"hostrefresh.io/pool": "demo", "topology.kubernetes.io/zone": f"zone-{i % zone_count}"}
+            )
         image = workdir / "images" / "vmlinuz-6.12.4-kvm1"
         image.parent.mkdir(parents=True, exist_ok=True)
         image.write_bytes(b"simulated host kernel 6.12.4-kvm1\n" * 256)

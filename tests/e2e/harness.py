@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> Any:
@@ -49,28 +52,7 @@ class Cluster:
         self.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(obj))
 
     def add_node(self, name: str, labels: dict[str, str] | None = None, ready: bool = True) -> None:
-        self.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}})
-        self.set_node_ready(name, ready)
-
-    def set_node_ready(self, name: str, ready: bool) -> None:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        cond = {
-            "type": "Ready",
-            "status": "True" if ready else "False",
-            "reason": "KubeletReady" if ready else "KubeletNotReady",
-            "message": "simulated node",
-            "lastHeartbeatTime": now,
-            "lastTransitionTime": now,
-        }
-        self.cp.kubectl(
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps({"status": {"conditions": [cond]}}),
-        )
+        register_node(self.cp, name, labels, ready)
 
     def target_image(self, version: str) -> dict[str, str]:
         """A (simulated) target host image on disk and its spec.target."""
@@ -193,3 +175,10 @@ def running(*procs: Process) -> Iterator[None]:
 def ensure_namespace(cp: ControlPlane, name: str = DEFAULT_NAMESPACE) -> None:
     if cp.kubectl("get", "namespace", name, "--ignore-not-found", "-o", "name").stdout.strip() == "":
         cp.kubectl("create", "namespace", name)
+
+
+def slow_node(root: Path, node: str, call: Call, seconds: float, spec: SimNodeSpec | None = None) -> None:
+    """A simulated node whose next ``call`` to the L0 takes ``seconds`` (to catch a step in the act)."""
+    create_sim_node(root, node, spec or SimNodeSpec())
+    with open_l0("sim", root / node / "l0.state") as l0:
+        l0.sim_inject_fault(FaultRule(call=call, status=Status.OK, latency_s=seconds, times=1))

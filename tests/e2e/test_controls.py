@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.l0 import Call, open_l0
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
-from .harness import Cluster, agent_process, operator_process, running, wait_for
+from .harness import Cluster, agent_process, operator_process, running, slow_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
@@ -25,19 +25,13 @@ def _free_port() -> int:
         return port
 
 
-def _slow(root: Path, node: str, call: Call, seconds: float) -> None:
-    create_sim_node(root, node, SimNodeSpec())
-    with open_l0("sim", root / node / "l0.state") as l0:
-        l0.sim_inject_fault(FaultRule(call=call, status=Status.OK, latency_s=seconds, times=1))
-
-
 def _patch(cluster: Cluster, name: str, spec: str) -> None:
     cluster.cp.kubectl("patch", "hostrefresh", name, "--type=merge", "-p", f'{{"spec":{spec}}}')
 
 
 def test_pause_holds_between_steps_and_resume_continues(cluster: Cluster, tmp_path: Path) -> None:
     node = "ctl-pause"
-    _slow(tmp_path / "nodes", node, Call.NESTED_ENABLE, 1.5)
+    slow_node(tmp_path / "nodes", node, Call.NESTED_ENABLE, 1.5)
     cluster.add_node(node)
     with running(operator_process(cluster.cp, tmp_path, "op-pause"), agent_process(cluster.cp, tmp_path, [node])):
         cluster.host_refresh("pause-hr", node)
@@ -58,7 +52,7 @@ def test_pause_holds_between_steps_and_resume_continues(cluster: Cluster, tmp_pa
 
 def test_abort_before_retiring_rolls_back(cluster: Cluster, tmp_path: Path) -> None:
     node = "ctl-abort"
-    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 1.5)
+    slow_node(tmp_path / "nodes", node, Call.L1_BOOT, 1.5)
     cluster.add_node(node)
     with running(operator_process(cluster.cp, tmp_path, "op-abort"), agent_process(cluster.cp, tmp_path, [node])):
         cluster.host_refresh("abort-hr", node)

@@ -8,19 +8,12 @@ from typing import Any
 
 import pytest
 
-from hostrefresh.l0 import Call, FaultRule, Status, open_l0
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.l0 import Call, open_l0
 
-from .harness import Cluster, agent_process, operator_process, running, wait_for
+from .harness import Cluster, agent_process, operator_process, running, slow_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
-
-
-def _slow(root: Path, node: str, call: Call, seconds: float) -> None:
-    create_sim_node(root, node, SimNodeSpec())
-    with open_l0("sim", root / node / "l0.state") as l0:
-        l0.sim_inject_fault(FaultRule(call=call, status=Status.OK, latency_s=seconds, times=1))
 
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -29,7 +22,7 @@ def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def test_second_refresh_of_a_node_waits_then_runs(cluster: Cluster, tmp_path: Path) -> None:
     node = "op-busy"
-    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 2.0)
+    slow_node(tmp_path / "nodes", node, Call.L1_BOOT, 2.0)
     cluster.add_node(node)
     with running(operator_process(cluster.cp, tmp_path, "op-busy"), agent_process(cluster.cp, tmp_path, [node])):
         cluster.host_refresh("busy-first", node, "2.0")
@@ -54,7 +47,7 @@ def test_second_refresh_of_a_node_waits_then_runs(cluster: Cluster, tmp_path: Pa
 
 def test_deletion_mid_refresh_rolls_back_then_lets_go(cluster: Cluster, tmp_path: Path) -> None:
     node = "op-delete"
-    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 2.0)
+    slow_node(tmp_path / "nodes", node, Call.L1_BOOT, 2.0)
     cluster.add_node(node)
     with running(operator_process(cluster.cp, tmp_path, "op-del"), agent_process(cluster.cp, tmp_path, [node])):
         cluster.host_refresh("del-hr", node)
@@ -72,7 +65,7 @@ def test_deletion_mid_refresh_rolls_back_then_lets_go(cluster: Cluster, tmp_path
 
 def test_silent_agent_leads_to_rollback(cluster: Cluster, tmp_path: Path) -> None:
     node = "op-silent"
-    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 3.0)
+    slow_node(tmp_path / "nodes", node, Call.L1_BOOT, 3.0)
     cluster.add_node(node)
     op = operator_process(cluster.cp, tmp_path, "op-silent")
     first = agent_process(cluster.cp, tmp_path, [node], name="silent-first")
@@ -99,7 +92,7 @@ def test_node_marks_are_restored_exactly(cluster: Cluster, tmp_path: Path) -> No
     before = cluster.get("node", node)
     assert before is not None
     seen_marked: list[bool] = []
-    _slow(tmp_path / "nodes", node, Call.L1_BOOT, 1.5)
+    slow_node(tmp_path / "nodes", node, Call.L1_BOOT, 1.5)
     with running(operator_process(cluster.cp, tmp_path, "op-marks"), agent_process(cluster.cp, tmp_path, [node])):
         cluster.host_refresh("marks-hr", node)
 

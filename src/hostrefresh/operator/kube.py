@@ -73,17 +73,24 @@ def operator_status_json(status: HostRefreshStatus) -> dict[str, Any]:
     return out
 
 
-async def patch_refresh_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:
-    """Merge-patch the operator's status fields; False when the object moved on (409) or is gone."""
+async def _patch_status(
+    client: AsyncClient, resource: Any, op: str, name: str, resource_version: str, status: dict[str, Any]
+) -> bool:
+    """Merge-patch a status guarded by ``resource_version``; False when the object moved on (409) or is gone."""
     body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-    metrics.API_REQUESTS.labels("patch_refresh_status").inc()
+    metrics.API_REQUESTS.labels(op).inc()
     try:
-        await client.patch(HostRefreshResource.Status, name, body, patch_type=PatchType.MERGE)
+        await client.patch(resource.Status, name, body, patch_type=PatchType.MERGE)
     except ApiError as exc:
         if exc.status.code in (CONFLICT, NOT_FOUND):
             return False
         raise
     return True
+
+
+async def patch_refresh_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:
+    """The operator's own HostRefresh status fields."""
+    return await _patch_status(client, HostRefreshResource, "patch_refresh_status", name, resource_version, status)
 
 
 async def patch_node_marks(client: AsyncClient, node: str, compute: Any, attempts: int = 5) -> NodeMarkPatch | None:
@@ -154,13 +161,5 @@ async def create_refresh(
 
 
 async def patch_plan_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:
-    """Merge-patch a RefreshPlan's status; False on conflict or when gone."""
-    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-    metrics.API_REQUESTS.labels("patch_plan_status").inc()
-    try:
-        await client.patch(RefreshPlanResource.Status, name, body, patch_type=PatchType.MERGE)
-    except ApiError as exc:
-        if exc.status.code in (CONFLICT, NOT_FOUND):
-            return False
-        raise
-    return True
+    """A RefreshPlan's status (the operator is its only writer)."""
+    return await _patch_status(client, RefreshPlanResource, "patch_plan_status", name, resource_version, status)
