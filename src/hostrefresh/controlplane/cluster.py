@@ -46,9 +46,12 @@ def _b64(data: bytes) -> str:
 class ControlPlane:
     """One local control plane in its own data directory."""
 
-    def __init__(self, workdir: Path | None = None, tools: Toolset | None = None) -> None:
+    def __init__(
+        self, workdir: Path | None = None, tools: Toolset | None = None, extra_args: list[str] | None = None
+    ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hostrefresh-cp-"))
         self._tools = tools
+        self.extra_args = list(extra_args or [])  # appended to kube-apiserver's flags (e.g. audit logging)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self.pki: ControlPlanePKI | None = None
         self.port = 0
@@ -75,8 +78,11 @@ class ControlPlane:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 120.0) -> None:
-        """Start etcd and kube-apiserver and wait until /readyz answers 200."""
+    def start(self, timeout: float = 120.0, extra_args: list[str] | None = None) -> None:
+        """Start etcd and kube-apiserver and wait until /readyz answers 200.
+
+        ``extra_args`` (and those given to the constructor) are appended to kube-apiserver's flags.
+        """
         tools = self.tools
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pki = write_pki(self.workdir / "pki")
@@ -120,6 +126,8 @@ class ControlPlane:
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--v=0",
+                *self.extra_args,
+                *(extra_args or []),
             ],
         )
         self.kubeconfig.write_text(self.kubeconfig_text(pki.admin, "admin"))
