@@ -20,7 +20,9 @@ class OperatorConfig:
     lease_seconds: float = 15.0
     plan_interval: float = 1.0
     refresh_interval: float = 2.0  # re-check of deadlines and waiting refreshes
-    workers: int = 200
+    # Per-object kopf workers; None: unbounded. A bound deadlocks start-up once a watched kind has more
+    # objects than the bound (kopf's workers index, then wait for every object of the kind to be indexed).
+    workers: int | None = None
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)

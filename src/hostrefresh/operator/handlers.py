@@ -175,6 +175,7 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
         )
         decision = decide(inputs)
         status = decision.status
+        planned = None
         if decision.mark_node and node is not None:
             # Record what we are about to add before adding it: a crash in between never leaves an
             # unrecorded mark behind (marks carry our name, so a recorded-but-absent one is harmless).
@@ -189,7 +190,8 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             for event in decision.events:
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             _observe_transition(hr, status.phase, node_name, status)
-        if decision.mark_node and node is not None:
+        if decision.mark_node and node is not None and planned is not None and not planned.empty:
+            # Only when the node (as the index shows it) lacks a mark: no read per reconcile.
             await kube.patch_node_marks(
                 memo.client,
                 node_name,
