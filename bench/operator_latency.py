@@ -592,22 +592,35 @@ def _fmt(s: dict[str, Any]) -> str:
     return f"p50 {s['p50_ms']:.0f} / p99 {s['p99_ms']:.0f} / max {s['max_ms']:.0f} ms (n={s['n']})"
 
 
+def _dig(r: dict[str, Any], *path: str) -> Any:
+    """``r[path...]`` or {} when a scenario was not run."""
+    cur: Any = r
+    for key in path:
+        cur = cur.get(key, {}) if isinstance(cur, dict) else {}
+    return cur
+
+
+def _cell(s: dict[str, Any]) -> str:
+    return f"{s['p50_ms']} / {s['p99_ms']} / {s['max_ms']} ms ({s['n']})" if s.get("n") else "-"
+
+
 def print_tables(runs: list[dict[str, Any]]) -> None:
     table = Table(title="operator latency (watch receipt)")
     for col in ("run", "report -> status", "slot free -> grant", "in flight", "API req/refresh (hr / plan)"):
         table.add_column(col)
     for r in runs:
-        s, p = r["standalone"], r["plan"]
         table.add_row(
             str(r["run"]),
-            _fmt(s["report_to_status"]),
-            _fmt(p["slot_free_to_grant"]),
-            f"{s['max_in_flight']} / {p['max_in_flight']}",
-            f"{s['api']['per_refresh']} / {p['api']['per_refresh']}",
+            _fmt(_dig(r, "standalone", "report_to_status")),
+            _fmt(_dig(r, "plan", "slot_free_to_grant")),
+            f"{_dig(r, 'standalone').get('max_in_flight', '-')} / {_dig(r, 'plan').get('max_in_flight', '-')}",
+            f"{_dig(r, 'standalone', 'api').get('per_refresh', '-')} / {_dig(r, 'plan', 'api').get('per_refresh', '-')}",
         )
     console.print(table)
     last = runs[-1]
     for key in ("standalone", "plan"):
+        if key not in last:
+            continue
         t = Table(title=f"API requests by {OPERATOR_USER} ({key}, run {last['run']})")
         t.add_column("verb resource")
         t.add_column("count", justify="right")
@@ -623,42 +636,45 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         "# Operator latency with 100 refreshes in flight",
         "",
         f"`{data['command']}` on {data['machine']['cpus']} shared cores ({data['machine']['platform']}), "
-        f"{data['recorded_at']}. Target: p99 < {TARGET_MS:.0f} ms for both latencies.",
+        f"{data['recorded_at']}{' (' + data['label'] + ')' if data['label'] else ''}. "
+        f"Target: p99 < {TARGET_MS:.0f} ms for both latencies.",
         "",
         "| run | report → status p50 / p99 / max (n) | slot free → grant p50 / p99 / max (n) "
         "| max in flight (hr / plan) | operator API requests per refresh (hr / plan) |",
         "|---|---|---|---|---|",
     ]
     for r in runs:
-        s, p = r["standalone"], r["plan"]
-        a, g = s["report_to_status"], p["slot_free_to_grant"]
+        s, p = _dig(r, "standalone"), _dig(r, "plan")
         lines.append(
-            f"| {r['run']} | {a['p50_ms']} / {a['p99_ms']} / {a['max_ms']} ms ({a['n']}) "
-            f"| {g['p50_ms']} / {g['p99_ms']} / {g['max_ms']} ms ({g['n']}) "
-            f"| {s['max_in_flight']} / {p['max_in_flight']} | {s['api']['per_refresh']} / {p['api']['per_refresh']} |"
+            f"| {r['run']} | {_cell(_dig(s, 'report_to_status'))} | {_cell(_dig(p, 'slot_free_to_grant'))} "
+            f"| {s.get('max_in_flight', '-')} / {p.get('max_in_flight', '-')} "
+            f"| {_dig(s, 'api').get('per_refresh', '-')} / {_dig(p, 'api').get('per_refresh', '-')} |"
         )
-    lines += ["", "Breakdown (per run): where the time goes", ""]
+    lines += ["", "Where the time goes (p50 / p99 / max, n):", ""]
     lines += [
-        "| run | agent report → bench watch | bench watch → operator status | free → child created "
+        "| run | agent report → bench watch | bench watch → operator status | slot free → child created "
         "| child created → Proceed |",
         "|---|---|---|---|---|",
     ]
     for r in runs:
-        sp, pp = r["standalone"]["report_to_status_parts"], r["plan"]["slot_free_to_grant_parts"]
+        sp, pp = _dig(r, "standalone", "report_to_status_parts"), _dig(r, "plan", "slot_free_to_grant_parts")
         cells = [
-            sp["agent_report_to_watch_receipt"],
-            sp["watch_receipt_to_operator_status"],
-            pp["free_to_child_created"],
-            pp["child_created_to_grant"],
+            _dig(sp, "agent_report_to_watch_receipt"),
+            _dig(sp, "watch_receipt_to_operator_status"),
+            _dig(pp, "free_to_child_created"),
+            _dig(pp, "child_created_to_grant"),
         ]
-        lines.append(f"| {r['run']} | " + " | ".join(f"{c['p50_ms']} / {c['p99_ms']} ms" for c in cells) + " |")
+        lines.append(f"| {r['run']} | " + " | ".join(_cell(c) for c in cells) + " |")
     last = runs[-1]
-    for key, title in (("standalone", "100 standalone HostRefresh"), ("plan", "RefreshPlan")):
+    for key, title in (("standalone", "standalone HostRefresh objects"), ("plan", "RefreshPlan")):
+        if key not in last:
+            continue
         api = last[key]["api"]
         lines += [
             "",
             f"API requests by `{OPERATOR_USER}` (audit log), {title}, run {last['run']}: "
-            f"{api['requests']} for {api['refreshes']} refreshes = **{api['per_refresh']} per refresh**",
+            f"{api['requests']} for {api['refreshes']} refreshes = **{api['per_refresh']} per refresh** "
+            f"(results: {last[key]['results']})",
             "",
             "| verb resource | count | per refresh |",
             "|---|---|---|",
@@ -670,7 +686,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
             lines += ["", "Operator's own counter `hostrefresh_operator_api_requests_total`:", ""]
             lines += [f"- `{k.split('{')[1].rstrip('}')}`: {v:.0f}" for k, v in ops.items()]
     notes = ROOT / "bench" / "results" / "operator_latency.notes.md"
-    if notes.exists():
+    if notes.exists() and path.resolve().parent == notes.parent:
         lines += ["", notes.read_text().rstrip()]
     path.write_text("\n".join(lines) + "\n")
 
@@ -696,7 +712,6 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM runs the clean-up (operator, agent, control plane) like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     runs = [one_run(args, i + 1) for i in range(args.runs)]
-    print_tables(runs)
     data = {
         "label": args.label,
         "command": "python bench/operator_latency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -708,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     write_markdown(args.out.with_suffix(".md"), data)
+    print_tables(runs)
     console.log(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 
