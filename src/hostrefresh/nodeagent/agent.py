@@ -52,11 +52,22 @@ class NodeAgent:
     # -- input from the watch ------------------------------------------------------------------
 
     def update(self, body: Mapping[str, Any] | None, name: str) -> None:
-        """The latest version of one of this node's HostRefresh objects (None: deleted)."""
+        """The latest version of one of this node's HostRefresh objects (None: deleted).
+
+        Watch events can be older than this agent's last report (the operator's write of an earlier
+        version arrives after ours); their ``status.agent`` must not replace the newer one we wrote,
+        or the agent would believe a finished step still had to run.
+        """
         if body is None:
             self._objects.pop(name, None)
-        else:
-            self._objects[name] = body
+            self._changed.set()
+            return
+        mine = ((self._objects.get(name) or {}).get("status") or {}).get("agent")
+        theirs = (body.get("status") or {}).get("agent")
+        if mine and (theirs is None or _newer(mine, theirs)):
+            status = {**(body.get("status") or {}), "agent": mine}
+            body = {**body, "status": status}
+        self._objects[name] = body
         self._changed.set()
 
     def _active(self) -> tuple[str, HostRefresh] | None:
@@ -243,6 +254,11 @@ class NodeAgent:
         agent = agent or hr.status.agent or AgentStatus()
         log.warning("node %s: %s failed (%s): %s", self.node, step, reason, message)
         await self._report(name, agent, step or Phase.PREFLIGHT, StepState.FAILED, message, failure_reason=reason)
+
+
+def _newer(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Whether our own last report is newer than the one in a watch event (RFC 3339 UTC sorts as text)."""
+    return str(mine.get("updatedAt") or "") > str(theirs.get("updatedAt") or "")
 
 
 def vm_summary(vms: Mapping[str, VmLocation]) -> str:

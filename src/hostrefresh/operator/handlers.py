@@ -120,6 +120,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.plan_paused = {}
     memo.plan_wakeups = {}
     memo.released = {}
+    memo.latest = {}
+    memo.refresh_wakeups = {}
 
 
 @kopf.on.login(registry=REGISTRY)
@@ -234,29 +236,47 @@ def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.on.event(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
-async def refresh_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Hand the newest version to the object's reconcile loop and wake it; nothing slow here.
+
+    Bursts of events (the agent reporting, our own writes coming back) coalesce into one reconcile
+    of the newest version, instead of one reconcile (and a write that fails with 409) per stale event.
+    """
+    latest: dict[str, kopf.Body] = memo.latest
+    wakeups: dict[str, asyncio.Event] = memo.refresh_wakeups
     if event.get("type") == "DELETED":
+        latest.pop(name, None)
+        wakeups.pop(name, None)
         return
-    await reconcile_refresh(body, memo, _indexes(kwargs))
+    latest[name] = body
+    wakeups.setdefault(name, asyncio.Event()).set()
 
 
 @kopf.daemon(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
-async def refresh_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
-    """Deadlines, silent agents and admission waits are re-checked even when nothing changes.
-
-    kopf keeps a daemon's ``body`` current; the daemon ends with its object or once it is terminal.
+async def refresh_daemon(
+    name: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
+) -> None:
+    """The reconcile loop of one HostRefresh: on every change, and at least every ``refresh_interval``
+    (deadlines, silent agents and admission waits need no event). It ends once the object is terminal.
     """
     config: OperatorConfig = memo.config
+    latest: dict[str, kopf.Body] = memo.latest
+    wakeups: dict[str, asyncio.Event] = memo.refresh_wakeups
+    wake = wakeups.setdefault(name, asyncio.Event())
+    wake.set()  # first pass at once
     while not stopped:
-        await stopped.wait(config.refresh_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=config.refresh_interval)
+        wake.clear()
         if stopped:
             break
-        terminal = is_terminal((body.get("status") or {}).get("phase"))
-        if terminal and not body["metadata"].get("deletionTimestamp"):
-            break
-        await reconcile_refresh(body, memo, _indexes(kwargs))
+        current = latest.get(name, body)
+        await reconcile_refresh(current, memo, _indexes(kwargs))
         index: kopf.Index[str, PeerView] = kwargs["refresh_index"]
         metrics.ACTIVE.set(sum(1 for key in index for p in index[key] if p.started and not p.terminal))
+        terminal = is_terminal((current.get("status") or {}).get("phase"))
+        if terminal and not current["metadata"].get("deletionTimestamp"):
+            break
 
 
 @kopf.on.delete(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
