@@ -48,7 +48,9 @@ cluster-down:
 	@$(PYTHON) -m hostrefresh.controlplane down --dir $(CLUSTER_DIR)
 
 bench: setup
-	$(PYTHON) bench/run_all.py
+	$(PYTHON) bench/l0_calls.py
+	$(PYTHON) bench/handover.py
+	$(PYTHON) bench/operator_latency.py
 
 clean:
 	rm -rf build .cache .mypy_cache .ruff_cache .pytest_cache l0module/build
