@@ -1,0 +1,177 @@
+"""Fleet scale: a thousand simulated nodes hosted by one agent process, refreshed by one RefreshPlan.
+
+Starts its own control plane, registers N simulated nodes (Node object + simulated L0 + fake sysfs +
+simulated VMs), one agent process hosting all of them, the operator, and a RefreshPlan over all of
+them; measures how long the agent host takes to come up, its memory, the rollout's wall time and
+throughput, and the API server's and agent's CPU time. Prints a table and writes
+bench/results/fleet_scale.json and .md.
+
+    python bench/fleet_scale.py [--nodes 1000] [--max-unavailable 10%] [--vms 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lightkube.resources.coordination_v1 import Lease
+
+from hostrefresh.controlplane import ControlPlane
+from hostrefresh.controlplane.nodes import register_node
+from hostrefresh.kube.client import sync_client
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE, RefreshPlanResource
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, clock ticks of 10 ms
+
+
+def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, Any]:
+    cp = ControlPlane(workdir / "cp")
+    cp.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        cp.kubectl("apply", "-f", str(REPO / "crds"))
+        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        cp.kubectl("create", "namespace", DEFAULT_NAMESPACE)
+        names = [f"scale-{i:04d}" for i in range(nodes)]
+        t0 = time.monotonic()
+        for i, name in enumerate(names):
+            create_sim_node(workdir / "nodes", name, SimNodeSpec(cpus=4, memory_blocks=16, sim_vms=vms))
+            register_node(cp, name, {"fleet": "scale", "topology.kubernetes.io/zone": f"zone-{i % 4}"})
+        setup_s = time.monotonic() - t0
+        kube = ["--kubeconfig", str(cp.kubeconfig), "--namespace", DEFAULT_NAMESPACE]
+        agent_log = open(workdir / "agent.log", "wb")  # noqa: SIM115 - closed in finally through the process
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hostrefresh.nodeagent.main",
+                *kube,
+                "--sim-root",
+                str(workdir / "nodes"),
+                "--sim-nodes",
+                ",".join(names),
+                "--lease-seconds=60",
+                "--sim-vms",
+                str(vms),
+            ],
+            stdout=agent_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        procs.append(agent)
+        client = sync_client(cp.kubeconfig)
+        t1 = time.monotonic()
+        while len(list(client.list(Lease, namespace=DEFAULT_NAMESPACE))) < nodes:
+            time.sleep(1)
+        agent_up_s = time.monotonic() - t1
+        agent_rss = _rss_mib(agent.pid)
+        operator_log = open(workdir / "operator.log", "wb")  # noqa: SIM115 - the child writes it
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "hostrefresh.operator.main", *kube, "--log-format=plain"],
+            stdout=operator_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        procs.append(operator)
+        image = workdir / "vmlinuz"
+        image.write_bytes(b"simulated kernel\n" * 64)
+        plan = {
+            "apiVersion": "hostrefresh.io/v1alpha1",
+            "kind": "RefreshPlan",
+            "metadata": {"name": "scale"},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"fleet": "scale"}},
+                "target": {"version": "2.0", "kernel": str(image)},
+                "template": {"partition": {"cpus": 1, "memory": "512Mi"}},
+                "maxUnavailable": max_unavailable,
+                "canary": 1,
+                "soakSeconds": 0,
+            },
+        }
+        cp.kubectl("apply", "-f", "-", stdin=json.dumps(plan))
+        t2 = time.monotonic()
+        status: dict[str, Any] = {}
+        while time.monotonic() - t2 < 3600:
+            try:
+                status = client.get(RefreshPlanResource, "scale").to_dict().get("status") or {}
+            except Exception:
+                time.sleep(1)
+                continue
+            done = status.get("succeeded", 0) + status.get("failed", 0)
+            print(
+                f"\r{time.monotonic() - t2:6.0f}s  succeeded {status.get('succeeded', 0)}  "
+                f"failed {status.get('failed', 0)}  active {status.get('active', 0)}",
+                end="",
+                flush=True,
+            )
+            if done >= nodes:
+                break
+            time.sleep(2)
+        print()
+        rollout_s = time.monotonic() - t2
+        return {
+            "nodes": nodes,
+            "max_unavailable": max_unavailable,
+            "vms_per_node": vms,
+            "setup_seconds": round(setup_s, 1),
+            "agent_up_seconds": round(agent_up_s, 1),
+            "agent_rss_mib_idle": round(agent_rss, 1),
+            "agent_rss_mib_after": round(_rss_mib(agent.pid), 1),
+            "agent_cpu_seconds": _cpu_seconds(agent.pid),
+            "operator_rss_mib": round(_rss_mib(operator.pid), 1),
+            "operator_cpu_seconds": _cpu_seconds(operator.pid),
+            "rollout_seconds": round(rollout_s, 1),
+            "succeeded": status.get("succeeded", 0),
+            "failed": status.get("failed", 0),
+            "refreshes_per_minute": round(60 * status.get("succeeded", 0) / rollout_s, 1),
+        }
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        cp.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--max-unavailable", default="10%")
+    parser.add_argument("--vms", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hostrefresh-scale-") as tmp:
+        result = run(args.nodes, args.max_unavailable, args.vms, Path(tmp))
+    result["recorded"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fleet_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    (RESULTS / "fleet_scale.md").write_text(f"# Fleet scale\n\n| figure | value |\n|---|---|\n{rows}\n")
+    print(json.dumps(result, indent=2))
+    return 0 if result["succeeded"] == args.nodes else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
