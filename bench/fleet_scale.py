@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import Node
+from lightkube.types import PatchType
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, RefreshPlanResource
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
@@ -53,10 +55,24 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
         cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         cp.kubectl("create", "namespace", DEFAULT_NAMESPACE)
         names = [f"scale-{i:04d}" for i in range(nodes)]
+        client = sync_client(cp.kubeconfig)
         t0 = time.monotonic()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "simulated node",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
         for i, name in enumerate(names):
             create_sim_node(workdir / "nodes", name, SimNodeSpec(cpus=4, memory_blocks=16, sim_vms=vms))
-            register_node(cp, name, {"fleet": "scale", "topology.kubernetes.io/zone": f"zone-{i % 4}"})
+            labels = {"fleet": "scale", "topology.kubernetes.io/zone": f"zone-{i % 4}"}
+            client.create(Node(metadata=ObjectMeta(name=name, labels=labels)))
+            client.patch(
+                Node, name, {"status": {"conditions": [ready]}}, subresource="status", patch_type=PatchType.MERGE
+            )
         setup_s = time.monotonic() - t0
         kube = ["--kubeconfig", str(cp.kubeconfig), "--namespace", DEFAULT_NAMESPACE]
         agent_log = open(workdir / "agent.log", "wb")  # noqa: SIM115 - closed in finally through the process
@@ -79,7 +95,6 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             start_new_session=True,
         )
         procs.append(agent)
-        client = sync_client(cp.kubeconfig)
         t1 = time.monotonic()
         while len(list(client.list(Lease, namespace=DEFAULT_NAMESPACE))) < nodes:
             time.sleep(1)
