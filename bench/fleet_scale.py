@@ -70,9 +70,7 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             create_sim_node(workdir / "nodes", name, SimNodeSpec(cpus=4, memory_blocks=16, sim_vms=vms))
             labels = {"fleet": "scale", "topology.kubernetes.io/zone": f"zone-{i % 4}"}
             client.create(Node(metadata=ObjectMeta(name=name, labels=labels)))
-            client.patch(
-                Node, name, {"status": {"conditions": [ready]}}, subresource="status", patch_type=PatchType.MERGE
-            )
+            client.patch(Node.Status, name, {"status": {"conditions": [ready]}}, patch_type=PatchType.MERGE)
         setup_s = time.monotonic() - t0
         kube = ["--kubeconfig", str(cp.kubeconfig), "--namespace", DEFAULT_NAMESPACE]
         agent_log = open(workdir / "agent.log", "wb")  # noqa: SIM115 - closed in finally through the process
