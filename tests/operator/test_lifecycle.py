@@ -207,3 +207,10 @@ def test_a_refused_retire_can_still_roll_back() -> None:
     status = started("Retiring", "Retiring", "Failed", failureReason="RetireRefused")
     d = decide(inputs(host_refresh(status=status)))
     assert d.status.directive == Directive.ROLL_BACK
+
+
+def test_recent_agent_reports_count_as_signs_of_life() -> None:
+    now = T0 + timedelta(seconds=200)
+    status = started("Migrating", "Migrating", updatedAt=(now - timedelta(seconds=5)).isoformat())
+    d = decide(inputs(host_refresh(status=status), now=now, agent_age=120))
+    assert d.status.directive == Directive.PROCEED

@@ -14,7 +14,7 @@ from typing import Any
 
 from lightkube import AsyncClient
 
-from hostrefresh.kube.leases import renew_heartbeat
+from hostrefresh.kube.leases import Heartbeats
 from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, NODE_LABEL, HostRefreshResource, agent_lease_name
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.report import Reporter
@@ -79,21 +79,17 @@ class AgentHost:
 
     async def _heartbeats(self) -> None:
         interval = max(self.lease_seconds / 3, 0.5)
+        beats = Heartbeats(self.client, self.namespace, self.lease_seconds)
         while True:
-            for node in list(self.agents):
-                try:
-                    await renew_heartbeat(
-                        self.client,
-                        self.namespace,
-                        agent_lease_name(node),
-                        self.agents[node].agent_id,
-                        self.lease_seconds,
-                        {**AGENT_COMPONENT_LABEL, NODE_LABEL: node},
-                    )
-                except Exception:
-                    log.exception("node %s: heartbeat failed", node)
+            started = asyncio.get_running_loop().time()
+            holders = {
+                agent_lease_name(node): (agent.agent_id, {**AGENT_COMPONENT_LABEL, NODE_LABEL: node})
+                for node, agent in self.agents.items()
+            }
+            await beats.renew_all(holders)
             self.healthy.set()
-            await asyncio.sleep(interval)
+            elapsed = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(interval - elapsed, 0.1))
 
     async def _watch(self) -> None:
         # One node: let the API server filter (selectableFields); many: one watch for all.

@@ -231,10 +231,13 @@ def _check_deadline(decision: Decision, inputs: RefreshInputs, phase: Phase) -> 
 
 def _check_agent(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
     limit = inputs.hr.spec.timeouts.agent_silence_seconds
-    silent = inputs.agent.silent_for(inputs.now)
-    if silent is None:
-        started = decision.status.started_at or inputs.now
-        silent = (inputs.now - started).total_seconds()
+    # Signs of life: the agent's Lease, and its own reports on this refresh (either will do).
+    started = decision.status.started_at or inputs.now
+    last = [inputs.agent.renewed_at, started]
+    reported = inputs.hr.status.agent.updated_at if inputs.hr.status.agent else None
+    if reported is not None:
+        last.append(reported)
+    silent = (inputs.now - max(t for t in last if t is not None)).total_seconds()
     if silent <= limit:
         return
     msg = f"the agent on {inputs.hr.spec.node_name} has been silent for {silent:.0f}s (limit {limit}s)"
