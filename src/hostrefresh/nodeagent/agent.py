@@ -70,6 +70,10 @@ class NodeAgent:
         self._objects[name] = body
         self._changed.set()
 
+    def known(self) -> dict[str, Mapping[str, Any]]:
+        """The HostRefresh objects of this node as this agent last saw them (to seed a successor)."""
+        return dict(self._objects)
+
     def _active(self) -> tuple[str, HostRefresh] | None:
         """The refresh the operator granted on this node (at most one by the operator's rules)."""
         for name, body in sorted(self._objects.items()):

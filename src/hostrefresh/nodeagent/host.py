@@ -73,7 +73,7 @@ class AgentHost:
                 self.generations[node] += 1
                 self.runtimes[node] = self.make_runtime(self.runtimes[node])
                 fresh = self._new_agent(self.runtimes[node])
-                for name, body in agent._objects.items():
+                for name, body in agent.known().items():
                     fresh.update(body, name)
                 self.agents[node] = fresh
 
