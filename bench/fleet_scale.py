@@ -26,6 +26,7 @@ from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.controlplane.processes import stop_all
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, RefreshPlanResource
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
@@ -159,13 +160,7 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             "refreshes_per_minute": round(60 * status.get("succeeded", 0) / rollout_s, 1),
         }
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs, grace=15)
         cp.stop()
 
 

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
+from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
@@ -34,11 +35,6 @@ from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAN = "demo-fleet"
-
-
-def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _dict(obj: Any) -> dict[str, Any]:
@@ -95,13 +91,13 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
         checksum = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
         kube = ["--kubeconfig", str(cp.kubeconfig), "--namespace", DEFAULT_NAMESPACE]
         procs.append(
-            _spawn(
+            spawn(
                 [sys.executable, "-m", "hostrefresh.operator.main", *kube, "--log-format=plain"],
                 workdir / "operator.log",
             )
         )
         procs.append(
-            _spawn(
+            spawn(
                 [
                     sys.executable,
                     "-m",
@@ -170,13 +166,7 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0 if done else 1
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         cp.stop()
 
 
