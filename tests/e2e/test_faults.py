@@ -85,8 +85,10 @@ def test_fault_after_the_point_of_no_return_rolls_forward(cluster: Cluster, tmp_
     assert not state.nested and len(state.running_l1s) == 1 and state.running_l1s[0].id != 1
 
 
-# The step to interrupt, and an L0 call inside it made slow so the kill lands mid-step.
+# The step to interrupt, and an L0 call inside it made slow so the kill lands mid-step. (Verifying
+# makes no L0 call of its own; it only reads state and is idempotent, see the agent's unit tests.)
 KILL_POINTS = [
+    ("Preflight", Call.PROBE),
     ("Partitioning", Call.PARTITION_CREATE),
     ("NestedEnabling", Call.NESTED_ENABLE),
     ("BootingTarget", Call.L1_BOOT),

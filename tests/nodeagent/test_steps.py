@@ -1,0 +1,90 @@
+"""The agent's steps on a simulated node, without Kubernetes: each runs twice with the same result,
+the position is always derived from observed state, and rollback from any step restores the node."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
+from hostrefresh.nodeagent.migrate import VmLocation
+from hostrefresh.nodeagent.progress import forward_position, rollback_done
+from hostrefresh.nodeagent.runtime import NodeRuntime
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+from hostrefresh.nodeagent.steps import STEPS, roll_back
+
+
+def _node(tmp_path: Path) -> tuple[NodeRuntime, HostRefreshSpec, bytes]:
+    create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=3))
+    rt = open_sim_node(tmp_path, "n1")
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"simulated kernel\n" * 32)
+    spec = HostRefreshSpec.model_validate(
+        {"nodeName": "n1", "target": {"version": "2", "kernel": str(kernel)}, "partition": {"cpus": 2, "memory": "1Gi"}}
+    )
+    return rt, spec, rt.image(spec.target).sha256
+
+
+async def _fingerprint(rt: NodeRuntime, sha: bytes) -> tuple[object, ...]:
+    obs = await rt.observe(sha)
+    state = obs.l0
+    return (
+        state.nested,
+        state.partitions,
+        state.l1s,
+        state.grants,
+        obs.offline_cpus,
+        obs.offline_blocks,
+        tuple(sorted(obs.vms.items())),
+    )
+
+
+def test_each_step_twice_converges_and_the_position_follows(tmp_path: Path) -> None:
+    rt, spec, sha = _node(tmp_path)
+
+    async def run() -> list[Phase]:
+        seen: list[Phase] = []
+        preflight_done = False
+        for _ in range(len(FORWARD_STEPS) + 2):
+            obs = await rt.observe(sha)
+            position = forward_position(obs)
+            if position == Phase.PREFLIGHT and preflight_done:
+                position = Phase.PARTITIONING
+            if position == Phase.VERIFYING and Phase.VERIFYING in seen:
+                break
+            seen.append(position)
+            await STEPS[position](rt, spec, obs)
+            after_once = await _fingerprint(rt, sha)
+            await STEPS[position](rt, spec, await rt.observe(sha))  # the same step again
+            assert await _fingerprint(rt, sha) == after_once, f"{position} is not idempotent"
+            preflight_done = True
+        return seen
+
+    assert asyncio.run(run()) == list(FORWARD_STEPS)
+    obs = asyncio.run(rt.observe(sha))
+    assert not obs.l0.nested and len(obs.running) == 1 and obs.target_l1 is not None
+    assert not obs.resources_taken
+
+
+ROLLBACK_AFTER = [Phase.PARTITIONING, Phase.NESTED_ENABLING, Phase.BOOTING_TARGET, Phase.MIGRATING]
+
+
+@pytest.mark.parametrize("last", ROLLBACK_AFTER, ids=[str(p) for p in ROLLBACK_AFTER])
+def test_rollback_twice_from_any_step_restores_the_node(tmp_path: Path, last: Phase) -> None:
+    rt, spec, sha = _node(tmp_path)
+    before = asyncio.run(rt.observe(sha))
+
+    async def run() -> None:
+        for step in FORWARD_STEPS[: FORWARD_STEPS.index(last) + 1]:
+            await STEPS[step](rt, spec, await rt.observe(sha))
+        await roll_back(rt, await rt.observe(sha))
+        await roll_back(rt, await rt.observe(sha))  # idempotent
+
+    asyncio.run(run())
+    after = asyncio.run(rt.observe(sha))
+    assert rollback_done(after)
+    assert [x.id for x in after.running] == [x.id for x in before.running] == [1]
+    assert set(after.vms.values()) == {VmLocation.SOURCE}
+    assert after.l0.partitions[0].cpus == before.l0.partitions[0].cpus
