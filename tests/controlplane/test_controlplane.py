@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +121,23 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_a_killed_owner_takes_its_control_plane_with_it(tmp_path: Path) -> None:
+    """SIGKILL the process that started a control plane: etcd and kube-apiserver must not survive it."""
+    code = (
+        "import sys, time; from pathlib import Path; from hostrefresh.controlplane import ControlPlane;"
+        f"cp = ControlPlane(Path({str(tmp_path / 'owned')!r})); cp.start(); print('up', flush=True); time.sleep(600)"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "up"
+        pids = list(json.loads((tmp_path / "owned" / "controlplane.json").read_text())["pids"].values())
+        assert all(Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and not _is_zombie(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{p}").exists() and not _is_zombie(p) for p in pids), "control plane outlived its owner"

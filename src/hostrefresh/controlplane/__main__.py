@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         if ControlPlane.stop_detached(workdir):
             print(f"stopped the previous control plane in {workdir}", file=sys.stderr)
-        cp = ControlPlane(workdir)
+        cp = ControlPlane(workdir, detached=True)
         cp.start()
         print(f"control plane ready at {cp.url}; tools in {cp.tools.bin_dir}", file=sys.stderr)
         print(f"export KUBECONFIG={cp.kubeconfig} PATH={cp.tools.bin_dir}:$PATH")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -47,9 +48,16 @@ class ControlPlane:
     """One local control plane in its own data directory."""
 
     def __init__(
-        self, workdir: Path | None = None, tools: Toolset | None = None, extra_args: list[str] | None = None
+        self,
+        workdir: Path | None = None,
+        tools: Toolset | None = None,
+        extra_args: list[str] | None = None,
+        detached: bool = False,
     ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hostrefresh-cp-"))
+        # Attached (the default), etcd and kube-apiserver die with the process that started them,
+        # even if it is SIGKILLed and no cleanup runs; detached ones (``cluster-up``) outlive it.
+        self.detached = detached
         self._tools = tools
         self.extra_args = list(extra_args or [])  # appended to kube-apiserver's flags (e.g. audit logging)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -136,6 +144,9 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        if not self.detached and shutil.which("setpriv"):
+            # util-linux: set PR_SET_PDEATHSIG, then exec (no preexec_fn, which is unsafe with threads).
+            argv = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
         self._procs[name] = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
