@@ -52,9 +52,7 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
     cp.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        cp.kubectl("apply", "-f", str(REPO / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        cp.kubectl("create", "namespace", DEFAULT_NAMESPACE)
+        cp.install_crds(DEFAULT_NAMESPACE)
         names = [f"scale-{i:04d}" for i in range(nodes)]
         client = sync_client(cp.kubeconfig)
         t0 = time.monotonic()

@@ -561,8 +561,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
     )
     try:
         cp.start()
-        cp.kubectl("apply", "-f", str(ROOT / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        cp.install_crds()
         client = sync_client(cp.kubeconfig, field_manager="bench")
         b = Bench(cp, workdir, client, (args.latency_min, args.latency_max), args.seed + run)
         watcher = Watcher(sync_client(cp.kubeconfig, field_manager="bench-watch")).start()

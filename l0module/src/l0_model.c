@@ -312,18 +312,27 @@ static int need_running(l0_state *st, uint32_t id, const char *role, l0_l1 **out
     return L0_OK;
 }
 
-static int m_mem_grant(l0_state *st, const struct l0_args *a, char *detail)
+/* Source and target L1 both running, nested on: what grant and retire both require. */
+static int need_pair_nested(l0_state *st, const struct l0_args *a, l0_l1 **src, l0_l1 **dst, char *detail)
 {
-    l0_l1 *src, *dst;
-    int rc = need_running(st, a->source_l1, "source", &src, detail);
+    int rc = need_running(st, a->source_l1, "source", src, detail);
     if (rc == L0_OK)
-        rc = need_running(st, a->target_l1, "target", &dst, detail);
+        rc = need_running(st, a->target_l1, "target", dst, detail);
     if (rc != L0_OK)
         return rc;
     if (!st->nested) {
         l0_fmt(detail, "nested virtualization is disabled");
         return L0_E_WRONG_STATE;
     }
+    return L0_OK;
+}
+
+static int m_mem_grant(l0_state *st, const struct l0_args *a, char *detail)
+{
+    l0_l1 *src, *dst;
+    int rc = need_pair_nested(st, a, &src, &dst, detail);
+    if (rc != L0_OK)
+        return rc;
     l0_partition *sp = find_partition(st, src->partition);
     l0_grant add[L0_MAX_GRANT_RANGES + 1];
     uint32_t n_add = 0;
@@ -374,15 +383,9 @@ static int m_mem_grant(l0_state *st, const struct l0_args *a, char *detail)
 static int m_l1_retire(l0_state *st, const struct l0_args *a, char *detail)
 {
     l0_l1 *src, *dst;
-    int rc = need_running(st, a->source_l1, "source", &src, detail);
-    if (rc == L0_OK)
-        rc = need_running(st, a->target_l1, "target", &dst, detail);
+    int rc = need_pair_nested(st, a, &src, &dst, detail);
     if (rc != L0_OK)
         return rc;
-    if (!st->nested) {
-        l0_fmt(detail, "nested virtualization is disabled");
-        return L0_E_WRONG_STATE;
-    }
     int granted = 0;
     for (uint32_t g = 0; g < st->n_grants; g++)
         granted |= st->grants[g].source_l1 == src->id && st->grants[g].target_l1 == dst->id;

@@ -33,7 +33,6 @@ from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefres
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAN = "demo-fleet"
 
 
@@ -74,9 +73,7 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
     cp.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        cp.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        cp.kubectl("create", "namespace", DEFAULT_NAMESPACE)
+        cp.install_crds(DEFAULT_NAMESPACE)
         names = [f"worker-{i:02d}" for i in range(nodes)]
         for i, name in enumerate(names):
             create_sim_node(workdir / "nodes", name, SimNodeSpec(sim_vms=3))

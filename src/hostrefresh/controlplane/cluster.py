@@ -30,6 +30,7 @@ from hostrefresh.controlplane.pki import ControlPlanePKI, KeyPair, write_pki
 from hostrefresh.controlplane.tools import Toolset, ensure_tools
 
 STATE_FILE = "controlplane.json"
+CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"
 
 
 def free_port() -> int:
@@ -222,6 +223,13 @@ class ControlPlane:
                 os.kill(pid, signal.SIGKILL)
         state_path.unlink()
         return True
+
+    def install_crds(self, namespace: str | None = None) -> None:
+        """Apply the repository's CRDs, wait until they are Established, and create ``namespace``."""
+        self.kubectl("apply", "-f", str(CRDS_DIR))
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        if namespace and not self.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout:
+            self.kubectl("create", "namespace", namespace)
 
     # -- clients ----------------------------------------------------------------------------------
 
