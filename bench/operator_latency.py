@@ -27,6 +27,7 @@ import platform
 import random
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,26 @@ rules:
   - level: None
 """
 console = Console()
+#: Simulated L0 call durations (seconds, drawn per node, seeded). The simulated L0 answers at once
+#: unless told otherwise, which would make a refresh a few milliseconds of work.
+#: "host": what a refresh on a real machine spends in the L0: booting the new host (kernel and
+#: userspace up to its agent) takes 10-30 s, switching nested virtualization on or off and
+#: retiring a host about a second. "compressed": the same refresh squeezed into ~3 s, so that 100
+#: refreshes put 10x the write rate of real ones on the API server (a stress test: on 2 shared cores
+#: it saturates them, and the latencies then measure the queue, not the operator).
+PACES: dict[str, dict[Call, tuple[float, float]]] = {
+    "host": {
+        Call.NESTED_ENABLE: (0.5, 2.0),
+        Call.L1_BOOT: (10.0, 30.0),
+        Call.L1_RETIRE: (0.5, 2.0),
+        Call.NESTED_DISABLE: (0.5, 2.0),
+    },
+    "compressed": {
+        Call.NESTED_ENABLE: (0.3, 1.5),
+        Call.L1_BOOT: (0.3, 1.5),
+        Call.NESTED_DISABLE: (0.3, 1.5),
+    },
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +139,10 @@ class Proc:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -287,8 +312,9 @@ class Bench:
     cp: ControlPlane
     workdir: Path
     client: Client
-    latency: tuple[float, float]
+    latency: dict[Call, tuple[float, float]]
     seed: int
+    profile_seconds: int = 0
 
     def target(self) -> dict[str, str]:
         path = self.workdir / "images" / "vmlinuz-2.0"
@@ -310,8 +336,8 @@ class Bench:
         for node in nodes:
             create_sim_node(root, node, SimNodeSpec(sim_vms=2))
             with open_l0("sim", root / node / "l0.state") as l0:
-                for call in (Call.NESTED_ENABLE, Call.L1_BOOT, Call.NESTED_DISABLE):
-                    lat = rnd.uniform(*self.latency)
+                for call, (low, high) in self.latency.items():
+                    lat = rnd.uniform(low, high)
                     l0.sim_inject_fault(FaultRule(call=call, status=Status.OK, latency_s=lat, times=0))
             self.client.create(Node(metadata=ObjectMeta(name=node, labels={"fleet": prefix})))
             cond = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node"}
@@ -387,6 +413,79 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def dump_events(path: Path, events: dict[str, list[Seen]]) -> None:
+    """Every watch event as seen (kept with ``--keep``, for looking at latency over time)."""
+    with open(path, "w") as out:
+        for name, seq in events.items():
+            for e in seq:
+                out.write(json.dumps({"name": name, **e.__dict__}) + "\n")
+
+
+def object_size(client: Client, name: str) -> dict[str, int]:
+    """JSON size of a finished HostRefresh and of its managedFields: the API server's cost per write grows with it."""
+    body: dict[str, Any] = client.get(HostRefreshResource, name).to_dict()  # type: ignore[no-untyped-call]
+    managed = body["metadata"].get("managedFields") or []
+    return {
+        "bytes": len(json.dumps(body, separators=(",", ":"))),
+        "managed_fields_bytes": len(json.dumps(managed, separators=(",", ":"))),
+        "status_bytes": len(json.dumps(body.get("status") or {}, separators=(",", ":"))),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by each process of a scenario (control plane, operator, agent, this bench) between
+    ``start`` and ``stop``: shows who saturates the shared cores."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = dict(pids)
+        self.t0 = 0.0
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        out["bench"] = cpu_seconds(os.getpid())
+        return out
+
+    def start(self) -> None:
+        self.t0, self.before = time.monotonic(), self._sample()
+
+    def stop(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        after = self._sample()
+        used = {k: round(after[k] - self.before.get(k, 0.0), 1) for k in after}
+        return {"wall_s": round(wall, 1), "cpu_s": used, "cores": {k: round(v / wall, 2) for k, v in used.items()}}
+
+
+def apiserver_profile(cp: ControlPlane, seconds: int, out: Path) -> threading.Thread:
+    """Fetch a ``seconds`` CPU profile of kube-apiserver (pprof) into ``out``, in the background.
+
+    Read it with ``go tool pprof -top <kube-apiserver binary> <out>``.
+    """
+    assert cp.pki is not None
+    pki = cp.workdir / "pki"
+
+    def fetch() -> None:
+        ctx = ssl.create_default_context(cafile=str(cp.pki.ca_cert))  # type: ignore[union-attr]
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        url = f"{cp.url}/debug/pprof/profile?seconds={seconds}"
+        with urllib.request.urlopen(url, context=ctx, timeout=seconds + 30) as resp:
+            out.write_bytes(resp.read())
+
+    thread = threading.Thread(target=fetch, daemon=True, name="pprof")
+    thread.start()
+    return thread
+
+
 def audit_counts(log: Path, since: float, until: float) -> Counter[str]:
     """Requests by the operator's user in [since, until], by verb and resource[/subresource]."""
     counts: Counter[str] = Counter()
@@ -450,6 +549,10 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
             }
             for name, node in zip(names, nodes, strict=True)
         ]
+        meter = CpuMeter({**b.cp.pids(), "operator": op.pid(), "agent": agent.pid()})
+        meter.start()
+        if b.profile_seconds:
+            apiserver_profile(b.cp, b.profile_seconds, b.workdir / f"apiserver-{tag}.pprof")
         t0 = time.time()
         with ThreadPoolExecutor(8) as pool:  # all at once, so that all of them are in flight together
             list(pool.map(lambda o: b.client.create(HostRefreshResource.from_dict(o)), objs))
@@ -461,6 +564,8 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
 
         b.wait(f"{n} refreshes end", all_done, 600, [op, agent])
         duration = time.time() - t0
+        cpu = meter.stop()
+        size = object_size(b.client, names[0])
         time.sleep(2.0)  # let trailing writes (node unmarks, events) land before counting
         metrics = scrape(port)
     finally:
@@ -468,6 +573,7 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
         agent.stop()
     t_end = time.time()
     events = watcher.snapshot(names)
+    dump_events(b.workdir / f"events-{tag}.jsonl", events)
     phases = Counter(seq[-1].phase for seq in events.values())
     lat = report_latencies(events)
     return {
@@ -475,12 +581,14 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
         "results": dict(phases),
         "max_in_flight": watcher.max_in_flight["-"],
         "duration_s": round(duration, 1),
+        "cpu": cpu,
         "report_to_status": summary(lat["total"]),
         "report_to_status_parts": {
             "agent_report_to_watch_receipt": summary(lat["agent_write"]),
             "watch_receipt_to_operator_status": summary(lat["operator"]),
         },
         "reports_already_reflected": len(lat["noop_reports"]),
+        "finished_object": size,
         "api": per_refresh(audit_counts(audit, t_op, t_end), n),
         "operator_metrics": metrics,
     }
@@ -512,6 +620,8 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
                 "soakSeconds": 0,
             },
         }
+        meter = CpuMeter({**b.cp.pids(), "operator": op.pid(), "agent": agent.pid()})
+        meter.start()
         t0 = time.time()
         b.client.create(RefreshPlanResource.from_dict(plan))
 
@@ -526,6 +636,7 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
 
         b.wait(f"plan over {n} nodes ends", all_done, 600, [op, agent])
         duration = time.time() - t0
+        cpu = meter.stop()
         time.sleep(2.0)
         metrics = scrape(port)
     finally:
@@ -533,6 +644,7 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
         agent.stop()
     t_end = time.time()
     events = children()
+    dump_events(b.workdir / f"events-{tag}.jsonl", events)
     lat = slot_latencies(events, budget)
     return {
         "nodes": n,
@@ -540,6 +652,7 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
         "results": dict(Counter(seq[-1].phase for seq in events.values())),
         "max_in_flight": watcher.max_in_flight[tag],
         "duration_s": round(duration, 1),
+        "cpu": cpu,
         "slot_free_to_grant": summary(lat["total"]),
         "slot_free_to_grant_parts": {
             "free_to_child_created": summary(lat["free_to_created"]),
@@ -555,15 +668,15 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
     audit = workdir / "audit.log"
     policy = workdir / "audit-policy.yaml"
     policy.write_text(AUDIT_POLICY)
-    cp = ControlPlane(
-        workdir / "cp",
-        extra_args=[f"--audit-policy-file={policy}", f"--audit-log-path={audit}", "--audit-log-format=json"],
-    )
+    extra = [f"--audit-policy-file={policy}", f"--audit-log-path={audit}", "--audit-log-format=json"]
+    if args.apiserver_profile:
+        extra.append("--profiling=true")
+    cp = ControlPlane(workdir / "cp", extra_args=extra)
     try:
         cp.start()
         cp.install_crds()
         client = sync_client(cp.kubeconfig, field_manager="bench")
-        b = Bench(cp, workdir, client, (args.latency_min, args.latency_max), args.seed + run)
+        b = Bench(cp, workdir, client, PACES[args.pace], args.seed + run, args.apiserver_profile)
         watcher = Watcher(sync_client(cp.kubeconfig, field_manager="bench-watch")).start()
         console.log(f"run {run}: control plane up in {workdir}")
         out: dict[str, Any] = {"run": run}
@@ -700,14 +813,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan-nodes", type=int, default=150, help="nodes of the RefreshPlan")
     parser.add_argument("--max-unavailable", type=int, default=100, help="the plan's maxUnavailable")
     parser.add_argument("--runs", type=int, default=1, help="repetitions, each on a fresh control plane")
-    parser.add_argument("--latency-min", type=float, default=0.3, help="min simulated L0 call latency (s)")
-    parser.add_argument("--latency-max", type=float, default=1.5, help="max simulated L0 call latency (s)")
+    parser.add_argument(
+        "--pace",
+        choices=sorted(PACES),
+        default="host",
+        help="simulated L0 call durations: 'host' (a host boot takes 10-30 s) or 'compressed' (a stress test)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--label", default="", help="a label stored with the results")
     parser.add_argument("--out", type=Path, default=RESULTS / "operator_latency.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, audit log)")
+    parser.add_argument(
+        "--apiserver-profile",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="record a kube-apiserver CPU profile of the first SECONDS of the standalone scenario (implies --keep)",
+    )
     parser.add_argument("--scenarios", default="hr,plan", help="hr (standalone refreshes), plan, or both")
     args = parser.parse_args(argv)
+    args.keep = args.keep or bool(args.apiserver_profile)
     # SIGTERM runs the clean-up (operator, agent, control plane) like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     runs = [one_run(args, i + 1) for i in range(args.runs)]

@@ -177,6 +177,10 @@ class ControlPlane:
         self.stop()
         raise RuntimeError(f"kube-apiserver not ready after {timeout:.0f}s ({last_error}); see {self.workdir}")
 
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running components (for resource accounting in benches)."""
+        return {name: proc.pid for name, proc in self._procs.items() if proc.poll() is None}
+
     def stop(self, grace: float = 15.0) -> None:
         """Stop the API server, then etcd; kill whatever does not exit within ``grace`` seconds."""
         for name in ("kube-apiserver", "etcd"):

@@ -48,6 +48,9 @@ class NodeAgent:
         self.retry_seconds = retry_seconds
         self._objects: dict[str, Mapping[str, Any]] = {}
         self._changed = asyncio.Event()
+        # A finished step's report held back to travel with the next step's start (one write, not
+        # two); sent on its own whenever the agent is about to wait instead (see ``_flush``).
+        self._unsent: dict[str, AgentStatus] = {}
 
     # -- input from the watch ------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class NodeAgent:
         while True:
             active = self._active()
             if active is None:
+                await self._flush()
                 await self._wait_change()
                 continue
             name, hr = active
@@ -112,7 +116,15 @@ class NodeAgent:
                 )
                 progressed = False
             if not progressed:
+                await self._flush()
                 await self._wait_change(timeout=self.retry_seconds * 5)
+
+    async def _flush(self) -> None:
+        """Send held-back reports: the agent is about to wait, so no next step carries them."""
+        for name, agent in list(self._unsent.items()):
+            del self._unsent[name]
+            if name in self._objects:
+                await self.reporter.report(name, agent)
 
     async def _drive(self, name: str, hr: HostRefresh) -> bool:
         """Do the next thing for ``hr``; False when there is nothing to do until something changes."""
@@ -200,6 +212,9 @@ class NodeAgent:
                 metrics.DOWNTIME.observe(record.downtime_ms / 1000)
         if outcome.handovers:
             agent.vms = merge_vms(agent.vms, outcome.handovers, phase == Phase.ROLLING_BACK)
+        # A forward step other than the last is followed at once by the next one, whose start report
+        # carries this one's results; the old host's last report (Retiring) and the end are sent now.
+        hold = phase in FORWARD_STEPS and phase != Phase.VERIFYING and not outcome.switchover
         await self._report(
             name,
             agent,
@@ -208,6 +223,7 @@ class NodeAgent:
             outcome.message,
             nested_on=outcome.nested_on is True,
             nested_off=outcome.nested_on is False,
+            hold=hold,
         )
         if outcome.switchover:
             raise SwitchoverError(f"{self.node}: old host retired")
@@ -226,8 +242,13 @@ class NodeAgent:
         nested_on: bool = False,
         nested_off: bool = False,
         failure_reason: str | None = None,
+        hold: bool = False,
     ) -> None:
+        """Record progress in ``status.agent``; ``hold``: keep it for the next report (see ``_flush``)."""
         now = datetime.now(UTC)
+        held = self._unsent.pop(name, None)
+        if held is not None and held.step_state == StepState.DONE and state == StepState.RUNNING:
+            message = f"{held.step} done: {held.message}; {message}"
         if agent.step != step or agent.step_state != state:
             agent.step_started_at = now if state == StepState.RUNNING or agent.step != step else agent.step_started_at
         agent.step, agent.step_state, agent.message = step, state, message[:4096]
@@ -239,7 +260,11 @@ class NodeAgent:
             agent.nested_seconds += (now - agent.nested_since).total_seconds()
             agent.nested_since = None
             metrics.NESTED_SECONDS.labels(self.node).set(agent.nested_seconds)
-        await self.reporter.report(name, agent)
+        if hold:
+            agent.updated_at = now
+            self._unsent[name] = agent
+        else:
+            await self.reporter.report(name, agent)
         body = self._objects.get(name)
         if body is not None:  # keep our own view current until the watch delivers it
             status = dict(body.get("status") or {})

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lightkube import AsyncClient
@@ -21,6 +22,8 @@ from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.nodeagent.runtime import NodeRuntime
 
 log = logging.getLogger("hostrefresh.agent")
+#: Upper bound of threads for blocking calls, however many simulated nodes one process hosts.
+MAX_BLOCKING_THREADS = 256
 
 
 class AgentHost:
@@ -55,6 +58,10 @@ class AgentHost:
 
     async def run(self) -> None:
         """Heartbeats, the watch and every agent, until cancelled."""
+        # Blocking L0 calls and sysfs reads run in the loop's default executor; asyncio sizes it by
+        # CPU count, so a slow L0 call on one hosted node would queue every other node's behind it.
+        workers = min(len(self.runtimes), MAX_BLOCKING_THREADS) + 4
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers, thread_name_prefix="blocking"))
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._heartbeats())
             tasks.create_task(self._watch())

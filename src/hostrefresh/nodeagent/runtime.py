@@ -82,7 +82,7 @@ class NodeRuntime:
     async def observe(self, target_sha: bytes) -> Observation:
         """One consistent-enough look at the L0, the kernel and the VMs."""
         state = await asyncio.to_thread(self.l0.query)
-        offline = self.partitioner.offline_now(self.baseline())
+        offline = await asyncio.to_thread(self.partitioner.offline_now, self.baseline())
         vms = await self.migrator.locate()
         return Observation(
             l0=state,

@@ -54,6 +54,7 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),
         taints=taints,
+        resource_version=str(meta.get("resourceVersion") or ""),
     )
 
 
@@ -93,25 +94,30 @@ async def patch_refresh_status(client: AsyncClient, name: str, resource_version:
     return await _patch_status(client, HostRefreshResource, "patch_refresh_status", name, resource_version, status)
 
 
-async def patch_node_marks(client: AsyncClient, node: str, compute: Any, attempts: int = 5) -> NodeMarkPatch | None:
-    """Read the node fresh, compute the marks patch from it, write it guarded by resourceVersion.
+async def patch_node_marks(
+    client: AsyncClient, node: str, compute: Any, known: NodeView | None = None, attempts: int = 5
+) -> NodeMarkPatch | None:
+    """Compute the marks patch from the node as known, write it guarded by its resourceVersion.
 
-    ``compute(NodeView) -> NodeMarkPatch``. Retries on conflict (kubelet and others write nodes too).
+    ``compute(NodeView) -> NodeMarkPatch``. ``known`` (the watch's view) saves a read; when it is stale
+    (409: kubelet and others write nodes too) the node is read fresh and the patch recomputed.
     Returns the patch applied (possibly empty), or None when the node does not exist.
     """
+    view = known if known is not None and known.resource_version else None
     for _ in range(attempts):
-        metrics.API_REQUESTS.labels("get_node").inc()
-        try:
-            obj = await client.get(Node, node)
-        except ApiError as exc:
-            if exc.status.code == NOT_FOUND:
-                return None
-            raise
-        raw = obj.to_dict()
-        patch: NodeMarkPatch = compute(node_view(raw))
+        if view is None:
+            metrics.API_REQUESTS.labels("get_node").inc()
+            try:
+                obj = await client.get(Node, node)
+            except ApiError as exc:
+                if exc.status.code == NOT_FOUND:
+                    return None
+                raise
+            view = node_view(obj.to_dict())
+        patch: NodeMarkPatch = compute(view)
         if patch.empty:
             return patch
-        body: dict[str, Any] = {"metadata": {"resourceVersion": raw["metadata"]["resourceVersion"]}}
+        body: dict[str, Any] = {"metadata": {"resourceVersion": view.resource_version}}
         if patch.annotations:
             body["metadata"]["annotations"] = patch.annotations
         if patch.taints is not None:
@@ -121,8 +127,11 @@ async def patch_node_marks(client: AsyncClient, node: str, compute: Any, attempt
             await client.patch(Node, node, body, patch_type=PatchType.MERGE)
             return patch
         except ApiError as exc:
+            if exc.status.code == NOT_FOUND:
+                return None
             if exc.status.code != CONFLICT:
                 raise
+        view = None
     raise RuntimeError(f"node {node} kept changing while updating its hostrefresh marks")
 
 

@@ -35,6 +35,7 @@ class NodeView:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    resource_version: str = ""  # of the Node this view was made from: writes based on it are guarded
 
     @property
     def zone(self) -> str:
