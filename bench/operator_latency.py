@@ -61,6 +61,7 @@ from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OPERATOR_USER = "hostrefresh-operator"
+AGENT_USER = "hostrefresh-agent"
 TARGET_MS = 200.0
 TERMINAL_NAMES = {str(p) for p in TERMINAL}
 ORDER = [str(p) for p in (Phase.PENDING, *FORWARD_STEPS, Phase.SUCCEEDED)]
@@ -69,7 +70,7 @@ kind: Policy
 omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
-    users: ["{OPERATOR_USER}"]
+    users: ["{OPERATOR_USER}", "{AGENT_USER}"]
   - level: None
 """
 console = Console()
@@ -350,7 +351,7 @@ class Bench:
             sys.executable,
             "-m",
             "hostrefresh.nodeagent.main",
-            f"--kubeconfig={self.cp.kubeconfig}",
+            f"--kubeconfig={self.cp.user_kubeconfig(AGENT_USER, ('system:masters',))}",
             f"--namespace={namespace}",
             f"--sim-root={self.workdir / 'nodes'}",
             f"--sim-nodes={','.join(nodes)}",
@@ -486,7 +487,7 @@ def apiserver_profile(cp: ControlPlane, seconds: int, out: Path) -> threading.Th
     return thread
 
 
-def audit_counts(log: Path, since: float, until: float) -> Counter[str]:
+def audit_counts(log: Path, since: float, until: float, user: str = OPERATOR_USER) -> Counter[str]:
     """Requests by the operator's user in [since, until], by verb and resource[/subresource]."""
     counts: Counter[str] = Counter()
     seen: set[str] = set()
@@ -495,7 +496,7 @@ def audit_counts(log: Path, since: float, until: float) -> Counter[str]:
     with open(log) as f:
         for line in f:
             rec = json.loads(line)
-            if rec.get("user", {}).get("username") != OPERATOR_USER or rec["auditID"] in seen:
+            if rec.get("user", {}).get("username") != user or rec["auditID"] in seen:
                 continue
             t = parse_ts(rec["requestReceivedTimestamp"])
             if not since <= t <= until:
@@ -590,6 +591,7 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
         "reports_already_reflected": len(lat["noop_reports"]),
         "finished_object": size,
         "api": per_refresh(audit_counts(audit, t_op, t_end), n),
+        "agent_api": per_refresh(audit_counts(audit, t_op, t_end, AGENT_USER), n),
         "operator_metrics": metrics,
     }
 
@@ -646,6 +648,7 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
     events = children()
     dump_events(b.workdir / f"events-{tag}.jsonl", events)
     lat = slot_latencies(events, budget)
+    reports = report_latencies(events)
     return {
         "nodes": n,
         "max_unavailable": budget,
@@ -654,11 +657,17 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
         "duration_s": round(duration, 1),
         "cpu": cpu,
         "slot_free_to_grant": summary(lat["total"]),
+        "report_to_status": summary(reports["total"]),
+        "report_to_status_parts": {
+            "agent_report_to_watch_receipt": summary(reports["agent_write"]),
+            "watch_receipt_to_operator_status": summary(reports["operator"]),
+        },
         "slot_free_to_grant_parts": {
             "free_to_child_created": summary(lat["free_to_created"]),
             "child_created_to_grant": summary(lat["created_to_grant"]),
         },
         "api": per_refresh(audit_counts(audit, t_op, t_end), n),
+        "agent_api": per_refresh(audit_counts(audit, t_op, t_end, AGENT_USER), n),
         "operator_metrics": metrics,
     }
 

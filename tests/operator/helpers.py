@@ -33,6 +33,7 @@ def inputs(
     vmis: VMIView | None = None,
     deleting: bool = False,
     generation: int = 1,
+    start_at: datetime | None = None,
 ) -> RefreshInputs:
     renewed = None if agent_age is None else now - timedelta(seconds=agent_age)
     return RefreshInputs(
@@ -47,6 +48,7 @@ def inputs(
         plan_paused=plan_paused,
         vmis=vmis,
         now=now,
+        start_at=start_at,
     )
 
 

@@ -63,6 +63,24 @@ def test_a_terminal_peer_does_not_block_and_unmovable_vms_may_proceed() -> None:
     assert d.status.vmis is not None and d.status.vmis.unmovable == ["gpu"]
 
 
+def test_a_start_slot_ahead_waits_quietly_and_one_due_starts() -> None:
+    ahead = decide(inputs(host_refresh(), start_at=T0 + timedelta(seconds=3)))
+    assert ahead.status.directive == Directive.WAIT
+    assert _cond(ahead, cond.PROGRESSING) == ("False", Reason.START_PACED)
+    progressing = cond.get(ahead.status.conditions, cond.PROGRESSING)
+    assert progressing is not None and "12:00:03.000 UTC" in progressing.message
+    assert ahead.events == []  # a wait of a moment is no news
+    later = inputs(host_refresh(status=ahead.status.to_json()), start_at=T0, now=T0 + timedelta(seconds=3))
+    due = decide(later)
+    assert due.status.directive == Directive.PROCEED
+    assert due.status.phase == Phase.PREFLIGHT
+
+
+def test_a_start_slot_never_overrides_another_reason_to_wait() -> None:
+    d = decide(inputs(host_refresh(), node=NodeView("node-a", ready=False), start_at=T0 + timedelta(seconds=3)))
+    assert _cond(d, cond.PROGRESSING) == ("False", Reason.NODE_NOT_READY)
+
+
 def test_blocked_event_is_not_repeated_for_the_same_reason() -> None:
     first = decide(inputs(host_refresh(), node=None))
     again = decide(inputs(host_refresh(status=first.status.to_json()), node=None))

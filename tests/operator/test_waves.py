@@ -10,7 +10,15 @@ import pytest
 from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus
 from hostrefresh.operator.conditions import Reason
 from hostrefresh.operator.views import AgentView, NodeView
-from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, plan, refresh_name, resolve_count, spread_by_zone
+from hostrefresh.operator.waves import (
+    OwnedRefresh,
+    PlanInputs,
+    counts_only,
+    plan,
+    refresh_name,
+    resolve_count,
+    spread_by_zone,
+)
 
 from .helpers import T0
 
@@ -107,3 +115,13 @@ def test_complete_rollout_is_ready() -> None:
     ready = d.status.conditions[0]
     assert (ready.type, str(ready.status), ready.reason) == ("Ready", "True", Reason.ROLLOUT_COMPLETE)
     assert d.status.succeeded == 2 and d.status.pending == 0
+
+
+def test_counts_only_tells_counter_moves_from_state_changes() -> None:
+    first = run(spec(maxUnavailable=2, canary=0), nodes(6)).status
+    more = first.model_copy(update={"active": first.active + 1, "pending": first.pending - 1})
+    assert counts_only(first, more)
+    paused = first.model_copy(update={"paused": True, "paused_reason": "spec.paused"})
+    assert not counts_only(first, paused)
+    assert not counts_only(first, first.model_copy(update={"waves_started": first.waves_started + 1}))
+    assert not counts_only(first, first.model_copy(update={"conditions": first.conditions[1:]}))

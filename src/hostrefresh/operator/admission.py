@@ -53,4 +53,10 @@ def admission(inputs: RefreshInputs) -> Blocked | None:
             f"{len(inputs.vmis.unmovable)} VMI(s) on {node_name} cannot be handed over (host devices, GPUs, SR-IOV): "
             f"{names}; stop them or set spec.unmovableVMPolicy: Proceed",
         )
+    if inputs.start_at is not None and inputs.start_at > inputs.now:
+        return Blocked(
+            Reason.START_PACED,
+            f"ready; starts at {inputs.start_at:%H:%M:%S.%f}"[:-3] + " UTC: the operator spreads refresh starts "
+            "over time (its --max-starts-per-second) so that the API server stays responsive",
+        )
     return None

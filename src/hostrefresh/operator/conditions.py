@@ -51,6 +51,7 @@ class Reason:
     PLAN_PAUSED = "PlanPaused"
     UNMOVABLE_VMS = "UnmovableVMs"
     PAUSED = "Paused"
+    START_PACED = "StartPaced"
     # NestedActive / PreflightPassed.
     NESTED_ENABLED = "NestedEnabled"
     NESTED_DISABLED = "NestedDisabled"

@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from hostrefresh.api import HostRefresh, Phase, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api import Directive, HostRefresh, HostRefreshStatus, Phase, RefreshPlanSpec, RefreshPlanStatus
 from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, AGENT_LEASE_PREFIX, NODE_LABEL, PLAN_LABEL
 from hostrefresh.operator import kube, metrics
 from hostrefresh.operator.bookkeeping import NoDiffBase
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.lifecycle import decide
 from hostrefresh.operator.nodemarks import mark, unmark
+from hostrefresh.operator.pacing import StartPacer
 from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView, is_terminal
-from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, plan, refresh_name
+from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, plan, refresh_name
 
 GROUP, VERSION = "hostrefresh.io", "v1alpha1"
 log = logging.getLogger("hostrefresh.operator")
@@ -124,6 +127,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.released = {}
     memo.latest = {}
     memo.refresh_wakeups = {}
+    memo.pacer = StartPacer(config.max_starts_per_second)
+    memo.plan_written = {}
 
 
 @kopf.on.login(registry=REGISTRY)
@@ -147,9 +152,13 @@ def _vmis(vmi_index: kopf.Index[str, tuple[str, bool]], node: str) -> VMIView | 
     return VMIView(total=len(values), unmovable=tuple(name for name, unmovable in values if unmovable))
 
 
-async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
-    """One HostRefresh: snapshot -> decide -> write node marks, status, events."""
+async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> float | None:
+    """One HostRefresh: snapshot -> decide -> write node marks, status, events.
+
+    Returns the seconds until a start slot (start pacing) when the refresh waits for one, else None.
+    """
     started = time.perf_counter()
+    pacer: StartPacer = memo.pacer
     config: OperatorConfig = memo.config
     meta = body["metadata"]
     name = meta["name"]
@@ -176,8 +185,16 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             plan_paused=plan_paused,
             vmis=_vmis(indexes["vmi_index"], node_name),
             now=datetime.now(UTC),
+            start_at=pacer.slot(name),
         )
         decision = decide(inputs)
+        if _grants_start(hr, decision.status) and inputs.start_at is None:
+            # Ready to start and no slot yet: take one; if it lies ahead, wait for it (see pacing.py).
+            slot = pacer.reserve(name, inputs.now)
+            if slot > inputs.now:
+                decision = decide(replace(inputs, start_at=slot))
+        if _grants_start(hr, decision.status) or is_terminal(decision.status.phase):
+            pacer.forget(name)
         status = decision.status
         planned = None
         if decision.mark_node and node is not None:
@@ -190,7 +207,7 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
         if new_status != old_status:
             written = await kube.patch_refresh_status(memo.client, name, meta["resourceVersion"], new_status)
             if not written:
-                return  # someone moved the object on; its next event reconciles again
+                return None  # someone moved the object on; its next event reconciles again
             for event in decision.events:
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             _observe_transition(hr, status.phase, node_name, status)
@@ -215,6 +232,13 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
     metrics.RECONCILE_SECONDS.labels("HostRefresh").observe(time.perf_counter() - started)
     if plan_name and status.phase != hr.status.phase:
         _wake_plan(memo, plan_name)
+    due = pacer.slot(name)
+    return max((due - inputs.now).total_seconds(), 0.0) if due is not None else None
+
+
+def _grants_start(before: HostRefresh, after: HostRefreshStatus) -> bool:
+    """Whether a decision lets a refresh that had not started begin."""
+    return before.status.directive in (None, Directive.WAIT) and after.directive == Directive.PROCEED
 
 
 def _wake_plan(memo: kopf.Memo, plan_name: str) -> None:
@@ -251,6 +275,7 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
     if event.get("type") == "DELETED":
         latest.pop(name, None)
         wakeups.pop(name, None)
+        memo.pacer.forget(name)
         return
     latest[name] = body
     wakeups.setdefault(name, asyncio.Event()).set()
@@ -268,14 +293,17 @@ async def refresh_daemon(
     wakeups: dict[str, asyncio.Event] = memo.refresh_wakeups
     wake = wakeups.setdefault(name, asyncio.Event())
     wake.set()  # first pass at once
+    next_pass = config.refresh_interval
     while not stopped:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=config.refresh_interval)
+            await asyncio.wait_for(wake.wait(), timeout=next_pass)
         wake.clear()
         if stopped:
             break
         current = latest.get(name, body)
-        await reconcile_refresh(current, memo, _indexes(kwargs))
+        start_in = await reconcile_refresh(current, memo, _indexes(kwargs))
+        # Waiting for a start slot: come back when it is due, not at the next periodic pass.
+        next_pass = config.refresh_interval if start_in is None else min(config.refresh_interval, start_in + 0.001)
         index: kopf.Index[str, PeerView] = kwargs["refresh_index"]
         metrics.ACTIVE.set(sum(1 for key in index for p in index[key] if p.started and not p.terminal))
         terminal = is_terminal((current.get("status") or {}).get("phase"))
@@ -295,8 +323,16 @@ async def refresh_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> No
 # RefreshPlan rollout.
 
 
-async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> None:
+async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> float | None:
+    """One RefreshPlan: snapshot -> plan -> create the children whose start slot is due, write status.
+
+    Returns the seconds until the next child's start slot when some wait for one (start pacing:
+    a wave is created as its starts come due, not all at once), else None.
+    """
     started = time.perf_counter()
+    pacer: StartPacer = memo.pacer
+    config: OperatorConfig = memo.config
+    due_in: float | None = None
     meta = body["metadata"]
     name = meta["name"]
     async with _lock(memo, "plan_locks", name):
@@ -330,18 +366,33 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
         )
         memo.plan_paused[name] = decision.status.paused
         template = spec.template.to_json()
+        now = datetime.now(UTC)
         for node in decision.start:
             child = refresh_name(name, node, spec.target.version)
+            slot = pacer.reserve(child, now)  # the child finds it at its first visit: no second wait
+            if slot > now:
+                wait = (slot - now).total_seconds()
+                due_in = wait if due_in is None else min(due_in, wait)
+                decision.status.active -= 1  # not created yet: counted as pending until it is
+                decision.status.pending += 1
+                continue
             child_spec = {**template, "nodeName": node, "target": spec.target.to_json()}
             pending[child] = OwnedRefresh(child, node, spec.target.version, None)
             await kube.create_refresh(memo.client, child, body, node, child_spec)
             kopf.event(body, type="Normal", reason="NodeRefreshStarted", message=f"created {child} for {node}")
         new_status = decision.status.to_json()
         if new_status != status.to_json():
-            await kube.patch_plan_status(memo.client, name, meta["resourceVersion"], new_status)
+            written: dict[str, float] = memo.plan_written
+            since = time.monotonic() - written.get(name, -math.inf)
+            if counts_only(status, decision.status) and since < config.plan_interval:
+                wait = config.plan_interval - since  # counters only: written with the next pass
+                due_in = wait if due_in is None else min(due_in, wait)
+            elif await kube.patch_plan_status(memo.client, name, meta["resourceVersion"], new_status):
+                written[name] = time.monotonic()
         for type_, reason, message in decision.events:
             kopf.event(body, type=type_, reason=reason, message=message)
     metrics.RECONCILE_SECONDS.labels("RefreshPlan").observe(time.perf_counter() - started)
+    return due_in
 
 
 @kopf.on.event(GROUP, VERSION, "refreshplans", registry=REGISTRY)
@@ -360,10 +411,12 @@ async def plan_daemon(name: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf
     config: OperatorConfig = memo.config
     wakeups: dict[str, asyncio.Event] = memo.plan_wakeups
     wake = wakeups.setdefault(name, asyncio.Event())
+    next_pass = config.plan_interval
     while not stopped:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=config.plan_interval)
+            await asyncio.wait_for(wake.wait(), timeout=next_pass)
         wake.clear()
         if stopped:
             break
-        await reconcile_plan(body, memo, _indexes(kwargs))
+        due_in = await reconcile_plan(body, memo, _indexes(kwargs))
+        next_pass = config.plan_interval if due_in is None else min(config.plan_interval, due_in + 0.001)

@@ -136,7 +136,7 @@ def _admit(decision: Decision, inputs: RefreshInputs) -> None:
         status.phase = Phase.PENDING
         status.directive = Directive.WAIT
         previous = cond.get(status.conditions, cond.PROGRESSING)
-        if previous is None or previous.reason != blocked.reason:
+        if (previous is None or previous.reason != blocked.reason) and blocked.reason != Reason.START_PACED:
             decision.events.append(EventSpec("Normal", f"Blocked{blocked.reason}", blocked.message))
         status.conditions = cond.set_condition(
             status.conditions, cond.PROGRESSING, FALSE, blocked.reason, blocked.message, inputs.generation, inputs.now

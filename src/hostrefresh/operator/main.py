@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import socket
 import sys
@@ -27,6 +28,16 @@ from hostrefresh.operator.config import OperatorConfig
 log = logging.getLogger("hostrefresh.operator")
 
 
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> OperatorConfig:
     parser = argparse.ArgumentParser(prog="hostrefresh-operator", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
@@ -39,6 +50,13 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
     parser.add_argument("--no-leader-elect", action="store_true", help="act without holding the leader Lease")
     parser.add_argument("--lease-seconds", type=float, default=15.0, help="leader Lease duration")
     parser.add_argument("--plan-interval", type=float, default=1.0, help="seconds between RefreshPlan passes")
+    parser.add_argument(
+        "--max-starts-per-second",
+        type=non_negative,
+        default=OperatorConfig.max_starts_per_second,
+        help="refreshes granted their start per second at most, first come first served (0: no limit; "
+        "default %(default)s)",
+    )
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
     parser.add_argument(
@@ -56,6 +74,7 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         leader_elect=not args.no_leader_elect,
         lease_seconds=args.lease_seconds,
         plan_interval=args.plan_interval,
+        max_starts_per_second=args.max_starts_per_second,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
     )

@@ -93,6 +93,7 @@ class RefreshInputs:
     plan_paused: bool | None
     vmis: VMIView | None
     now: datetime
+    start_at: datetime | None = None  # the start slot reserved by the operator's start pacing
 
 
 def is_terminal(phase: Phase | str | None) -> bool:

@@ -258,3 +258,26 @@ def _choose(
         zone_active[node.zone] += 1
         chosen.append(node.name)
     return chosen
+
+
+def counts_only(old: RefreshPlanStatus, new: RefreshPlanStatus) -> bool:
+    """Whether ``new`` differs from ``old`` in counters (and the wording of messages) only.
+
+    Such a change is worth a write, but not one per child event: during a large wave every child
+    moves the counters, and a status write per move would keep the plan object churning (and
+    every writer of it retrying). The reconcile loop writes it at most once per pass interval.
+    """
+
+    def shape(status: RefreshPlanStatus) -> tuple[object, ...]:
+        conditions = tuple((c.type, c.status, c.reason, c.observed_generation) for c in status.conditions)
+        return (
+            status.observed_generation,
+            conditions,
+            status.target_version,
+            status.waves_started,
+            status.last_wave_completed_at,
+            status.paused,
+            status.paused_reason,
+        )
+
+    return shape(old) == shape(new)
