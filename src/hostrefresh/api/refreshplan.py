@@ -135,7 +135,15 @@ class RefreshPlanStatus(ApiModel):
     active: Annotated[int, Field(default=0, ge=0, description="Node refreshes in progress.")]
     succeeded: Annotated[int, Field(default=0, ge=0, description="Nodes refreshed to the target.")]
     failed: Annotated[int, Field(default=0, ge=0, description="Node refreshes that failed or rolled back.")]
-    waves_started: Annotated[int, Field(default=0, ge=0, description="Waves started so far (the canary is wave 1).")]
+    waves_started: Annotated[
+        int,
+        Field(
+            default=0,
+            ge=0,
+            description="Waves started so far: starts from rest (the canary is wave 1; refills of freed slots "
+            "belong to the running wave).",
+        ),
+    ]
     last_wave_completed_at: Annotated[
         datetime | None,
         Field(default=None, description="When the last wave completed; soak counts from here."),

@@ -31,6 +31,7 @@ from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInp
 from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, plan, refresh_name
 
 GROUP, VERSION = "hostrefresh.io", "v1alpha1"
+FINALIZER = f"{GROUP}/finalizer"  # kopf's, for the on.delete handler and the daemons
 log = logging.getLogger("hostrefresh.operator")
 REGISTRY = kopf.OperatorRegistry()
 
@@ -112,7 +113,7 @@ async def vmi_index(
 @kopf.on.startup(registry=REGISTRY)
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()  # no change handlers besides on.delete
     settings.peering.standalone = True  # leader election is ours (see leader.py)
@@ -301,6 +302,8 @@ async def refresh_daemon(
         if stopped:
             break
         current = latest.get(name, body)
+        if not _guarded(current):
+            continue  # kopf adds its finalizer first; that write's event wakes us again
         start_in = await reconcile_refresh(current, memo, _indexes(kwargs))
         # Waiting for a start slot: come back when it is due, not at the next periodic pass.
         next_pass = config.refresh_interval if start_in is None else min(config.refresh_interval, start_in + 0.001)
@@ -309,6 +312,17 @@ async def refresh_daemon(
         terminal = is_terminal((current.get("status") or {}).get("phase"))
         if terminal and not current["metadata"].get("deletionTimestamp"):
             break
+
+
+def _guarded(body: kopf.Body) -> bool:
+    """Whether deletion of this object waits for the operator (its finalizer is on, or it is going).
+
+    No refresh is granted before that: deleting a granted refresh without the finalizer would leave
+    its node half-way with nobody to roll it back. Waiting also keeps the first status write from
+    racing kopf's finalizer patch (one of the two would fail and go again).
+    """
+    meta = body["metadata"]
+    return bool(meta.get("deletionTimestamp")) or FINALIZER in (meta.get("finalizers") or [])
 
 
 @kopf.on.delete(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)

@@ -172,7 +172,7 @@ def plan(inputs: PlanInputs) -> PlanDecision:
 
     if hold_reason is None and pending:
         decision.start = _choose(inputs, ordered, pending, active, latest, succeeded)
-        if decision.start:
+        if decision.start and status.active == 0:  # a start from rest; refills of freed slots are not waves
             status.waves_started += 1
         elif pending and status.active == 0:
             hold_reason = (Reason.SOAKING, "waiting for the soak time or for nodes that pass the health gates")

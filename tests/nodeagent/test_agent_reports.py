@@ -1,0 +1,116 @@
+"""What the agent writes while it drives a refresh (its Kubernetes writes recorded, not sent).
+
+One write per step: a finished step's results travel with the next step's start. The old host's
+last report (Retiring Done), the end (Verifying Done) and anything held when the agent has to wait
+(paused, rollback ordered) are written on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
+from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+
+
+class RecordingReporter:
+    """Stands in for ``Reporter``: keeps every ``status.agent`` the agent would have written."""
+
+    def __init__(self) -> None:
+        self.writes: list[AgentStatus] = []
+        self.requests = 0
+
+    async def report(self, name: str, agent: AgentStatus) -> None:
+        self.requests += 1
+        self.writes.append(agent.model_copy(deep=True))
+
+
+def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -> dict[str, Any]:
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"simulated kernel\n" * 32)
+    spec = {
+        "nodeName": "n1",
+        "target": {"version": "2", "kernel": str(kernel)},
+        "partition": {"cpus": 2, "memory": "1Gi"},
+        "paused": paused,
+    }
+    return {"metadata": {"name": "hr"}, "spec": spec, "status": {"phase": "Preflight", "directive": directive}}
+
+
+def _agent(tmp_path: Path, reporter: RecordingReporter) -> NodeAgent:
+    create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=2))
+    return NodeAgent(open_sim_node(tmp_path, "n1"), reporter, "test/n1", retry_seconds=0.05)  # type: ignore[arg-type]
+
+
+async def _drive_until(agent: NodeAgent, done: Any, timeout: float = 20.0) -> None:
+    """Run the agent (and its successor after the switchover) until ``done()``."""
+
+    async def loop() -> None:
+        current = agent
+        while not done():
+            task = asyncio.create_task(current.run())
+            while not task.done() and not done():
+                await asyncio.sleep(0.01)
+            if task.done():
+                with contextlib.suppress(SwitchoverError):
+                    task.result()
+                successor = NodeAgent(current.rt, current.reporter, "test/n1/gen1", current.retry_seconds)
+                for name, body in current.known().items():
+                    successor.update(body, name)
+                current = successor
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+def test_one_write_per_step_and_results_travel_with_the_next_start(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    agent.update(_body(tmp_path), "hr")
+
+    def finished() -> bool:
+        last = reporter.writes[-1] if reporter.writes else None
+        return last is not None and last.step == Phase.VERIFYING and last.step_state == StepState.DONE
+
+    asyncio.run(_drive_until(agent, finished))
+    seen = [(w.step, w.step_state) for w in reporter.writes]
+    expected = [(step, StepState.RUNNING) for step in FORWARD_STEPS]
+    expected.insert(FORWARD_STEPS.index(Phase.RETIRING) + 1, (Phase.RETIRING, StepState.DONE))
+    expected.append((Phase.VERIFYING, StepState.DONE))
+    assert seen == expected
+    by_step = {w.step: w for w in reporter.writes if w.step_state == StepState.RUNNING}
+    # NestedEnabling's result (nested on) arrives with BootingTarget's start, and its message says so
+    assert by_step[Phase.BOOTING_TARGET].nested_since is not None
+    assert by_step[Phase.BOOTING_TARGET].message.startswith("NestedEnabling done: ")
+    assert by_step[Phase.RETIRING].vms and all(vm.result == "HandedOver" for vm in by_step[Phase.RETIRING].vms)
+
+
+def test_a_held_report_is_sent_before_the_agent_waits(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    agent.update(_body(tmp_path), "hr")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(agent.run())
+        while not any(w.step == Phase.NESTED_ENABLING for w in reporter.writes):
+            await asyncio.sleep(0.005)
+        body = agent.known()["hr"]
+        agent.update({**body, "spec": {**body["spec"], "paused": True}}, "hr")  # pause between steps
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    last = reporter.writes[-1]
+    # the step that was running when the pause arrived finished; its Done was written, not lost
+    assert last.step_state == StepState.DONE, [(w.step, w.step_state, w.message) for w in reporter.writes]
+    assert last.message == "paused between steps"
+    assert agent.known()["hr"]["status"]["agent"]["stepState"] == "Done"
