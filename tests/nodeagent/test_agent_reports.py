@@ -1,8 +1,9 @@
 """What the agent writes while it drives a refresh (its Kubernetes writes recorded, not sent).
 
-One write per step: a finished step's results travel with the next step's start. The old host's
-last report (Retiring Done), the end (Verifying Done) and anything held when the agent has to wait
-(paused, rollback ordered) are written on their own.
+At most one write per step: a finished step's results travel with the next step's start, and a step
+quicker than ``report_running_after`` is not reported Running at all. The old host's last report
+(Retiring Done), the end (Verifying Done) and anything held when the agent has to wait (paused,
+rollback ordered) are written on their own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
+from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 
@@ -41,9 +43,15 @@ def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -
     return {"metadata": {"name": "hr"}, "spec": spec, "status": {"phase": "Preflight", "directive": directive}}
 
 
-def _agent(tmp_path: Path, reporter: RecordingReporter) -> NodeAgent:
+def _agent(tmp_path: Path, reporter: RecordingReporter, report_running_after: float = 0.0) -> NodeAgent:
     create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=2))
-    return NodeAgent(open_sim_node(tmp_path, "n1"), reporter, "test/n1", retry_seconds=0.05)  # type: ignore[arg-type]
+    runtime = open_sim_node(tmp_path, "n1")
+    return NodeAgent(runtime, reporter, "test/n1", 0.05, report_running_after)  # type: ignore[arg-type]
+
+
+def _finished(reporter: RecordingReporter) -> bool:
+    last = reporter.writes[-1] if reporter.writes else None
+    return last is not None and last.step == Phase.VERIFYING and last.step_state == StepState.DONE
 
 
 async def _drive_until(agent: NodeAgent, done: Any, timeout: float = 20.0) -> None:
@@ -58,7 +66,9 @@ async def _drive_until(agent: NodeAgent, done: Any, timeout: float = 20.0) -> No
             if task.done():
                 with contextlib.suppress(SwitchoverError):
                     task.result()
-                successor = NodeAgent(current.rt, current.reporter, "test/n1/gen1", current.retry_seconds)
+                successor = NodeAgent(
+                    current.rt, current.reporter, "test/n1/gen1", current.retry_seconds, current.report_running_after
+                )
                 for name, body in current.known().items():
                     successor.update(body, name)
                 current = successor
@@ -74,12 +84,7 @@ def test_one_write_per_step_and_results_travel_with_the_next_start(tmp_path: Pat
     reporter = RecordingReporter()
     agent = _agent(tmp_path, reporter)
     agent.update(_body(tmp_path), "hr")
-
-    def finished() -> bool:
-        last = reporter.writes[-1] if reporter.writes else None
-        return last is not None and last.step == Phase.VERIFYING and last.step_state == StepState.DONE
-
-    asyncio.run(_drive_until(agent, finished))
+    asyncio.run(_drive_until(agent, lambda: _finished(reporter)))
     seen = [(w.step, w.step_state) for w in reporter.writes]
     expected = [(step, StepState.RUNNING) for step in FORWARD_STEPS]
     expected.insert(FORWARD_STEPS.index(Phase.RETIRING) + 1, (Phase.RETIRING, StepState.DONE))
@@ -114,3 +119,20 @@ def test_a_held_report_is_sent_before_the_agent_waits(tmp_path: Path) -> None:
     assert last.step_state == StepState.DONE, [(w.step, w.step_state, w.message) for w in reporter.writes]
     assert last.message == "paused between steps"
     assert agent.known()["hr"]["status"]["agent"]["stepState"] == "Done"
+
+
+def test_quick_steps_are_not_reported_running(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter, report_running_after=0.3)
+    with open_l0("sim", tmp_path / "n1" / "l0.state") as l0:  # only the new host's boot takes a while
+        l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=0))
+    agent.update(_body(tmp_path), "hr")
+    asyncio.run(_drive_until(agent, lambda: _finished(reporter)))
+    seen = [(w.step, w.step_state) for w in reporter.writes]
+    assert seen == [
+        (Phase.BOOTING_TARGET, StepState.RUNNING),
+        (Phase.RETIRING, StepState.DONE),
+        (Phase.VERIFYING, StepState.DONE),
+    ]
+    booting = reporter.writes[0]
+    assert booting.message.startswith("NestedEnabling done: ") and booting.nested_since is not None

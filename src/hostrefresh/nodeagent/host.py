@@ -17,7 +17,7 @@ from lightkube import AsyncClient
 
 from hostrefresh.kube.leases import Heartbeats
 from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, NODE_LABEL, HostRefreshResource, agent_lease_name
-from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
+from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER, NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.nodeagent.runtime import NodeRuntime
 
@@ -38,6 +38,7 @@ class AgentHost:
         identity: str,
         lease_seconds: int = 30,
         retry_seconds: float = 1.0,
+        report_running_after: float = REPORT_RUNNING_AFTER,
         make_runtime: Callable[[NodeRuntime], NodeRuntime] | None = None,
     ) -> None:
         self.client = client
@@ -45,6 +46,7 @@ class AgentHost:
         self.identity = identity
         self.lease_seconds = lease_seconds
         self.retry_seconds = retry_seconds
+        self.report_running_after = report_running_after
         self.reporter = Reporter(client)
         self.runtimes = {rt.node: rt for rt in runtimes}
         self.generations = dict.fromkeys(self.runtimes, 0)
@@ -54,7 +56,8 @@ class AgentHost:
 
     def _new_agent(self, rt: NodeRuntime) -> NodeAgent:
         gen = self.generations[rt.node]
-        return NodeAgent(rt, self.reporter, f"{self.identity}/{rt.node}/l1-gen{gen}", self.retry_seconds)
+        agent_id = f"{self.identity}/{rt.node}/l1-gen{gen}"
+        return NodeAgent(rt, self.reporter, agent_id, self.retry_seconds, self.report_running_after)
 
     async def run(self) -> None:
         """Heartbeats, the watch and every agent, until cancelled."""

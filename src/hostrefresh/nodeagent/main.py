@@ -21,6 +21,7 @@ from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
+from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
 from hostrefresh.nodeagent.host import AgentHost
 from hostrefresh.nodeagent.migrate import QemuMigrator
 from hostrefresh.nodeagent.partitioner import Partitioner
@@ -63,6 +64,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--lease-seconds", type=int, default=30, help="heartbeat Lease duration")
     parser.add_argument("--retry-seconds", type=float, default=1.0, help="base backoff between retries of a step")
+    parser.add_argument(
+        "--report-running-after",
+        type=float,
+        default=REPORT_RUNNING_AFTER,
+        metavar="SECONDS",
+        help="report a step Running once it has run this long; quicker steps are reported with the next "
+        "write (default %(default)s)",
+    )
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
     parser.add_argument("--identity", default=socket.gethostname() + f"-{os.getpid()}")
@@ -101,6 +110,7 @@ async def run(args: argparse.Namespace) -> None:
         identity=args.identity,
         lease_seconds=args.lease_seconds,
         retry_seconds=args.retry_seconds,
+        report_running_after=args.report_running_after,
     )
     runner = await serve_health(args.health_port, host.healthy.is_set) if args.health_port else None
     try:
