@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hostrefresh.operator.nodemarks import REFRESH_TAINT_KEY, mark, unmark
+import pytest
+
+from hostrefresh.operator.nodemarks import REFRESH_TAINT_KEY, NodeMarkLog, mark, unmark
 from hostrefresh.operator.views import NodeView, Taint
 
 
@@ -42,3 +44,17 @@ def test_unmark_removes_only_what_was_added() -> None:
     assert patch.taints == [{"key": "other", "effect": "NoExecute"}]
     assert patch.annotations == {"hostrefresh.io/refreshing": None}
     assert unmark(None, "hr-1", [REFRESH_TAINT_KEY], []).empty
+
+
+def test_a_mark_patch_is_not_repeated_until_its_echo_could_have_arrived(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("hostrefresh.operator.nodemarks.time.monotonic", lambda: clock[0])
+    log = NodeMarkLog(echo_seconds=5.0)
+    assert log.due("hr-a", "mark")
+    assert not log.due("hr-a", "mark")  # the watch has not shown our patch yet
+    assert log.due("hr-b", "mark")  # another refresh is another matter
+    assert log.due("hr-a", "unmark")  # a different patch goes at once
+    clock[0] += 5.1
+    assert log.due("hr-a", "unmark")  # long enough: a mark still missing is someone else's doing
+    log.forget("hr-a")
+    assert log.due("hr-a", "unmark")

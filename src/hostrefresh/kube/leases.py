@@ -73,10 +73,21 @@ class Heartbeats:
         lease.spec.leaseDurationSeconds = self.duration
         return await self.client.replace(lease)
 
-    async def renew_all(self, holders: dict[str, tuple[str, dict[str, str]]]) -> list[str]:
-        """Renew every ``name -> (holder, labels)`` concurrently; returns the names that failed."""
+    async def renew_all(self, holders: dict[str, tuple[str, dict[str, str]]], spread: float = 0.0) -> list[str]:
+        """Renew every ``name -> (holder, labels)`` concurrently; returns the names that failed.
+
+        With ``spread`` seconds the renewals are spaced evenly over that time: a host of many
+        simulated nodes then renews like a fleet of separate agents, not in one burst of writes.
+        """
         names = list(holders)
-        results = await asyncio.gather(*(self.renew(name, *holders[name]) for name in names), return_exceptions=True)
+        step = spread / len(names) if names and spread > 0 else 0.0
+
+        async def renew_at(index: int, name: str) -> None:
+            if step:
+                await asyncio.sleep(index * step)
+            await self.renew(name, *holders[name])
+
+        results = await asyncio.gather(*(renew_at(i, name) for i, name in enumerate(names)), return_exceptions=True)
         failed = []
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException):

@@ -18,6 +18,8 @@ AGENT_LEASE_PREFIX = "hostrefresh-agent-"
 AGENT_COMPONENT_LABEL = {"app.kubernetes.io/component": "hostrefresh-agent"}
 NODE_LABEL = "hostrefresh.io/node"
 PLAN_LABEL = "hostrefresh.io/plan"
+#: The operator's finalizer on HostRefresh objects (kopf's, under our group).
+FINALIZER = "hostrefresh.io/finalizer"
 
 
 def agent_lease_name(node: str) -> str:

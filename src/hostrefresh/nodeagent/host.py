@@ -90,13 +90,15 @@ class AgentHost:
     async def _heartbeats(self) -> None:
         interval = max(self.lease_seconds / 3, 0.5)
         beats = Heartbeats(self.client, self.namespace, self.lease_seconds)
+        spread = 0.0  # the first round at once (the agents are alive as soon as possible), then spaced
         while True:
             started = asyncio.get_running_loop().time()
             holders = {
                 agent_lease_name(node): (agent.agent_id, {**AGENT_COMPONENT_LABEL, NODE_LABEL: node})
                 for node, agent in self.agents.items()
             }
-            await beats.renew_all(holders)
+            await beats.renew_all(holders, spread)
+            spread = interval * 0.8
             self.healthy.set()
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(interval - elapsed, 0.1))

@@ -20,18 +20,17 @@ from typing import Any
 import kopf
 
 from hostrefresh.api import Directive, HostRefresh, HostRefreshStatus, Phase, RefreshPlanSpec, RefreshPlanStatus
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, AGENT_LEASE_PREFIX, NODE_LABEL, PLAN_LABEL
+from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, AGENT_LEASE_PREFIX, FINALIZER, NODE_LABEL, PLAN_LABEL
 from hostrefresh.operator import kube, metrics
 from hostrefresh.operator.bookkeeping import NoDiffBase
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.lifecycle import decide
-from hostrefresh.operator.nodemarks import mark, unmark
+from hostrefresh.operator.nodemarks import NodeMarkLog, mark, unmark
 from hostrefresh.operator.pacing import StartPacer
 from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView, is_terminal
 from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, plan, refresh_name
 
 GROUP, VERSION = "hostrefresh.io", "v1alpha1"
-FINALIZER = f"{GROUP}/finalizer"  # kopf's, for the on.delete handler and the daemons
 log = logging.getLogger("hostrefresh.operator")
 REGISTRY = kopf.OperatorRegistry()
 
@@ -130,6 +129,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.refresh_wakeups = {}
     memo.pacer = StartPacer(config.max_starts_per_second)
     memo.plan_written = {}
+    memo.node_marks_sent = NodeMarkLog()
 
 
 @kopf.on.login(registry=REGISTRY)
@@ -212,17 +212,22 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             for event in decision.events:
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             _observe_transition(hr, status.phase, node_name, status)
+        # Node marks only when the node (as the index shows it) lacks them or still has them, and not
+        # again while our own patch has yet to come back through the watch (it would only conflict).
+        sent: NodeMarkLog = memo.node_marks_sent
         if decision.mark_node and node is not None and planned is not None and not planned.empty:
-            # Only when the node (as the index shows it) lacks a mark: no read per reconcile.
-            await kube.patch_node_marks(
-                memo.client,
-                node_name,
-                lambda view: mark(view, name, status.added_taints, status.added_annotations, config.marker_annotations),
-                node,
-            )
+            if sent.due(name, "mark"):
+                await kube.patch_node_marks(
+                    memo.client,
+                    node_name,
+                    lambda view: mark(
+                        view, name, status.added_taints, status.added_annotations, config.marker_annotations
+                    ),
+                    node,
+                )
         elif decision.unmark_node and node is not None:
             stale = unmark(node, name, status.added_taints, status.added_annotations)
-            if not stale.empty:
+            if not stale.empty and sent.due(name, "unmark"):
                 await kube.patch_node_marks(
                     memo.client,
                     node_name,
@@ -231,8 +236,6 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
                 )
         memo.released[name] = decision.release
     metrics.RECONCILE_SECONDS.labels("HostRefresh").observe(time.perf_counter() - started)
-    if plan_name and status.phase != hr.status.phase:
-        _wake_plan(memo, plan_name)
     due = pacer.slot(name)
     return max((due - inputs.now).total_seconds(), 0.0) if due is not None else None
 
@@ -243,7 +246,7 @@ def _grants_start(before: HostRefresh, after: HostRefreshStatus) -> bool:
 
 
 def _wake_plan(memo: kopf.Memo, plan_name: str) -> None:
-    """A child changed phase: its plan re-plans now (a slot may have freed), not at its next tick."""
+    """A child ended or fails: its plan re-plans now (a slot may have freed), not at its next tick."""
     wakeups: dict[str, asyncio.Event] = memo.plan_wakeups
     wakeups.setdefault(plan_name, asyncio.Event()).set()
 
@@ -277,9 +280,15 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         latest.pop(name, None)
         wakeups.pop(name, None)
         memo.pacer.forget(name)
+        memo.node_marks_sent.forget(name)
         return
     latest[name] = body
     wakeups.setdefault(name, asyncio.Event()).set()
+    plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
+    if plan_name and (body.get("status") or {}).get("phase") in PLAN_WAKING_PHASES:
+        # Woken from the event, not after our own write returns: kopf's plan_children index has
+        # this version by now, so the plan's pass sees the freed slot.
+        _wake_plan(memo, plan_name)
 
 
 @kopf.daemon(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)
@@ -312,6 +321,10 @@ async def refresh_daemon(
         terminal = is_terminal((current.get("status") or {}).get("phase"))
         if terminal and not current["metadata"].get("deletionTimestamp"):
             break
+
+
+#: Child phases that change what its plan may do: a slot frees, or the health gate counts a failure.
+PLAN_WAKING_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED, Phase.ROLLING_BACK})
 
 
 def _guarded(body: kopf.Body) -> bool:

@@ -6,6 +6,7 @@ taint or annotation someone else set before, with the same key, is left alone, a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from hostrefresh.operator.views import NodeView, Taint
@@ -72,3 +73,25 @@ def unmark(node: NodeView | None, owner: str, added_taints: list[str], added_ann
         taints=[t.to_json() for t in keep] if len(keep) != len(node.taints) else None,
         annotations=annotations,
     )
+
+
+class NodeMarkLog:
+    """When the operator last patched a node's marks for a refresh, so that it does not patch them again
+    before the watch shows the result (within ``echo_seconds``; after that, a missing mark is
+    someone else's doing and is restored)."""
+
+    def __init__(self, echo_seconds: float = 5.0) -> None:
+        self.echo_seconds = echo_seconds
+        self._sent: dict[str, tuple[str, float]] = {}
+
+    def due(self, refresh: str, what: str) -> bool:
+        """Whether to patch now; records the patch when it is."""
+        now = time.monotonic()
+        last = self._sent.get(refresh)
+        if last is not None and last[0] == what and now - last[1] < self.echo_seconds:
+            return False
+        self._sent[refresh] = (what, now)
+        return True
+
+    def forget(self, refresh: str) -> None:
+        self._sent.pop(refresh, None)
