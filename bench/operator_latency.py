@@ -340,6 +340,7 @@ class Bench:
     latency: dict[Call, tuple[float, float]]
     seed: int
     profile_seconds: int = 0
+    operator_args: tuple[str, ...] = ()
 
     def target(self) -> dict[str, str]:
         path = self.workdir / "images" / "vmlinuz-2.0"
@@ -396,6 +397,7 @@ class Bench:
             "--log-format=plain",
             f"--identity={name}",
             f"--metrics-port={metrics_port}",
+            *self.operator_args,
         ]
         return Proc(name, argv, self.workdir / f"{name}.log").start()
 
@@ -698,7 +700,9 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         cp.start()
         cp.install_crds()
         client = sync_client(cp.kubeconfig, field_manager="bench")
-        b = Bench(cp, workdir, client, PACES[args.pace], args.seed + run, args.apiserver_profile)
+        b = Bench(
+            cp, workdir, client, PACES[args.pace], args.seed + run, args.apiserver_profile, tuple(args.operator_arg)
+        )
         watcher = Watcher(sync_client(cp.kubeconfig, field_manager="bench-watch")).start()
         console.log(f"run {run}: control plane up in {workdir}")
         out: dict[str, Any] = {"run": run}
@@ -883,6 +887,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="SECONDS",
         help="record a kube-apiserver CPU profile of the first SECONDS of the standalone scenario (implies --keep)",
+    )
+    parser.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra operator flag, e.g. --operator-arg=--max-starts-per-second=5 (repeatable)",
     )
     parser.add_argument("--scenarios", default="hr,plan", help="hr (standalone refreshes), plan, or both")
     args = parser.parse_args(argv)

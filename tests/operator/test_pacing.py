@@ -48,3 +48,11 @@ def test_rate_zero_does_not_pace() -> None:
 def test_negative_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="rate"):
         StartPacer(rate=-1)
+
+
+def test_a_delayed_start_keeps_its_place_and_takes_no_new_token() -> None:
+    pacer = StartPacer(rate=10, burst=1)
+    pacer.reserve("a", T0)
+    pacer.delay("a", T0 + timedelta(seconds=2))
+    assert seconds(pacer.reserve("a", T0)) == 2.0  # asking again: the delayed slot
+    assert seconds(pacer.reserve("b", T0)) == 0.1  # the next one's slot is unaffected

@@ -21,6 +21,7 @@ class OperatorConfig:
     plan_interval: float = 1.0
     refresh_interval: float = 2.0  # re-check of deadlines and waiting refreshes
     max_starts_per_second: float = 10.0  # start pacing (see pacing.py); 0: none
+    start_backlog: int = 10  # grants wait while the backlog exceeds this (see handlers._backlog)
     # Per-object kopf workers; None: unbounded. A bound deadlocks start-up once a watched kind has more
     # objects than the bound (kopf's workers index, then wait for every object of the kind to be indexed).
     workers: int | None = None

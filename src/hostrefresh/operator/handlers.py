@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -130,6 +130,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.pacer = StartPacer(config.max_starts_per_second)
     memo.plan_written = {}
     memo.node_marks_sent = NodeMarkLog()
+    memo.unvisited = {}
 
 
 @kopf.on.login(registry=REGISTRY)
@@ -194,6 +195,16 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             slot = pacer.reserve(name, inputs.now)
             if slot > inputs.now:
                 decision = decide(replace(inputs, start_at=slot))
+        if _grants_start(hr, decision.status) and _backlog(memo) > config.start_backlog:
+            # The API server is behind (a burst of new objects, or of our writes): a start now would
+            # put its first writes, and its agent's, in that queue and every running refresh's
+            # reports behind them. Hold the grant a moment; nothing is written for that (but a
+            # first visit).
+            if hr.status.phase is not None:
+                return BACKLOG_RETRY_SECONDS
+            retry_at = inputs.now + timedelta(seconds=BACKLOG_RETRY_SECONDS)
+            decision = decide(replace(inputs, start_at=retry_at))
+            pacer.delay(name, retry_at)
         if _grants_start(hr, decision.status) or is_terminal(decision.status.phase):
             pacer.forget(name)
         status = decision.status
@@ -237,7 +248,8 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
         memo.released[name] = decision.release
     metrics.RECONCILE_SECONDS.labels("HostRefresh").observe(time.perf_counter() - started)
     due = pacer.slot(name)
-    return max((due - inputs.now).total_seconds(), 0.0) if due is not None else None
+    ahead = (due - inputs.now).total_seconds() if due is not None else 0.0
+    return ahead if ahead > 0 else None  # a slot already due waits only on other reasons: the usual pass
 
 
 def _grants_start(before: HostRefresh, after: HostRefreshStatus) -> bool:
@@ -281,9 +293,15 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         wakeups.pop(name, None)
         memo.pacer.forget(name)
         memo.node_marks_sent.forget(name)
+        memo.unvisited.pop(name, None)
         return
     latest[name] = body
     wakeups.setdefault(name, asyncio.Event()).set()
+    unvisited: dict[str, float] = memo.unvisited
+    if (body.get("status") or {}).get("phase"):
+        unvisited.pop(name, None)
+    else:
+        unvisited.setdefault(name, time.monotonic())
     plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
     if plan_name and (body.get("status") or {}).get("phase") in PLAN_WAKING_PHASES:
         # Woken from the event, not after our own write returns: kopf's plan_children index has
@@ -321,6 +339,20 @@ async def refresh_daemon(
         terminal = is_terminal((current.get("status") or {}).get("phase"))
         if terminal and not current["metadata"].get("deletionTimestamp"):
             break
+
+
+#: How soon a start held back by the backlog is tried again.
+BACKLOG_RETRY_SECONDS = 0.1
+#: A HostRefresh seen without any status counts towards the backlog for this long at most.
+UNVISITED_SECONDS = 10.0
+
+
+def _backlog(memo: kopf.Memo) -> int:
+    """Work the API server has still to take from us: our unanswered writes, and new HostRefresh
+    objects not yet given a status (a burst of them is a burst of writes: theirs, kopf's, ours)."""
+    unvisited: dict[str, float] = memo.unvisited
+    fresh = time.monotonic() - UNVISITED_SECONDS
+    return kube.WRITES.count + sum(1 for seen in unvisited.values() if seen > fresh)
 
 
 #: Child phases that change what its plan may do: a slot frees, or the health gate counts a failure.

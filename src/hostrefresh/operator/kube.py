@@ -31,6 +31,27 @@ CONFLICT = 409
 NOT_FOUND = 404
 
 
+class WritesInFlight:
+    """The operator's API writes sent and not yet answered: how far the API server is behind on them.
+
+    ``with WRITES: await client.patch(...)``. Start grants wait while it is high (see handlers).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> None:
+        self.count += 1
+        metrics.WRITES_IN_FLIGHT.set(self.count)
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        metrics.WRITES_IN_FLIGHT.set(self.count)
+
+
+WRITES = WritesInFlight()
+
+
 def parse_time(value: Any) -> datetime | None:
     """RFC 3339 (as the API server writes it) to an aware datetime."""
     if not value:
@@ -82,7 +103,8 @@ async def _patch_status(
     body = {"metadata": {"resourceVersion": resource_version}, "status": status}
     metrics.API_REQUESTS.labels(op).inc()
     try:
-        await client.patch(resource.Status, name, body, patch_type=PatchType.MERGE)
+        with WRITES:
+            await client.patch(resource.Status, name, body, patch_type=PatchType.MERGE)
     except ApiError as exc:
         if exc.status.code in (CONFLICT, NOT_FOUND):
             return False
@@ -125,7 +147,8 @@ async def patch_node_marks(
             body["spec"] = {"taints": patch.taints or None}
         metrics.API_REQUESTS.labels("patch_node").inc()
         try:
-            await client.patch(Node, node, body, patch_type=PatchType.MERGE)
+            with WRITES:
+                await client.patch(Node, node, body, patch_type=PatchType.MERGE)
             return patch
         except ApiError as exc:
             if exc.status.code == NOT_FOUND:
@@ -165,7 +188,8 @@ async def create_refresh(
     }
     metrics.API_REQUESTS.labels("create_refresh").inc()
     try:
-        await client.create(HostRefreshResource.from_dict(obj))
+        with WRITES:
+            await client.create(HostRefreshResource.from_dict(obj))
     except ApiError as exc:
         if exc.status.code == CONFLICT:
             return False

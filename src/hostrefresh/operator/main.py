@@ -57,6 +57,14 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         help="refreshes granted their start per second at most, first come first served (0: no limit; "
         "default %(default)s)",
     )
+    parser.add_argument(
+        "--start-backlog",
+        type=int,
+        default=OperatorConfig.start_backlog,
+        metavar="WRITES",
+        help="hold start grants while the backlog (the operator's unanswered API writes, and new "
+        "HostRefresh objects without status) exceeds this (default %(default)s)",
+    )
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
     parser.add_argument(
@@ -75,6 +83,7 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         lease_seconds=args.lease_seconds,
         plan_interval=args.plan_interval,
         max_starts_per_second=args.max_starts_per_second,
+        start_backlog=args.start_backlog,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
     )

@@ -20,3 +20,4 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 API_REQUESTS = Counter("hostrefresh_operator_api_requests_total", "API requests the operator's own logic made", ["op"])
+WRITES_IN_FLIGHT = Gauge("hostrefresh_operator_api_writes_in_flight", "The operator's API writes awaiting an answer")

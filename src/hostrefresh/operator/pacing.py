@@ -50,6 +50,10 @@ class StartPacer:
         self._slots[name] = start
         return start
 
+    def delay(self, name: str, start: datetime) -> None:
+        """Move ``name``'s start to ``start`` (it keeps its place: no new token is taken)."""
+        self._slots[name] = start
+
     def forget(self, name: str) -> None:
         """``name`` started or is gone; its reservation is no longer needed."""
         self._slots.pop(name, None)
