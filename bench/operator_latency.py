@@ -333,6 +333,24 @@ def slot_latencies(events: dict[str, list[Seen]], budget: int) -> dict[str, list
 
 
 @dataclass
+class Stage:
+    """What a scenario runs against; ``started`` is when the operator was started (audit window)."""
+
+    nodes: list[str]
+    agent: Proc
+    op: Proc
+    port: int
+    started: float
+
+    def meter(self, cp: ControlPlane) -> CpuMeter:
+        return CpuMeter({**cp.pids(), "operator": self.op.pid(), "agent": self.agent.pid()})
+
+    def stop(self) -> None:
+        self.op.stop()
+        self.agent.stop()
+
+
+@dataclass
 class Bench:
     cp: ControlPlane
     workdir: Path
@@ -411,6 +429,27 @@ class Bench:
                     raise RuntimeError(f"{p.name} exited; see {p.log}")
             time.sleep(0.2)
         raise RuntimeError(f"timed out after {timeout:.0f}s: {what} (logs in {self.workdir})")
+
+    def stage(self, tag: str, n: int) -> Stage:
+        """A namespace, ``n`` simulated nodes, their agent process and a leading operator process."""
+        ns = f"bench-{tag}"
+        self.namespace(ns)
+        nodes = self.fleet(tag, n)
+        agent = self.agent(f"agent-{tag}", ns, nodes)
+        op: Proc | None = None
+        try:
+            self.wait("agent leases", lambda: self.leases_ready(ns, n), 120, [agent])
+            port = free_port()
+            started = time.time()
+            op = self.operator(f"operator-{tag}", ns, port)
+            self.wait("operator leads", lambda: self.leading(ns, f"operator-{tag}"), 60, [op])
+            time.sleep(1.0)
+        except BaseException:
+            for proc in (op, agent):
+                if proc is not None:
+                    proc.stop()
+            raise
+        return Stage(nodes, agent, op, port, started)
 
     def leases_ready(self, namespace: str, n: int) -> bool:
         leases = self.client.list(Lease, namespace=namespace, labels=dict(AGENT_COMPONENT_LABEL.items()))
@@ -554,18 +593,10 @@ def per_refresh(counts: Counter[str], n: int) -> dict[str, Any]:
 
 def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) -> dict[str, Any]:
     """``n`` HostRefresh objects created at once for ``n`` nodes: report -> status latency."""
-    ns = f"bench-{tag}"
-    b.namespace(ns)
-    nodes = b.fleet(tag, n)
-    agent = b.agent(f"agent-{tag}", ns, nodes)
-    b.wait("agent leases", lambda: b.leases_ready(ns, n), 120, [agent])
-    port = free_port()
-    t_op = time.time()
-    op = b.operator(f"operator-{tag}", ns, port)
+    st = b.stage(tag, n)
     try:
-        b.wait("operator leads", lambda: b.leading(ns, f"operator-{tag}"), 60, [op])
-        time.sleep(1.0)
         target = b.target()
+        nodes = st.nodes
         names = [f"{tag}-hr-{i:03d}" for i in range(n)]
         objs = [
             {
@@ -576,7 +607,7 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
             }
             for name, node in zip(names, nodes, strict=True)
         ]
-        meter = CpuMeter({**b.cp.pids(), "operator": op.pid(), "agent": agent.pid()})
+        meter = st.meter(b.cp)
         meter.start()
         if b.profile_seconds:
             apiserver_profile(b.cp, b.profile_seconds, b.workdir / f"apiserver-{tag}.pprof")
@@ -589,15 +620,14 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
             snap = watcher.snapshot(names)
             return all(seq and seq[-1].phase in TERMINAL_NAMES for seq in snap.values())
 
-        b.wait(f"{n} refreshes end", all_done, 600, [op, agent])
+        b.wait(f"{n} refreshes end", all_done, 600, [st.op, st.agent])
         duration = time.time() - t0
         cpu = meter.stop()
         size = object_size(b.client, names[0])
         time.sleep(2.0)  # let trailing writes (node unmarks, events) land before counting
-        metrics = scrape(port)
+        metrics = scrape(st.port)
     finally:
-        op.stop()
-        agent.stop()
+        st.stop()
     t_end = time.time()
     events = watcher.snapshot(names)
     dump_events(b.workdir / f"events-{tag}.jsonl", events)
@@ -610,25 +640,16 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
         "cpu": cpu,
         **report_figures(events, n),
         "finished_object": size,
-        "api": per_refresh(audit_counts(audit, t_op, t_end), n),
-        "agent_api": per_refresh(audit_counts(audit, t_op, t_end, AGENT_USER), n),
+        "api": per_refresh(audit_counts(audit, st.started, t_end), n),
+        "agent_api": per_refresh(audit_counts(audit, st.started, t_end, AGENT_USER), n),
         "operator_metrics": metrics,
     }
 
 
 def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: str) -> dict[str, Any]:
     """A RefreshPlan over ``n`` nodes with ``budget`` slots: slot free -> next grant latency."""
-    ns = f"bench-{tag}"
-    b.namespace(ns)
-    nodes = b.fleet(tag, n)
-    agent = b.agent(f"agent-{tag}", ns, nodes)
-    b.wait("agent leases", lambda: b.leases_ready(ns, n), 120, [agent])
-    port = free_port()
-    t_op = time.time()
-    op = b.operator(f"operator-{tag}", ns, port)
+    st = b.stage(tag, n)
     try:
-        b.wait("operator leads", lambda: b.leading(ns, f"operator-{tag}"), 60, [op])
-        time.sleep(1.0)
         plan = {
             "apiVersion": "hostrefresh.io/v1alpha1",
             "kind": "RefreshPlan",
@@ -642,7 +663,7 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
                 "soakSeconds": 0,
             },
         }
-        meter = CpuMeter({**b.cp.pids(), "operator": op.pid(), "agent": agent.pid()})
+        meter = st.meter(b.cp)
         meter.start()
         t0 = time.time()
         b.client.create(RefreshPlanResource.from_dict(plan))
@@ -656,14 +677,13 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
             snap = children()
             return len(snap) == n and all(seq[-1].phase in TERMINAL_NAMES for seq in snap.values())
 
-        b.wait(f"plan over {n} nodes ends", all_done, 600, [op, agent])
+        b.wait(f"plan over {n} nodes ends", all_done, 600, [st.op, st.agent])
         duration = time.time() - t0
         cpu = meter.stop()
         time.sleep(2.0)
-        metrics = scrape(port)
+        metrics = scrape(st.port)
     finally:
-        op.stop()
-        agent.stop()
+        st.stop()
     t_end = time.time()
     events = children()
     dump_events(b.workdir / f"events-{tag}.jsonl", events)
@@ -681,8 +701,8 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
             "free_to_child_created": summary(lat["free_to_created"]),
             "child_created_to_grant": summary(lat["created_to_grant"]),
         },
-        "api": per_refresh(audit_counts(audit, t_op, t_end), n),
-        "agent_api": per_refresh(audit_counts(audit, t_op, t_end, AGENT_USER), n),
+        "api": per_refresh(audit_counts(audit, st.started, t_end), n),
+        "agent_api": per_refresh(audit_counts(audit, st.started, t_end, AGENT_USER), n),
         "operator_metrics": metrics,
     }
 
