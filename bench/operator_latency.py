@@ -876,7 +876,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
             ]
             lines += [f"| {k} | {v['count']} | {v['per_refresh']} |" for k, v in api["by_verb_resource"].items()]
     notes = ROOT / "bench" / "results" / "operator_latency.notes.md"
-    if notes.exists() and path.resolve().parent == notes.parent:
+    if notes.exists() and path.resolve() == notes.with_name("operator_latency.md"):
         lines += ["", notes.read_text().rstrip()]
     path.write_text("\n".join(lines) + "\n")
 
