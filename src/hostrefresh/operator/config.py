@@ -19,7 +19,8 @@ class OperatorConfig:
     leader_elect: bool = True
     lease_seconds: float = 15.0
     plan_interval: float = 1.0
-    refresh_interval: float = 2.0  # re-check of deadlines and waiting refreshes
+    refresh_interval: float = 2.0  # re-check of refreshes waiting to start (node, Lease, plan changes)
+    follow_interval: float = 5.0  # re-check of refreshes under way (deadlines, the agent's signs of life)
     max_starts_per_second: float = 10.0  # start pacing (see pacing.py); 0: none
     start_backlog: int = 10  # grants wait while the backlog exceeds this (see handlers._backlog)
     # Per-object kopf workers; None: unbounded. A bound deadlocks start-up once a watched kind has more

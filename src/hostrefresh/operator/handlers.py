@@ -131,6 +131,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.plan_written = {}
     memo.node_marks_sent = NodeMarkLog()
     memo.unvisited = {}
+    memo.active_counted_at = -math.inf
 
 
 @kopf.on.login(registry=REGISTRY)
@@ -314,7 +315,8 @@ async def refresh_daemon(
     name: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
 ) -> None:
     """The reconcile loop of one HostRefresh: on every change, and at least every ``refresh_interval``
-    (deadlines, silent agents and admission waits need no event). It ends once the object is terminal.
+    while it waits to start or ``follow_interval`` while it is under way (deadlines, silent agents and
+    admission waits need no event). It ends once the object is terminal.
     """
     config: OperatorConfig = memo.config
     latest: dict[str, kopf.Body] = memo.latest
@@ -332,13 +334,25 @@ async def refresh_daemon(
         if not _guarded(current):
             continue  # kopf adds its finalizer first; that write's event wakes us again
         start_in = await reconcile_refresh(current, memo, _indexes(kwargs))
-        # Waiting for a start slot: come back when it is due, not at the next periodic pass.
-        next_pass = config.refresh_interval if start_in is None else min(config.refresh_interval, start_in + 0.001)
-        index: kopf.Index[str, PeerView] = kwargs["refresh_index"]
-        metrics.ACTIVE.set(sum(1 for key in index for p in index[key] if p.started and not p.terminal))
+        # A refresh under way needs a pass only for deadlines and the agent's signs of life (seconds
+        # matter little there); one waiting to start also for node and Lease changes, which do not
+        # wake it. Waiting for a start slot: come back when it is due.
+        under_way = (current.get("status") or {}).get("directive") in (Directive.PROCEED, Directive.ROLL_BACK)
+        periodic = config.follow_interval if under_way else config.refresh_interval
+        next_pass = periodic if start_in is None else min(periodic, start_in + 0.001)
+        _count_active(memo, kwargs["refresh_index"])
         terminal = is_terminal((current.get("status") or {}).get("phase"))
         if terminal and not current["metadata"].get("deletionTimestamp"):
             break
+
+
+def _count_active(memo: kopf.Memo, index: kopf.Index[str, PeerView]) -> None:
+    """Set the active-refreshes gauge, at most once a second (it walks every HostRefresh)."""
+    now = time.monotonic()
+    if now - memo.active_counted_at < 1.0:
+        return
+    memo.active_counted_at = now
+    metrics.ACTIVE.set(sum(1 for key in index for p in index[key] if p.started and not p.terminal))
 
 
 #: How soon a start held back by the backlog is tried again.
