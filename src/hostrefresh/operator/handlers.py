@@ -158,7 +158,8 @@ def _vmis(vmi_index: kopf.Index[str, tuple[str, bool]], node: str) -> VMIView | 
 async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str, Any]) -> float | None:
     """One HostRefresh: snapshot -> decide -> write node marks, status, events.
 
-    Returns the seconds until a start slot (start pacing) when the refresh waits for one, else None.
+    Returns the seconds until its next pass is due when the refresh waits for a start slot (start
+    pacing) or for the API server to catch up (backlog), else None.
     """
     started = time.perf_counter()
     pacer: StartPacer = memo.pacer
@@ -298,13 +299,14 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         return
     latest[name] = body
     wakeups.setdefault(name, asyncio.Event()).set()
+    phase = (body.get("status") or {}).get("phase")
     unvisited: dict[str, float] = memo.unvisited
-    if (body.get("status") or {}).get("phase"):
+    if phase:
         unvisited.pop(name, None)
     else:
         unvisited.setdefault(name, time.monotonic())
     plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
-    if plan_name and (body.get("status") or {}).get("phase") in PLAN_WAKING_PHASES:
+    if plan_name and phase in PLAN_WAKING_PHASES:
         # Woken from the event, not after our own write returns: kopf's plan_children index has
         # this version by now, so the plan's pass sees the freed slot.
         _wake_plan(memo, plan_name)
@@ -339,11 +341,20 @@ async def refresh_daemon(
         # wake it. Waiting for a start slot: come back when it is due.
         under_way = (current.get("status") or {}).get("directive") in (Directive.PROCEED, Directive.ROLL_BACK)
         periodic = config.follow_interval if under_way else config.refresh_interval
-        next_pass = periodic if start_in is None else min(periodic, start_in + 0.001)
+        next_pass = _next_pass(periodic, start_in)
         _count_active(memo, kwargs["refresh_index"])
         terminal = is_terminal((current.get("status") or {}).get("phase"))
         if terminal and not current["metadata"].get("deletionTimestamp"):
             break
+
+
+def _next_pass(periodic: float, due_in: float | None) -> float:
+    """Seconds until a reconcile loop's next pass: the periodic one, or sooner when something is due."""
+    return periodic if due_in is None else min(periodic, due_in + 0.001)
+
+
+def _sooner(current: float | None, candidate: float) -> float:
+    return candidate if current is None else min(current, candidate)
 
 
 def _count_active(memo: kopf.Memo, index: kopf.Index[str, PeerView]) -> None:
@@ -444,8 +455,7 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
             child = refresh_name(name, node, spec.target.version)
             slot = pacer.reserve(child, now)  # the child finds it at its first visit: no second wait
             if slot > now:
-                wait = (slot - now).total_seconds()
-                due_in = wait if due_in is None else min(due_in, wait)
+                due_in = _sooner(due_in, (slot - now).total_seconds())
                 decision.status.active -= 1  # not created yet: counted as pending until it is
                 decision.status.pending += 1
                 continue
@@ -458,8 +468,7 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
             written: dict[str, float] = memo.plan_written
             since = time.monotonic() - written.get(name, -math.inf)
             if counts_only(status, decision.status) and since < config.plan_interval:
-                wait = config.plan_interval - since  # counters only: written with the next pass
-                due_in = wait if due_in is None else min(due_in, wait)
+                due_in = _sooner(due_in, config.plan_interval - since)  # counters only: the next pass writes
             elif await kube.patch_plan_status(memo.client, name, meta["resourceVersion"], new_status):
                 written[name] = time.monotonic()
         for type_, reason, message in decision.events:
@@ -492,4 +501,4 @@ async def plan_daemon(name: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf
         if stopped:
             break
         due_in = await reconcile_plan(body, memo, _indexes(kwargs))
-        next_pass = config.plan_interval if due_in is None else min(config.plan_interval, due_in + 0.001)
+        next_pass = _next_pass(config.plan_interval, due_in)
