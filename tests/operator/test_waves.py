@@ -14,6 +14,7 @@ from hostrefresh.operator.waves import (
     OwnedRefresh,
     PlanInputs,
     counts_only,
+    merge_ahead,
     plan,
     refresh_name,
     resolve_count,
@@ -125,3 +126,35 @@ def test_counts_only_tells_counter_moves_from_state_changes() -> None:
     assert not counts_only(first, paused)
     assert not counts_only(first, first.model_copy(update={"waves_started": first.waves_started + 1}))
     assert not counts_only(first, first.model_copy(update={"conditions": first.conditions[1:]}))
+
+
+def child(phase: Phase | None, name: str = "c") -> OwnedRefresh:
+    return OwnedRefresh(name, "n00", "2.0", phase)
+
+
+@pytest.mark.parametrize(
+    ("indexed", "ahead", "planned_phase", "stays_ahead"),
+    [
+        # created, the watch has not shown it yet: planning counts it, it stays ahead
+        (None, None, None, True),
+        # the watch shows the new child (any phase): the watch's view wins
+        (Phase.PENDING, None, Phase.PENDING, False),
+        # a terminal phase just written, the watch still shows the step before: the written phase counts
+        (Phase.VERIFYING, Phase.SUCCEEDED, Phase.SUCCEEDED, True),
+        # the watch caught up
+        (Phase.SUCCEEDED, Phase.SUCCEEDED, Phase.SUCCEEDED, False),
+        # the watch shows a later (terminal) phase than the one written: nothing follows it
+        (Phase.ROLLED_BACK, Phase.ROLLING_BACK, Phase.ROLLED_BACK, False),
+        (Phase.MIGRATING, Phase.ROLLING_BACK, Phase.ROLLING_BACK, True),
+    ],
+)
+def test_merge_ahead_prefers_own_writes_until_the_watch_shows_them(
+    indexed: Phase | None, ahead: Phase | None, planned_phase: Phase | None, stays_ahead: bool
+) -> None:
+    index = {} if indexed is None else {"c": child(indexed)}
+    owned, still = merge_ahead({**index, "other": child(Phase.MIGRATING, "other")}, {"c": child(ahead)})
+    by_name = {o.name: o for o in owned}
+    assert by_name["c"].phase == planned_phase
+    assert by_name["other"].phase == Phase.MIGRATING
+    assert ("c" in still) is stays_ahead
+    assert len(owned) == 2

@@ -12,10 +12,10 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -28,7 +28,7 @@ from hostrefresh.operator.lifecycle import decide
 from hostrefresh.operator.nodemarks import NodeMarkLog, mark, unmark
 from hostrefresh.operator.pacing import StartPacer
 from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView, is_terminal
-from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, plan, refresh_name
+from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, merge_ahead, plan, refresh_name
 
 GROUP, VERSION = "hostrefresh.io", "v1alpha1"
 log = logging.getLogger("hostrefresh.operator")
@@ -76,19 +76,7 @@ async def refresh_index(
 async def plan_children(
     name: str, spec: kopf.Spec, status: kopf.Status, labels: kopf.Labels, **_: Any
 ) -> dict[str, OwnedRefresh]:
-    conditions = status.get("conditions") or []
-    degraded = any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions)
-    phase = status.get("phase")
-    return {
-        str(labels[PLAN_LABEL]): OwnedRefresh(
-            name=name,
-            node=str(spec.get("nodeName")),
-            target_version=str((spec.get("target") or {}).get("version")),
-            phase=Phase(phase) if phase else None,
-            degraded=degraded,
-            completed_at=kube.parse_time(status.get("completedAt")),
-        )
-    }
+    return {str(labels[PLAN_LABEL]): kube.owned_refresh(name, spec, status)}
 
 
 @kopf.index("kubevirt.io", "v1", "virtualmachineinstances", registry=REGISTRY)
@@ -121,7 +109,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.batching.worker_limit = config.workers
     memo.locks = {}
     memo.plan_locks = {}
-    memo.plan_pending = {}
+    memo.plan_ahead = {}
+    memo.replaced = {}
+    memo.first_visits = set()
     memo.plan_paused = {}
     memo.plan_wakeups = {}
     memo.released = {}
@@ -167,6 +157,9 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
     meta = body["metadata"]
     name = meta["name"]
     async with _lock(memo, "locks", name):
+        replaced: dict[str, str] = memo.replaced
+        if replaced.get(name) == meta["resourceVersion"]:
+            return None  # our own write replaced this version; its event brings the newer one
         hr = HostRefresh.model_validate({"spec": body.get("spec", {}), "status": body.get("status") or {}})
         node_name = hr.spec.node_name
         nodes: kopf.Index[str, NodeView] = indexes["node_index"]
@@ -222,6 +215,13 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             written = await kube.patch_refresh_status(memo.client, name, meta["resourceVersion"], new_status)
             if not written:
                 return None  # someone moved the object on; its next event reconciles again
+            replaced[name] = meta["resourceVersion"]
+            plan_name = (meta.get("labels") or {}).get(PLAN_LABEL)
+            if plan_name and status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase:
+                # The plan learns of a freed slot from our write, not from its echo through the watch.
+                known: dict[str, OwnedRefresh] = memo.plan_ahead.setdefault(plan_name, {})
+                known[name] = kube.owned_refresh(name, body.get("spec", {}), new_status)
+                _wake_plan(memo, plan_name)
             for event in decision.events:
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             _observe_transition(hr, status.phase, node_name, status)
@@ -252,6 +252,20 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
     due = pacer.slot(name)
     ahead = (due - inputs.now).total_seconds() if due is not None else 0.0
     return ahead if ahead > 0 else None  # a slot already due waits only on other reasons: the usual pass
+
+
+def _background(memo: kopf.Memo, work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` beside the caller (kept referenced until done; its failure is logged)."""
+    tasks: set[asyncio.Task[Any]] = memo.first_visits
+    task = asyncio.create_task(work)
+    tasks.add(task)
+
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background reconcile failed", exc_info=task.exception())
+
+    task.add_done_callback(done)
 
 
 def _grants_start(before: HostRefresh, after: HostRefreshStatus) -> bool:
@@ -296,6 +310,10 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         memo.pacer.forget(name)
         memo.node_marks_sent.forget(name)
         memo.unvisited.pop(name, None)
+        memo.replaced.pop(name, None)
+        plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
+        if plan_name:
+            memo.plan_ahead.get(plan_name, {}).pop(name, None)
         return
     latest[name] = body
     wakeups.setdefault(name, asyncio.Event()).set()
@@ -430,11 +448,8 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
                 if spec.all_nodes or (not spec.node_selector.is_empty() and spec.node_selector.matches(view.labels)):
                     selected.append(view)
         children: dict[str, OwnedRefresh] = {o.name: o for o in indexes["plan_children"].get(name, [])}
-        pending: dict[str, OwnedRefresh] = memo.plan_pending.setdefault(name, {})
-        for child in list(pending):
-            if child in children:
-                del pending[child]
-        owned = tuple(children.values()) + tuple(pending.values())
+        owned, ahead = merge_ahead(children, memo.plan_ahead.get(name, {}))
+        memo.plan_ahead[name] = ahead
         agents = {key: next(iter(leases[key]), AgentView()) for key in leases}
         decision = plan(
             PlanInputs(
@@ -460,9 +475,13 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
                 decision.status.pending += 1
                 continue
             child_spec = {**template, "nodeName": node, "target": spec.target.to_json()}
-            pending[child] = OwnedRefresh(child, node, spec.target.version, None)
-            await kube.create_refresh(memo.client, child, body, node, child_spec)
+            ahead[child] = OwnedRefresh(child, node, spec.target.version, None)
+            created = await kube.create_refresh(memo.client, child, body, node, child_spec)
             kopf.event(body, type="Normal", reason="NodeRefreshStarted", message=f"created {child} for {node}")
+            if created is not None:
+                # The child's first pass now, from the object as created: its grant need not wait for
+                # the watch to bring the object back and kopf to start its daemon.
+                _background(memo, reconcile_refresh(kopf.Body(cast(kopf.RawBody, created)), memo, indexes))
         new_status = decision.status.to_json()
         if new_status != status.to_json():
             written: dict[str, float] = memo.plan_written

@@ -15,7 +15,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
-from hostrefresh.api import HostRefreshStatus
+from hostrefresh.api import HostRefreshStatus, Phase
 from hostrefresh.kube.resources import (
     FINALIZER,
     NODE_LABEL,
@@ -26,6 +26,7 @@ from hostrefresh.kube.resources import (
 from hostrefresh.operator import metrics
 from hostrefresh.operator.nodemarks import NodeMarkPatch
 from hostrefresh.operator.views import AgentView, NodeView, Taint
+from hostrefresh.operator.waves import OwnedRefresh
 
 CONFLICT = 409
 NOT_FOUND = 404
@@ -86,6 +87,20 @@ def agent_view(body: Mapping[str, Any]) -> AgentView:
     return AgentView(
         renewed_at=parse_time(spec.get("renewTime")),
         lease_seconds=int(spec.get("leaseDurationSeconds") or 30),
+    )
+
+
+def owned_refresh(name: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -> OwnedRefresh:
+    """A plan's HostRefresh as wave planning sees it (from the object, or from a status just written)."""
+    conditions = status.get("conditions") or []
+    phase = status.get("phase")
+    return OwnedRefresh(
+        name=name,
+        node=str(spec.get("nodeName")),
+        target_version=str((spec.get("target") or {}).get("version")),
+        phase=Phase(phase) if phase else None,
+        degraded=any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions),
+        completed_at=parse_time(status.get("completedAt")),
     )
 
 
@@ -161,8 +176,8 @@ async def patch_node_marks(
 
 async def create_refresh(
     client: AsyncClient, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
-) -> bool:
-    """Create a plan's HostRefresh (owned by the plan); False if it already exists."""
+) -> dict[str, Any] | None:
+    """Create a plan's HostRefresh (owned by the plan): the object as created, None if it already exists."""
     meta = plan["metadata"]
     obj = {
         "apiVersion": "hostrefresh.io/v1alpha1",
@@ -189,12 +204,13 @@ async def create_refresh(
     metrics.API_REQUESTS.labels("create_refresh").inc()
     try:
         with WRITES:
-            await client.create(HostRefreshResource.from_dict(obj))
+            created = await client.create(HostRefreshResource.from_dict(obj))
     except ApiError as exc:
         if exc.status.code == CONFLICT:
-            return False
+            return None
         raise
-    return True
+    out: dict[str, Any] = created.to_dict()
+    return out
 
 
 async def patch_plan_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:

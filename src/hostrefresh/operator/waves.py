@@ -260,6 +260,25 @@ def _choose(
     return chosen
 
 
+def merge_ahead(
+    indexed: dict[str, OwnedRefresh], ahead: dict[str, OwnedRefresh]
+) -> tuple[tuple[OwnedRefresh, ...], dict[str, OwnedRefresh]]:
+    """A plan's children as planning should see them, and what is still ahead of the watch.
+
+    ``indexed`` is the watch's view; ``ahead`` what the operator itself wrote and the watch may not
+    show yet (a child just created: phase None; a phase just written). An entry stays ahead until
+    the watch shows the child with that phase, or terminal (nothing follows a terminal phase).
+    """
+    still = {
+        name: known
+        for name, known in ahead.items()
+        if (seen := indexed.get(name)) is None
+        or (known.phase is not None and seen.phase != known.phase and not is_terminal(seen.phase))
+    }
+    merged = {**indexed, **still}
+    return tuple(merged.values()), still
+
+
 def counts_only(old: RefreshPlanStatus, new: RefreshPlanStatus) -> bool:
     """Whether ``new`` differs from ``old`` in counters (and the wording of messages) only.
 
