@@ -325,9 +325,11 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         unvisited.setdefault(name, time.monotonic())
     plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
     if plan_name and phase in PLAN_WAKING_PHASES:
-        # Woken from the event, not after our own write returns: kopf's plan_children index has
-        # this version by now, so the plan's pass sees the freed slot.
-        _wake_plan(memo, plan_name)
+        # Usually the plan was woken by our write of this phase already (see reconcile_refresh); the
+        # echo wakes it only when the write was not ours (another replica before a failover).
+        known = memo.plan_ahead.get(plan_name, {}).get(name)
+        if known is None or known.phase != phase:
+            _wake_plan(memo, plan_name)
 
 
 @kopf.daemon(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)

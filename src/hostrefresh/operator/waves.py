@@ -108,8 +108,9 @@ def plan(inputs: PlanInputs) -> PlanDecision:
 
     ordered = spread_by_zone(list(inputs.nodes))
     latest: dict[str, OwnedRefresh] = {}
+    selected = {n.name for n in ordered}
     for owned in inputs.owned:
-        if owned.node not in {n.name for n in ordered} and not owned.active:
+        if owned.node not in selected and not owned.active:
             continue
         if owned.target_version == target or owned.active:
             prev = latest.get(owned.node)
