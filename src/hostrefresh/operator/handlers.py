@@ -190,11 +190,11 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             slot = pacer.reserve(name, inputs.now)
             if slot > inputs.now:
                 decision = decide(replace(inputs, start_at=slot))
-        if _grants_start(hr, decision.status) and _backlog(memo) > config.start_backlog:
+        if _grants_start(hr, decision.status) and plan_name is None and _backlog(memo) > config.start_backlog:
             # The API server is behind (a burst of new objects, or of our writes): a start now would
             # put its first writes, and its agent's, in that queue and every running refresh's
             # reports behind them. Hold the grant a moment; nothing is written for that (but a
-            # first visit).
+            # first visit). A plan's child was held before it was created (see reconcile_plan).
             if hr.status.phase is not None:
                 return BACKLOG_RETRY_SECONDS
             retry_at = inputs.now + timedelta(seconds=BACKLOG_RETRY_SECONDS)
@@ -216,7 +216,6 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
             if not written:
                 return None  # someone moved the object on; its next event reconciles again
             replaced[name] = meta["resourceVersion"]
-            plan_name = (meta.get("labels") or {}).get(PLAN_LABEL)
             if plan_name and status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase:
                 # The plan learns of a freed slot from our write, not from its echo through the watch.
                 known: dict[str, OwnedRefresh] = memo.plan_ahead.setdefault(plan_name, {})
@@ -471,8 +470,14 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
         for node in decision.start:
             child = refresh_name(name, node, spec.target.version)
             slot = pacer.reserve(child, now)  # the child finds it at its first visit: no second wait
-            if slot > now:
-                due_in = _sooner(due_in, (slot - now).total_seconds())
+            # Its start waits for the slot, and while the API server is behind (as a standalone
+            # refresh's grant does, see reconcile_refresh): before the object exists, so waiting
+            # costs no write and the child, once created, is granted at its first pass.
+            wait = (slot - now).total_seconds()
+            if wait <= 0 and _backlog(memo) > config.start_backlog:
+                wait = BACKLOG_RETRY_SECONDS
+            if wait > 0:
+                due_in = _sooner(due_in, wait)
                 decision.status.active -= 1  # not created yet: counted as pending until it is
                 decision.status.pending += 1
                 continue
