@@ -28,6 +28,7 @@ import random
 import shutil
 import signal
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -510,6 +511,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_speed(repeats: int = 9, loop: int = 1_000_000) -> dict[str, float]:
+    """Time a fixed pure-Python loop (ms; best and median of ``repeats``) while the scenario is idle.
+
+    The cores of this machine are shared with others: the same loop takes up to half again as long
+    from one minute to the next. Recorded with each scenario so that runs can be compared fairly.
+    """
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sum(range(loop))
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"best_ms": round(min(times), 1), "median_ms": round(statistics.median(times), 1)}
+
+
 class CpuMeter:
     """CPU used by each process of a scenario (control plane, operator, agent, this bench) between
     ``start`` and ``stop``: shows who saturates the shared cores."""
@@ -519,6 +534,7 @@ class CpuMeter:
         self.t0 = 0.0
         self.before: dict[str, float] = {}
         self.after: dict[str, float] = {}
+        self.speed: dict[str, float] = {}
 
     def _sample(self) -> dict[str, float]:
         out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -526,13 +542,19 @@ class CpuMeter:
         return out
 
     def start(self) -> None:
+        self.speed = machine_speed()
         self.t0, self.before = time.monotonic(), self._sample()
 
     def stop(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
         after = self._sample()
         used = {k: round(after[k] - self.before.get(k, 0.0), 1) for k in after}
-        return {"wall_s": round(wall, 1), "cpu_s": used, "cores": {k: round(v / wall, 2) for k, v in used.items()}}
+        return {
+            "wall_s": round(wall, 1),
+            "cpu_s": used,
+            "cores": {k: round(v / wall, 2) for k, v in used.items()},
+            "speed_before": self.speed,
+        }
 
 
 def apiserver_profile(cp: ControlPlane, seconds: int, out: Path) -> threading.Thread:
@@ -848,10 +870,12 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
     names = ("kube-apiserver", "etcd", "operator", "agent", "bench")
     lines += [
         "",
-        "CPU used while the scenario ran (cores, averaged over its duration; the agent process simulates every node):",
+        "CPU used while the scenario ran (cores, averaged over its duration; the agent process simulates every node),"
+        " and the machine's speed just before it (a fixed Python loop, best / median of 9, ms: the cores are shared"
+        " with other machines, so the same work takes longer at busy times):",
         "",
-        "| run | scenario | duration | " + " | ".join(names) + " |",
-        "|---|---|---|" + "---|" * len(names),
+        "| run | scenario | duration | " + " | ".join(names) + " | speed loop |",
+        "|---|---|---|" + "---|" * len(names) + "---|",
     ]
     for r in runs:
         for key, title in SCENARIOS:
@@ -859,7 +883,9 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
             if cpu:
                 cores = cpu["cores"]
                 cells = " | ".join(str(cores.get(n, "-")) for n in names)
-                lines.append(f"| {r['run']} | {title} | {cpu['wall_s']} s | {cells} |")
+                speed = cpu.get("speed_before")
+                loop = f"{speed['best_ms']} / {speed['median_ms']}" if speed else "-"
+                lines.append(f"| {r['run']} | {title} | {cpu['wall_s']} s | {cells} | {loop} |")
     last = runs[-1]
     size = _dig(last, "standalone", "finished_object")
     if size:
