@@ -111,7 +111,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.plan_locks = {}
     memo.plan_ahead = {}
     memo.replaced = {}
-    memo.first_visits = set()
+    memo.background = set()
     memo.plan_paused = {}
     memo.plan_wakeups = {}
     memo.released = {}
@@ -255,7 +255,7 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
 
 def _background(memo: kopf.Memo, work: Coroutine[Any, Any, Any]) -> None:
     """Run ``work`` beside the caller (kept referenced until done; its failure is logged)."""
-    tasks: set[asyncio.Task[Any]] = memo.first_visits
+    tasks: set[asyncio.Task[Any]] = memo.background
     task = asyncio.create_task(work)
     tasks.add(task)
 
