@@ -168,7 +168,7 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
         node = next(iter(nodes[node_name]), None) if node_name in nodes else None
         agent = next(iter(leases[node_name]), AgentView()) if node_name in leases else AgentView()
         peers = tuple(p for p in peers_index.get(node_name, []) if p.name != name)
-        plan_name = (meta.get("labels") or {}).get(PLAN_LABEL)
+        plan_name = _plan_of(meta)
         plan_paused = memo.plan_paused.get(plan_name) if plan_name else None
         inputs = RefreshInputs(
             hr=hr,
@@ -267,6 +267,12 @@ def _background(memo: kopf.Memo, work: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(done)
 
 
+def _plan_of(meta: Mapping[str, Any]) -> str | None:
+    """The RefreshPlan that created a HostRefresh (its label), None for a standalone one."""
+    plan_name: str | None = (meta.get("labels") or {}).get(PLAN_LABEL)
+    return plan_name
+
+
 def _grants_start(before: HostRefresh, after: HostRefreshStatus) -> bool:
     """Whether a decision lets a refresh that had not started begin."""
     return before.status.directive in (None, Directive.WAIT) and after.directive == Directive.PROCEED
@@ -303,6 +309,7 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
     """
     latest: dict[str, kopf.Body] = memo.latest
     wakeups: dict[str, asyncio.Event] = memo.refresh_wakeups
+    plan_name = _plan_of(body["metadata"])
     if event.get("type") == "DELETED":
         latest.pop(name, None)
         wakeups.pop(name, None)
@@ -310,7 +317,6 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         memo.node_marks_sent.forget(name)
         memo.unvisited.pop(name, None)
         memo.replaced.pop(name, None)
-        plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
         if plan_name:
             memo.plan_ahead.get(plan_name, {}).pop(name, None)
         return
@@ -322,7 +328,6 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
         unvisited.pop(name, None)
     else:
         unvisited.setdefault(name, time.monotonic())
-    plan_name = (body["metadata"].get("labels") or {}).get(PLAN_LABEL)
     if plan_name and phase in PLAN_WAKING_PHASES:
         # Usually the plan was woken by our write of this phase already (see reconcile_refresh); the
         # echo wakes it only when the write was not ours (another replica before a failover).
