@@ -50,6 +50,32 @@ def test_fake_kernel_semantics(fake_sysfs: tuple[Path, FakeSysfsIO]) -> None:
     io.write(cpu_online_path(2), "0")  # CPUs accept a repeated offline
 
 
+def test_fake_writes_leave_exactly_the_new_value(fake_sysfs: tuple[Path, FakeSysfsIO]) -> None:
+    """Values are rewritten in place (no truncation to zero): a shorter one leaves no tail behind."""
+    root, io = fake_sysfs
+    state, zones = root / memory_state_path(9), root / memory_state_path(9)[:-6] / "valid_zones"
+    io.write(memory_state_path(9), "offline")
+    assert (state.read_text(), zones.read_text()) == ("offline\n", "Normal Movable\n")
+    io.write(memory_state_path(9), "online_movable")
+    assert (state.read_text(), zones.read_text()) == ("online\n", "Movable\n")
+    io.write(memory_state_path(2), "offline")
+    io.write(memory_state_path(2), "online")
+    assert (root / memory_state_path(2)).read_text() == "online\n"
+    assert (root / memory_state_path(2)[:-6] / "valid_zones").read_text() == "Normal\n"
+
+
+def test_observe_without_zones_reads_the_same_states(fake_sysfs: tuple[Path, FakeSysfsIO]) -> None:
+    _, io = fake_sysfs
+    io.write(memory_state_path(9), "offline")
+    io.write(cpu_online_path(3), "0")
+    part = Partitioner(io)
+    full, states = part.observe(), part.observe(zones=False)
+    assert [(b.index, b.online) for b in full.blocks] == [(b.index, b.online) for b in states.blocks]
+    assert full.cpus == states.cpus and full.block_size == states.block_size
+    assert all(b.zones == () for b in states.blocks) and any(b.zones for b in full.blocks)
+    assert part.offline_now().memory_blocks == [9] and part.offline_now().cpus == [3]
+
+
 async def test_take_never_touches_cpu0_and_prefers_movable(fake_sysfs: tuple[Path, FakeSysfsIO]) -> None:
     _, io = fake_sysfs
     part = Partitioner(io, timeout_s=1.0)
