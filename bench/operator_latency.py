@@ -491,9 +491,14 @@ def dump_events(path: Path, events: dict[str, list[Seen]]) -> None:
                 out.write(json.dumps({"name": name, **e.__dict__}) + "\n")
 
 
-def object_size(client: Client, name: str) -> dict[str, int]:
-    """JSON size of a finished HostRefresh and of its managedFields: the API server's cost per write grows with it."""
+def object_size(client: Client, name: str, keep: Path | None = None) -> dict[str, int]:
+    """JSON size of a finished HostRefresh and of its managedFields: the API server's cost per write grows with it.
+
+    ``keep``: also write the object there, to see what the bytes are.
+    """
     body: dict[str, Any] = client.get(HostRefreshResource, name).to_dict()  # type: ignore[no-untyped-call]
+    if keep is not None:
+        keep.write_text(json.dumps(body, indent=1))
     managed = body["metadata"].get("managedFields") or []
     return {
         "bytes": len(json.dumps(body, separators=(",", ":"))),
@@ -577,6 +582,95 @@ def apiserver_profile(cp: ControlPlane, seconds: int, out: Path) -> threading.Th
     return thread
 
 
+@dataclass(frozen=True)
+class Write:
+    """One status PATCH of a HostRefresh as the API server's audit log shows it."""
+
+    received: float  # requestReceivedTimestamp
+    done: float  # stageTimestamp of ResponseComplete: the write is stored
+
+
+def status_writes(log: Path) -> dict[str, dict[str, list[Write]]]:
+    """``user -> HostRefresh name -> status patches`` (successful ones, by time received)."""
+    out: dict[str, dict[str, list[Write]]] = {OPERATOR_USER: defaultdict(list), AGENT_USER: defaultdict(list)}
+    seen: set[str] = set()
+    if not log.exists():
+        return out
+    with open(log) as f:
+        for line in f:
+            rec = json.loads(line)
+            ref = rec.get("objectRef") or {}
+            user = rec.get("user", {}).get("username")
+            if user not in out or rec["auditID"] in seen or rec["verb"] != "patch":
+                continue
+            if ref.get("resource") != "hostrefreshes" or ref.get("subresource") != "status":
+                continue
+            if (rec.get("responseStatus") or {}).get("code", 0) >= 300:
+                continue
+            seen.add(rec["auditID"])
+            write = Write(parse_ts(rec["requestReceivedTimestamp"]), parse_ts(rec["stageTimestamp"]))
+            out[user][ref["name"]].append(write)
+    for by_name in out.values():
+        for writes in by_name.values():
+            writes.sort(key=lambda w: w.received)
+    return out
+
+
+def _write_behind(writes: list[Write], seen_at: float) -> Write | None:
+    """The write whose watch event was received at ``seen_at``: the last one sent before it."""
+    return next((w for w in reversed(writes) if w.received <= seen_at), None)
+
+
+def server_side(events: dict[str, list[Seen]], log: Path, budget: int | None) -> dict[str, Any]:
+    """The two latencies on the API server's clock (audit log), free of when a watcher got a CPU.
+
+    report -> status: from the agent's report being stored (its PATCH answered) to the operator's
+    status that reflects it being stored. slot free -> grant: from the operator's write of a child's
+    final phase being stored to the write of the next child's Proceed being stored (FIFO, as
+    ``slot_latencies``). Writes are matched to watch events by name and time; a report whose
+    writes cannot be matched is left out (counted in ``unmatched``).
+    """
+    writes = status_writes(log)
+    agent_w, op_w = writes[AGENT_USER], writes[OPERATOR_USER]
+    reports: list[float] = []
+    unmatched = 0
+    for name, seq in events.items():
+        done: set[str] = set()
+        for i, ev in enumerate(seq):
+            u = ev.agent_updated
+            if u is None or u in done:
+                continue
+            done.add(u)
+            want = implied_phase(ev.agent_step, ev.agent_state)
+            if ev.agent_state == "Failed" or want is None or rank(want) < 0 or rank(ev.phase) >= rank(want):
+                continue
+            stamped = parse_ts(u)
+            reflected = next((e.t for e in seq[i:] if rank(e.phase) >= rank(want)), None)
+            report = next((w for w in agent_w.get(name, []) if w.received >= stamped - 0.002), None)
+            status = _write_behind(op_w.get(name, []), reflected) if reflected is not None else None
+            if report is None or status is None or status.received < report.received:
+                unmatched += 1
+                continue
+            reports.append(status.done - report.done)
+    out: dict[str, Any] = {"report_to_status": summary(reports), "unmatched_reports": unmatched}
+    if budget is not None:
+        frees, grants = [], []
+        for name, seq in events.items():
+            t_free = next((e.t for e in seq if e.phase in TERMINAL_NAMES), None)
+            t_grant = next((e.t for e in seq if e.directive == "Proceed"), None)
+            free = _write_behind(op_w.get(name, []), t_free) if t_free is not None else None
+            grant = _write_behind(op_w.get(name, []), t_grant) if t_grant is not None else None
+            if free is not None:
+                frees.append(free.done)
+            if grant is not None:
+                grants.append(grant.done)
+        frees.sort()
+        grants.sort()
+        slots = [g - f for f, g in zip(frees, grants[budget:], strict=False)]
+        out["slot_free_to_grant"] = summary(slots)
+    return out
+
+
 def audit_counts(log: Path, since: float, until: float, user: str = OPERATOR_USER) -> Counter[str]:
     """Requests by the operator's user in [since, until], by verb and resource[/subresource]."""
     counts: Counter[str] = Counter()
@@ -648,7 +742,7 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
         b.wait(f"{n} refreshes end", all_done, 600, [st.op, st.agent])
         duration = time.time() - t0
         cpu = meter.stop()
-        size = object_size(b.client, names[0])
+        size = object_size(b.client, names[0], b.workdir / f"finished-{names[0]}.json")
         time.sleep(2.0)  # let trailing writes (node unmarks, events) land before counting
         metrics = scrape(st.port)
     finally:
@@ -664,6 +758,7 @@ def run_standalone(b: Bench, watcher: Watcher, audit: Path, n: int, tag: str) ->
         "duration_s": round(duration, 1),
         "cpu": cpu,
         **report_figures(events, n),
+        "at_api_server": server_side(events, audit, None),
         "finished_object": size,
         "api": per_refresh(audit_counts(audit, st.started, t_end), n),
         "agent_api": per_refresh(audit_counts(audit, st.started, t_end, AGENT_USER), n),
@@ -690,6 +785,8 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
         }
         meter = st.meter(b.cp)
         meter.start()
+        if b.profile_seconds:
+            apiserver_profile(b.cp, b.profile_seconds, b.workdir / f"apiserver-{tag}.pprof")
         t0 = time.time()
         b.client.create(RefreshPlanResource.from_dict(plan))
 
@@ -722,6 +819,7 @@ def run_plan(b: Bench, watcher: Watcher, audit: Path, n: int, budget: int, tag: 
         "cpu": cpu,
         "slot_free_to_grant": summary(lat["total"]),
         **report_figures(events, budget),
+        "at_api_server": server_side(events, audit, budget),
         "slot_free_to_grant_parts": {
             "free_to_child_created": summary(lat["free_to_created"]),
             "child_created_to_grant": summary(lat["created_to_grant"]),
@@ -737,7 +835,12 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
     audit = workdir / "audit.log"
     policy = workdir / "audit-policy.yaml"
     policy.write_text(AUDIT_POLICY)
-    extra = [f"--audit-policy-file={policy}", f"--audit-log-path={audit}", "--audit-log-format=json"]
+    extra = [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={audit}",
+        "--audit-log-format=json",
+        "--audit-log-mode=batch",
+    ]
     if args.apiserver_profile:
         extra.append("--profiling=true")
     cp = ControlPlane(workdir / "cp", extra_args=extra)
@@ -867,6 +970,23 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
                 _dig(sc, "slot_free_to_grant_parts", "child_created_to_grant"),
             ]
             lines.append(f"| {r['run']} | {title} | " + " | ".join(_cell(c) for c in parts) + " |")
+    lines += [
+        "",
+        "The same two latencies on the API server's clock (audit log): from the agent's report being stored to the "
+        "operator's status that reflects it being stored, and from a child's final phase being stored to the next "
+        "child's Proceed being stored. They leave out when the agent and the bench's watcher got a CPU:",
+        "",
+        "| run | scenario | report → status | slot free → grant | reports not matched to writes |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        for key, title in SCENARIOS:
+            srv = _dig(r, key, "at_api_server")
+            if srv:
+                lines.append(
+                    f"| {r['run']} | {title} | {_cell(_dig(srv, 'report_to_status'))} "
+                    f"| {_cell(_dig(srv, 'slot_free_to_grant'))} | {srv.get('unmatched_reports', '-')} |"
+                )
     names = ("kube-apiserver", "etcd", "operator", "agent", "bench")
     lines += [
         "",
@@ -942,7 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         metavar="SECONDS",
-        help="record a kube-apiserver CPU profile of the first SECONDS of the standalone scenario (implies --keep)",
+        help="record a kube-apiserver CPU profile of the first SECONDS of each scenario (implies --keep)",
     )
     parser.add_argument(
         "--operator-arg",
