@@ -8,7 +8,6 @@ hosts many simulated nodes (simulated L0 + fake sysfs + simulated or QEMU VMs) i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
+from hostrefresh import eventloop
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port)
     try:
-        asyncio.run(run(args))
+        eventloop.run(run(args))
     except KeyboardInterrupt:
         return 0
     return 0

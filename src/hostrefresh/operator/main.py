@@ -18,6 +18,7 @@ from pathlib import Path
 import kopf
 from prometheus_client import start_http_server
 
+from hostrefresh import eventloop
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.metrics_port:
         start_http_server(config.metrics_port)
     try:
-        asyncio.run(run(config))
+        eventloop.run(run(config))
     except LeadershipLostError as exc:
         log.error("%s; exiting so a restart rejoins the election", exc)
         return 1
