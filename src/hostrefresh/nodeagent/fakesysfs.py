@@ -88,9 +88,10 @@ def _rewrite(target: Path, text: str) -> None:
     """Replace a small file's content in place, without truncating it to zero first.
 
     ext4 flushes a file truncated to zero when it is closed (its ``auto_da_alloc`` safeguard), which
-    made each fake sysfs write cost ~250 us of kernel time instead of ~10. A shorter value is cut to
-    length before it is written, a longer one written over the old: a concurrent reader sees the old
-    value, the new one, or (after strip) one of them, never an empty file.
+    made each fake sysfs write cost ~250 us of kernel time instead of ~10. The file is cut to the new
+    length before a shorter value is written: a concurrent reader sees the old value, the new one or,
+    for a moment, the old one cut short (for the values written here, again the old or the new one
+    after strip()), never an empty file.
     """
     data = text.encode()
     fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
