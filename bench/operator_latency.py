@@ -36,7 +36,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -255,15 +255,24 @@ def rank(phase: str | None) -> int:
     return ORDER.index(phase) if phase in ORDER else -1
 
 
-def report_latencies(events: dict[str, list[Seen]], since: float = 0.0) -> dict[str, list[float]]:
-    """Per agent report that implies a phase change: report -> seen, seen -> reflected, report -> reflected.
+@dataclass(frozen=True)
+class PhaseReport:
+    """An agent report that implies an operator phase, as the watch showed it."""
+
+    name: str
+    stamped: float  # the agent's updatedAt
+    seen: float  # receipt of the first event that carried it
+    already_shown: bool  # that event's phase reflects it already: nothing for the operator to do
+    reflected: float | None  # receipt of the first event whose phase reflects it
+
+
+def phase_reports(events: dict[str, list[Seen]]) -> Iterator[PhaseReport]:
+    """Every distinct agent report (``updatedAt``) that implies a phase; failures are not counted.
 
     A report is reflected by the first event whose operator phase is the implied one or a later one
     (a fast agent can make the operator skip a phase; the status then reflects something newer).
-    Only reports stamped at or after ``since`` count.
     """
-    out: dict[str, list[float]] = {"total": [], "agent_write": [], "operator": [], "noop_reports": []}
-    for seq in events.values():
+    for name, seq in events.items():
         done: set[str] = set()
         for i, ev in enumerate(seq):
             u = ev.agent_updated
@@ -273,18 +282,25 @@ def report_latencies(events: dict[str, list[Seen]], since: float = 0.0) -> dict[
             want = implied_phase(ev.agent_step, ev.agent_state)
             if ev.agent_state == "Failed" or want is None or rank(want) < 0:
                 continue
-            if rank(ev.phase) >= rank(want):
-                out["noop_reports"].append(0.0)
-                continue  # the status already shows it: nothing for the operator to reflect
             reflected = next((e.t for e in seq[i:] if rank(e.phase) >= rank(want)), None)
-            if reflected is None:
-                continue
-            stamped = parse_ts(u)
-            if stamped < since:
-                continue
-            out["total"].append(reflected - stamped)
-            out["agent_write"].append(ev.t - stamped)
-            out["operator"].append(reflected - ev.t)
+            yield PhaseReport(name, parse_ts(u), ev.t, rank(ev.phase) >= rank(want), reflected)
+
+
+def report_latencies(events: dict[str, list[Seen]], since: float = 0.0) -> dict[str, list[float]]:
+    """Per agent report that implies a phase change: report -> seen, seen -> reflected, report -> reflected.
+
+    Only reports stamped at or after ``since`` count.
+    """
+    out: dict[str, list[float]] = {"total": [], "agent_write": [], "operator": [], "noop_reports": []}
+    for r in phase_reports(events):
+        if r.already_shown:
+            out["noop_reports"].append(0.0)
+            continue
+        if r.reflected is None or r.stamped < since:
+            continue
+        out["total"].append(r.reflected - r.stamped)
+        out["agent_write"].append(r.seen - r.stamped)
+        out["operator"].append(r.reflected - r.seen)
     return out
 
 
@@ -593,23 +609,17 @@ class Write:
 def status_writes(log: Path) -> dict[str, dict[str, list[Write]]]:
     """``user -> HostRefresh name -> status patches`` (successful ones, by time received)."""
     out: dict[str, dict[str, list[Write]]] = {OPERATOR_USER: defaultdict(list), AGENT_USER: defaultdict(list)}
-    seen: set[str] = set()
-    if not log.exists():
-        return out
-    with open(log) as f:
-        for line in f:
-            rec = json.loads(line)
-            ref = rec.get("objectRef") or {}
-            user = rec.get("user", {}).get("username")
-            if user not in out or rec["auditID"] in seen or rec["verb"] != "patch":
-                continue
-            if ref.get("resource") != "hostrefreshes" or ref.get("subresource") != "status":
-                continue
-            if (rec.get("responseStatus") or {}).get("code", 0) >= 300:
-                continue
-            seen.add(rec["auditID"])
-            write = Write(parse_ts(rec["requestReceivedTimestamp"]), parse_ts(rec["stageTimestamp"]))
-            out[user][ref["name"]].append(write)
+    for rec in audit_records(log):
+        ref = rec.get("objectRef") or {}
+        user = rec.get("user", {}).get("username")
+        if user not in out or rec["verb"] != "patch":
+            continue
+        if ref.get("resource") != "hostrefreshes" or ref.get("subresource") != "status":
+            continue
+        if (rec.get("responseStatus") or {}).get("code", 0) >= 300:
+            continue
+        write = Write(parse_ts(rec["requestReceivedTimestamp"]), parse_ts(rec["stageTimestamp"]))
+        out[user][ref["name"]].append(write)
     for by_name in out.values():
         for writes in by_name.values():
             writes.sort(key=lambda w: w.received)
@@ -634,24 +644,15 @@ def server_side(events: dict[str, list[Seen]], log: Path, budget: int | None) ->
     agent_w, op_w = writes[AGENT_USER], writes[OPERATOR_USER]
     reports: list[float] = []
     unmatched = 0
-    for name, seq in events.items():
-        done: set[str] = set()
-        for i, ev in enumerate(seq):
-            u = ev.agent_updated
-            if u is None or u in done:
-                continue
-            done.add(u)
-            want = implied_phase(ev.agent_step, ev.agent_state)
-            if ev.agent_state == "Failed" or want is None or rank(want) < 0 or rank(ev.phase) >= rank(want):
-                continue
-            stamped = parse_ts(u)
-            reflected = next((e.t for e in seq[i:] if rank(e.phase) >= rank(want)), None)
-            report = next((w for w in agent_w.get(name, []) if w.received >= stamped - 0.002), None)
-            status = _write_behind(op_w.get(name, []), reflected) if reflected is not None else None
-            if report is None or status is None or status.received < report.received:
-                unmatched += 1
-                continue
-            reports.append(status.done - report.done)
+    for r in phase_reports(events):
+        if r.already_shown:
+            continue
+        report = next((w for w in agent_w.get(r.name, []) if w.received >= r.stamped - 0.002), None)
+        status = _write_behind(op_w.get(r.name, []), r.reflected) if r.reflected is not None else None
+        if report is None or status is None or status.received < report.received:
+            unmatched += 1
+            continue
+        reports.append(status.done - report.done)
     out: dict[str, Any] = {"report_to_status": summary(reports), "unmatched_reports": unmatched}
     if budget is not None:
         frees, grants = [], []
@@ -671,28 +672,34 @@ def server_side(events: dict[str, list[Seen]], log: Path, budget: int | None) ->
     return out
 
 
+def audit_records(log: Path) -> Iterator[dict[str, Any]]:
+    """Each request in the audit log once (a request has a line per stage, with the same auditID)."""
+    seen: set[str] = set()
+    if not log.exists():
+        return
+    with open(log) as f:
+        for line in f:
+            rec: dict[str, Any] = json.loads(line)
+            if rec["auditID"] not in seen:
+                seen.add(rec["auditID"])
+                yield rec
+
+
 def audit_counts(log: Path, since: float, until: float, user: str = OPERATOR_USER) -> Counter[str]:
     """Requests by the operator's user in [since, until], by verb and resource[/subresource]."""
     counts: Counter[str] = Counter()
-    seen: set[str] = set()
-    if not log.exists():
-        return counts
-    with open(log) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec.get("user", {}).get("username") != user or rec["auditID"] in seen:
-                continue
-            t = parse_ts(rec["requestReceivedTimestamp"])
-            if not since <= t <= until:
-                continue
-            seen.add(rec["auditID"])
-            ref = rec.get("objectRef") or {}
-            resource = ref.get("resource") or "(API discovery)"
-            if ref.get("subresource"):
-                resource += "/" + ref["subresource"]
-            code = (rec.get("responseStatus") or {}).get("code", 0)
-            failed = f" → {code}" if code >= 400 and code not in (404,) else ""
-            counts[f"{rec['verb']} {resource}{failed}"] += 1
+    for rec in audit_records(log):
+        if rec.get("user", {}).get("username") != user:
+            continue
+        if not since <= parse_ts(rec["requestReceivedTimestamp"]) <= until:
+            continue
+        ref = rec.get("objectRef") or {}
+        resource = ref.get("resource") or "(API discovery)"
+        if ref.get("subresource"):
+            resource += "/" + ref["subresource"]
+        code = (rec.get("responseStatus") or {}).get("code", 0)
+        failed = f" → {code}" if code >= 400 and code not in (404,) else ""
+        counts[f"{rec['verb']} {resource}{failed}"] += 1
     return counts
 
 
