@@ -64,8 +64,12 @@ def instance_paths(run_dir: Path, name: str, role: Role) -> tuple[Path, Path, Pa
     return qmp, aux, log
 
 
-def qemu_command(spec: VmSpec, qmp: Path, aux: Path, *, incoming: bool) -> list[str]:
-    """The QEMU command line; source and target differ only in `-incoming defer`."""
+def qemu_command(spec: VmSpec, qmp: Path, aux: Path, *, incoming: bool, paused: bool = False) -> list[str]:
+    """The QEMU command line; source and target differ only in `-incoming defer`.
+
+    ``paused`` (-S): the guest does not run once the incoming state is loaded until someone says
+    ``cont``; the two-host handover resumes it only after deciding that it arrived (see channel.py).
+    """
     size = f"{spec.memory_mib}M"
     if spec.mem_path is not None:
         backend = f"memory-backend-file,id=ram0,size={size},mem-path={spec.mem_path},share=on"
@@ -100,6 +104,8 @@ def qemu_command(spec: VmSpec, qmp: Path, aux: Path, *, incoming: bool) -> list[
     ]
     if incoming:
         cmd += ["-incoming", "defer"]
+    if paused:
+        cmd.append("-S")
     return cmd
 
 
@@ -127,7 +133,9 @@ def instance_alive(inst: Instance) -> bool:
     return pid_alive(inst.pid, inst.qmp_socket)
 
 
-async def launch(spec: VmSpec, role: Role, run_dir: Path, *, incoming: bool, timeout: float = 30.0) -> Instance:
+async def launch(
+    spec: VmSpec, role: Role, run_dir: Path, *, incoming: bool, paused: bool = False, timeout: float = 30.0
+) -> Instance:
     """Start a QEMU for `spec` and return once its control monitor answers."""
     run_dir.mkdir(parents=True, exist_ok=True)
     qmp, aux, log = instance_paths(run_dir, spec.name, role)
@@ -136,7 +144,7 @@ async def launch(spec: VmSpec, role: Role, run_dir: Path, *, incoming: bool, tim
     t0 = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            qemu_command(spec, qmp, aux, incoming=incoming),
+            qemu_command(spec, qmp, aux, incoming=incoming, paused=paused),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

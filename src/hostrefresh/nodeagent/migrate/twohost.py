@@ -1,0 +1,582 @@
+"""VM handover between two hosts of one node: each agent acts only on the QEMUs of its own host.
+
+The old host's agent (the sender) offers each VM on the handover channel; the new host's agent (the
+receiver) starts a paused destination QEMU in its own host from the offered spec and says it is
+ready; the sender migrates its QEMU to the destination's socket (zero-copy when the guest's RAM is a
+shared file the L0's memory grant exposes to the new host); the receiver, once the state is loaded,
+wins the transfer's outcome (``arrived``) and resumes the guest; the sender then stops its stale
+QEMU. A rollback recalls the VM: the roles swap, the same protocol runs back.
+
+No agent starts, stops or talks to a process of the other host: all they share is the channel
+(``channel.py``), the guest-RAM files and the L0. ``HostMigrator`` is the same code in both hosts;
+which half runs depends on who drives the refresh (the agent of the older running L1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+
+from hostrefresh.nodeagent.migrate import process
+from hostrefresh.nodeagent.migrate.channel import ABORTED, ARRIVED, HandoverChannel, Transfer
+from hostrefresh.nodeagent.migrate.handover import HandoverError
+from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
+from hostrefresh.nodeagent.migrate.observe import InstanceState, observe
+from hostrefresh.nodeagent.migrate.types import (
+    HandoverPath,
+    HandoverRecord,
+    MigrationPolicy,
+    Outcome,
+    Role,
+    VmLocation,
+    VmSpec,
+)
+from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
+
+log = logging.getLogger("hostrefresh.agent.handover")
+
+PeerLookup = Callable[[], Awaitable[int | None]]
+#: How long a sender waits for the receiver's answer (ready, arrived, released) before giving up.
+ANSWER_TIMEOUT_S = 60.0
+POLL_S = 0.02
+
+
+async def _incoming_status(client: QMPClient) -> str:
+    reply = await client.execute("query-migrate")
+    return str(reply.get("status", "none")) if isinstance(reply, dict) else "none"
+
+
+def _ms(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _fill_figures(result: HandoverRecord, info: dict[str, Any]) -> None:
+    """QEMU's figures of a completed migration, as the sender's QEMU reports them."""
+    if info.get("status") != "completed":
+        return
+    result.downtime_ms = _ms(info.get("downtime"))
+    result.total_ms = _ms(info.get("total-time"))
+    result.setup_ms = _ms(info.get("setup-time"))
+    ram = info.get("ram") or {}
+    if isinstance(ram, dict) and isinstance(ram.get("transferred"), int):
+        result.bytes_transferred = int(ram["transferred"])
+    if result.notes and result.total_ms is not None:
+        result.downtime_ms = result.total_ms  # paused by us for the whole copy (TCG)
+
+
+class HostMigrator:
+    """The VMs of one host (its inventory under ``runtime_dir``) and its half of every transfer."""
+
+    def __init__(
+        self,
+        runtime_dir: Path,
+        channel: HandoverChannel,
+        peer: PeerLookup,
+        policy: MigrationPolicy | None = None,
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
+        on_state_loaded: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.runtime_dir = runtime_dir
+        self.run_dir = runtime_dir / "run"
+        self.inventory = Inventory(runtime_dir)
+        self.channel = channel
+        self.me = channel.me
+        self.peer = peer
+        self.policy = policy or MigrationPolicy()
+        self.answer_timeout_s = answer_timeout_s
+        self.on_state_loaded = on_state_loaded  # test seam: the receiver holds the state, not yet decided
+        self._busy: dict[str, asyncio.Task[Any]] = {}  # service-loop work per VM
+
+    # -- VM lifecycle (the machine's VM runtime starts VMs through this in the VM's host) --
+
+    async def launch(self, spec: VmSpec) -> VmRecord:
+        """Start ``spec`` in this host and record it; an existing running VM is left as it is."""
+        existing = self.inventory.get(spec.name)
+        if existing is not None:
+            inst = existing.instances.get("source")
+            if inst is not None and (await observe(inst)).holds:
+                return existing
+        inst = await process.launch(spec, "source", self.run_dir, incoming=False)
+        record = VmRecord(spec=spec, owner="source", instances={"source": inst})
+        self.inventory.save(record)
+        return record
+
+    # -- observation ---------------------------------------------------------------------------
+
+    async def locate(self) -> dict[str, VmLocation]:
+        peer = await self.peer()
+        out: dict[str, VmLocation] = {}
+        names = set(self.inventory.names()) | set(self.channel.vms())
+        for name in sorted(names):
+            out[name] = await self._locate_one(name, peer)
+        return out
+
+    async def _locate_one(self, name: str, peer: int | None) -> VmLocation:
+        record = self.inventory.get(name)
+        own = record.instances.get("source") if record else None
+        state = await observe(own)
+        here = VmLocation.SOURCE if peer is None or self.me < peer else VmLocation.TARGET
+        there = VmLocation.TARGET if here == VmLocation.SOURCE else VmLocation.SOURCE
+        if state.holds:
+            return here
+        if peer is not None:
+            out = self.channel.transfer(name, self.me, peer)
+            if out.outcome() == ARRIVED:
+                return there
+            if out.offer() is not None and (state.migrating or state.alive):
+                return VmLocation.MIGRATING
+            back = self.channel.transfer(name, peer, self.me)
+            if back.offer() is not None and back.outcome() != ARRIVED:
+                return VmLocation.MIGRATING if back.outcome() != ABORTED else there
+            if record is None or own is None:
+                return there  # offered to us or ours: the peer holds it (it runs there or is lost there)
+        return VmLocation.LOST
+
+    # -- the Migrator interface (the driving agent: the old host's, until the retire) -----------
+
+    async def _require_peer(self) -> int:
+        peer = await self.peer()
+        if peer is None:
+            raise HandoverError("the other host does not run: nothing to hand VMs to or back from")
+        return peer
+
+    def _own_names(self, names: Sequence[str] | None) -> list[str]:
+        return list(names) if names is not None else self.inventory.names()
+
+    async def prepare_targets(self, names: Sequence[str] | None = None) -> dict[str, float]:
+        """Offer every VM of this host to the new host and wait until each destination is ready."""
+        peer = await self._require_peer()
+        pending: dict[str, Transfer] = {}
+        for name in self._own_names(names):
+            record = self.inventory.load(name)
+            own = record.instances.get("source")
+            state = await observe(own)
+            if not state.holds:
+                continue  # already sent (or not running here): nothing to prepare
+            transfer = self.channel.transfer(name, self.me, peer)
+            if transfer.offer() is None:
+                transfer.post_offer(self._offer_spec(record.spec), user_paused=state.status == "paused")
+            pending[name] = transfer
+        deadline = time.monotonic() + self.answer_timeout_s
+        prepared: dict[str, float] = {}
+        while pending:
+            for name, transfer in list(pending.items()):
+                ready = transfer.ready()
+                if ready is not None:
+                    prepared[name] = float(ready.get("startMillis") or 0.0)
+                    del pending[name]
+            if pending and time.monotonic() > deadline:
+                raise HandoverError(f"the new host did not prepare {', '.join(sorted(pending))} in time")
+            if pending and await self.peer() != peer:
+                raise HandoverError(f"the new host (L1 {peer}) stopped before preparing {', '.join(sorted(pending))}")
+            if pending:
+                await asyncio.sleep(POLL_S)
+        return prepared
+
+    def _offer_spec(self, spec: VmSpec) -> dict[str, Any]:
+        data = spec.to_dict()
+        data["zeroCopy"] = self.policy.zero_copy and spec.shared_memory
+        return data
+
+    async def hand_over(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        peer = await self._require_peer()
+        targets = self._own_names(names)
+        return await self._parallel(targets, lambda n: self._send(n, peer))
+
+    async def hand_back(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Rollback: every VM not running here comes back (recalled from the new host, or kept here)."""
+        peer = await self.peer()
+        located = await self.locate()
+        wanted = [n for n, loc in located.items() if loc != VmLocation.SOURCE or n not in self.inventory.names()]
+        if names is not None:
+            wanted = [n for n in wanted if n in names]
+        records = await self._parallel(wanted, lambda n: self._bring_home(n, peer))
+        if peer is None:
+            for name in self.channel.vms():
+                if located.get(name) == VmLocation.SOURCE:
+                    self.channel.forget(name)
+        return records
+
+    async def commit(self) -> None:
+        """The refresh is over on this host: the channel forgets every transfer."""
+        for name in self.channel.vms():
+            self.channel.forget(name)
+
+    async def _parallel(
+        self, names: list[str], one: Callable[[str], Awaitable[HandoverRecord]]
+    ) -> list[HandoverRecord]:
+        limit = asyncio.Semaphore(max(1, self.policy.parallel))
+
+        async def run(name: str) -> HandoverRecord:
+            async with limit:
+                return await one(name)
+
+        return list(await asyncio.gather(*(run(n) for n in names)))
+
+    # -- sending one VM ----------------------------------------------------------------------
+
+    async def _send(self, name: str, peer: int) -> HandoverRecord:
+        """Move VM ``name`` from this host to L1 ``peer``; on failure it keeps running here."""
+        t0 = time.monotonic()
+        result = HandoverRecord(name=name, direction="target" if peer > self.me else "source", outcome=Outcome.ALREADY)
+        transfer = self.channel.transfer(name, self.me, peer)
+        try:
+            await self._send_loop(transfer, result)
+        except (QmpError, HandoverError, OSError) as exc:
+            result.outcome = Outcome.FAILED
+            result.error = str(exc)
+            await self._take_back(transfer, result)
+        result.wall_ms = (time.monotonic() - t0) * 1000.0
+        return result
+
+    async def _send_loop(self, transfer: Transfer, result: HandoverRecord) -> None:
+        deadline = time.monotonic() + self.policy.timeout_s
+        started = False
+        while True:
+            record = self.inventory.get(transfer.vm)
+            own = record.instances.get("source") if record else None
+            state = await observe(own)
+            outcome = transfer.outcome()
+            if outcome == ARRIVED:
+                await self._finish_sent(transfer, record, state, result, started)
+                return
+            if outcome == ABORTED:
+                raise HandoverError("the transfer was aborted")
+            if await self.peer() != transfer.to:
+                raise HandoverError(f"the receiving host (L1 {transfer.to}) is gone")
+            if own is None or not state.alive:
+                result.outcome = Outcome.LOST
+                result.error = "this host's QEMU is gone and the VM did not arrive"
+                return
+            if state.migrating or state.status == "finish-migrate":
+                started = True
+                await self._wait_sent(Path(own.qmp_socket), result, deadline)
+                continue
+            if state.migration == "completed" and not state.holds:  # (an incoming one left "completed" too)
+                started = True
+                if result.total_ms is None:
+                    _fill_figures(result, state.info)
+                if time.monotonic() > deadline:
+                    raise HandoverError("the receiver did not take the guest after the migration completed")
+                await asyncio.sleep(0.001)
+                continue
+            if started and state.migration in ("failed", "cancelled"):
+                raise HandoverError(f"migration {state.migration}: {state.info.get('error-desc', '')}")
+            if transfer.offer() is None:
+                transfer.post_offer(self._offer_spec(record.spec), user_paused=state.status == "paused")  # type: ignore[union-attr]
+            if transfer.ready() is None:
+                if time.monotonic() > deadline:
+                    raise HandoverError("the receiving host never prepared a destination")
+                await asyncio.sleep(POLL_S)
+                continue
+            assert record is not None
+            await self._start_migration(transfer, record, result)
+            started = True
+            await self._wait_sent(Path(own.qmp_socket), result, deadline)
+
+    async def _start_migration(self, transfer: Transfer, record: VmRecord, result: HandoverRecord) -> None:
+        offer = transfer.offer() or {}
+        zero_copy = bool((offer.get("spec") or {}).get("zeroCopy"))
+        if not zero_copy and not self.policy.copy_fallback:
+            raise HandoverError("RAM is not shared and copy fallback is disabled")
+        result.path = HandoverPath.ZERO_COPY if zero_copy else HandoverPath.COPY
+        own = record.instances["source"]
+        async with qmp_session(Path(own.qmp_socket)) as qmp:
+            await qmp.set_capabilities({"x-ignore-shared": zero_copy})
+            await qmp.set_parameters(
+                {"max-bandwidth": self.policy.max_bandwidth, "downtime-limit": self.policy.downtime_limit_ms}
+            )
+            if not zero_copy and record.spec.accel == "tcg" and await qmp.status() == "running":
+                # QEMU < 9.0 loses a TCG guest's writes during a live copy (see handover.py): copy it paused.
+                await qmp.execute("stop")
+                result.notes.append("TCG: guest paused for the copy (QEMU TCG dirty tracking)")
+            await qmp.execute("migrate", {"uri": f"unix:{transfer.socket}"})
+
+    async def _wait_sent(self, socket: Path, result: HandoverRecord, deadline: float) -> None:
+        async with qmp_session(socket) as qmp:
+            while True:
+                info = await qmp.query_migrate()
+                if info.get("status", "none") in ("completed", "failed", "cancelled", "none"):
+                    _fill_figures(result, info)
+                    return
+                if time.monotonic() > deadline:
+                    await qmp.execute("migrate_cancel")
+                await asyncio.sleep(self.policy.poll_interval_s)
+
+    async def _finish_sent(
+        self, transfer: Transfer, record: VmRecord | None, state: InstanceState, result: HandoverRecord, acted: bool
+    ) -> None:
+        """The receiver runs the guest: stop this host's stale QEMU and forget the VM here."""
+        figures = transfer.arrived()
+        deadline = time.monotonic() + self.answer_timeout_s
+        while figures is None and time.monotonic() < deadline and await self.peer() == transfer.to:
+            await asyncio.sleep(0.001)
+            figures = transfer.arrived()
+        if record is not None:
+            own = record.instances.get("source")
+            if own is not None and state.alive:
+                await process.stop(own)
+            self.inventory.delete(transfer.vm)
+        transfer.post_released()  # this host's stale QEMU is gone
+        result.outcome = Outcome.MOVED if acted or record is not None else Outcome.ALREADY
+        if figures:
+            resume = _ms(figures.get("resumeMillis"))
+            if result.downtime_ms is not None and resume is not None:
+                result.downtime_ms += resume  # the guest also waited for the receiver's `cont`
+            result.target_start_ms = _ms(figures.get("startMillis"))
+            if figures.get("userPaused"):
+                result.notes.append("paused by its owner: left paused on the new host")
+
+    async def _take_back(self, transfer: Transfer, result: HandoverRecord) -> None:
+        """After a failed send: the guest runs here again, unless it already runs on the receiver.
+
+        The source is resumed only once the outcome ``aborted`` stands (so the receiver never
+        resumes the destination) and the receiver has stopped its destination or is gone.
+        """
+        record = self.inventory.get(transfer.vm)
+        own = record.instances.get("source") if record else None
+        if own is not None:
+            state = await observe(own)
+            if state.migrating:
+                with contextlib.suppress(QmpError):
+                    async with qmp_session(Path(own.qmp_socket)) as qmp:
+                        await qmp.execute("migrate_cancel")
+        if transfer.offer() is None:
+            await self._resume_own(transfer, own, result, user_paused=False)
+            return
+        standing = transfer.decide(ABORTED)
+        if standing == ARRIVED:
+            result.outcome = Outcome.ALREADY
+            result.error = None
+            await self._finish_sent(transfer, record, await observe(own), result, True)
+            return
+        deadline = time.monotonic() + self.answer_timeout_s
+        while not transfer.released() and await self.peer() == transfer.to:
+            if time.monotonic() > deadline:
+                result.notes.append("receiver did not confirm its destination stopped: guest kept paused")
+                result.error = f"{result.error}; kept paused until the new host confirms"
+                return
+            await asyncio.sleep(POLL_S)
+        offer = transfer.offer() or {}
+        await self._resume_own(transfer, own, result, user_paused=bool(offer.get("userPaused")))
+        self.channel.forget(transfer.vm)
+
+    async def _resume_own(
+        self, transfer: Transfer, own: process.Instance | None, result: HandoverRecord, *, user_paused: bool
+    ) -> None:
+        state = await observe(own)
+        if own is None or not state.alive:
+            result.outcome = Outcome.LOST
+            result.error = f"{result.error}; and this host's QEMU is gone"
+            return
+        if state.status in ("paused", "postmigrate", "finish-migrate") and not user_paused:
+            async with qmp_session(Path(own.qmp_socket)) as qmp:
+                await qmp.execute("cont")
+
+    # -- receiving one VM --------------------------------------------------------------------
+
+    async def _receive(self, transfer: Transfer) -> HandoverRecord:
+        """Be the destination of ``transfer``: prepare, wait for the state, win ``arrived``, resume."""
+        t0 = time.monotonic()
+        direction: Role = "target" if transfer.to > transfer.frm else "source"
+        result = HandoverRecord(name=transfer.vm, direction=direction, outcome=Outcome.ALREADY)
+        try:
+            await self._receive_loop(transfer, result)
+        except (QmpError, process.QemuStartError, HandoverError, OSError) as exc:
+            result.outcome = Outcome.FAILED
+            result.error = str(exc)
+            if transfer.decide(ABORTED) == ABORTED:
+                await self._release(transfer)
+        result.wall_ms = (time.monotonic() - t0) * 1000.0
+        return result
+
+    async def _receive_loop(self, transfer: Transfer, result: HandoverRecord) -> None:
+        offer = transfer.offer()
+        if offer is None:
+            raise HandoverError("no offer")
+        spec = VmSpec.from_dict({k: v for k, v in offer["spec"].items() if k != "zeroCopy"})
+        zero_copy = bool(offer["spec"].get("zeroCopy"))
+        record = self.inventory.get(transfer.vm)
+        dest = record.instances.get("target") if record else None
+        if transfer.outcome() == ARRIVED:
+            return  # done earlier (a restarted agent): the record says so
+        if transfer.outcome() == ABORTED:
+            await self._release(transfer)
+            return
+        fresh = dest is None or not (await observe(dest)).alive
+        if dest is None or fresh:
+            dest = await process.launch(spec, "target", self.run_dir, incoming=True, paused=True)
+            self.inventory.save(VmRecord(spec=spec, owner="target", instances={"target": dest}))
+            result.target_start_ms = dest.start_ms
+        await self._await_state(transfer, dest, fresh, zero_copy, result)
+
+    async def _await_state(
+        self, transfer: Transfer, dest: process.Instance, fresh: bool, zero_copy: bool, result: HandoverRecord
+    ) -> None:
+        """Hold the destination's monitor, listen for the end of the incoming migration, then decide."""
+        client = QMPClient("hostrefresh-receiver")
+        try:
+            await asyncio.wait_for(client.connect(dest.qmp_socket), 5.0)
+        except Exception as exc:
+            raise QmpError(f"connect {dest.qmp_socket}: {exc}") from exc
+        try:
+            with client.listener(names=["MIGRATION"]) as listener:
+                migration = await _incoming_status(client)
+                if fresh or (migration == "none" and transfer.ready() is None):
+                    await client.execute(
+                        "migrate-set-capabilities",
+                        {
+                            "capabilities": [
+                                {"capability": "x-ignore-shared", "state": zero_copy},
+                                {"capability": "events", "state": True},
+                            ]
+                        },
+                    )
+                    transfer.socket.unlink(missing_ok=True)
+                    await client.execute("migrate-incoming", {"uri": f"unix:{transfer.socket}"})
+                    transfer.post_ready(result.target_start_ms or 0.0)
+                while migration not in ("completed", "failed", "cancelled"):
+                    if transfer.outcome() == ABORTED:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        event: dict[str, Any] = dict(await asyncio.wait_for(listener.get(), 0.5))
+                        migration = str((event.get("data") or {}).get("status", migration))
+                        continue
+                    migration = await _incoming_status(client)
+                seen = time.monotonic()
+                if migration != "completed":
+                    raise HandoverError(f"incoming migration {migration}")
+                if self.on_state_loaded is not None:
+                    await self.on_state_loaded(transfer.vm)
+                if transfer.decide(ARRIVED) != ARRIVED:
+                    raise HandoverError("the sender aborted the transfer")
+                offer = transfer.offer() or {}
+                user_paused = bool(offer.get("userPaused"))
+                if not user_paused:
+                    await client.execute("cont")
+                resume_ms = (time.monotonic() - seen) * 1000.0
+        finally:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+        home = replace(dest, role="source")
+        spec = VmSpec.from_dict({k: v for k, v in (transfer.offer() or {})["spec"].items() if k != "zeroCopy"})
+        self.inventory.save(VmRecord(spec=spec, owner="source", instances={"source": home}))
+        transfer.post_arrived(
+            {
+                "resumedAt": time.time(),
+                "resumeMillis": resume_ms,
+                "startMillis": result.target_start_ms,
+                "userPaused": user_paused,
+            }
+        )
+        result.outcome = Outcome.MOVED
+
+    async def _release(self, transfer: Transfer) -> None:
+        """The outcome is ``aborted``: stop the destination (it never ran the guest) and say so."""
+        record = self.inventory.get(transfer.vm)
+        dest = record.instances.get("target") if record else None
+        if dest is not None:
+            await process.stop(dest, graceful=False)
+            self.inventory.delete(transfer.vm)
+        transfer.post_released()
+
+    # -- bringing a VM home (rollback, by the driving agent) ------------------------------------
+
+    async def _bring_home(self, name: str, peer: int | None) -> HandoverRecord:
+        result = HandoverRecord(name=name, direction="source", outcome=Outcome.ALREADY)
+        out = self.channel.transfer(name, self.me, peer) if peer is not None else None
+        if out is not None and out.offer() is not None and out.outcome() != ARRIVED:
+            # Still in flight to the peer: abort it; the guest stays (or runs again) here.
+            return await self._abort_outgoing(out, result)
+        arrived_there = any(
+            t.outcome() == ARRIVED and t.frm == self.me for t in self.channel.transfers() if t.vm == name
+        )
+        if peer is None:
+            record = self.inventory.get(name)
+            if record is not None and (await observe(record.instances.get("source"))).holds:
+                return result
+            result.outcome = Outcome.LOST
+            result.error = "the VM ran on the new host, which is gone" if arrived_there else "runs nowhere"
+            return result
+        back = self.channel.transfer(name, peer, self.me)
+        if back.outcome() == ARRIVED:
+            self.channel.forget(name)
+            return result
+        self.channel.request_recall(name, self.me)
+        deadline = time.monotonic() + self.answer_timeout_s
+        while back.offer() is None:
+            if time.monotonic() > deadline or await self.peer() != peer:
+                result.outcome = Outcome.FAILED
+                result.error = "the new host did not send the VM back"
+                return result
+            await asyncio.sleep(POLL_S)
+        result = await self._receive(back)
+        if result.outcome in (Outcome.MOVED, Outcome.ALREADY):
+            # Forget the transfer only once the new host stopped its stale QEMU (it says ``released``).
+            deadline = time.monotonic() + self.answer_timeout_s
+            while not back.released() and await self.peer() == peer and time.monotonic() < deadline:
+                await asyncio.sleep(POLL_S)
+            self.channel.forget(name)
+        return result
+
+    async def _abort_outgoing(self, transfer: Transfer, result: HandoverRecord) -> HandoverRecord:
+        result.error = "rolled back while in flight"
+        await self._take_back(transfer, result)
+        if result.outcome == Outcome.ALREADY and result.error is None:
+            return result  # it arrived after all; the caller recalls it on the next pass
+        if result.outcome != Outcome.LOST:
+            result.outcome = Outcome.MOVED
+            result.error = None
+        return result
+
+    # -- the service loop of a host that does not drive the refresh -----------------------------
+
+    async def serve_once(self) -> None:
+        """Start the work the channel asks of this host: receive offers, send back recalled VMs."""
+        for name in list(self._busy):
+            task = self._busy[name]
+            if task.done():
+                del self._busy[name]
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("handover of %s failed: %s", name, task.exception())
+        for transfer in self.channel.incoming():
+            if transfer.vm in self._busy or transfer.offer() is None:
+                continue
+            outcome = transfer.outcome()
+            if outcome == ARRIVED or (outcome == ABORTED and transfer.released()):
+                continue
+            self._busy[transfer.vm] = asyncio.create_task(self._receive(transfer))
+        peer = await self.peer()
+        if peer is None:
+            return
+        for name in self.inventory.names():
+            if name in self._busy or self.channel.recall_requested(name) != peer:
+                continue
+            back = self.channel.transfer(name, self.me, peer)
+            if back.outcome() == ARRIVED:
+                continue
+            self._busy[name] = asyncio.create_task(self._send(name, peer))
+
+    async def serve(self, stop: Callable[[], bool]) -> None:
+        """Serve the channel until ``stop()``; the tasks it started finish on their own."""
+        while not stop():
+            try:
+                await self.serve_once()
+            except Exception:  # a broken channel file must not stop the service
+                log.exception("handover channel service failed; retrying")
+            await asyncio.sleep(POLL_S)
+
+    async def destroy_all(self) -> None:
+        """Stop every QEMU this host recorded (tests and the simulator's clean-up)."""
+        for record in self.inventory.records():
+            for inst in record.instances.values():
+                await process.stop(inst, graceful=False)
+            self.inventory.delete(record.name)
