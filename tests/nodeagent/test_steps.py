@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
+from hostrefresh.api.phases import RETIRE_REFUSED
 from hostrefresh.nodeagent.migrate import VmLocation
 from hostrefresh.nodeagent.progress import forward_position, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
-from hostrefresh.nodeagent.steps import STEPS, roll_back
+from hostrefresh.nodeagent.steps import STEPS, StepFailedError, roll_back
 
 
 def _node(tmp_path: Path) -> tuple[NodeRuntime, HostRefreshSpec, bytes]:
@@ -88,3 +89,22 @@ def test_rollback_twice_from_any_step_restores_the_node(tmp_path: Path, last: Ph
     assert [x.id for x in after.running] == [x.id for x in before.running] == [1]
     assert set(after.vms.values()) == {VmLocation.SOURCE}
     assert after.l0.partitions[0].cpus == before.l0.partitions[0].cpus
+
+
+def test_retire_is_refused_for_a_vm_not_on_the_new_host(tmp_path: Path) -> None:
+    """The retire takes the old host with every process in it: a VM left there is named, not lost."""
+    rt, spec, sha = _node(tmp_path)
+
+    async def run() -> str:
+        for phase in FORWARD_STEPS[: FORWARD_STEPS.index(Phase.RETIRING)]:
+            await STEPS[phase](rt, spec, await rt.observe(sha))
+        assert forward_position(await rt.observe(sha)) == Phase.RETIRING
+        await rt.migrator.hand_back(["n1-vm1"])  # one VM is back on the old host when the retire comes
+        with pytest.raises(StepFailedError) as failed:
+            await STEPS[Phase.RETIRING](rt, spec, await rt.observe(sha))
+        assert failed.value.reason == RETIRE_REFUSED
+        obs = await rt.observe(sha)
+        assert obs.source_l1 is not None, "the old host was retired with a VM on it"
+        return str(failed.value)
+
+    assert "n1-vm1" in asyncio.run(run())

@@ -24,6 +24,10 @@ from hostrefresh.nodeagent.runtime import NodeRuntime
 log = logging.getLogger("hostrefresh.agent")
 #: Upper bound of threads for blocking calls, however many simulated nodes one process hosts.
 MAX_BLOCKING_THREADS = 256
+#: A new host's agent asks the L0 this often whether its host drives the node yet (after the retire).
+PRIMARY_CHECK_S = 0.1
+#: ... and serves the handover channel this often until then.
+SERVE_INTERVAL_S = 0.01
 
 
 class AgentHost:
@@ -53,10 +57,15 @@ class AgentHost:
         self.agents = {node: self._new_agent(rt) for node, rt in self.runtimes.items()}
         self.make_runtime = make_runtime or (lambda rt: rt)
         self.healthy = asyncio.Event()
+        # Which hosted agents drive their node (write its status, renew its heartbeat). An agent in
+        # one of two hosts of a node waits for its turn (see NodeRuntime.primary); others always do.
+        self.driving = {node: rt.l1_id is None for node, rt in self.runtimes.items()}
 
     def _new_agent(self, rt: NodeRuntime) -> NodeAgent:
-        gen = self.generations[rt.node]
-        agent_id = f"{self.identity}/{rt.node}/l1-gen{gen}"
+        if rt.l1_id is not None:
+            agent_id = f"{self.identity}/{rt.node}/l1-{rt.l1_id}"
+        else:
+            agent_id = f"{self.identity}/{rt.node}/l1-gen{self.generations[rt.node]}"
         return NodeAgent(rt, self.reporter, agent_id, self.retry_seconds, self.report_running_after)
 
     async def run(self) -> None:
@@ -74,9 +83,20 @@ class AgentHost:
     async def _run_agent(self, node: str) -> None:
         while True:
             agent = self.agents[node]
+            rt = self.runtimes[node]
+            if rt.l1_id is not None and not self.driving[node]:
+                await self._serve_until_driving(rt)
+                self.driving[node] = True
+                log.info("node %s: the agent of L1 %d drives the node now", node, rt.l1_id)
             try:
                 await agent.run()
             except SwitchoverError:
+                if rt.l1_id is not None:
+                    # This host retired: the L0 takes it away at any moment. It writes nothing more;
+                    # the new host's agent (its own process) finishes from observed state.
+                    self.driving[node] = False
+                    log.info("node %s: this host (L1 %d) retired; waiting for the end", node, rt.l1_id)
+                    await asyncio.Event().wait()
                 # The old L1 (and, on a real node, this process) is gone; the new L1's agent starts
                 # from nothing but observed state and what the API server holds.
                 log.info("node %s: switching over to the agent of the new host", node)
@@ -87,6 +107,26 @@ class AgentHost:
                     fresh.update(body, name)
                 self.agents[node] = fresh
 
+    async def _serve_until_driving(self, rt: NodeRuntime) -> None:
+        """The new host's side before the retire: receive VMs and send recalled ones back."""
+        serve_once = getattr(rt.migrator, "serve_once", None)
+        loop = asyncio.get_running_loop()
+        next_check = 0.0
+        while True:
+            if loop.time() >= next_check:
+                try:
+                    if await rt.primary():
+                        return
+                except Exception:  # an L0 query that failed: ask again, keep serving
+                    log.exception("node %s: L0 query failed", rt.node)
+                next_check = loop.time() + PRIMARY_CHECK_S
+            if serve_once is not None:
+                try:
+                    await serve_once()
+                except Exception:
+                    log.exception("node %s: handover channel service failed; retrying", rt.node)
+            await asyncio.sleep(SERVE_INTERVAL_S)
+
     async def _heartbeats(self) -> None:
         interval = max(self.lease_seconds / 3, 0.5)
         beats = Heartbeats(self.client, self.namespace, self.lease_seconds)
@@ -96,6 +136,7 @@ class AgentHost:
             holders = {
                 agent_lease_name(node): (agent.agent_id, {**AGENT_COMPONENT_LABEL, NODE_LABEL: node})
                 for node, agent in self.agents.items()
+                if self.driving[node]
             }
             await beats.renew_all(holders, spread)
             spread = interval * 0.8

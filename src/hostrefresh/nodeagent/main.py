@@ -22,12 +22,13 @@ from hostrefresh.kube.client import async_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
+from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
 from hostrefresh.nodeagent.host import AgentHost
 from hostrefresh.nodeagent.migrate import QemuMigrator
 from hostrefresh.nodeagent.partitioner import Partitioner
-from hostrefresh.nodeagent.runtime import NodeRuntime
+from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
-from hostrefresh.nodeagent.sysfs import RealSysfsIO
+from hostrefresh.nodeagent.sysfs import RealSysfsIO, SysfsIO
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +46,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sysfs-root", type=Path, default=Path("/sys"), help="sysfs root (default /sys)")
     parser.add_argument(
+        "--fake-sysfs",
+        action="store_true",
+        help="--sysfs-root is a fake sysfs tree (a host of the machine simulator), not the kernel's",
+    )
+    parser.add_argument(
         "--vm-runtime",
         type=Path,
         default=Path("/var/lib/hostrefresh/vms"),
@@ -55,6 +61,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=Path("/var/lib/hostrefresh/agent"),
         help="node-local state that survives restarts (baseline of offline resources)",
+    )
+    parser.add_argument(
+        "--l1-id",
+        type=int,
+        default=int(os.environ["HOSTREFRESH_L1_ID"]) if os.environ.get("HOSTREFRESH_L1_ID") else None,
+        help="the L0's id of the host this agent runs in (default $HOSTREFRESH_L1_ID); set, the agent is one "
+        "of two hosts' agents: it drives the refresh only while its host is the node's oldest running L1",
+    )
+    parser.add_argument(
+        "--channel-dir",
+        type=Path,
+        default=Path("/run/hostrefresh/channel"),
+        help="the L0's handover channel between the two hosts of the node (with --l1-id)",
+    )
+    parser.add_argument(
+        "--handoff-dir",
+        type=Path,
+        default=Path("/run/hostrefresh/handoff"),
+        help="the L0's handoff area that outlives a host: the refresh's record of what was offline before "
+        "(with --l1-id)",
     )
     parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
     parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
@@ -80,6 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--node (or $NODE_NAME) is required unless --sim-root hosts simulated nodes")
     if args.sim_root is not None and not args.sim_nodes:
         parser.error("--sim-nodes names the simulated nodes to host under --sim-root")
+    if args.l1_id is not None and args.sim_root is not None:
+        parser.error("--l1-id is for an agent in one host of one node; --sim-root hosts many nodes in one process")
+    if args.l1_id is not None and args.l1_id < 1:
+        parser.error(f"--l1-id must be the L0's id of this host (1 or more), not {args.l1_id}")
     return args
 
 
@@ -90,11 +120,15 @@ def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
         for name in names:
             create_sim_node(args.sim_root, name, spec)
         return [open_sim_node(args.sim_root, name) for name in names]
+    l0 = open_l0(args.l0_backend, args.l0_sim_state)
+    sysfs: SysfsIO = FakeSysfsIO(args.sysfs_root) if args.fake_sysfs else RealSysfsIO(args.sysfs_root)
+    if args.l1_id is not None:
+        return [host_runtime(args.node, l0, args.l1_id, sysfs, args.vm_runtime, args.channel_dir, args.handoff_dir)]
     return [
         NodeRuntime(
             node=args.node,
-            l0=open_l0(args.l0_backend, args.l0_sim_state),
-            partitioner=Partitioner(RealSysfsIO(args.sysfs_root)),
+            l0=l0,
+            partitioner=Partitioner(sysfs),
             migrator=QemuMigrator(args.vm_runtime),
             state_dir=args.state_dir,
         )

@@ -78,6 +78,7 @@ def rollback_done(obs: Observation) -> bool:
         and not obs.resources_taken
         and not obs.vms_on(VmLocation.TARGET)
         and not obs.vms_on(VmLocation.MIGRATING)
+        and not obs.vms_on(VmLocation.LOST)  # a lost VM is never part of a clean rollback
     )
 
 

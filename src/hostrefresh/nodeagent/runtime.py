@@ -16,8 +16,11 @@ from pathlib import Path
 from hostrefresh.api import TargetHost
 from hostrefresh.l0 import L0, Image, MemRange
 from hostrefresh.nodeagent.migrate import Migrator
+from hostrefresh.nodeagent.migrate.channel import HandoverChannel
+from hostrefresh.nodeagent.migrate.twohost import HostMigrator
 from hostrefresh.nodeagent.partitioner import Baseline, Partitioner
 from hostrefresh.nodeagent.progress import Observation
+from hostrefresh.nodeagent.sysfs import SysfsIO
 
 
 class PreflightError(RuntimeError):
@@ -33,6 +36,24 @@ class NodeRuntime:
     partitioner: Partitioner
     migrator: Migrator
     state_dir: Path  # survives agent restarts and L1 switchover (node-local, like /var/lib)
+    l1_id: int | None = None  # the host this agent runs in (two-host node); None: one agent for both
+
+    async def primary(self) -> bool:
+        """Whether this agent drives its node: its host is the oldest running L1 (or it is the only agent).
+
+        Derived from the L0 alone, so the two agents of a node never both think so: before the retire
+        the old host's agent drives, after it (or after a rollback stopped the new host) the survivor.
+        """
+        if self.l1_id is None:
+            return True
+        state = await asyncio.to_thread(self.l0.query)
+        running = sorted(x.id for x in state.running_l1s)
+        return bool(running) and running[0] == self.l1_id
+
+    async def peer(self) -> int | None:
+        """The other running host of this node, if any."""
+        state = await asyncio.to_thread(self.l0.query)
+        return next((x.id for x in state.running_l1s if x.id != self.l1_id), None)
 
     # -- the refresh's target image ---------------------------------------------------------
 
@@ -102,3 +123,29 @@ class NodeRuntime:
             else:
                 ranges.append(MemRange(base, block_size))
         return ranges
+
+
+def host_runtime(
+    node: str, l0: L0, l1_id: int, sysfs: SysfsIO, vm_runtime: Path, channel_dir: Path, handoff_dir: Path
+) -> NodeRuntime:
+    """The runtime of an agent in one of the two hosts of a node.
+
+    Its sysfs and VMs are its own host's; the channel and the handoff area are the L0's, shared with
+    the node's other host. The record of what was offline before the refresh lives in the handoff
+    area so the new host's agent leaves it offline too.
+    """
+    runtime: NodeRuntime
+
+    async def peer() -> int | None:
+        return await runtime.peer()
+
+    migrator = HostMigrator(vm_runtime, HandoverChannel(channel_dir, l1_id), peer)
+    runtime = NodeRuntime(
+        node=node,
+        l0=l0,
+        partitioner=Partitioner(sysfs),
+        migrator=migrator,
+        state_dir=handoff_dir,
+        l1_id=l1_id,
+    )
+    return runtime

@@ -14,7 +14,7 @@ from hostrefresh.api import HostRefreshSpec, Phase
 from hostrefresh.api.phases import RETIRE_REFUSED
 from hostrefresh.api.quantity import parse_quantity
 from hostrefresh.l0 import AlreadyError, Image, L0Error
-from hostrefresh.nodeagent.migrate import HandoverRecord, Outcome, VmLocation
+from hostrefresh.nodeagent.migrate import HandoverError, HandoverRecord, Outcome, VmLocation
 from hostrefresh.nodeagent.partition import PartitionError, blocks_needed, check_feasible
 from hostrefresh.nodeagent.progress import Observation, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
@@ -117,7 +117,10 @@ async def booting_target(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observatio
         if not spare:
             raise StepFailedError("NoPartition", "no partition to boot the target host in")
         await _l0("l1_boot", rt.l0.l1_boot, spare[-1].id, image)
-    prepared = await rt.migrator.prepare_targets()
+    try:
+        prepared = await rt.migrator.prepare_targets()
+    except HandoverError as exc:
+        raise StepFailedError("TargetNotReady", f"the new host did not get ready for the VMs: {exc}") from exc
     return StepOutcome(f"target host {spec.target.version} booted; {len(prepared)} target VMs prepared")
 
 
@@ -128,7 +131,10 @@ async def migrating(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     if not obs.l0.granted(source.id, target.id):
         await _l0("mem_grant", rt.l0.mem_grant, source.id, target.id, [])
     apply_policy(rt, spec)
-    records = await rt.migrator.hand_over()
+    try:
+        records = await rt.migrator.hand_over()
+    except HandoverError as exc:
+        raise StepFailedError("HandoverFailed", str(exc)) from exc
     failed = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]
     if failed:
         detail = "; ".join(f"{r.name}: {r.error}" for r in failed[:5])
@@ -140,6 +146,12 @@ async def migrating(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
 async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
     source, target = obs.source_l1, obs.target_l1
     if source is not None and target is not None:
+        # Retiring takes the old host away with every process in it: a VM not running on the new
+        # host by now would be lost. Look again (not at the observation the step started from).
+        left = {n: loc for n, loc in (await rt.migrator.locate()).items() if loc != VmLocation.TARGET}
+        if left:
+            where = ", ".join(f"{n} ({loc})" for n, loc in sorted(left.items()))
+            raise StepFailedError(RETIRE_REFUSED, f"retire refused: VMs not on the new host: {where}")
         try:
             await asyncio.to_thread(rt.l0.l1_retire, source.id, target.id)
         except L0Error as exc:
@@ -148,8 +160,27 @@ async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> 
     return StepOutcome("old host retired; its resources moved to the new host", switchover=True)
 
 
+async def _await_hot_add(rt: NodeRuntime, obs: Observation, timeout_s: float = 5.0) -> None:
+    """In the new host's own kernel, the retired host's CPUs and memory arrive by hot-add, a moment
+    after the L0 merged them into this host's partition: wait until the kernel shows them all."""
+    me = obs.l0.l1(rt.l1_id) if rt.l1_id is not None else None
+    part = obs.l0.partition(me.partition) if me is not None else None
+    if part is None:
+        return
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        res = await asyncio.to_thread(rt.partitioner.observe, zones=False)
+        missing = sorted(part.cpus - {c.index for c in res.cpus})
+        if not missing:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise StepFailedError("HotPlugPending", f"CPUs {missing} of this host's partition not visible yet")
+        await asyncio.sleep(0.05)
+
+
 async def devirtualizing(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
     # The new host hot-plugs the retired host's CPUs and memory, then owns the hardware directly.
+    await _await_hot_add(rt, obs)
     left = await rt.partitioner.give_back(baseline=rt.baseline())
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not online: {'; '.join(left.failures)}")
