@@ -21,7 +21,7 @@ from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, 
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
-from hostrefresh.nodeagent.progress import forward_position, rollback_done
+from hostrefresh.nodeagent.progress import can_still_roll_back, forward_position, rollback_done
 from hostrefresh.nodeagent.report import Reporter, merge_vms
 from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, StepOutcome, roll_back
@@ -152,6 +152,19 @@ class NodeAgent:
         obs = await self.rt.observe(target_sha)
 
         if hr.status.directive == Directive.ROLL_BACK:
+            if not can_still_roll_back(obs):
+                # The old host is gone (retired): there is nothing to go back to. Say so; only the
+                # forward steps can finish this node.
+                if agent.failure_reason != "RollbackImpossible":
+                    await self._report_failure(
+                        name,
+                        hr,
+                        agent.step or Phase.RETIRING,
+                        "RollbackImpossible",
+                        "the old host was retired: the node can only be driven forward",
+                        agent,
+                    )
+                return False
             if rollback_done(obs):
                 if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
                     await self._report(
@@ -194,7 +207,7 @@ class NodeAgent:
                 else:
                     outcome = await action()
                 break
-            except (StepFailedError, L0Error) as exc:
+            except Exception as exc:  # a step's failure, an L0 error or an unexpected one: all reported at this step
                 if attempt == attempts:
                     return await self._step_failed(name, hr, phase, agent, exc)
                 # Past the point of no return: roll forward, retrying with backoff.
@@ -224,8 +237,11 @@ class NodeAgent:
             if exc.handovers:
                 agent.vms = merge_vms(agent.vms, exc.handovers, phase == Phase.ROLLING_BACK)
             await self._report_failure(name, hr, phase, exc.reason, str(exc), agent)
-        else:
+        elif isinstance(exc, L0Error):
             await self._report_failure(name, hr, phase, "L0CallFailed", str(exc), agent)
+        else:
+            log.exception("node %s: %s: unexpected error in %s", self.node, name, phase, exc_info=exc)
+            await self._report_failure(name, hr, phase, "AgentError", f"{type(exc).__name__}: {exc}", agent)
         return False
 
     async def _step_done(

@@ -7,6 +7,7 @@ arrive; the agent then onlines them (Devirtualizing), except what was offline be
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,19 +15,27 @@ from hostrefresh.nodeagent.fakesysfs import FakeRules, load_rules, save_rules
 from hostrefresh.nodeagent.sysfs import CPU_DIR, MEMORY_DIR
 
 
+def _appear(final: Path, files: dict[str, str]) -> None:
+    """A device directory appears whole (built aside, then renamed), as the kernel's do: a reader
+    never sees a CPU or memory block without its files."""
+    if final.exists():
+        return
+    tmp = final.with_name(final.name + ".new")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (tmp / name).write_text(text)
+    os.replace(tmp, final)
+
+
 def _add_cpu(root: Path, cpu: int, online: bool) -> None:
-    d = root / CPU_DIR / f"cpu{cpu}"
-    d.mkdir(parents=True, exist_ok=True)
-    if cpu != 0:  # CPU0 is not hot-pluggable (no online file), as on x86
-        (d / "online").write_text("1\n" if online else "0\n")
+    # CPU0 is not hot-pluggable (no online file), as on x86.
+    files = {} if cpu == 0 else {"online": "1\n" if online else "0\n"}
+    _appear(root / CPU_DIR / f"cpu{cpu}", files)
 
 
 def _add_block(root: Path, block: int, online: bool, zones: str) -> None:
-    d = root / MEMORY_DIR / f"memory{block}"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "state").write_text("online\n" if online else "offline\n")
-    (d / "valid_zones").write_text(zones)
-    (d / "phys_index").write_text(f"{block:08x}\n")
+    files = {"state": "online\n" if online else "offline\n", "valid_zones": zones, "phys_index": f"{block:08x}\n"}
+    _appear(root / MEMORY_DIR / f"memory{block}", files)
 
 
 def _zones(tree: Path, block: int) -> str:
