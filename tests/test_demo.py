@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.qemu, pytest.mark.slow]
 
 
 def test_demo_fleet_refreshes(tmp_path: Path) -> None:
@@ -22,5 +22,8 @@ def test_demo_fleet_refreshes(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "4 nodes refreshed" in result.stdout
-    assert "12 VMs handed over on their own machines (12 zero-copy)" in result.stdout
+    # 3 simulated nodes with 3 simulated VMs each, 1 node with 2 real guests in two real hosts.
+    assert "11 VMs handed over on their own machines (11 zero-copy)" in result.stdout
+    for vm in ("worker-00-vm0", "worker-00-vm1"):
+        assert f"verified: {vm}: runs in host L1 2 of worker-00" in result.stdout, result.stdout[-3000:]
     assert not (tmp_path / "controlplane" / "controlplane.json").exists()  # stopped cleanly

@@ -1,14 +1,18 @@
 """``make demo``: a local demo fleet refreshing itself on an embedded control plane.
 
-Starts a real kube-apiserver + etcd on loopback, installs the CRDs, creates simulated nodes (each a
-Node object + a simulated L0 + a fake sysfs + simulated VMs, hosted by one real agent process), runs
-the real operator, applies a RefreshPlan, and shows the rollout live until every node runs the
-target host software. The L0 is simulated (no real L0 hypervisor runs on a development machine).
+Starts a real kube-apiserver + etcd on loopback, installs the CRDs, creates nodes, runs the real
+operator, applies a RefreshPlan, and shows the rollout live until every node runs the target host
+software. The first ``--real-nodes`` nodes are machines of the machine simulator: two real isolated
+hosts (namespaces, each with its own agent process) and real QEMU test guests, whose memory is
+verified in the new host at the end. The other nodes are simulated (a simulated L0, a fake sysfs and
+simulated VMs, all hosted by one agent process) so a fleet fits on a laptop. The L0 is simulated
+everywhere: no real L0 hypervisor runs on a development machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -31,7 +35,12 @@ from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.nodeagent.guest import GuestVerifier
+from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.nodeagent.migrate import Inventory
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.simmachine.layout import NodeLayout
+from hostrefresh.simmachine.vms import driving_host, launch_in_host
 
 PLAN = "demo-fleet"
 
@@ -41,47 +50,104 @@ def _dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-def _table(items: list[dict[str, Any]], plan: dict[str, Any] | None, elapsed: float, zones: dict[str, str]) -> Table:
+def _table(
+    items: list[dict[str, Any]], plan: dict[str, Any] | None, elapsed: float, zones: dict[str, str], real: set[str]
+) -> Table:
     status = (plan or {}).get("status") or {}
     title = (
         f"RefreshPlan {PLAN}: {status.get('succeeded', 0)}/{status.get('nodes', '?')} nodes refreshed, "
         f"{status.get('active', 0)} active, {elapsed:.0f}s"
     )
     table = Table(title=title)
-    for column in ("node", "zone", "phase", "agent step", "nested s", "VMs handed over"):
+    for column in ("node", "zone", "VMs are", "phase", "agent step", "nested s", "VMs handed over", "paused ms"):
         table.add_column(column)
     for item in sorted(items, key=lambda i: i["spec"]["nodeName"]):
         st = item.get("status") or {}
         agent = st.get("agent") or {}
         vms = agent.get("vms") or []
         moved = sum(1 for vm in vms if vm.get("result") == "HandedOver")
+        node = item["spec"]["nodeName"]
+        pauses = [f"{vm['downtimeMillis']:.1f}" for vm in vms if vm.get("downtimeMillis") is not None]
         table.add_row(
-            item["spec"]["nodeName"],
-            zones.get(item["spec"]["nodeName"], ""),
+            node,
+            zones.get(node, ""),
+            "real QEMU, 2 hosts" if node in real else "simulated",
             st.get("phase", "-"),
             f"{agent.get('step', '-')} {agent.get('stepState', '')}",
             f"{agent.get('nestedSeconds', 0):.2f}",
             f"{moved}/{len(vms)}",
+            " ".join(pauses) if node in real else "",
         )
     return table
 
 
-def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: Path) -> int:
+def _real_machines(
+    cp: ControlPlane, lab: GuestLab, names: list[str], workdir: Path, procs: list[subprocess.Popen[bytes]]
+) -> dict[str, list[str]]:
+    """Start the machine simulator for ``names`` and two real test guests in each one's first host."""
+    root = lab.root / "machines"
+    argv = [sys.executable, "-m", "hostrefresh.simmachine", "run", f"--root={root}"]
+    argv += [f"--node={name}" for name in names]
+    argv += ["--", f"--kubeconfig={cp.kubeconfig}", f"--namespace={DEFAULT_NAMESPACE}", "--lease-seconds=15"]
+    procs.append(spawn(argv, workdir / "machines.log"))
+    guests: dict[str, list[str]] = {}
+    for name in names:
+        layout = NodeLayout(root / name)
+        deadline = time.monotonic() + 60
+        while not (layout.host(1) / "init.pid").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"machine {name} did not come up; see {workdir / 'machines.log'}")
+            time.sleep(0.1)
+        guests[name] = [f"{name}-vm{i}" for i in range(2)]
+        for vm in guests[name]:
+            launch_in_host(layout, lab.spec(vm, shared=True, memory_mib=64))
+    return guests
+
+
+def _verify_real(lab: GuestLab, guests: dict[str, list[str]]) -> list[str]:
+    """Each real guest runs in its node's (new) host with its whole memory pattern intact."""
+    lines = []
+
+    async def verify() -> None:
+        for node, vms in guests.items():
+            layout = NodeLayout(lab.root / "machines" / node)
+            l1 = driving_host(layout)
+            records = {r.name: r for r in Inventory(layout.run(l1)).records()}
+            for vm in vms:
+                inst = records[vm].instances["source"]
+                report = await GuestVerifier(layout.outside(inst.aux_socket, l1), lab.root).assert_ok()
+                lines.append(
+                    f"{vm}: runs in host L1 {l1} of {node}, {report.pages_checked} pages intact, still running"
+                )
+
+    asyncio.run(verify())
+    return lines
+
+
+def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: Path, real_nodes: int = 1) -> int:
     console = Console()
-    console.print(f"[bold]hostrefresh demo[/bold]: {nodes} simulated nodes in {zone_count} zones, workdir {workdir}")
+    real_nodes = max(0, min(real_nodes, nodes))
+    console.print(
+        f"[bold]hostrefresh demo[/bold]: {nodes} nodes in {zone_count} zones ({real_nodes} with real QEMU guests "
+        f"in two real hosts, the rest simulated), workdir {workdir}"
+    )
     cp = ControlPlane(workdir / "controlplane")
     cp.start()
     procs: list[subprocess.Popen[bytes]] = []
+    lab = GuestLab() if real_nodes else None
     try:
         cp.install_crds(DEFAULT_NAMESPACE)
         names = [f"worker-{i:02d}" for i in range(nodes)]
+        real = set(names[:real_nodes])
         for i, name in enumerate(names):
-            create_sim_node(workdir / "nodes", name, SimNodeSpec(sim_vms=3))
-            with open_l0("sim", workdir / "nodes" / name / "l0.state") as l0:  # make each boot take a moment
-                l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=1))
             register_node(
                 cp, name, {"hostrefresh.io/pool": "demo", "topology.kubernetes.io/zone": f"zone-{i % zone_count}"}
             )
+        guests = _real_machines(cp, lab, names[:real_nodes], workdir, procs) if lab is not None else {}
+        for name in names[real_nodes:]:
+            create_sim_node(workdir / "nodes", name, SimNodeSpec(sim_vms=3))
+            with open_l0("sim", workdir / "nodes" / name / "l0.state") as l0:  # make each boot take a moment
+                l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=1))
         image = workdir / "images" / "vmlinuz-6.12.4-kvm1"
         image.parent.mkdir(parents=True, exist_ok=True)
         image.write_bytes(b"simulated host kernel 6.12.4-kvm1\n" * 256)
@@ -93,22 +159,23 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
                 workdir / "operator.log",
             )
         )
-        procs.append(
-            spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "hostrefresh.nodeagent.main",
-                    *kube,
-                    "--sim-root",
-                    str(workdir / "nodes"),
-                    "--sim-nodes",
-                    ",".join(names),
-                    "--lease-seconds=15",
-                ],
-                workdir / "agent.log",
+        if names[real_nodes:]:
+            procs.append(
+                spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "hostrefresh.nodeagent.main",
+                        *kube,
+                        "--sim-root",
+                        str(workdir / "nodes"),
+                        "--sim-nodes",
+                        ",".join(names[real_nodes:]),
+                        "--lease-seconds=15",
+                    ],
+                    workdir / "agent.log",
+                )
             )
-        )
         plan = {
             "apiVersion": "hostrefresh.io/v1alpha1",
             "kind": "RefreshPlan",
@@ -137,7 +204,7 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
                     live.update(f"waiting for the API server: {exc}")
                     time.sleep(0.5)
                     continue
-                live.update(_table(items, plan_obj, time.monotonic() - started, zones))
+                live.update(_table(items, plan_obj, time.monotonic() - started, zones, real))
                 status = plan_obj.get("status") or {}
                 if status.get("nodes") and status.get("succeeded") == status.get("nodes"):
                     done = True
@@ -153,6 +220,9 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
                 f"{len(vms)} VMs handed over on their own machines ({zero_copy} zero-copy); "
                 f"at most {max(nested, default=0):.2f}s nested per node"
             )
+            if lab is not None:
+                for line in _verify_real(lab, guests):
+                    console.print(f"verified: {line}")
         else:
             console.print(f"[bold red]the rollout did not finish in 10 minutes[/bold red]; logs in {workdir}")
         if keep:
@@ -164,6 +234,8 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
         return 0 if done else 1
     finally:
         stop_all(procs)
+        if lab is not None:
+            asyncio.run(lab.close())
         cp.stop()
 
 
@@ -172,12 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=12, help="simulated nodes (default %(default)s)")
     parser.add_argument("--zones", type=int, default=3, help="zones they spread over (default %(default)s)")
     parser.add_argument("--max-unavailable", type=int, default=3, help="nodes refreshing at once")
+    parser.add_argument(
+        "--real-nodes",
+        type=int,
+        default=1,
+        help="nodes with real QEMU test guests in two real hosts (machine simulator; default %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the control plane running afterwards")
     parser.add_argument("--workdir", type=Path, default=None, help="where state and logs go (default: a temp dir)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hostrefresh-demo-"))
     os.makedirs(workdir, exist_ok=True)
-    return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir)
+    if args.real_nodes < 0:
+        parser.error(f"--real-nodes must be 0 or more, not {args.real_nodes}")
+    return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir, args.real_nodes)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ def _wait_step(cluster: Cluster, name: str, step: str) -> None:
     wait_for(there, timeout=120, interval=0.05, what=f"{name}: agent running {step}")
 
 
+def _terminal(cluster: Cluster, node: TwoHostNode, name: str) -> dict[str, Any]:
+    """Wait for the refresh to end; on a timeout, say where it stood and what the hosts logged."""
+    try:
+        return cluster.wait_phase(name, TERMINAL, timeout=180)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_diag(_status(cluster, name), node)}") from None
+
+
 def _diag(status: dict[str, Any], node: TwoHostNode, *procs: Process) -> str:
     return f"status={status}\n{node.logs()}\n" + "\n".join(f"--- {p.log_path.name}\n{p.tail(20)}" for p in procs)
 
@@ -111,7 +119,7 @@ def test_three_vms_survive_the_death_of_their_old_host(cluster: Cluster, tmp_pat
         old_ns = node.pidns(1)
         assert {q.pidns for q in node.qemus()} == {old_ns}
         cluster.host_refresh("two-hosts-hr", node.name)
-        cluster.wait_phase("two-hosts-hr", TERMINAL, timeout=180)
+        _terminal(cluster, node, "two-hosts-hr")
         _assert_refreshed(cluster, node, "two-hosts-hr", old_ns, VMS)
 
 
@@ -138,7 +146,7 @@ def test_old_host_agent_killed_at_each_step(
         cluster.host_refresh(f"{name}-hr", node.name)
         _wait_step(cluster, f"{name}-hr", step)
         killed = node.kill_agent(1)
-        cluster.wait_phase(f"{name}-hr", TERMINAL, timeout=180)
+        _terminal(cluster, node, f"{name}-hr")
         assert killed not in node.members(old_ns or ""), "the killed agent still runs"
         _assert_refreshed(cluster, node, f"{name}-hr", old_ns, VMS)
 
@@ -149,7 +157,7 @@ def test_new_host_killed_while_it_boots(cluster: Cluster, tmp_path: Path, lab: G
         cluster.host_refresh("kill-new-boot-hr", node.name)
         wait_for(lambda: node.pidns(2), timeout=120, interval=0.02, what="the new host up")
         node.kill_host(2)
-        obj = cluster.wait_phase("kill-new-boot-hr", TERMINAL, timeout=180)
+        obj = _terminal(cluster, node, "kill-new-boot-hr")
         assert obj["status"]["phase"] == "RolledBack", _diag(obj["status"], node)
         _assert_in_one_host(node, 1, VMS)
 
@@ -163,7 +171,7 @@ def test_new_host_killed_while_migrating(cluster: Cluster, tmp_path: Path, lab: 
         _wait_step(cluster, "kill-new-mig-hr", "Migrating")
         members = node.kill_host(2)
         assert len(members) >= 2 + len(VMS), f"the new host had its init, agent and destinations: {members}"
-        obj = cluster.wait_phase("kill-new-mig-hr", TERMINAL, timeout=180)
+        obj = _terminal(cluster, node, "kill-new-mig-hr")
         assert obj["status"]["phase"] == "RolledBack", _diag(obj["status"], node)
         _assert_in_one_host(node, 1, VMS)
 
@@ -178,7 +186,7 @@ def test_new_host_agent_killed_after_the_retire(cluster: Cluster, tmp_path: Path
         _wait_step(cluster, "kill-new-agent-hr", "Devirtualizing")
         assert node.running_l1s() == [2]
         killed = node.kill_agent(2)
-        cluster.wait_phase("kill-new-agent-hr", TERMINAL, timeout=180)
+        _terminal(cluster, node, "kill-new-agent-hr")
         assert node.agent_pid(2) not in (None, killed)
         _assert_refreshed(cluster, node, "kill-new-agent-hr", old_ns, VMS)
 
@@ -194,7 +202,7 @@ def test_vm_that_cannot_be_handed_over_stops_the_refresh_before_the_retire(
         cluster.host_refresh("late-vm-hr", node.name, handover={"copyFallback": False})
         _wait_step(cluster, "late-vm-hr", "Migrating")
         node.launch(["vm4"], shared=False)
-        obj = cluster.wait_phase("late-vm-hr", TERMINAL, timeout=180)
+        obj = _terminal(cluster, node, "late-vm-hr")
         status = obj["status"]
         assert status["phase"] == "RolledBack", _diag(status, node)
         failed = [c for c in status["conditions"] if "vm4" in (c.get("message") or "")]

@@ -148,7 +148,8 @@ class TwoHostNode:
             return None
         for pid in processes_in(ns):
             with contextlib.suppress(OSError):
-                if b"hostrefresh.nodeagent.main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if argv[1:3] == [b"-m", b"hostrefresh.nodeagent.main"]:  # not the init, whose argv names it too
                     return pid
         return None
 

@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vm-runtime",
         type=Path,
         default=Path("/var/lib/hostrefresh/vms"),
-        help="directory of the node's QEMU VM records (shared by both hosts)",
+        help="directory of this host's QEMU VM records, sockets and logs",
     )
     parser.add_argument(
         "--state-dir",

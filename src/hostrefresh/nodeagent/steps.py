@@ -227,11 +227,15 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     records: list[HandoverRecord] = []
     # Handing back always may copy: VMs must get home even if zero-copy is impossible now.
     rt.migrator.policy = replace(rt.migrator.policy, copy_fallback=True)
-    if obs.vms_on(VmLocation.TARGET) or obs.vms_on(VmLocation.MIGRATING):
+    if obs.vms_on(VmLocation.TARGET) or obs.vms_on(VmLocation.MIGRATING) or obs.vms_on(VmLocation.LOST):
         records = await rt.migrator.hand_back()
         stuck = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]
-        if stuck:
-            detail = "; ".join(f"{r.name}: {r.error}" for r in stuck[:5])
+        lost = sorted(set(obs.vms_on(VmLocation.LOST)) - {r.name for r in records})
+        if stuck or lost:
+            # A VM that runs nowhere is never part of a clean rollback: name it, every time.
+            detail = "; ".join(
+                [*(f"{r.name}: {r.error}" for r in stuck[:5]), *(f"{n}: runs nowhere" for n in lost[:5])]
+            )
             raise StepFailedError("HandBackFailed", detail, records)
     target = obs.target_l1
     if target is not None and obs.source_l1 is not None:

@@ -6,7 +6,7 @@ shared-memory ring the L0 sets up between the two partitions). For each VM in tr
 transfer, ``<dir>/<vm>/<from>-<to>/``, holding small files that each side writes once, atomically:
 
 ``offer.json``    sender: the VM's spec (the receiver starts its QEMU from it), whether it runs
-``ready.json``    receiver: a paused destination listens on ``<vm>.sock`` (in the transfer dir)
+``ready.json``    receiver: a paused destination listens on ``m.sock`` (in the transfer dir)
 ``outcome``       either side, created exclusively (O_EXCL): ``arrived`` (the receiver is about to
                   resume the guest) or ``aborted`` (the sender takes the guest back). Whoever creates
                   it first decides; the loser obeys. This single file is what makes "never two running
@@ -14,7 +14,7 @@ transfer, ``<dir>/<vm>/<from>-<to>/``, holding small files that each side writes
                   resumes its own instance only after winning ``aborted``.
 ``arrived.json``  receiver: when and how fast the guest was resumed (figures for the records)
 ``released``      receiver: after ``aborted``, its destination is stopped (the sender may resume)
-``recall``        the node's driving agent asks the host that holds the VM to send it back
+``<vm>/recall.json``  the node's driving agent asks the host that holds the VM to send it back
 
 Everything is observed from files, so either agent can crash and its successor reads where the
 transfer stands.

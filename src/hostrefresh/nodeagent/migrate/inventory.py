@@ -1,7 +1,8 @@
 """The per-node VM inventory: one JSON file per VM in the node's runtime directory.
 
-Why files: the agent can be killed at any moment and the agent of the new L1 must carry on the work of
-the old one, so the inventory lives outside the process (on the node, shared by both L1s). A record
+Why files: the agent can be killed at any moment and its successor must carry on its work, so the
+inventory lives outside the process. In a two-host node each host has its own inventory of the QEMUs
+it runs (nothing of it is shared; VMs cross over through the handover channel, see twohost.py). A record
 says which instances exist (pid + monitor sockets per role) and which role owns the VM; it is written
 before every action that changes placement (write-ahead) and atomically (rename), and is always checked
 against what can be observed (pids, QMP) before anyone acts on it.
