@@ -198,10 +198,10 @@ def test_vm_that_cannot_be_handed_over_stops_the_refresh_before_the_retire(
     the retire never comes, and every VM ends on the old host."""
     with machine_running(cluster, tmp_path, lab, "late-vm") as node:
         node.launch(VMS)
-        node.arm(FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=4.0, times=1))
+        node.arm(FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=6.0, times=1))
         cluster.host_refresh("late-vm-hr", node.name, handover={"copyFallback": False})
         _wait_step(cluster, "late-vm-hr", "Migrating")
-        node.launch(["vm4"], shared=False)
+        node.launch(["vm4"], shared=False, l1=1)  # (naming the host: the L0 is busy with the slow grant)
         obj = _terminal(cluster, node, "late-vm-hr")
         status = obj["status"]
         assert status["phase"] == "RolledBack", _diag(status, node)

@@ -82,11 +82,11 @@ class TwoHostNode:
 
     # -- VMs -------------------------------------------------------------------------------------
 
-    def launch(self, names: list[str], *, shared: bool = True, memory_mib: int = 64) -> None:
-        """Start test guests in the driving host; wait until each has dirtied all its RAM once."""
+    def launch(self, names: list[str], *, shared: bool = True, memory_mib: int = 64, l1: int | None = None) -> None:
+        """Start test guests in host ``l1`` (default: the driving host); wait until each has dirtied its RAM."""
         for vm in names:
             spec = self.lab.spec(vm, shared=shared, memory_mib=memory_mib)
-            launch_in_host(self.layout, spec)
+            launch_in_host(self.layout, spec, l1)
 
         async def dirtied() -> None:
             for vm in names:

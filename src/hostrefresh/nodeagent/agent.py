@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, Phase, StepState
 from hostrefresh.l0 import L0Error
-from hostrefresh.nodeagent import metrics
+from hostrefresh.nodeagent import metrics, timing
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
 from hostrefresh.nodeagent.progress import can_still_roll_back, forward_position, rollback_done
 from hostrefresh.nodeagent.report import Reporter, merge_vms
@@ -199,6 +199,7 @@ class NodeAgent:
         agent = hr.status.agent or AgentStatus()
         log.info("node %s: %s: %s started", self.node, name, phase)
         started = time.monotonic()
+        started_wall = time.time()
         attempts = ROLL_FORWARD_ATTEMPTS if phase in ROLL_FORWARD else 1
         for attempt in range(1, attempts + 1):
             try:
@@ -214,11 +215,14 @@ class NodeAgent:
                 log.warning("node %s: %s failed (attempt %d), retrying: %s", self.node, phase, attempt, exc)
                 await self._report(name, agent, phase, StepState.RUNNING, f"retrying after: {exc}")
                 await asyncio.sleep(self.retry_seconds * 2 ** (attempt - 1))
+        timing.record("step", started_wall, time.time(), phase=str(phase))
         return await self._step_done(name, agent, phase, outcome, started)
 
     async def _first_attempt(self, name: str, agent: AgentStatus, phase: Phase, action: Any) -> StepOutcome:
         """Run the step; report it Running once it has run for ``report_running_after`` seconds (<= 0: first)."""
-        if self.report_running_after <= 0:
+        if self.report_running_after <= 0 or phase == Phase.RETIRING:
+            # Retiring may end this host (and this process) at any moment: everything this agent
+            # knows (the VMs' handover records held back from Migrating) is written before it starts.
             await self._report(name, agent, phase, StepState.RUNNING, f"{phase} started")
             return cast(StepOutcome, await action())
         task: asyncio.Future[StepOutcome] = asyncio.ensure_future(action())

@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.l1_id is None:  # timing records serve the two-host benchmark; a fleet's agent skips them
+        logging.getLogger("hostrefresh.timing").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port)
     try:

@@ -21,6 +21,7 @@ from hostrefresh.nodeagent.migrate.twohost import HostMigrator
 from hostrefresh.nodeagent.partitioner import Baseline, Partitioner
 from hostrefresh.nodeagent.progress import Observation
 from hostrefresh.nodeagent.sysfs import SysfsIO
+from hostrefresh.nodeagent.timing import timed
 
 
 class PreflightError(RuntimeError):
@@ -102,7 +103,8 @@ class NodeRuntime:
 
     async def observe(self, target_sha: bytes) -> Observation:
         """One consistent-enough look at the L0, the kernel and the VMs."""
-        state = await asyncio.to_thread(self.l0.query)
+        with timed("l0", call="query"):
+            state = await asyncio.to_thread(self.l0.query)
         offline = await asyncio.to_thread(self.partitioner.offline_now, self.baseline())
         vms = await self.migrator.locate()
         return Observation(

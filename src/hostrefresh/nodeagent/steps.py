@@ -18,6 +18,7 @@ from hostrefresh.nodeagent.migrate import HandoverError, HandoverRecord, Outcome
 from hostrefresh.nodeagent.partition import PartitionError, blocks_needed, check_feasible
 from hostrefresh.nodeagent.progress import Observation, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
+from hostrefresh.nodeagent.timing import timed
 
 
 class StepFailedError(RuntimeError):
@@ -43,7 +44,8 @@ async def _l0(call: str, fn: object, *args: object) -> None:
     """Run a blocking L0 call off the event loop; ``AlreadyError`` means done (resumed step)."""
     assert callable(fn)
     try:
-        await asyncio.to_thread(fn, *args)
+        with timed("l0", call=call):
+            await asyncio.to_thread(fn, *args)
     except AlreadyError:
         return
     except L0Error as exc:
@@ -118,7 +120,8 @@ async def booting_target(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observatio
             raise StepFailedError("NoPartition", "no partition to boot the target host in")
         await _l0("l1_boot", rt.l0.l1_boot, spare[-1].id, image)
     try:
-        prepared = await rt.migrator.prepare_targets()
+        with timed("target-ready"):  # the new host up, and its destination QEMUs started and listening
+            prepared = await rt.migrator.prepare_targets()
     except HandoverError as exc:
         raise StepFailedError("TargetNotReady", f"the new host did not get ready for the VMs: {exc}") from exc
     return StepOutcome(f"target host {spec.target.version} booted; {len(prepared)} target VMs prepared")
@@ -153,7 +156,8 @@ async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> 
             where = ", ".join(f"{n} ({loc})" for n, loc in sorted(left.items()))
             raise StepFailedError(RETIRE_REFUSED, f"retire refused: VMs not on the new host: {where}")
         try:
-            await asyncio.to_thread(rt.l0.l1_retire, source.id, target.id)
+            with timed("l0", call="l1_retire"):
+                await asyncio.to_thread(rt.l0.l1_retire, source.id, target.id)
         except L0Error as exc:
             # The old host still runs: the point of no return was not passed, rollback is possible.
             raise StepFailedError(RETIRE_REFUSED, f"L0 refused to retire the old host: {exc}") from exc

@@ -51,7 +51,8 @@ def launch_in_host(layout: NodeLayout, spec: VmSpec, l1: int | None = None) -> i
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
-        raise RuntimeError(f"could not start {spec.name} in L1 {l1}: {done.stderr.strip()[-2000:]}")
+        output = (done.stderr.strip() or done.stdout.strip())[-2000:]
+        raise RuntimeError(f"could not start {spec.name} in L1 {l1} (exit {done.returncode}): {output}")
     return l1
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
+from hostrefresh.nodeagent import timing
 from hostrefresh.nodeagent.migrate import process
 from hostrefresh.nodeagent.migrate.channel import ABORTED, ARRIVED, HandoverChannel, Transfer
 from hostrefresh.nodeagent.migrate.handover import HandoverError
@@ -47,6 +48,14 @@ PeerLookup = Callable[[], Awaitable[int | None]]
 #: How long a sender waits for the receiver's answer (ready, arrived, released) before giving up.
 ANSWER_TIMEOUT_S = 60.0
 POLL_S = 0.02
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    """When QEMU emitted ``event`` (its own wall clock), else now."""
+    stamp = event.get("timestamp") or {}
+    if isinstance(stamp.get("seconds"), int) and isinstance(stamp.get("microseconds"), int):
+        return float(stamp["seconds"]) + float(stamp["microseconds"]) / 1e6
+    return time.time()
 
 
 async def _incoming_status(client: QMPClient) -> str:
@@ -278,9 +287,18 @@ class HostMigrator:
                 await asyncio.sleep(POLL_S)
                 continue
             assert record is not None
+            sent_at = time.time()
             await self._start_migration(transfer, record, result)
             started = True
             await self._wait_sent(Path(own.qmp_socket), result, deadline)
+            timing.record(
+                "migration",
+                sent_at,
+                time.time(),
+                vm=transfer.vm,
+                downtime_ms=result.downtime_ms,
+                total_ms=result.total_ms,
+            )
 
     async def _start_migration(self, transfer: Transfer, record: VmRecord, result: HandoverRecord) -> None:
         offer = transfer.offer() or {}
@@ -443,14 +461,17 @@ class HostMigrator:
                     transfer.socket.unlink(missing_ok=True)
                     await client.execute("migrate-incoming", {"uri": f"unix:{transfer.socket}"})
                     transfer.post_ready(result.target_start_ms or 0.0)
+                loaded_at = time.time()
                 while migration not in ("completed", "failed", "cancelled"):
                     if transfer.outcome() == ABORTED:
                         break
                     with contextlib.suppress(TimeoutError):
                         event: dict[str, Any] = dict(await asyncio.wait_for(listener.get(), 0.5))
                         migration = str((event.get("data") or {}).get("status", migration))
+                        loaded_at = _event_time(event)
                         continue
                     migration = await _incoming_status(client)
+                    loaded_at = time.time()
                 seen = time.monotonic()
                 if migration != "completed":
                     raise HandoverError(f"incoming migration {migration}")
@@ -469,9 +490,11 @@ class HostMigrator:
         home = replace(dest, role="source")
         spec = VmSpec.from_dict({k: v for k, v in (transfer.offer() or {})["spec"].items() if k != "zeroCopy"})
         self.inventory.save(VmRecord(spec=spec, owner="source", instances={"source": home}))
+        resumed_at = time.time()
+        timing.record("switch", loaded_at, resumed_at, vm=transfer.vm, resume_ms=resume_ms)
         transfer.post_arrived(
             {
-                "resumedAt": time.time(),
+                "resumedAt": resumed_at,
                 "resumeMillis": resume_ms,
                 "startMillis": result.target_start_ms,
                 "userPaused": user_paused,

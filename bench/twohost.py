@@ -1,0 +1,255 @@
+"""Benchmark: refreshes of a node whose old and new host are two real isolated hosts (two agents).
+
+Each scenario is one refresh of one machine of the machine simulator through the real operator and
+the real control plane: N test guests of M MiB (shared RAM, zero-copy) start in the old host, the new
+host's agent starts the destination QEMUs in its own host before the handover (BootingTarget), the
+old host's agent sends every VM, the retire kills the old host. Figures:
+
+- per VM: downtime (QEMU's downtime on the sender plus the receiver's resume lag) and total time;
+- the switch of all VMs: wall time from the first guest paused to the last guest running in the new
+  host (paused = the destination's QEMU reported the state loaded, minus the sender's downtime);
+- the nested window (nested enable to nested disable, from the agents' timing records), split into
+  its steps, and our own overhead inside it: time covered by neither an L0 call, nor the new host's
+  boot (the L0 booting the L1 and the host preparing its destinations), nor a QEMU migration.
+
+Results: bench/results/twohost.json and .md.
+
+    PYTHONPATH=src python bench/twohost.py [--scenarios 1x256,1x1024,1x4096,8x256,8x1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hostrefresh.controlplane import ControlPlane
+from hostrefresh.controlplane.nodes import register_node
+from hostrefresh.controlplane.processes import spawn, stop_all
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.nodeagent.guest import GuestVerifier
+from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.nodeagent.migrate import Inventory, choose_accel
+from hostrefresh.nodeagent.timing import parse
+from hostrefresh.simmachine.layout import NodeLayout
+from hostrefresh.simmachine.vms import launch_in_host
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ["Partitioning", "NestedEnabling", "BootingTarget", "Migrating", "Retiring", "Devirtualizing"]
+
+
+def _union(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """Length of the union of ``intervals`` clipped to [lo, hi]."""
+    clipped = sorted((max(a, lo), min(b, hi)) for a, b in intervals if min(b, hi) > max(a, lo))
+    total, end = 0.0, lo
+    for a, b in clipped:
+        start = max(a, end)
+        if b > start:
+            total += b - start
+            end = b
+    return total
+
+
+def split_window(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The nested window and its parts from both agents' timing records."""
+    l0 = [r for r in records if r["kind"] == "l0"]
+    on = min(r["end"] for r in l0 if r["call"] == "nested_enable")
+    off = max(r["end"] for r in l0 if r["call"] == "nested_disable")
+    steps = {r["phase"]: r for r in records if r["kind"] == "step"}
+    busy = [(r["start"], r["end"]) for r in records if r["kind"] in ("l0", "target-ready", "migration", "switch")]
+    window = off - on
+    out: dict[str, Any] = {"nested_s": round(window, 3)}
+    for part in PARTS:
+        rec = steps.get(part)
+        out[f"{part}_s"] = None if rec is None else round(rec["end"] - rec["start"], 3)
+    out["l0_calls_s"] = round(_union([(r["start"], r["end"]) for r in l0], on, off), 3)
+    out["host_boot_s"] = round(
+        _union([(r["start"], r["end"]) for r in records if r["kind"] == "target-ready"], on, off), 3
+    )
+    out["migrations_s"] = round(
+        _union([(r["start"], r["end"]) for r in records if r["kind"] in ("migration", "switch")], on, off), 3
+    )
+    out["overhead_s"] = round(window - _union(busy, on, off), 3)
+    return out
+
+
+def switch_window(records: list[dict[str, Any]]) -> float | None:
+    """First guest paused to last guest running in the new host, ms."""
+    downtime = {r["vm"]: (r.get("downtime_ms") or 0.0) / 1000 for r in records if r["kind"] == "migration"}
+    switches = [r for r in records if r["kind"] == "switch"]
+    if not switches:
+        return None
+    paused = min(r["start"] - downtime.get(r["vm"], 0.0) for r in switches)
+    running = max(r["end"] for r in switches)
+    return round(float(running - paused) * 1000, 2)
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: int, mib: int) -> dict[str, Any]:
+    node = f"bench-{vms}x{mib}"
+    register_node(cp, node, {})
+    layout = NodeLayout(lab.root / "machines" / node)
+    blocks = max(32, 8 + (vms * mib) // 128)  # the simulated machine's (fake) memory blocks
+    machine = spawn(
+        [
+            sys.executable,
+            "-m",
+            "hostrefresh.simmachine",
+            "run",
+            f"--root={layout.base.parent}",
+            f"--node={node}",
+            f"--memory-blocks={blocks}",
+            "--",
+            f"--kubeconfig={cp.kubeconfig}",
+            f"--namespace={DEFAULT_NAMESPACE}",
+        ],
+        workdir / f"machine-{node}.log",
+    )
+    try:
+        _wait((layout.host(1) / "init.pid").exists, 60, "the first host")
+        names = [f"g{i}" for i in range(vms)]
+        for name in names:
+            launch_in_host(layout, lab.spec(name, shared=True, memory_mib=mib))
+
+        def aux(name: str, l1: int) -> Path:
+            inst = Inventory(layout.run(l1)).load(name).instances["source"]
+            return layout.outside(inst.aux_socket, l1)
+
+        async def dirtied() -> None:
+            for name in names:
+                await GuestVerifier(aux(name, 1), lab.root).wait_dirtied(passes=1, timeout=600)
+
+        asyncio.run(dirtied())
+        digest = hashlib.sha256(image.read_bytes()).hexdigest()
+        obj = {
+            "apiVersion": "hostrefresh.io/v1alpha1",
+            "kind": "HostRefresh",
+            "metadata": {"name": f"{node}-hr"},
+            "spec": {
+                "nodeName": node,
+                "target": {"version": "2.0", "kernel": str(image), "checksum": f"sha256:{digest}"},
+                "partition": {"cpus": 2, "memory": "1Gi"},
+                "handover": {"maxParallel": 8},
+            },
+        }
+        cp.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+
+        def finished() -> dict[str, Any] | None:
+            out = cp.kubectl("get", "hostrefresh", f"{node}-hr", "-o", "json").stdout
+            status = json.loads(out).get("status") or {}
+            return status if status.get("phase") in ("Succeeded", "RolledBack", "Failed") else None
+
+        status = _wait(finished, 900, f"{node} refreshed")
+        if status["phase"] != "Succeeded":
+            raise RuntimeError(f"{node}: {status['phase']}: {status.get('conditions')}")
+
+        async def verified() -> bool:
+            reports = [await GuestVerifier(aux(n, 2), lab.root).verify(max_bytes=64 << 20) for n in names]
+            return all(r.ok for r in reports)
+
+        ok = asyncio.run(verified())
+        logs = [*(layout.base / "logs").glob("*agent.log"), *layout.hosts.glob("l1-*/agent.log")]
+        records = parse([line for path in logs for line in path.read_text(errors="replace").splitlines()])
+        per_vm = status["agent"]["vms"]
+        downtimes = [vm["downtimeMillis"] for vm in per_vm]
+        totals = [vm["totalMillis"] for vm in per_vm]
+        row: dict[str, Any] = {
+            "vms": vms,
+            "ram_mib": mib,
+            "verified": ok,
+            "paths": sorted({vm["path"] for vm in per_vm}),
+            "downtime_ms_max": round(max(downtimes), 2),
+            "downtime_ms_median": round(statistics.median(downtimes), 2),
+            "total_ms_max": round(max(totals), 2),
+            "total_ms_median": round(statistics.median(totals), 2),
+            "bytes_max": max(vm["bytesTransferred"] for vm in per_vm),
+            "switch_ms": switch_window(records),
+            **split_window(records),
+            "agent_nested_seconds": status["agent"]["nestedSeconds"],
+        }
+        print(json.dumps(row), flush=True)
+        return row
+    finally:
+        stop_all([machine])
+
+
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Two-host refresh (bench/twohost.py)",
+        "",
+        f"Machine: {meta['machine']}; accel {meta['accel']}; {meta['date']}. One refresh per row through the real",
+        "operator and control plane; the old and the new host are isolated hosts with their own agents.",
+        "",
+        "| VMs | RAM MiB | verified | downtime max / median ms | total max / median ms | switch ms | nested s |"
+        " boot s | handover s | retire s | devirt s | L0 calls s | host boot s | migrations s | overhead s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['vms']} | {r['ram_mib']} | {r['verified']} | {r['downtime_ms_max']} / {r['downtime_ms_median']} |"
+            f" {r['total_ms_max']} / {r['total_ms_median']} | {r['switch_ms']} | {r['nested_s']} |"
+            f" {r['BootingTarget_s']} | {r['Migrating_s']} | {r['Retiring_s']} | {r['Devirtualizing_s']} |"
+            f" {r['l0_calls_s']} | {r['host_boot_s']} | {r['migrations_s']} | {r['overhead_s']} |"
+        )
+    lines += [
+        "",
+        "Downtime: QEMU's downtime on the sender plus the receiver's resume lag (state loaded to `cont` done).",
+        "Switch: first guest paused to last guest running in the new host. Overhead: time inside the nested",
+        "window covered by no L0 call, no new-host boot (L1 boot to destinations ready) and no migration:",
+        "status writes between steps, the new host's agent noticing that it drives the node, observation.",
+        "8 VMs of 4 GiB need 32 GiB of guest RAM: more than this machine has, so 8 VMs stop at 1 GiB.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="1x256,1x1024,1x4096,8x256,8x1024", help="VMSxMIB, comma-separated")
+    parser.add_argument("--out", default="twohost", help="result file stem under bench/results")
+    args = parser.parse_args(argv)
+    scenarios = [tuple(int(x) for x in s.split("x")) for s in args.scenarios.split(",") if s]
+    workdir = Path(tempfile.mkdtemp(prefix="hostrefresh-bench-twohost-"))
+    lab = GuestLab()
+    cp = ControlPlane(workdir / "controlplane")
+    cp.start()
+    procs = []
+    rows: list[dict[str, Any]] = []
+    try:
+        cp.install_crds(DEFAULT_NAMESPACE)
+        image = workdir / "vmlinuz-2.0"
+        image.write_bytes(b"simulated host kernel 2.0\n" * 64)
+        kube = [f"--kubeconfig={cp.kubeconfig}", f"--namespace={DEFAULT_NAMESPACE}", "--log-format=plain"]
+        procs.append(spawn([sys.executable, "-m", "hostrefresh.operator.main", *kube], workdir / "operator.log"))
+        for vms, mib in scenarios:
+            rows.append(scenario(cp, lab, workdir, image, vms, mib))
+    finally:
+        stop_all(procs)
+        asyncio.run(lab.close())
+        cp.stop()
+    meta = {"machine": f"{platform.machine()} {platform.node()}", "accel": choose_accel(), "date": time.ctime()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
