@@ -123,6 +123,9 @@ class TwoHostNode:
 
     # -- hosts and processes ---------------------------------------------------------------------
 
+    def channel_empty(self) -> bool:
+        return not any(self.layout.channel.iterdir())
+
     def l0_state(self) -> L0State:
         with open_l0("sim", self.layout.l0_state) as l0:
             return l0.query()

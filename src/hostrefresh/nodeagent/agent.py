@@ -183,6 +183,12 @@ class NodeAgent:
             return False
         if agent.step == position and agent.step_state == StepState.FAILED:
             return False  # the operator decides: roll back, hold, or (after Retiring) fail
+        lost = obs.vms_on(VmLocation.LOST)
+        if lost and position != Phase.PREFLIGHT:  # (Preflight refuses a node with lost VMs itself)
+            # A VM that runs nowhere (its last host died with it) stops the refresh: name it, keep
+            # whatever is left of it for a person, and let the operator decide.
+            await self._report_failure(name, hr, position, "VMsLost", f"VMs running nowhere: {', '.join(lost)}", agent)
+            return False
         if hr.spec.paused:
             if agent.message != "paused between steps":
                 await self._report(

@@ -1,8 +1,9 @@
 """``hostrefresh-agent``: the node agent that executes the node-local refresh steps.
 
 On a real node (DaemonSet pod): ``--node $NODE_NAME`` with the real L0 (vmcall), /sys, and QEMU VMs
-under ``--vm-runtime``. For development and the fleet simulator: ``--sim-root DIR --sim-nodes a,b,c``
-hosts many simulated nodes (simulated L0 + fake sysfs + simulated or QEMU VMs) in one process.
+under ``--vm-runtime``; with ``--l1-id`` it is the agent of one of the node's two hosts during a
+refresh (see docs/hosts.md). For the fleet simulator: ``--sim-root DIR --sim-nodes a,b,c`` hosts many
+simulated nodes (simulated L0 + fake sysfs + simulated VMs) in one process.
 """
 
 from __future__ import annotations
@@ -85,9 +86,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
     parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
     parser.add_argument("--sim-vms", type=int, default=3, help="simulated VMs per simulated node")
-    parser.add_argument(
-        "--sim-qemu", action="store_true", help="simulated nodes run real QEMU VMs (launched separately)"
-    )
     parser.add_argument("--lease-seconds", type=int, default=30, help="heartbeat Lease duration")
     parser.add_argument("--retry-seconds", type=float, default=1.0, help="base backoff between retries of a step")
     parser.add_argument(
@@ -115,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
     if args.sim_root is not None:
-        spec = SimNodeSpec(sim_vms=0 if args.sim_qemu else args.sim_vms, qemu=args.sim_qemu)
+        spec = SimNodeSpec(sim_vms=args.sim_vms)
         names = [n for n in args.sim_nodes.split(",") if n]
         for name in names:
             create_sim_node(args.sim_root, name, spec)
