@@ -50,6 +50,7 @@ cluster-down:
 bench: setup
 	$(PYTHON) bench/l0_calls.py
 	$(PYTHON) bench/handover.py
+	$(PYTHON) bench/twohost.py
 	$(PYTHON) bench/operator_latency.py
 
 clean:

@@ -167,6 +167,9 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
         ok = asyncio.run(verified())
         logs = [*(layout.base / "logs").glob("*agent.log"), *layout.hosts.glob("l1-*/agent.log")]
         records = parse([line for path in logs for line in path.read_text(errors="replace").splitlines()])
+        if not any(r["kind"] == "l0" and r.get("call") == "nested_enable" for r in records):
+            text = "\n".join(p.read_text(errors="replace")[-3000:] for p in logs)
+            raise RuntimeError(f"{node}: no timing record of nested_enable in {[str(p) for p in logs]}:\n{text}")
         per_vm = status["agent"]["vms"]
         downtimes = [vm["downtimeMillis"] for vm in per_vm]
         totals = [vm["totalMillis"] for vm in per_vm]

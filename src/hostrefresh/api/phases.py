@@ -1,4 +1,4 @@
-"""The phases of one node refresh (ARCHITECTURE §3) and which side of the point of no return they are on."""
+"""The phases of one node refresh (docs/architecture.md) and which side of the point of no return they are on."""
 
 from enum import StrEnum
 

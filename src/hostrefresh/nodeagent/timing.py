@@ -37,8 +37,9 @@ def timed(kind: str, **fields: Any) -> Iterator[None]:
 def parse(lines: Iterator[str] | list[str]) -> list[dict[str, Any]]:
     """The records in log lines (other lines ignored)."""
     out = []
+    marker = PREFIX + "{"  # (the logger's own name, hostrefresh.timing, precedes it on the line)
     for line in lines:
-        at = line.find(PREFIX)
+        at = line.find(marker)
         if at >= 0:
             try:
                 out.append(json.loads(line[at + len(PREFIX) :]))

@@ -103,7 +103,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()  # no change handlers besides on.delete
-    settings.peering.standalone = True  # leader election is ours (see leader.py)
+    settings.peering.standalone = True  # leader election is ours (LeaderElector in kube/leases.py)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.batching.worker_limit = config.workers
