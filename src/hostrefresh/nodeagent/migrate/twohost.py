@@ -440,6 +440,7 @@ class HostMigrator:
         self, transfer: Transfer, dest: process.Instance, fresh: bool, zero_copy: bool, result: HandoverRecord
     ) -> None:
         """Hold the destination's monitor, listen for the end of the incoming migration, then decide."""
+        user_paused = bool((transfer.offer() or {}).get("userPaused"))  # read now: nothing to read while paused
         client = QMPClient("hostrefresh-receiver")
         try:
             await asyncio.wait_for(client.connect(dest.qmp_socket), 5.0)
@@ -479,8 +480,6 @@ class HostMigrator:
                     await self.on_state_loaded(transfer.vm)
                 if transfer.decide(ARRIVED) != ARRIVED:
                     raise HandoverError("the sender aborted the transfer")
-                offer = transfer.offer() or {}
-                user_paused = bool(offer.get("userPaused"))
                 if not user_paused:
                     await client.execute("cont")
                 resume_ms = (time.monotonic() - seen) * 1000.0
