@@ -89,7 +89,7 @@ def figure(plan: Obj, rows: list[PlanRow], now: datetime) -> Figure:
                 )
             )
         if row.wave:
-            ax.text(span * 1.005, y, f"wave {row.wave}", va="center", fontsize=7, color="#555555")
+            ax.text(span * 1.02, y, f"wave {row.wave}", va="center", fontsize=7, color="#555555")
     # Waves: a line between rows of different waves, and a dashed line where each wave began.
     for i in range(1, len(rows)):
         if rows[i].wave != rows[i - 1].wave:
@@ -102,8 +102,8 @@ def figure(plan: Obj, rows: list[PlanRow], now: datetime) -> Figure:
         ax.axvline((at - origin).total_seconds(), color="#bbbbbb", linestyle="--", linewidth=0.7, zorder=0)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(list(reversed(labels)), fontsize=8)
-    ax.set_xlim(0, span * 1.08)
-    ax.set_xlabel("seconds since the first node started")
+    ax.set_xlim(0, span * 1.1)
+    ax.set_xlabel("seconds since the first refresh of the plan was created")
     ax.set_title(
         f"RefreshPlan {view.name} -> {view.target}: {view.outcome}, {view.succeeded}/{view.nodes} nodes, "
         f"{view.failed} failed, {len(firsts)} wave(s)",
