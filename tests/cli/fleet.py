@@ -70,6 +70,32 @@ class Kubectl:
             timeout=timeout,
         )
 
+    def run_tty(self, *args: str, timeout: float = 60) -> tuple[int, str]:
+        """Like ``run`` with stdout on a pseudo-terminal (what a user at a shell sees); exit code and output."""
+        main, child = os.openpty()
+        env = {
+            **os.environ,
+            "PATH": f"{self.path_dir}:{os.environ.get('PATH', '')}",
+            "KUBECONFIG": str(self.cp.kubeconfig),
+            "COLUMNS": "200",
+            "TERM": "xterm",
+        }
+        proc = subprocess.Popen(
+            [str(self.cp.tools.kubectl), "hostrefresh", *args], env=env, stdout=child, stderr=child, close_fds=True
+        )
+        os.close(child)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: the child side closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(main)
+        return proc.wait(timeout=timeout), b"".join(chunks).decode(errors="replace")
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"

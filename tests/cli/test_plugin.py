@@ -267,6 +267,15 @@ def test_watch_ends_with_the_rollout(fleet: Fleet) -> None:
     assert first["outcome"] == "Halted" and len(first["refreshes"]) == 3
 
 
+def test_watch_on_a_terminal_draws_the_table(fleet: Fleet) -> None:
+    code, screen = fleet.kc.run_tty("watch", fleet.done)
+    assert code == 0, screen
+    assert f"RefreshPlan {fleet.done}" in screen and "Succeeded" in screen
+    assert all(n in screen for n in fleet.done_nodes)
+    code, screen = fleet.kc.run_tty("watch", fleet.run, "--timeout", "1.5s", "--interval", "0.5")
+    assert code == 3 and fleet.run_node in screen and "Migrating" in screen
+
+
 def test_watch_follows_changes_until_timeout(fleet: Fleet) -> None:
     out = fleet.kc.run("watch", fleet.run, "--timeout", "1.5s", "--interval", "0.5")
     assert out.returncode == 3
