@@ -196,6 +196,8 @@ def test_get_json_yaml_name_wide(fleet: Fleet) -> None:
     assert f"hostrefresh.hostrefresh.io/{fleet.done}-{fleet.done_nodes[0]}" in names
     wide = fleet.kc.run("get", fleet.bad, "-o", "wide").stdout
     assert "QMP handover of vm1 timed out" in wide and "WAVES" in wide
+    piped = fleet.kc.run("get", fleet.bad, "-o", "wide", env={"COLUMNS": ""}).stdout  # a pipe, no width known
+    assert "…" not in piped and f"{fleet.bad}-{fleet.bad_nodes[1]}" in piped and "6.12.4-kvm1" in piped
 
 
 # -- status ----------------------------------------------------------------------------------------

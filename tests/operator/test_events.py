@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from lightkube import AsyncClient
 
-from hostrefresh.cli.fetch import get_plan, get_refresh
+from hostrefresh.cli.fetch import events, get_plan, get_refresh
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import load_config, sync_client
 from hostrefresh.operator import kube
@@ -50,14 +50,25 @@ def test_refresh_events_show_in_describe_and_events_for(crds: ControlPlane) -> N
     _post(
         crds,
         kube.event_body(
-            obj, "Warning", "DeadlineExceeded", "phase Migrating exceeded its deadline", "default", "t", now
+            obj,
+            "Warning",
+            "DeadlineExceeded",
+            "phase Migrating exceeded its deadline",
+            "default",
+            "t",
+            now + timedelta(microseconds=100),
         ),
     )
+    later = now + timedelta(microseconds=300)
+    _post(crds, kube.event_body(obj, "Normal", "PhaseMigrating", "the same second, later", "default", "t", later))
     described = crds.kubectl("describe", "hostrefresh", name).stdout
     assert "PhasePreflight" in described and "DeadlineExceeded" in described
     assert "phase Migrating exceeded its deadline" in described
     listed = crds.kubectl("events", "--for", f"hostrefresh/{name}").stdout
     assert "PhasePreflight" in listed and "DeadlineExceeded" in listed
+    # The plugin lists them in the order they were posted, to the microsecond.
+    reasons = [e["reason"] for e in events(client, "HostRefresh", name)]
+    assert reasons == ["PhasePreflight", "DeadlineExceeded", "PhaseMigrating"]
     # What kopf would have posted: involvedObject with a namespace. describe does not find it.
     hidden = kube.event_body(obj, "Normal", "KopfStyle", "namespaced reference", "default", "t", now)
     hidden["involvedObject"]["namespace"] = "default"

@@ -141,7 +141,8 @@ def events(client: Client, kind: str, name: str, uid: str | None = None) -> list
         found = [_dict(e) for e in client.list(Event, namespace="*", fields=fields)]
 
     def when(e: Obj) -> str:
-        return str(e.get("lastTimestamp") or e.get("eventTime") or e["metadata"].get("creationTimestamp") or "")
+        # eventTime has microseconds (the operator sets it); the others only seconds.
+        return str(e.get("eventTime") or e.get("lastTimestamp") or e["metadata"].get("creationTimestamp") or "")
 
     return sorted(found, key=when)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 import yaml
@@ -75,9 +77,15 @@ def refresh_table(views: list[RefreshView], wide: bool, title: str = "HostRefres
     return table
 
 
+#: Width of the tables when stdout is no terminal and $COLUMNS is unset: pipes and logs get whole rows
+#: (like kubectl's), not rows cut to 80 columns.
+PIPE_WIDTH = 400
+
+
 def console() -> Console:
     """stdout, no colours unless a terminal, wide enough for the tables."""
-    return Console(highlight=False, soft_wrap=True)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def error_console() -> Console:

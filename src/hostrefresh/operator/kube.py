@@ -259,6 +259,9 @@ def event_body(
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
+        # With microseconds, so Events of the same second keep their order (phase changes come fast).
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "action": "Reconcile",
     }
 
 
