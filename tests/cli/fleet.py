@@ -42,6 +42,13 @@ def plugin_dir(tmp: Path) -> Path:
         f'#!/bin/sh\nPYTHONPATH="{SRC}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" -m hostrefresh.cli "$@"\n'
     )
     script.chmod(0o755)
+    # kubectl (1.26+) completes `kubectl hostrefresh ...` by asking this one (entry point complete_main).
+    complete = tmp / "kubectl_complete-hostrefresh"
+    complete.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{SRC}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" '
+        '-c "from hostrefresh.cli.main import complete_main; complete_main()" "$@"\n'
+    )
+    complete.chmod(0o755)
     return tmp
 
 

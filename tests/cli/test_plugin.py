@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -464,5 +466,15 @@ def test_completion(fleet: Fleet) -> None:
     assert {"get", "status", "watch", "describe", "timeline", "retry", "version"} <= set(verbs) and verbs[-1] == ":4"
     names = fleet.kc.run("__complete", "describe", fleet.done_nodes[0][:4]).stdout.splitlines()
     assert fleet.done_nodes[0] in names
+    # Through kubectl's own completion of plugins, as a shell asks it.
+    env = {"PATH": f"{fleet.kc.path_dir}:{os.environ.get('PATH', '')}", "KUBECONFIG": str(fleet.kc.cp.kubeconfig)}
+    via_kubectl = subprocess.run(
+        [str(fleet.kc.cp.tools.kubectl), "__complete", "hostrefresh", "desc"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "describe" in via_kubectl.stdout.splitlines(), via_kubectl.stdout + via_kubectl.stderr
     formats = fleet.kc.run("__complete", "get", "-o", "").stdout.splitlines()
     assert formats[:4] == ["json", "yaml", "wide", "name"]
