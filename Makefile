@@ -5,7 +5,7 @@ CLUSTER_DIR ?= .cache/cluster
 
 .PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast demo cluster-up cluster-down bench clean
 
-## setup: Debian packages, the Python package with test extras, and the Go-built control plane.
+## setup: Debian packages, the Python package with test extras, the Go-built control plane and promtool.
 setup: system-deps python-deps tools
 
 system-deps:
@@ -16,6 +16,7 @@ python-deps:
 
 tools:
 	$(PYTHON) -m hostrefresh.controlplane build
+	$(PYTHON) -m hostrefresh.controlplane promtool
 
 ## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
 crds:

@@ -26,4 +26,6 @@ def test_demo_fleet_refreshes(tmp_path: Path) -> None:
     assert "11 VMs handed over on their own machines (11 zero-copy)" in result.stdout
     for vm in ("worker-00-vm0", "worker-00-vm1"):
         assert f"verified: {vm}: runs in host L1 2 of worker-00" in result.stdout, result.stdout[-3000:]
+    assert (tmp_path / "rollout-timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "no timeline picture"
+    assert f"timeline: {tmp_path / 'rollout-timeline.png'}" in result.stdout
     assert not (tmp_path / "controlplane" / "controlplane.json").exists()  # stopped cleanly

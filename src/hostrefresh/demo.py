@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from hostrefresh.cli.timeline import render_plan_timeline
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
@@ -225,11 +226,17 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
                     console.print(f"verified: {line}")
         else:
             console.print(f"[bold red]the rollout did not finish in 10 minutes[/bold red]; logs in {workdir}")
+        picture = workdir / "rollout-timeline.png"
+        try:
+            console.print(render_plan_timeline(client, PLAN, picture), markup=False)
+        except Exception as exc:  # the picture is an extra: the demo's result stands without it
+            console.print(f"[yellow]no timeline picture[/yellow]: {exc}")
         if keep:
             console.print(
                 f"the control plane keeps running; export KUBECONFIG={cp.kubeconfig}; "
                 f"PATH={cp.tools.bin_dir}:$PATH; Ctrl-C stops it"
             )
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # sigwait needs them blocked
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0 if done else 1
     finally:

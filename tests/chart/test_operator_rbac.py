@@ -170,7 +170,7 @@ def test_operator_drives_a_plan_with_the_chart_rbac_only(private_release: Releas
     assert not forbidden, "the operator hit RBAC walls:\n" + "\n".join(forbidden)
 
     # What it did, all with the chart's RBAC: created the plan's child, granted it, marked the node,
-    # held the leader Lease, posted Events in its namespace.
+    # held the leader Lease, posted Events where kubectl looks for those of cluster-scoped objects.
     assert tainted, log_text[-4000:]
     [child] = children
     assert child["spec"]["nodeName"] == NODE and child["metadata"]["labels"]["hostrefresh.io/plan"] == "compute"
@@ -180,7 +180,9 @@ def test_operator_drives_a_plan_with_the_chart_rbac_only(private_release: Releas
     assert node["metadata"]["annotations"]["hostrefresh.io/refreshing"] == child["metadata"]["name"]
     leader = _get(cp, "lease", "hostrefresh-operator", "-n", ns)
     assert leader["spec"]["holderIdentity"] == "hr-operator-0"
-    events = _get(cp, "events", "-n", ns)["items"]
+    events = _get(cp, "events", "-n", "default")["items"]
     assert events and all(e["involvedObject"]["kind"] in ("HostRefresh", "RefreshPlan") for e in events)
+    assert all("namespace" not in e["involvedObject"] for e in events)
+    assert "NodeRefreshStarted" in cp.kubectl("events", "--for", "refreshplan/compute").stdout
     plan = _get(cp, "refreshplan", "compute")
     assert plan["status"]["nodes"] == 1

@@ -39,6 +39,8 @@ def test_every_object_is_expected(default: list[Manifest]) -> None:
             ("ClusterRoleBinding", "hr-hostrefresh-operator"),
             ("Role", "hr-hostrefresh-operator"),
             ("RoleBinding", "hr-hostrefresh-operator"),
+            ("Role", "hr-hostrefresh-operator-events"),
+            ("RoleBinding", "hr-hostrefresh-operator-events"),
             ("ClusterRole", "hr-hostrefresh-agent"),
             ("ClusterRoleBinding", "hr-hostrefresh-agent"),
             ("Role", "hr-hostrefresh-agent"),
@@ -53,7 +55,9 @@ def test_every_object_is_expected(default: list[Manifest]) -> None:
         ]
     )
     for m in default:
-        if m["kind"] not in ("ClusterRole", "ClusterRoleBinding") and not m["kind"].startswith("ValidatingAdmission"):
+        if m["metadata"]["name"].endswith("-operator-events"):
+            assert m["metadata"]["namespace"] == "default"  # where Events of cluster-scoped objects go
+        elif m["kind"] not in ("ClusterRole", "ClusterRoleBinding") and not m["kind"].startswith("ValidatingAdmission"):
             assert m["metadata"]["namespace"] == NS, m["metadata"]["name"]
 
 
@@ -119,7 +123,7 @@ def test_no_wildcards_and_bindings_name_the_right_accounts(default: list[Manifes
                 assert "*" not in flat, m["metadata"]["name"]
                 assert not {"secrets", "pods", "pods/exec"} & set(rule["resources"])
         if m["kind"] in ("ClusterRoleBinding", "RoleBinding"):
-            component = m["metadata"]["name"].rsplit("-", 1)[1]
+            component = m["metadata"]["name"].removeprefix("hr-hostrefresh-").split("-")[0]
             assert m["roleRef"]["name"] == m["metadata"]["name"]
             assert m["subjects"] == [{"kind": "ServiceAccount", "name": f"hr-hostrefresh-{component}", "namespace": NS}]
 
@@ -299,6 +303,7 @@ def test_no_registry_host_names_in_the_chart() -> None:
                     "authentication.kubernetes.io",
                     "app.kubernetes.io",
                     "node.kubernetes.io",
+                    "monitoring.coreos.com",
                 }, f"{path}: {text}"
 
 

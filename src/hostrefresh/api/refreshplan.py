@@ -125,7 +125,8 @@ class RefreshPlanStatus(ApiModel):
         list[Condition],
         Field(
             default_factory=list,
-            description="Ready, Progressing, Paused, Degraded (metav1.Condition shape).",
+            description="Ready, Progressing, Paused, Degraded, and kstatus' Reconciling and Stalled "
+            "(metav1.Condition shape).",
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
         ),
     ]

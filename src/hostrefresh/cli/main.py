@@ -1,124 +1,99 @@
-"""``kubectl hostrefresh``: start, list, pause, resume and abort host refreshes.
+"""``kubectl hostrefresh``: follow and steer host refreshes from kubectl.
 
-Installed as ``kubectl-hostrefresh`` so kubectl finds it as a plugin (``kubectl hostrefresh ...``).
-It only writes ``spec`` fields meant for users (``paused``, ``abort``) and creates HostRefresh
-objects; everything else is the operator's.
+Installed as ``kubectl-hostrefresh`` so kubectl finds it as a plugin. NAME is a RefreshPlan, a
+HostRefresh, or a node (its newest HostRefresh), looked up in that order.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lightkube import Client
-from lightkube.core.exceptions import ApiError
-from lightkube.types import PatchType
-from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
-from hostrefresh.api import HostRefresh
-from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
+from hostrefresh.cli import completion, config, control, show, timeline, version, watch
+from hostrefresh.cli.errors import EXIT_CODES_HELP, CliError, Exit
+from hostrefresh.cli.output import console, error_console
 
-
-def _dict(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = obj.to_dict()
-    return out
+Handler = Callable[[Client, argparse.Namespace, Console], int]
+#: Verbs that need no cluster.
+OFFLINE = {"completion"}
 
 
-def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == type_), {})
+def parse_duration(text: str) -> float:
+    """kubectl-style duration: 90, 90s, 5m, 1h30m, 500ms."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
-def cmd_list(client: Client, args: argparse.Namespace, console: Console) -> int:
-    table = Table(title="HostRefresh")
-    for column in ("name", "node", "target", "phase", "nested s", "VMs", "why"):
-        table.add_column(column)
-    for obj in sorted((_dict(o) for o in client.list(HostRefreshResource)), key=lambda o: o["metadata"]["name"]):
-        status = obj.get("status") or {}
-        agent = status.get("agent") or {}
-        why = _condition(status, "Degraded") if _condition(status, "Degraded").get("status") == "True" else {}
-        why = why or (_condition(status, "Progressing") if status.get("phase") == "Pending" else {})
-        table.add_row(
-            obj["metadata"]["name"],
-            obj["spec"]["nodeName"],
-            obj["spec"]["target"]["version"],
-            status.get("phase", "-"),
-            f"{agent.get('nestedSeconds', 0):.2f}",
-            str(len(agent.get("vms") or [])),
-            why.get("message", ""),
-        )
-    console.print(table)
-    plans = Table(title="RefreshPlan")
-    for column in ("name", "target", "nodes", "succeeded", "active", "failed", "paused"):
-        plans.add_column(column)
-    for obj in (_dict(o) for o in client.list(RefreshPlanResource)):
-        st = obj.get("status") or {}
-        plans.add_row(
-            obj["metadata"]["name"],
-            obj["spec"]["target"]["version"],
-            str(st.get("nodes", 0)),
-            str(st.get("succeeded", 0)),
-            str(st.get("active", 0)),
-            str(st.get("failed", 0)),
-            st.get("pausedReason") or str(st.get("paused", False)),
-        )
-    console.print(plans)
-    return 0
+def _common() -> argparse.ArgumentParser:
+    """Flags every verb takes, before or after it (defaults only at the top level)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="kubeconfig file (default: $KUBECONFIG, merged, or ~/.kube/config)",
+    )
+    common.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context to use")
+    return common
 
 
-def cmd_start(client: Client, args: argparse.Namespace, console: Console) -> int:
-    name = args.name or f"{args.node}-{args.version}".lower().replace("_", "-")
-    body = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
-        "kind": "HostRefresh",
-        "metadata": {"name": name},
-        "spec": {
-            "nodeName": args.node,
-            "target": {
-                "version": args.version,
-                "kernel": args.kernel,
-                **({"checksum": args.checksum} if args.checksum else {}),
-                **({"initrd": args.initrd} if args.initrd else {}),
-                "cmdline": args.cmdline,
-            },
-            "partition": {"cpus": args.cpus, "memory": args.memory},
-        },
-    }
-    try:
-        HostRefresh.model_validate(body)  # the same rules as the API server, with field names
-    except ValidationError as exc:
-        console.print(f"[red]invalid refresh[/red]: {exc}")
-        return 2
-    client.create(HostRefreshResource.from_dict(body))
-    console.print(f"hostrefresh {name} created for node {args.node}")
-    return 0
-
-
-def _patch_spec(client: Client, kind: str, name: str, spec: dict[str, Any]) -> None:
-    resource = HostRefreshResource if kind == "hostrefresh" else RefreshPlanResource
-    client.patch(resource, name, {"spec": spec}, patch_type=PatchType.MERGE)
-
-
-def cmd_set(client: Client, args: argparse.Namespace, console: Console) -> int:
-    spec = {"pause": {"paused": True}, "resume": {"paused": False}, "abort": {"abort": True}}[args.command]
-    if args.command == "abort" and args.kind != "hostrefresh":
-        console.print("[red]abort applies to a HostRefresh; pause a RefreshPlan instead[/red]")
-        return 2
-    _patch_spec(client, args.kind, args.name, spec)
-    console.print(f"{args.kind} {args.name}: {args.command} requested")
-    return 0
+def _output(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("json", "yaml", "wide", "name")) -> None:
+    parser.add_argument("-o", "--output", choices=choices, default=None, help="output format")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubectl-hostrefresh", description=__doc__)
-    parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: $KUBECONFIG)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="HostRefreshes and RefreshPlans with their state")
-    start = sub.add_parser("start", help="refresh one node")
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="kubectl hostrefresh",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(kubeconfig=None, context=None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="VERB")
+
+    def verb(name: str, help_: str, aliases: list[str] | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help_, description=help_, parents=[common], aliases=aliases or [], epilog=EXIT_CODES_HELP
+        )
+
+    get = verb("get", "list plans and refreshes, or one plan with its refreshes", aliases=["list"])
+    get.add_argument("name", nargs="?", help="PLAN, HostRefresh or NODE")
+    _output(get)
+
+    for name, help_ in (
+        ("status", "where a plan or a node's refresh stands; --timeout waits until it ends"),
+        ("watch", "live progress per node and for the fleet, until the rollout ends"),
+    ):
+        cmd = verb(name, help_)
+        cmd.add_argument("name", nargs="?", help="PLAN or NODE (default: the only plan)")
+        cmd.add_argument("--timeout", type=parse_duration, default=None, help="wait at most this long (e.g. 10m)")
+        cmd.add_argument("--interval", type=parse_duration, default=1.0, help="seconds between polls (default 1s)")
+        _output(cmd)
+
+    describe = verb("describe", "one refresh's timeline: phases, nested window, VM handovers, Events")
+    describe.add_argument("name", help="NODE or HostRefresh (or a PLAN)")
+    describe.set_defaults(plan_ok=True)
+    _output(describe, ("json", "yaml"))
+
+    tl = verb("timeline", "write a Gantt chart of a rollout (PNG, SVG or HTML)")
+    tl.add_argument("plan", help="RefreshPlan")
+    tl.add_argument("-o", "--output", required=True, help="FILE.png, FILE.svg or FILE.html")
+    tl.add_argument("--format", choices=timeline.FORMATS, default=None, help="image format (default: from the suffix)")
+
+    start = verb("start", "refresh one node (creates a HostRefresh)")
     start.add_argument("node", help="node to refresh")
     start.add_argument("--version", required=True, help="target host version label")
     start.add_argument("--kernel", required=True, help="path of the target kernel on the node")
@@ -128,23 +103,92 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--cpus", type=int, default=2, help="CPUs for the new host's partition")
     start.add_argument("--memory", default="4Gi", help="memory for the new host's partition")
     start.add_argument("--name", default=None, help="HostRefresh name (default: <node>-<version>)")
-    for verb in ("pause", "resume", "abort"):
-        cmd = sub.add_parser(verb, help=f"{verb} a HostRefresh (or pause/resume a RefreshPlan)")
-        cmd.add_argument("kind", choices=["hostrefresh", "refreshplan"])
-        cmd.add_argument("name")
+
+    for name, help_ in (
+        ("pause", "pause a plan (no new node starts) or a refresh (holds after its current step)"),
+        ("resume", "resume a paused plan or refresh"),
+        ("abort", "roll a refresh back (before Retiring); for a plan: pause it and abort its running refreshes"),
+        ("retry", "retry failed nodes: a plan's failed refreshes, or one failed refresh"),
+    ):
+        cmd = verb(name, help_)
+        cmd.add_argument(
+            "target",
+            nargs="+",
+            metavar="[KIND] NAME",
+            help="NAME, KIND NAME or KIND/NAME (KIND: plan, hostrefresh, node)",
+        )
+
+    ver = verb("version", "the plugin's version and the API versions the cluster serves")
+    ver.add_argument("--client", action="store_true", help="the plugin's version only")
+    _output(ver, ("json", "yaml"))
+
+    comp = verb("completion", "print a shell completion script")
+    comp.add_argument("shell", choices=sorted(completion.SCRIPTS))
+
+    hidden = sub.add_parser("__complete", parents=[common])
+    hidden.add_argument("words", nargs=argparse.REMAINDER)
     return parser
+
+
+VERBS = [
+    "get",
+    "status",
+    "watch",
+    "describe",
+    "timeline",
+    "start",
+    "pause",
+    "resume",
+    "abort",
+    "retry",
+    "version",
+    "completion",
+]
+HANDLERS: dict[str, Handler] = {
+    "get": show.cmd_get,
+    "list": show.cmd_get,
+    "status": show.cmd_status,
+    "describe": show.cmd_describe,
+    "watch": watch.cmd_watch,
+    "timeline": timeline.cmd_timeline,
+    "start": control.cmd_start,
+    "pause": control.cmd_pause_resume,
+    "resume": control.cmd_pause_resume,
+    "abort": control.cmd_abort,
+    "retry": control.cmd_retry,
+}
+
+
+def run(args: argparse.Namespace, out: Console) -> int:
+    def make_client() -> Client:
+        return config.client(args.kubeconfig, args.context)
+
+    if args.command == "completion":
+        return completion.cmd_completion(None, args, out)
+    if args.command == "__complete":
+        for line in completion.candidates(list(args.words) or [""], VERBS, make_client):
+            out.print(line, markup=False)
+        out.print(completion.NO_FILE_COMP, markup=False)
+        return Exit.OK
+    if args.command == "version":
+        return version.cmd_version(make_client, args, out)
+    return HANDLERS[args.command](make_client(), args, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
-    client = sync_client(args.kubeconfig)
-    handlers = {"list": cmd_list, "start": cmd_start, "pause": cmd_set, "resume": cmd_set, "abort": cmd_set}
     try:
-        return handlers[args.command](client, args, console)
-    except ApiError as exc:
-        console.print(f"[red]the API server refused[/red]: {exc.status.message}")
-        return 1
+        return run(args, console())
+    except CliError as exc:
+        error_console().print(f"error: {exc}", markup=False)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        return 130
+
+
+def complete_main() -> None:
+    """Entry point ``kubectl_complete-hostrefresh``: kubectl passes the words typed after the plugin name."""
+    sys.exit(main(["__complete", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

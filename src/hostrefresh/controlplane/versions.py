@@ -4,3 +4,5 @@ KUBERNETES = "v1.34.4"
 #: The etcd that controller-runtime's envtest pairs with Kubernetes 1.34.
 ETCD = "v3.6.4"
 HELM = "v3.19.0"
+#: promtool, which unit-tests the chart's alerting rules (Prometheus v3.16.0 is Go module v0.316.0).
+PROMETHEUS_MODULE = "v0.316.0"

@@ -16,11 +16,16 @@ PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 NESTED_ACTIVE = "NestedActive"
 PREFLIGHT_PASSED = "PreflightPassed"
-HOST_REFRESH_TYPES = (READY, PROGRESSING, DEGRADED, NESTED_ACTIVE, PREFLIGHT_PASSED)
+# kstatus' abnormal-true pair, read by Flux, kpt and `kubectl wait`-style tools: Reconciling=True is
+# InProgress, Stalled=True is Failed, neither (with observedGeneration current) is Current. A refresh
+# or rollout that failed, or halted for a human, is Stalled, so GitOps tools stop waiting on it.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+HOST_REFRESH_TYPES = (READY, PROGRESSING, DEGRADED, NESTED_ACTIVE, PREFLIGHT_PASSED, RECONCILING, STALLED)
 
-# Condition types of RefreshPlan (Ready, Progressing, Degraded shared).
+# Condition types of RefreshPlan (Ready, Progressing, Degraded, Reconciling, Stalled shared).
 PAUSED = "Paused"
-PLAN_TYPES = (READY, PROGRESSING, PAUSED, DEGRADED)
+PLAN_TYPES = (READY, PROGRESSING, PAUSED, DEGRADED, RECONCILING, STALLED)
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 

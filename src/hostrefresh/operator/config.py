@@ -29,3 +29,4 @@ class OperatorConfig:
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)
+    events_namespace: str = "default"  # where Events about HostRefreshes and RefreshPlans go

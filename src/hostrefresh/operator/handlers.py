@@ -222,7 +222,7 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
                 known[name] = kube.owned_refresh(name, body.get("spec", {}), new_status)
                 _wake_plan(memo, plan_name)
             for event in decision.events:
-                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+                _event(memo, body, event.type, event.reason, event.message)
             _observe_transition(hr, status.phase, node_name, status)
         # Node marks only when the node (as the index shows it) lacks them or still has them, and not
         # again while our own patch has yet to come back through the watch (it would only conflict).
@@ -247,6 +247,9 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
                     node,
                 )
         memo.released[name] = decision.release
+        report = hr.status.agent
+        nested_since = report.nested_since if report is not None and not is_terminal(status.phase) else None
+        metrics.NESTED_NOW.set(node_name, nested_since)
     metrics.RECONCILE_SECONDS.labels("HostRefresh").observe(time.perf_counter() - started)
     due = pacer.slot(name)
     ahead = (due - inputs.now).total_seconds() if due is not None else 0.0
@@ -265,6 +268,13 @@ def _background(memo: kopf.Memo, work: Coroutine[Any, Any, Any]) -> None:
             log.error("background reconcile failed", exc_info=task.exception())
 
     task.add_done_callback(done)
+
+
+def _event(memo: kopf.Memo, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post an Event about ``body`` beside the reconcile (built now, from this version of the object)."""
+    config: OperatorConfig = memo.config
+    event = kube.event_body(body, type_, reason, message, config.events_namespace, config.identity, datetime.now(UTC))
+    _background(memo, kube.post_event(memo.client, event))
 
 
 def _plan_of(meta: Mapping[str, Any]) -> str | None:
@@ -311,6 +321,7 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
     wakeups: dict[str, asyncio.Event] = memo.refresh_wakeups
     plan_name = _plan_of(body["metadata"])
     if event.get("type") == "DELETED":
+        metrics.NESTED_NOW.set(str((body.get("spec") or {}).get("nodeName")), None)
         latest.pop(name, None)
         wakeups.pop(name, None)
         memo.pacer.forget(name)
@@ -489,7 +500,7 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
             child_spec = {**template, "nodeName": node, "target": spec.target.to_json()}
             ahead[child] = OwnedRefresh(child, node, spec.target.version, None)
             created = await kube.create_refresh(memo.client, child, body, node, child_spec)
-            kopf.event(body, type="Normal", reason="NodeRefreshStarted", message=f"created {child} for {node}")
+            _event(memo, body, "Normal", "NodeRefreshStarted", f"created {child} for {node}")
             if created is not None:
                 # The child's first pass now, from the object as created: its grant need not wait for
                 # the watch to bring the object back and kopf to start its daemon.
@@ -503,7 +514,18 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
             elif await kube.patch_plan_status(memo.client, name, meta["resourceVersion"], new_status):
                 written[name] = time.monotonic()
         for type_, reason, message in decision.events:
-            kopf.event(body, type=type_, reason=reason, message=message)
+            _event(memo, body, type_, reason, message)
+        st = decision.status
+        metrics.set_plan(
+            name,
+            {"pending": st.pending, "active": st.active, "succeeded": st.succeeded, "failed": st.failed},
+            st.waves_started,
+            st.paused,
+            halted=any(
+                c.type == "Paused" and c.status == "True" and c.reason == "FailureThresholdReached"
+                for c in st.conditions
+            ),
+        )
     metrics.RECONCILE_SECONDS.labels("RefreshPlan").observe(time.perf_counter() - started)
     return due_in
 
@@ -511,6 +533,7 @@ async def reconcile_plan(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[str,
 @kopf.on.event(GROUP, VERSION, "refreshplans", registry=REGISTRY)
 async def plan_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     if event.get("type") == "DELETED":
+        metrics.forget_plan(body["metadata"]["name"])
         return
     await reconcile_plan(body, memo, _indexes(kwargs))
 

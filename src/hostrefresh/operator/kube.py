@@ -6,13 +6,14 @@ a stale decision (another replica, a racing timer) fails with 409 instead of ove
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Node
+from lightkube.resources.core_v1 import Event, Node
 from lightkube.types import PatchType
 
 from hostrefresh.api import HostRefreshStatus, Phase
@@ -30,6 +31,11 @@ from hostrefresh.operator.waves import OwnedRefresh
 
 CONFLICT = 409
 NOT_FOUND = 404
+log = logging.getLogger("hostrefresh.operator")
+#: Where the Events of our (cluster-scoped) objects go: like a Node's, in ``default``.
+EVENTS_NAMESPACE = "default"
+EVENT_COMPONENT = "hostrefresh-operator"
+MAX_EVENT_MESSAGE = 1024
 
 
 class WritesInFlight:
@@ -216,3 +222,53 @@ async def create_refresh(
 async def patch_plan_status(client: AsyncClient, name: str, resource_version: str, status: dict[str, Any]) -> bool:
     """A RefreshPlan's status (the operator is its only writer)."""
     return await _patch_status(client, RefreshPlanResource, "patch_plan_status", name, resource_version, status)
+
+
+def event_body(
+    obj: Mapping[str, Any], type_: str, reason: str, message: str, namespace: str, instance: str, now: datetime
+) -> dict[str, Any]:
+    """A core/v1 Event about a HostRefresh or RefreshPlan, shaped so kubectl finds it.
+
+    The objects are cluster-scoped, so ``involvedObject`` carries no namespace: ``kubectl describe``
+    looks for Events whose ``involvedObject.namespace`` is empty (kopf's own poster would put one
+    there, and describe would show nothing). The Event itself lives in ``namespace`` (``default``,
+    where ``kubectl events --for hostrefresh/NAME`` looks without flags, as for Nodes).
+    """
+    meta = obj.get("metadata") or {}
+    ref = {
+        "apiVersion": obj.get("apiVersion") or "hostrefresh.io/v1alpha1",
+        "kind": obj.get("kind") or "HostRefresh",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    if len(message) > MAX_EVENT_MESSAGE:
+        message = message[: MAX_EVENT_MESSAGE - 3] + "..."
+    stamp = now.isoformat().replace("+00:00", "Z")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": namespace},
+        "involvedObject": {k: v for k, v in ref.items() if v},
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "source": {"component": EVENT_COMPONENT},
+        "reportingComponent": EVENT_COMPONENT,
+        "reportingInstance": instance,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        # With microseconds, so Events of the same second keep their order (phase changes come fast).
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "action": "Reconcile",
+    }
+
+
+async def post_event(client: AsyncClient, body: dict[str, Any]) -> None:
+    """Create an Event (built by ``event_body``); a failure is logged, never raised (Events are auxiliary)."""
+    try:
+        event = cast(Event, Event.from_dict(body))
+        await client.create(event)
+    except ApiError as exc:
+        log.warning("could not post Event %s: %s", body.get("reason"), exc.status.message)

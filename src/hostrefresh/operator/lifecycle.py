@@ -9,6 +9,7 @@ on the same snapshot yields the same result, so restarts and duplicate events ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from hostrefresh.api import (
     AgentStatus,
@@ -345,4 +346,26 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
         conds = cond.set_condition(
             conds, cond.PREFLIGHT_PASSED, UNKNOWN, Reason.PREFLIGHT_PENDING, "preflight has not run yet", gen, now
         )
+    conds = _kstatus(conds, phase, gen, now)
     status.conditions = cond.ordered(conds, cond.HOST_REFRESH_TYPES)
+
+
+def _kstatus(conds: list[Condition], phase: Phase, gen: int, now: datetime) -> list[Condition]:
+    """Reconciling and Stalled (kstatus): in progress or waiting to start is Reconciling; a failed or
+    rolled-back refresh, or one held after a failure for a human, is Stalled; a success is neither."""
+    degraded = cond.get(conds, cond.DEGRADED)
+    held = degraded is not None and degraded.status == TRUE and degraded.reason == Reason.HELD
+    if phase in (Phase.FAILED, Phase.ROLLED_BACK) or held:
+        message = degraded.message if degraded is not None and degraded.status == TRUE else f"phase {phase}"
+        reason = Reason.HELD if held else (Reason.FAILED if phase == Phase.FAILED else Reason.ROLLED_BACK)
+        conds = cond.set_condition(conds, cond.STALLED, TRUE, reason, message, gen, now)
+    else:
+        conds = cond.set_condition(conds, cond.STALLED, FALSE, Reason.AS_EXPECTED, "", gen, now)
+    if is_terminal(phase) or held:
+        conds = cond.set_condition(conds, cond.RECONCILING, FALSE, str(phase), "the refresh has ended", gen, now)
+    else:
+        progressing = cond.get(conds, cond.PROGRESSING)
+        reason = progressing.reason if progressing is not None else Reason.NOT_STARTED
+        message = progressing.message if progressing is not None else ""
+        conds = cond.set_condition(conds, cond.RECONCILING, TRUE, reason, message, gen, now)
+    return conds

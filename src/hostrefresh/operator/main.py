@@ -23,7 +23,7 @@ from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
-from hostrefresh.operator import handlers
+from hostrefresh.operator import handlers, metrics
 from hostrefresh.operator.config import OperatorConfig
 
 log = logging.getLogger("hostrefresh.operator")
@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         default=None,
         help="annotation key set on refreshing nodes for other node actors (repeatable)",
     )
+    parser.add_argument(
+        "--events-namespace",
+        default=OperatorConfig.events_namespace,
+        help="namespace of the Events about HostRefreshes and RefreshPlans (cluster-scoped objects; "
+        "default %(default)s, where `kubectl events --for hostrefresh/NAME` looks)",
+    )
     parser.add_argument("--log-format", choices=["json", "plain"], default="json")
     args = parser.parse_args(argv)
     config = OperatorConfig(
@@ -87,6 +93,7 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         start_backlog=args.start_backlog,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
+        events_namespace=args.events_namespace,
     )
     if args.marker_annotation:
         config = OperatorConfig(**{**config.__dict__, "marker_annotations": tuple(args.marker_annotation)})
@@ -107,14 +114,19 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
     health = await serve_health(config.health_port) if config.health_port else None
 
     async def lead() -> None:
-        await kopf.operator(
-            registry=registry,
-            clusterwide=True,
-            standalone=True,
-            memo=memo,
-            stop_flag=stop_flag,
-        )
+        metrics.LEADER.set(1)
+        try:
+            await kopf.operator(
+                registry=registry,
+                clusterwide=True,
+                standalone=True,
+                memo=memo,
+                stop_flag=stop_flag,
+            )
+        finally:
+            metrics.LEADER.set(0)
 
+    metrics.LEADER.set(0)
     try:
         if config.leader_elect:
             elector = LeaderElector(

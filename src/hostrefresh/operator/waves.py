@@ -199,6 +199,26 @@ def plan(inputs: PlanInputs) -> PlanDecision:
         set_c(cond.DEGRADED, TRUE, Reason.FAILED, f"{len(failed)} failed, {len(troubled)} failing")
     else:
         set_c(cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "")
+    # kstatus: a rollout that needs a human (halted by failures, ended with failures, selects nothing,
+    # invalid) is Stalled, not InProgress forever; a user's pause stays Reconciling (not done yet).
+    ended_failed = not done and not pending and not status.active and bool(ordered)
+    stalled: tuple[str, str] | None = None
+    if hold_reason is not None and hold_reason[0] in (Reason.FAILURE_THRESHOLD, Reason.NO_NODES, Reason.INVALID_SPEC):
+        stalled = hold_reason
+    elif ended_failed:
+        stalled = (Reason.FAILED, f"{len(failed)} node(s) failed or rolled back; nothing left to start")
+    if stalled is not None:
+        set_c(cond.STALLED, TRUE, *stalled)
+    else:
+        set_c(cond.STALLED, FALSE, Reason.AS_EXPECTED, "")
+    if done:
+        set_c(cond.RECONCILING, FALSE, Reason.ROLLOUT_COMPLETE, "nothing left to do")
+    elif stalled is not None:
+        set_c(cond.RECONCILING, FALSE, stalled[0], "stalled: see the Stalled condition")
+    elif hold_reason is not None and not status.active:
+        set_c(cond.RECONCILING, TRUE, hold_reason[0], hold_reason[1])
+    else:
+        set_c(cond.RECONCILING, TRUE, Reason.ROLLING_OUT, f"{status.active} refreshing, {status.pending} pending")
     status.conditions = cond.ordered(status.conditions, cond.PLAN_TYPES)
     return decision
 

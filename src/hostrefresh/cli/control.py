@@ -1,0 +1,189 @@
+"""Verbs that change something: ``start``, ``pause``, ``resume``, ``abort``, ``retry``.
+
+They write only ``spec`` fields meant for users (``paused``, ``abort``), create HostRefresh objects,
+or delete failed ones so their plan retries the node; everything else is the operator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lightkube import Client
+from lightkube.types import PatchType
+from pydantic import ValidationError
+from rich.console import Console
+
+from hostrefresh.api import HostRefresh
+from hostrefresh.cli import fetch
+from hostrefresh.cli.errors import CliError, Exit
+from hostrefresh.cli.model import FAILED_PHASES, Obj, refresh_outcome
+from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
+
+KINDS = {
+    "hostrefresh": "refresh",
+    "hostrefreshes": "refresh",
+    "hrf": "refresh",
+    "node": "refresh",
+    "refreshplan": "plan",
+    "refreshplans": "plan",
+    "rplan": "plan",
+    "plan": "plan",
+}
+
+
+def target_of(client: Client, words: list[str]) -> fetch.Target:
+    """``NAME`` or ``KIND NAME`` (kind: hostrefresh|hrf|node|refreshplan|rplan|plan) or ``KIND/NAME``."""
+    if len(words) == 1 and "/" in words[0]:
+        words = words[0].split("/", 1)
+    if len(words) == 1:
+        return fetch.resolve(client, words[0])
+    if len(words) == 2 and words[0].lower() in KINDS:
+        return fetch.resolve(client, words[1], KINDS[words[0].lower()])
+    raise CliError(
+        f"expected NAME or KIND NAME, got {' '.join(words)!r}", f"KIND is one of {', '.join(KINDS)}", Exit.USAGE
+    )
+
+
+def _patch_spec(client: Client, target: fetch.Target, spec: dict[str, Any]) -> None:
+    resource = RefreshPlanResource if target.kind == "RefreshPlan" else HostRefreshResource
+    fetch.write(
+        f"patching {target.kind} {target.name}",
+        lambda: client.patch(resource, target.name, {"spec": spec}, patch_type=PatchType.MERGE),
+    )
+
+
+def cmd_start(client: Client, args: argparse.Namespace, out: Console) -> int:
+    name = args.name or f"{args.node}-{args.version}".lower().replace("_", "-").replace(".", "-")
+    body = {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "HostRefresh",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": args.node,
+            "target": {
+                "version": args.version,
+                "kernel": args.kernel,
+                **({"checksum": args.checksum} if args.checksum else {}),
+                **({"initrd": args.initrd} if args.initrd else {}),
+                "cmdline": args.cmdline,
+            },
+            "partition": {"cpus": args.cpus, "memory": args.memory},
+        },
+    }
+    try:
+        HostRefresh.model_validate(body)  # the same rules as the API server, with field names
+    except ValidationError as exc:
+        raise CliError(
+            f"invalid refresh: {exc}", "fix the flags named above; nothing was created", Exit.USAGE
+        ) from None
+    fetch.write(f"creating HostRefresh {name}", lambda: client.create(HostRefreshResource.from_dict(body)))
+    out.print(f"hostrefresh {name} created for node {args.node}", markup=False)
+    return Exit.OK
+
+
+def cmd_pause_resume(client: Client, args: argparse.Namespace, out: Console) -> int:
+    target = target_of(client, args.target)
+    paused = args.command == "pause"
+    _patch_spec(client, target, {"paused": paused})
+    effect = {
+        ("RefreshPlan", True): "no new node starts; running refreshes finish",
+        ("RefreshPlan", False): "new nodes may start again",
+        ("HostRefresh", True): "the agent finishes its current step and waits",
+        ("HostRefresh", False): "the agent goes on",
+    }[(target.kind, paused)]
+    out.print(f"{target.kind.lower()} {target.name} {'paused' if paused else 'resumed'}: {effect}", markup=False)
+    return Exit.OK
+
+
+def _active(obj: Obj) -> bool:
+    status = obj.get("status") or {}
+    return not refresh_outcome(obj).done and status.get("directive") != "RollBack"
+
+
+def cmd_abort(client: Client, args: argparse.Namespace, out: Console) -> int:
+    """A refresh rolls back (before Retiring; after it, it finishes). A plan is paused and its running
+    refreshes are aborted."""
+    target = target_of(client, args.target)
+    if target.kind == "HostRefresh":
+        if refresh_outcome(target.obj).done:
+            raise CliError(
+                f"hostrefresh {target.name} has ended ({target.obj['status'].get('phase')})",
+                "nothing to abort",
+                Exit.USAGE,
+            )
+        _patch_spec(client, target, {"abort": True})
+        out.print(f"hostrefresh {target.name}: abort requested (rolls back unless past Retiring)", markup=False)
+        return Exit.OK
+    _patch_spec(client, target, {"paused": True})
+    aborted = []
+    for child in fetch.list_refreshes(client, target.name):
+        if _active(child):
+            _patch_spec(client, fetch.Target("HostRefresh", child), {"abort": True})
+            aborted.append(child["metadata"]["name"])
+    out.print(
+        f"refreshplan {target.name} paused; abort requested for {len(aborted)} running refresh(es)"
+        + (f": {', '.join(aborted)}" if aborted else ""),
+        markup=False,
+    )
+    return Exit.OK
+
+
+def _failed(obj: Obj) -> bool:
+    return (obj.get("status") or {}).get("phase") in FAILED_PHASES
+
+
+def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
+    """Retry failed nodes: a plan's failed refreshes are deleted (the plan starts the nodes again); a
+    standalone failed refresh is created anew as ``<name>-retry-N`` with the same spec."""
+    target = target_of(client, args.target)
+    if target.kind == "RefreshPlan":
+        failed = [c for c in fetch.list_refreshes(client, target.name) if _failed(c)]
+        if not failed:
+            raise CliError(f"refreshplan {target.name} has no failed refresh", "nothing to retry", Exit.USAGE)
+        for child in failed:
+            _delete(client, child["metadata"]["name"])
+        out.print(
+            f"refreshplan {target.name}: {len(failed)} node(s) will be retried: "
+            + ", ".join(c["spec"]["nodeName"] for c in failed),
+            markup=False,
+        )
+        return Exit.OK
+    obj = target.obj
+    if not _failed(obj):
+        raise CliError(
+            f"hostrefresh {target.name} has not failed (phase {(obj.get('status') or {}).get('phase', 'Pending')})",
+            "only a Failed or RolledBack refresh can be retried",
+            Exit.USAGE,
+        )
+    labels = obj["metadata"].get("labels") or {}
+    if "hostrefresh.io/plan" in labels:
+        _delete(client, target.name)
+        out.print(
+            f"hostrefresh {target.name} deleted: plan {labels['hostrefresh.io/plan']} retries node "
+            f"{obj['spec']['nodeName']}",
+            markup=False,
+        )
+        return Exit.OK
+    existing = {o["metadata"]["name"] for o in fetch.list_refreshes(client)}
+    base = target.name.split("-retry-")[0]
+    n = 1
+    while f"{base}-retry-{n}" in existing:
+        n += 1
+    name = f"{base}-retry-{n}"[:253]
+    body = {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "HostRefresh",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {**obj["spec"], "abort": False, "paused": False},
+    }
+    fetch.write(f"creating HostRefresh {name}", lambda: client.create(HostRefreshResource.from_dict(body)))
+    out.print(
+        f"hostrefresh {name} created: retries node {obj['spec']['nodeName']} ({target.name} kept as record)",
+        markup=False,
+    )
+    return Exit.OK
+
+
+def _delete(client: Client, name: str) -> None:
+    fetch.write(f"deleting HostRefresh {name}", lambda: client.delete(HostRefreshResource, name))
