@@ -86,6 +86,10 @@ class AgentHost:
             rt = self.runtimes[node]
             if rt.l1_id is not None and not self.driving[node]:
                 await self._serve_until_driving(rt)
+                # The old host's agent wrote everything it knew before the retire; the watch may not
+                # have delivered its last write yet, and a report built on an older view would erase
+                # it (a merge patch replaces lists): drive from what the API server holds now.
+                await self._reread(node, agent)
                 self.driving[node] = True
                 log.info("node %s: the agent of L1 %d drives the node now", node, rt.l1_id)
             try:
@@ -106,6 +110,21 @@ class AgentHost:
                 for name, body in agent.known().items():
                     fresh.update(body, name)
                 self.agents[node] = fresh
+
+    async def _reread(self, node: str, agent: NodeAgent) -> None:
+        """Fresh copies of this node's HostRefresh objects (retried: the node waits for them)."""
+        while True:
+            try:
+                async for obj in self.client.list(HostRefreshResource):
+                    body: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
+                    if (body.get("spec") or {}).get("nodeName") == node:
+                        agent.update(body, body["metadata"]["name"])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("node %s: could not read its HostRefresh objects; retrying", node)
+                await asyncio.sleep(self.retry_seconds)
 
     async def _serve_until_driving(self, rt: NodeRuntime) -> None:
         """The new host's side before the retire: receive VMs and send recalled ones back."""

@@ -109,6 +109,13 @@ def qemu_command(spec: VmSpec, qmp: Path, aux: Path, *, incoming: bool, paused: 
     return cmd
 
 
+def _at_normal_priority(argv: list[str]) -> list[str]:
+    """A guest's QEMU runs at the normal CPU priority even when the agent that starts it runs higher
+    (the agent's ``--nice``): its vCPUs must not crowd out the agents and the other guests' QEMUs."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    return ["nice", "-n", str(-current), *argv] if current < 0 else argv
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our child; harmless otherwise."""
     with contextlib.suppress(ChildProcessError, OSError):
@@ -144,7 +151,7 @@ async def launch(
     t0 = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            qemu_command(spec, qmp, aux, incoming=incoming, paused=paused),
+            _at_normal_priority(qemu_command(spec, qmp, aux, incoming=incoming, paused=paused)),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

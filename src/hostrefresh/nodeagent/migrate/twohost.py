@@ -50,6 +50,24 @@ ANSWER_TIMEOUT_S = 60.0
 POLL_S = 0.02
 
 
+class _StartGate:
+    """Holds each sender until ``count`` have arrived (or ``timeout_s`` passed: one that failed before
+    it got here must not hold the others' guests up)."""
+
+    def __init__(self, count: int, timeout_s: float = 2.0) -> None:
+        self.count = count
+        self.timeout_s = timeout_s
+        self.arrived = 0
+        self.open = asyncio.Event()
+
+    async def arrive(self) -> None:
+        self.arrived += 1
+        if self.arrived >= self.count:
+            self.open.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.open.wait(), self.timeout_s)
+
+
 def _event_time(event: dict[str, Any]) -> float:
     """When QEMU emitted ``event`` (its own wall clock), else now."""
     stamp = event.get("timestamp") or {}
@@ -103,6 +121,7 @@ class HostMigrator:
         self.answer_timeout_s = answer_timeout_s
         self.on_state_loaded = on_state_loaded  # test seam: the receiver holds the state, not yet decided
         self._busy: dict[str, asyncio.Task[Any]] = {}  # service-loop work per VM
+        self._gate: _StartGate | None = None
 
     # -- VM lifecycle (the machine's VM runtime starts VMs through this in the VM's host) --
 
@@ -198,7 +217,14 @@ class HostMigrator:
     async def hand_over(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
         peer = await self._require_peer()
         targets = self._own_names(names)
-        return await self._parallel(targets, lambda n: self._send(n, peer))
+        # When all VMs move at once, each sender readies its QEMU (monitor open, capabilities and
+        # parameters set) and then waits for the others: every guest is paused within moments of the
+        # first, so the whole switch is about as long as the slowest single handover.
+        self._gate = _StartGate(len(targets)) if 1 < len(targets) <= self.policy.parallel else None
+        try:
+            return await self._parallel(targets, lambda n: self._send(n, peer))
+        finally:
+            self._gate = None
 
     async def hand_back(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
         """Rollback: every VM not running here comes back (recalled from the new host, or kept here)."""
@@ -312,7 +338,10 @@ class HostMigrator:
             await qmp.set_parameters(
                 {"max-bandwidth": self.policy.max_bandwidth, "downtime-limit": self.policy.downtime_limit_ms}
             )
-            if not zero_copy and record.spec.accel == "tcg" and await qmp.status() == "running":
+            pause_for_copy = not zero_copy and record.spec.accel == "tcg" and await qmp.status() == "running"
+            if self._gate is not None:
+                await self._gate.arrive()
+            if pause_for_copy:
                 # QEMU < 9.0 loses a TCG guest's writes during a live copy (see handover.py): copy it paused.
                 await qmp.execute("stop")
                 result.notes.append("TCG: guest paused for the copy (QEMU TCG dirty tracking)")
