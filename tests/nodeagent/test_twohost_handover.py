@@ -20,6 +20,7 @@ from hostrefresh.nodeagent.migrate import HandoverPath, MigrationPolicy, Outcome
 from hostrefresh.nodeagent.migrate.channel import HandoverChannel
 from hostrefresh.nodeagent.migrate.observe import observe
 from hostrefresh.nodeagent.migrate.twohost import HostMigrator
+from hostrefresh.nodeagent.qmpsession import qmp_session
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -173,3 +174,33 @@ async def test_vm_on_dead_new_host_is_lost_not_resumed(qemu_lab: GuestLab) -> No
         assert await _holders(pair, "vm1") == []
     finally:
         await pair.close()
+
+
+async def test_a_vm_its_owner_paused_stays_paused_there_and_back(qemu_lab: GuestLab) -> None:
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1", "vm2"])
+        async with qmp_session(_control(pair.old, "vm1")) as qmp:
+            await qmp.execute("stop")  # the VM's owner pauses it
+        pair.start_service()
+        await pair.old.prepare_targets()
+        records = await pair.old.hand_over()
+        assert {r.outcome for r in records} == {Outcome.MOVED}, records
+        assert any("paused by its owner" in note for r in records if r.name == "vm1" for note in r.notes)
+        assert await _status(pair.new, "vm1") == "paused", "the handover resumed a VM its owner paused"
+        assert await _status(pair.new, "vm2") == "running"
+        back = await pair.old.hand_back()
+        assert {r.outcome for r in back} == {Outcome.MOVED}, back
+        assert await _status(pair.old, "vm1") == "paused", "the hand-back resumed a VM its owner paused"
+        assert await _status(pair.old, "vm2") == "running"
+    finally:
+        await pair.close()
+
+
+def _control(m: HostMigrator, name: str) -> Path:
+    return Path(m.inventory.load(name).instances["source"].qmp_socket)
+
+
+async def _status(m: HostMigrator, name: str) -> str:
+    async with qmp_session(_control(m, name)) as qmp:
+        return await qmp.status()
