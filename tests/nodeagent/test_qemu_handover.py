@@ -12,6 +12,7 @@ import pytest
 from hostrefresh.nodeagent.guest import GuestVerifier
 from hostrefresh.nodeagent.guest.lab import GuestLab
 from hostrefresh.nodeagent.migrate import (
+    HandoverError,
     HandoverHooks,
     HandoverPath,
     Instance,
@@ -20,6 +21,8 @@ from hostrefresh.nodeagent.migrate import (
     QemuMigrator,
     VmLocation,
 )
+from hostrefresh.nodeagent.migrate import handover as handover_module
+from hostrefresh.nodeagent.migrate.process import instance_alive
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -144,4 +147,32 @@ async def test_commit_then_second_refresh(qemu_lab: GuestLab) -> None:
     [rec2] = await m.hand_over()
     assert rec2.outcome is Outcome.MOVED
     await asyncio.sleep(0.1)
+    await _verify_all(qemu_lab, m, ["vm1"])
+
+
+async def test_recovery_resumes_the_source_only_once_the_destination_is_gone(
+    qemu_lab: GuestLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With shared RAM both QEMUs map the guest's memory: the source may run again only after the
+    destination of the failed handover is stopped, never beside it."""
+    alive_at_resume: list[bool] = []
+    original = handover_module._ensure_running
+
+    async def watching(inst: Instance) -> None:
+        record = m.inventory.load("vm1")
+        target = record.instances.get("target")
+        if inst.role == "source":
+            alive_at_resume.append(target is not None and instance_alive(target))
+        await original(inst)
+
+    async def fail(name: str, inst: Instance) -> None:
+        raise HandoverError("injected failure with the destination started")
+
+    monkeypatch.setattr(handover_module, "_ensure_running", watching)
+    m = qemu_lab.migrator(MigrationPolicy(max_bandwidth=8 << 20), hooks=HandoverHooks(on_target_started=fail))
+    await _start(qemu_lab, m, ["vm1"], shared=False)
+    [record] = await m.hand_over()
+    assert record.outcome is Outcome.FAILED, record
+    assert alive_at_resume and not any(alive_at_resume), "the source was resumed while the destination ran"
+    assert await m.locate() == {"vm1": VmLocation.SOURCE}
     await _verify_all(qemu_lab, m, ["vm1"])

@@ -229,7 +229,11 @@ class _Mover:
         uri_path.unlink(missing_ok=True)
 
     async def _recover(self) -> None:
-        """After a failure: guest back to running on the source side, destination killed."""
+        """After a failure: destination killed, then the guest back to running on the source side.
+
+        In that order: with shared RAM both QEMUs map the guest's memory, so the source may run
+        again only once the destination is gone (``process.stop`` returns when it is).
+        """
         record = self.inv.get(self.name)
         if record is None:
             return
@@ -239,21 +243,24 @@ class _Mover:
         dst = await observe(dst_inst)
         if dst.holds and not src.holds:
             return  # it did arrive after all; the next call records it
-        if src_inst is not None and src.alive:
-            if src.migrating:
-                try:
-                    async with qmp_session(Path(src_inst.qmp_socket)) as qmp:
-                        await qmp.execute("migrate_cancel")
-                    await _wait_migration(Path(src_inst.qmp_socket), self.policy, time.monotonic() + 10)
-                except QmpError as exc:
-                    self.result.notes.append(f"cancel failed: {exc}")
+        if src_inst is not None and src.alive and src.migrating:
+            try:
+                async with qmp_session(Path(src_inst.qmp_socket)) as qmp:
+                    await qmp.execute("migrate_cancel")
+                await _wait_migration(Path(src_inst.qmp_socket), self.policy, time.monotonic() + 10)
+            except QmpError as exc:
+                self.result.notes.append(f"cancel failed: {exc}")
+        if dst_inst is not None:
+            if (await observe(dst_inst)).holds:
+                return  # the guest arrived while the migration was cancelled: it runs there, not here
+            await process.stop(dst_inst, graceful=False)
+            record = record.without_instance(self.to)
+            self.inv.save(record)
+        if src_inst is not None and (await observe(src_inst)).alive:
             try:
                 await _ensure_running(src_inst)
             except QmpError as exc:
                 self.result.notes.append(f"resume failed: {exc}")
-        if dst_inst is not None:
-            await process.stop(dst_inst, graceful=False)
-            record = record.without_instance(self.to)
         if dst_inst is not None or record.paused_for_copy:  # the source was resumed above
             self.inv.save(replace(record, paused_for_copy=False))
         if not (await observe(src_inst)).holds:
