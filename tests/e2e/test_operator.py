@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, DEFAULT_NAMESPACE, NODE_LABEL, agent_lease_name
 from hostrefresh.l0 import Call, open_l0
 
 from .harness import Cluster, agent_process, operator_process, running, slow_node, wait_for
@@ -187,3 +189,40 @@ def test_kubevirt_vmis_are_counted_and_unmovable_ones_block(cluster: Cluster, tm
         done = cluster.wait_phase("kv-proceed", TERMINAL)
     assert done["status"]["phase"] == "Succeeded"
     assert done["status"]["vmis"]["unmovable"] == ["default/gpu-1"]
+
+
+def _lease(name: str, namespace: str, node: str) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**AGENT_COMPONENT_LABEL, NODE_LABEL: node},
+        },
+        "spec": {"holderIdentity": "forger", "leaseDurationSeconds": 3600, "renewTime": now},
+    }
+
+
+def test_only_the_node_agents_own_lease_counts_as_its_heartbeat(cluster: Cluster, tmp_path: Path) -> None:
+    """Fresh Leases labelled for the node, but elsewhere or under another name, do not make a node
+    without an agent look alive: its refresh waits for the agent, and starts once the agent runs."""
+    node = "op-forged"
+    slow_node(tmp_path / "nodes", node, Call.L1_BOOT, 0.0)
+    cluster.add_node(node)
+    cluster.apply(_lease(agent_lease_name(node), "default", node))
+    cluster.apply(_lease("not-the-agents-lease", DEFAULT_NAMESPACE, node))
+    with running(operator_process(cluster.cp, tmp_path, "op-forged")):
+        cluster.host_refresh("forged-hr", node)
+
+        def waiting_for_agent() -> dict[str, Any] | None:
+            obj = cluster.get("hostrefresh", "forged-hr")
+            conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+            return obj if any(c.get("reason") == "AgentNotAlive" for c in conditions) else None
+
+        obj = wait_for(waiting_for_agent, timeout=60, what="the refresh waiting for the node's agent")
+        assert obj["status"].get("directive") != "Proceed", obj["status"]
+        with running(agent_process(cluster.cp, tmp_path, [node], name="forged-agent")):
+            done = cluster.wait_phase("forged-hr", TERMINAL, timeout=120)
+    assert done["status"]["phase"] == "Succeeded"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from hostrefresh.api import Phase
-from hostrefresh.operator.kube import owned_refresh
+from hostrefresh.kube.resources import NODE_LABEL, agent_lease_name
+from hostrefresh.operator.kube import heartbeat_node, owned_refresh
 
 
 def test_owned_refresh_from_a_written_status() -> None:
@@ -31,3 +34,22 @@ def test_owned_refresh_of_a_new_or_failing_child() -> None:
         {"phase": "Migrating", "conditions": [{"type": "Degraded", "status": "True"}]},
     )
     assert failing.degraded and failing.active
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "labels", "expected"),
+    [
+        ("hostrefresh-agent-n1", "hostrefresh-system", {NODE_LABEL: "n1"}, "n1"),
+        # Elsewhere than the agents' namespace: anyone with Lease rights there could forge it.
+        ("hostrefresh-agent-n1", "default", {NODE_LABEL: "n1"}, None),
+        # Another name, or a label that names another node than the name does.
+        ("my-lease", "hostrefresh-system", {NODE_LABEL: "n1"}, None),
+        ("hostrefresh-agent-n2", "hostrefresh-system", {NODE_LABEL: "n1"}, None),
+        ("hostrefresh-agent-n1", "hostrefresh-system", {}, None),
+    ],
+)
+def test_only_the_node_agents_own_lease_is_its_heartbeat(
+    name: str, namespace: str, labels: dict[str, str], expected: str | None
+) -> None:
+    assert agent_lease_name("n1") == "hostrefresh-agent-n1"
+    assert heartbeat_node(name, namespace, labels, "hostrefresh-system") == expected

@@ -20,7 +20,7 @@ from typing import Any, cast
 import kopf
 
 from hostrefresh.api import Directive, HostRefresh, HostRefreshStatus, Phase, RefreshPlanSpec, RefreshPlanStatus
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, AGENT_LEASE_PREFIX, FINALIZER, NODE_LABEL, PLAN_LABEL
+from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, FINALIZER, PLAN_LABEL
 from hostrefresh.operator import kube, metrics
 from hostrefresh.operator.bookkeeping import NoDiffBase
 from hostrefresh.operator.config import OperatorConfig
@@ -51,9 +51,13 @@ async def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeView
 
 
 @kopf.index("coordination.k8s.io", "v1", "leases", labels=AGENT_COMPONENT_LABEL, registry=REGISTRY)
-async def lease_index(name: str, body: kopf.Body, **_: Any) -> dict[str, AgentView]:
-    node = (body.get("metadata", {}).get("labels") or {}).get(NODE_LABEL) or name.removeprefix(AGENT_LEASE_PREFIX)
-    return {node: kube.agent_view(body)}
+async def lease_index(
+    name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[str, AgentView]:
+    config: OperatorConfig = memo.config
+    labels = body.get("metadata", {}).get("labels") or {}
+    node = kube.heartbeat_node(name, namespace, labels, config.namespace)
+    return {node: kube.agent_view(body)} if node is not None else {}
 
 
 @kopf.index(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)

@@ -23,6 +23,7 @@ from hostrefresh.kube.resources import (
     PLAN_LABEL,
     HostRefreshResource,
     RefreshPlanResource,
+    agent_lease_name,
 )
 from hostrefresh.operator import metrics
 from hostrefresh.operator.nodemarks import NodeMarkPatch
@@ -85,6 +86,19 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
         taints=taints,
         resource_version=str(meta.get("resourceVersion") or ""),
     )
+
+
+def heartbeat_node(name: str, namespace: str | None, labels: Mapping[str, str], agent_namespace: str) -> str | None:
+    """The node whose agent a Lease is the heartbeat of, or None when it is nobody's.
+
+    Only the Lease the node's agent renews counts: in the agents' namespace (where the chart's RBAC
+    lets only agents write them), under the node's own Lease name, labelled for that same node. A
+    Lease elsewhere, or with another name, could otherwise make a dead agent look alive.
+    """
+    node = labels.get(NODE_LABEL)
+    if namespace != agent_namespace or not node or name != agent_lease_name(node):
+        return None
+    return node
 
 
 def agent_view(body: Mapping[str, Any]) -> AgentView:
