@@ -156,7 +156,7 @@ async def test_recovery_resumes_the_source_only_once_the_destination_is_gone(
     """With shared RAM both QEMUs map the guest's memory: the source may run again only after the
     destination of the failed handover is stopped, never beside it."""
     alive_at_resume: list[bool] = []
-    original = handover_module._ensure_running
+    original = handover_module.ensure_running
 
     async def watching(inst: Instance) -> None:
         record = m.inventory.load("vm1")
@@ -168,7 +168,7 @@ async def test_recovery_resumes_the_source_only_once_the_destination_is_gone(
     async def fail(name: str, inst: Instance) -> None:
         raise HandoverError("injected failure with the destination started")
 
-    monkeypatch.setattr(handover_module, "_ensure_running", watching)
+    monkeypatch.setattr(handover_module, "ensure_running", watching)
     m = qemu_lab.migrator(MigrationPolicy(max_bandwidth=8 << 20), hooks=HandoverHooks(on_target_started=fail))
     await _start(qemu_lab, m, ["vm1"], shared=False)
     [record] = await m.hand_over()

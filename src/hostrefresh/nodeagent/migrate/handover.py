@@ -51,20 +51,20 @@ class HandoverError(RuntimeError):
     """A handover step failed; the guest is still on its source."""
 
 
-def _ms(value: Any) -> float | None:
+def millis(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _fill_metrics(result: HandoverRecord, info: dict[str, Any]) -> None:
-    result.downtime_ms = _ms(info.get("downtime"))
-    result.total_ms = _ms(info.get("total-time"))
-    result.setup_ms = _ms(info.get("setup-time"))
+def fill_metrics(result: HandoverRecord, info: dict[str, Any]) -> None:
+    result.downtime_ms = millis(info.get("downtime"))
+    result.total_ms = millis(info.get("total-time"))
+    result.setup_ms = millis(info.get("setup-time"))
     ram = info.get("ram", {})
     if isinstance(ram, dict) and isinstance(ram.get("transferred"), int):
         result.bytes_transferred = int(ram["transferred"])
 
 
-async def _wait_migration(socket: Path, policy: MigrationPolicy, deadline: float) -> dict[str, Any]:
+async def wait_migration(socket: Path, policy: MigrationPolicy, deadline: float) -> dict[str, Any]:
     """Poll query-migrate on the source until it ends; cancel it at `deadline`."""
     cancelled = False
     async with qmp_session(socket) as qmp:
@@ -79,7 +79,7 @@ async def _wait_migration(socket: Path, policy: MigrationPolicy, deadline: float
             await asyncio.sleep(policy.poll_interval_s)
 
 
-async def _ensure_running(inst: Instance) -> None:
+async def ensure_running(inst: Instance) -> None:
     """Resume a guest that a failed or cancelled migration left paused."""
     async with qmp_session(Path(inst.qmp_socket)) as qmp:
         if await qmp.status() in ("paused", "postmigrate", "finish-migrate"):
@@ -136,7 +136,7 @@ class _Mover:
                 raise HandoverError("both instances run the guest; refusing to touch it")
             if src.migrating or src.status == "finish-migrate":
                 self.acted = True
-                await _wait_migration(Path(record.instances[self.frm].qmp_socket), self.policy, self.deadline)
+                await wait_migration(Path(record.instances[self.frm].qmp_socket), self.policy, self.deadline)
                 continue
             if src.holds:
                 if self.acted and src.migration in ("failed", "cancelled"):
@@ -160,7 +160,7 @@ class _Mover:
     async def _settle_destination(self, record: VmRecord, dst: InstanceState) -> None:
         """Switchover done: the destination is loading state or was left paused."""
         if dst.status in ("paused", "postmigrate"):
-            await _ensure_running(record.instances[self.to])
+            await ensure_running(record.instances[self.to])
         elif time.monotonic() > self.deadline:
             raise HandoverError(f"destination stuck in {dst.status} after switchover")
         else:
@@ -176,7 +176,7 @@ class _Mover:
         if record.owner != self.to or old is not None:
             self.acted = True
         if record.paused_for_copy:  # we paused it for the copy: it runs again on its destination
-            await _ensure_running(record.instances[self.to])
+            await ensure_running(record.instances[self.to])
         self.inv.save(replace(record, owner=self.to, paused_for_copy=False))
         self.result.outcome = Outcome.MOVED if self.acted else Outcome.ALREADY
 
@@ -222,8 +222,8 @@ class _Mover:
             await sq.execute("migrate", {"uri": f"unix:{uri_path}"})
         if self.hooks.on_migration_started is not None:
             await self.hooks.on_migration_started(self.name)
-        info = await _wait_migration(Path(src.qmp_socket), self.policy, self.deadline)
-        _fill_metrics(self.result, info)
+        info = await wait_migration(Path(src.qmp_socket), self.policy, self.deadline)
+        fill_metrics(self.result, info)
         if paused:  # the guest stood still for the whole copy, not only QEMU's final stop
             self.result.downtime_ms = self.result.total_ms
         uri_path.unlink(missing_ok=True)
@@ -247,7 +247,7 @@ class _Mover:
             try:
                 async with qmp_session(Path(src_inst.qmp_socket)) as qmp:
                     await qmp.execute("migrate_cancel")
-                await _wait_migration(Path(src_inst.qmp_socket), self.policy, time.monotonic() + 10)
+                await wait_migration(Path(src_inst.qmp_socket), self.policy, time.monotonic() + 10)
             except QmpError as exc:
                 self.result.notes.append(f"cancel failed: {exc}")
         if dst_inst is not None:
@@ -258,7 +258,7 @@ class _Mover:
             self.inv.save(record)
         if src_inst is not None and (await observe(src_inst)).alive:
             try:
-                await _ensure_running(src_inst)
+                await ensure_running(src_inst)
             except QmpError as exc:
                 self.result.notes.append(f"resume failed: {exc}")
         if dst_inst is not None or record.paused_for_copy:  # the source was resumed above

@@ -28,7 +28,7 @@ from qemu.qmp import QMPClient
 from hostrefresh.nodeagent import timing
 from hostrefresh.nodeagent.migrate import process
 from hostrefresh.nodeagent.migrate.channel import ABORTED, ARRIVED, HandoverChannel, Transfer
-from hostrefresh.nodeagent.migrate.handover import HandoverError
+from hostrefresh.nodeagent.migrate.handover import HandoverError, ensure_running, fill_metrics, millis, wait_migration
 from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
 from hostrefresh.nodeagent.migrate.observe import InstanceState, observe
 from hostrefresh.nodeagent.migrate.types import (
@@ -48,6 +48,8 @@ PeerLookup = Callable[[], Awaitable[int | None]]
 #: How long a sender waits for the receiver's answer (ready, arrived, released) before giving up.
 ANSWER_TIMEOUT_S = 60.0
 POLL_S = 0.02
+#: How often a wait on the channel also asks the L0 whether the other host still runs.
+PEER_CHECK_S = 0.05
 
 
 class _StartGate:
@@ -81,20 +83,11 @@ async def _incoming_status(client: QMPClient) -> str:
     return str(reply.get("status", "none")) if isinstance(reply, dict) else "none"
 
 
-def _ms(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
 def _fill_figures(result: HandoverRecord, info: dict[str, Any]) -> None:
     """QEMU's figures of a completed migration, as the sender's QEMU reports them."""
     if info.get("status") != "completed":
         return
-    result.downtime_ms = _ms(info.get("downtime"))
-    result.total_ms = _ms(info.get("total-time"))
-    result.setup_ms = _ms(info.get("setup-time"))
-    ram = info.get("ram") or {}
-    if isinstance(ram, dict) and isinstance(ram.get("transferred"), int):
-        result.bytes_transferred = int(ram["transferred"])
+    fill_metrics(result, info)
     if result.notes and result.total_ms is not None:
         result.downtime_ms = result.total_ms  # paused by us for the whole copy (TCG)
 
@@ -256,6 +249,24 @@ class HostMigrator:
 
         return list(await asyncio.gather(*(run(n) for n in names)))
 
+    async def _await_file(
+        self, read: Callable[[], object], peer: int, timeout_s: float, interval: float = 0.001
+    ) -> bool:
+        """Poll a channel file (cheap) until ``read()`` gives something; False when L1 ``peer`` stopped
+        running or ``timeout_s`` ran out first. The L0 is asked only every ``PEER_CHECK_S``."""
+        deadline = time.monotonic() + timeout_s
+        next_check = 0.0
+        while not read():
+            now = time.monotonic()
+            if now > deadline:
+                return False
+            if now >= next_check:
+                if await self.peer() != peer:
+                    return bool(read())
+                next_check = now + PEER_CHECK_S
+            await asyncio.sleep(interval)
+        return True
+
     # -- sending one VM ----------------------------------------------------------------------
 
     async def _send(self, name: str, peer: int) -> HandoverRecord:
@@ -301,7 +312,7 @@ class HostMigrator:
                     _fill_figures(result, state.info)
                 if time.monotonic() > deadline:
                     raise HandoverError("the receiver did not take the guest after the migration completed")
-                await asyncio.sleep(0.001)
+                await self._await_file(transfer.outcome, transfer.to, deadline - time.monotonic())
                 continue
             if started and state.migration in ("failed", "cancelled"):
                 raise HandoverError(f"migration {state.migration}: {state.info.get('error-desc', '')}")
@@ -348,25 +359,14 @@ class HostMigrator:
             await qmp.execute("migrate", {"uri": f"unix:{transfer.socket}"})
 
     async def _wait_sent(self, socket: Path, result: HandoverRecord, deadline: float) -> None:
-        async with qmp_session(socket) as qmp:
-            while True:
-                info = await qmp.query_migrate()
-                if info.get("status", "none") in ("completed", "failed", "cancelled", "none"):
-                    _fill_figures(result, info)
-                    return
-                if time.monotonic() > deadline:
-                    await qmp.execute("migrate_cancel")
-                await asyncio.sleep(self.policy.poll_interval_s)
+        _fill_figures(result, await wait_migration(socket, self.policy, deadline))
 
     async def _finish_sent(
         self, transfer: Transfer, record: VmRecord | None, state: InstanceState, result: HandoverRecord, acted: bool
     ) -> None:
         """The receiver runs the guest: stop this host's stale QEMU and forget the VM here."""
+        await self._await_file(transfer.arrived, transfer.to, self.answer_timeout_s)
         figures = transfer.arrived()
-        deadline = time.monotonic() + self.answer_timeout_s
-        while figures is None and time.monotonic() < deadline and await self.peer() == transfer.to:
-            await asyncio.sleep(0.001)
-            figures = transfer.arrived()
         if record is not None:
             own = record.instances.get("source")
             if own is not None and state.alive:
@@ -375,10 +375,10 @@ class HostMigrator:
         transfer.post_released()  # this host's stale QEMU is gone
         result.outcome = Outcome.MOVED if acted or record is not None else Outcome.ALREADY
         if figures:
-            resume = _ms(figures.get("resumeMillis"))
+            resume = millis(figures.get("resumeMillis"))
             if result.downtime_ms is not None and resume is not None:
                 result.downtime_ms += resume  # the guest also waited for the receiver's `cont`
-            result.target_start_ms = _ms(figures.get("startMillis"))
+            result.target_start_ms = millis(figures.get("startMillis"))
             if figures.get("userPaused"):
                 result.notes.append("paused by its owner: left paused on the new host")
 
@@ -405,13 +405,11 @@ class HostMigrator:
             result.error = None
             await self._finish_sent(transfer, record, await observe(own), result, True)
             return
-        deadline = time.monotonic() + self.answer_timeout_s
-        while not transfer.released() and await self.peer() == transfer.to:
-            if time.monotonic() > deadline:
-                result.notes.append("receiver did not confirm its destination stopped: guest kept paused")
-                result.error = f"{result.error}; kept paused until the new host confirms"
-                return
-            await asyncio.sleep(POLL_S)
+        released = await self._await_file(transfer.released, transfer.to, self.answer_timeout_s, POLL_S)
+        if not released and await self.peer() == transfer.to:
+            result.notes.append("receiver did not confirm its destination stopped: guest kept paused")
+            result.error = f"{result.error}; kept paused until the new host confirms"
+            return
         offer = transfer.offer() or {}
         await self._resume_own(transfer, own, result, user_paused=bool(offer.get("userPaused")))
         self.channel.forget(transfer.vm)
@@ -424,9 +422,8 @@ class HostMigrator:
             result.outcome = Outcome.LOST
             result.error = f"{result.error}; and this host's QEMU is gone"
             return
-        if state.status in ("paused", "postmigrate", "finish-migrate") and not user_paused:
-            async with qmp_session(Path(own.qmp_socket)) as qmp:
-                await qmp.execute("cont")
+        if not user_paused:
+            await ensure_running(own)
 
     # -- receiving one VM --------------------------------------------------------------------
 
@@ -562,19 +559,14 @@ class HostMigrator:
             self.channel.forget(name)
             return result
         self.channel.request_recall(name, self.me)
-        deadline = time.monotonic() + self.answer_timeout_s
-        while back.offer() is None:
-            if time.monotonic() > deadline or await self.peer() != peer:
-                result.outcome = Outcome.FAILED
-                result.error = "the new host did not send the VM back"
-                return result
-            await asyncio.sleep(POLL_S)
+        if not await self._await_file(back.offer, peer, self.answer_timeout_s, POLL_S):
+            result.outcome = Outcome.FAILED
+            result.error = "the new host did not send the VM back"
+            return result
         result = await self._receive(back)
         if result.outcome in (Outcome.MOVED, Outcome.ALREADY):
             # Forget the transfer only once the new host stopped its stale QEMU (it says ``released``).
-            deadline = time.monotonic() + self.answer_timeout_s
-            while not back.released() and await self.peer() == peer and time.monotonic() < deadline:
-                await asyncio.sleep(POLL_S)
+            await self._await_file(back.released, peer, self.answer_timeout_s, POLL_S)
             self.channel.forget(name)
         return result
 
