@@ -68,24 +68,23 @@ def list_refreshes(client: Client, plan: str | None = None) -> list[Obj]:
     return sorted(items, key=lambda o: o["metadata"]["name"])
 
 
-def get_plan(client: Client, name: str) -> Obj | None:
-    with api_errors(f"reading RefreshPlan {name}"):
+def _get(client: Client, resource: Any, kind: str, name: str) -> Obj | None:
+    """One object, or None when it does not exist (a 404 about that very object, not a missing CRD)."""
+    with api_errors(f"reading {kind} {name}"):
         try:
-            return _dict(client.get(RefreshPlanResource, name))
+            return _dict(client.get(resource, name))
         except ApiError as exc:
             if exc.status.code == NOT_FOUND and exc.status.details is not None and exc.status.details.name:
                 return None
             raise
+
+
+def get_plan(client: Client, name: str) -> Obj | None:
+    return _get(client, RefreshPlanResource, "RefreshPlan", name)
 
 
 def get_refresh(client: Client, name: str) -> Obj | None:
-    with api_errors(f"reading HostRefresh {name}"):
-        try:
-            return _dict(client.get(HostRefreshResource, name))
-        except ApiError as exc:
-            if exc.status.code == NOT_FOUND and exc.status.details is not None and exc.status.details.name:
-                return None
-            raise
+    return _get(client, HostRefreshResource, "HostRefresh", name)
 
 
 def refresh_of_node(client: Client, node: str) -> Obj | None:
