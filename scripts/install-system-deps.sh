@@ -5,8 +5,9 @@
 #   libcmocka-dev    C unit-test framework for l0module
 #   gcc, make        the C library, its tests and the test guest (on the machine already, normally)
 #   util-linux       unshare and nsenter: the machine simulator's isolated hosts (normally there too)
+#   faketime         libfaketime: the fault campaign runs an agent with its clock 30 s ahead or behind
 set -euo pipefail
-packages=(qemu-system-x86 qemu-utils libcmocka-dev gcc make util-linux)
+packages=(qemu-system-x86 qemu-utils libcmocka-dev gcc make util-linux faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -68,6 +68,7 @@ class ControlPlane:
         self._tools = tools
         self.extra_args = list(extra_args or [])  # appended to kube-apiserver's flags (e.g. audit logging)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._argv: dict[str, list[str]] = {}  # as spawned, so that ``crash_restart`` can start it again
         self.pki: ControlPlanePKI | None = None
         self.port = 0
         self.kubeconfig = self.workdir / "admin.kubeconfig"
@@ -150,6 +151,7 @@ class ControlPlane:
         self._wait_ready(timeout)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self._argv[name] = list(argv)
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         if not self.detached and shutil.which("setpriv"):
             # util-linux: set PR_SET_PDEATHSIG, then exec (no preexec_fn, which is unsafe with threads).
@@ -183,6 +185,24 @@ class ControlPlane:
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"kube-apiserver not ready after {timeout:.0f}s ({last_error}); see {self.workdir}")
+
+    def crash_restart(self, component: str, down_seconds: float = 0.0, timeout: float = 120.0) -> None:
+        """SIGKILL ``component`` (etcd or kube-apiserver), keep it down, start it again, wait until ready.
+
+        Fault injection for the fault campaign: same flags, ports and data directory, as a systemd
+        restart of a crashed control-plane process would do.
+        """
+        proc = self._procs.pop(component)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        time.sleep(down_seconds)
+        argv = self._argv[component]
+        if argv[0] == "setpriv":  # _spawn adds it again
+            argv = argv[argv.index("--") + 1 :]
+        self._spawn(component, argv)
+        self._write_state()
+        self._wait_ready(timeout)
 
     def pids(self) -> dict[str, int]:
         """Process ids of the running components (for resource accounting in benches)."""

@@ -140,6 +140,8 @@ class NodeAgent:
     async def _drive(self, name: str, hr: HostRefresh) -> bool:
         """Do the next thing for ``hr``; False when there is nothing to do until something changes."""
         agent = hr.status.agent or AgentStatus()
+        uid = ((self._objects.get(name) or {}).get("metadata") or {}).get("uid", "")
+        self.rt.use_refresh(f"{name}/{uid}")
         try:
             image = self.rt.image(hr.spec.target)
             target_sha = image.sha256

@@ -28,6 +28,7 @@ RULES_FILE = "fake-sysfs.json"
 class FakeRules:
     ebusy: list[str] = field(default_factory=list)
     hang: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)  # offline completes, but only after hang_seconds
     refuse: list[str] = field(default_factory=list)
     hang_seconds: float = 3600.0
     movable_blocks: list[int] = field(default_factory=list)  # blocks whose memory may be ZONE_MOVABLE
@@ -140,6 +141,8 @@ class FakeSysfsIO:
         if going_offline and path in rules.hang:
             self._release.wait(rules.hang_seconds)
             raise OSError(errno.EBUSY, "Device or resource busy", str(target))
+        if going_offline and path in rules.late:
+            time.sleep(rules.hang_seconds)  # then the kernel finishes the offline after all
         if going_offline and path in rules.ebusy:
             raise OSError(errno.EBUSY, "Device or resource busy", str(target))
         with self._lock:

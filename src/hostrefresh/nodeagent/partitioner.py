@@ -57,6 +57,7 @@ class Partitioner:
         self.io = io
         self.timeout_s = timeout_s
         self.movable_only = movable_only
+        self._pending: set[str] = set()
 
     # -- observation --
 
@@ -91,11 +92,22 @@ class Partitioner:
 
     # -- actions --
 
+    @property
+    def pending(self) -> set[str]:
+        """Paths whose write timed out and is still in the kernel (an offline may yet complete)."""
+        return set(self._pending)
+
     async def _write(self, path: str, value: str, label: str, failures: list[str]) -> bool:
+        if path in self._pending:  # never a second write into one the kernel has not finished
+            failures.append(f"{label}: an earlier write is still pending in the kernel")
+            return False
         try:
-            await run_with_timeout(lambda: self.io.write(path, value), self.timeout_s)
+            await run_with_timeout(
+                lambda: self.io.write(path, value), self.timeout_s, on_late=lambda: self._pending.discard(path)
+            )
         except SysfsTimeoutError:
-            failures.append(f"{label}: timeout after {self.timeout_s}s")
+            self._pending.add(path)
+            failures.append(f"{label}: timeout after {self.timeout_s}s (still pending in the kernel)")
             return False
         except OSError as exc:
             failures.append(f"{label}: {errno.errorcode.get(exc.errno or 0, str(exc.errno))}")

@@ -24,6 +24,9 @@ class Observation:
     offline_blocks: frozenset[int]
     vms: Mapping[str, VmLocation]
     target_sha: bytes
+    # sysfs writes that timed out and are still in the kernel: an offline may yet complete, and what
+    # it takes must be handed back, so nothing is finished while one is pending
+    writes_pending: frozenset[str] = frozenset()
 
     @property
     def running(self) -> tuple[L1, ...]:
@@ -60,7 +63,7 @@ def forward_position(obs: Observation) -> Phase:
         pending = [n for n, loc in obs.vms.items() if loc != VmLocation.TARGET]
         return Phase.MIGRATING if pending else Phase.RETIRING
     if target is not None:  # only the new host runs: retired (or already on the target image)
-        return Phase.DEVIRTUALIZING if obs.l0.nested or obs.resources_taken else Phase.VERIFYING
+        return Phase.DEVIRTUALIZING if obs.l0.nested or obs.resources_taken or obs.writes_pending else Phase.VERIFYING
     if obs.l0.nested:
         return Phase.BOOTING_TARGET if obs.spare_partitions() else Phase.PARTITIONING
     if obs.spare_partitions():
@@ -76,6 +79,7 @@ def rollback_done(obs: Observation) -> bool:
         and not obs.spare_partitions()
         and not obs.l0.nested
         and not obs.resources_taken
+        and not obs.writes_pending
         and not obs.vms_on(VmLocation.TARGET)
         and not obs.vms_on(VmLocation.MIGRATING)
         and not obs.vms_on(VmLocation.LOST)  # a lost VM is never part of a clean rollback

@@ -38,6 +38,7 @@ class NodeRuntime:
     migrator: Migrator
     state_dir: Path  # survives agent restarts and L1 switchover (node-local, like /var/lib)
     l1_id: int | None = None  # the host this agent runs in (two-host node); None: one agent for both
+    refresh_key: str | None = None  # ``name/uid`` of the refresh being driven (see ``use_refresh``)
 
     async def primary(self) -> bool:
         """Whether this agent drives its node: its host is the oldest running L1 (or it is the only agent).
@@ -72,32 +73,56 @@ class NodeRuntime:
         return image
 
     # -- baseline: what was offline before the refresh (so give-back leaves it alone) --------
+    #
+    # The record belongs to one refresh (its name and uid) and lives as long as that refresh: no step
+    # deletes it, the next refresh of the node replaces it. Until Partitioning has recorded it, this
+    # refresh has taken nothing, so whatever is offline is offline by someone else's choice (an
+    # administrator, a memory block with hardware errors) and is left alone by every path.
 
     @property
     def _baseline_file(self) -> Path:
         return self.state_dir / "baseline.json"
 
-    def baseline(self) -> Baseline:
+    def use_refresh(self, key: str) -> None:
+        """The refresh (``name/uid``) this runtime drives now; its baseline record is the one that counts."""
+        self.refresh_key = key
+
+    def recorded_baseline(self) -> Baseline | None:
+        """What was offline before this refresh took anything; None while it has taken nothing."""
         try:
             data = json.loads(self._baseline_file.read_text())
         except FileNotFoundError:
-            return Baseline()
+            return None
+        owner = data.get("refresh")
+        if owner is not None and self.refresh_key is not None and owner != self.refresh_key:
+            return None  # an earlier refresh's record
         return Baseline(cpus=frozenset(data["cpus"]), memory_blocks=frozenset(data["memory_blocks"]))
+
+    def baseline(self) -> Baseline:
+        """The baseline to leave alone: the record, or (nothing taken yet) everything offline now."""
+        recorded = self.recorded_baseline()
+        if recorded is not None:
+            return recorded
+        res = self.partitioner.observe(zones=False)
+        return Baseline(cpus=frozenset(res.offline_cpus()), memory_blocks=frozenset(res.offline_blocks()))
 
     def record_baseline(self) -> Baseline:
         """Note what is offline before we take anything (atomically; only once per refresh)."""
-        if self._baseline_file.exists():
-            return self.baseline()
-        res = self.partitioner.observe()
+        recorded = self.recorded_baseline()
+        if recorded is not None:
+            return recorded
+        res = self.partitioner.observe(zones=False)
         baseline = Baseline(cpus=frozenset(res.offline_cpus()), memory_blocks=frozenset(res.offline_blocks()))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._baseline_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"cpus": sorted(baseline.cpus), "memory_blocks": sorted(baseline.memory_blocks)}))
+        record = {
+            "refresh": self.refresh_key,
+            "cpus": sorted(baseline.cpus),
+            "memory_blocks": sorted(baseline.memory_blocks),
+        }
+        tmp.write_text(json.dumps(record))
         os.replace(tmp, self._baseline_file)
         return baseline
-
-    def clear_baseline(self) -> None:
-        self._baseline_file.unlink(missing_ok=True)
 
     # -- observation -------------------------------------------------------------------------
 
@@ -105,14 +130,21 @@ class NodeRuntime:
         """One consistent-enough look at the L0, the kernel and the VMs."""
         with timed("l0", call="query"):
             state = await asyncio.to_thread(self.l0.query)
-        offline = await asyncio.to_thread(self.partitioner.offline_now, self.baseline())
+        recorded = self.recorded_baseline()
+        if recorded is None:  # nothing taken by this refresh: no need to read the CPUs and blocks
+            offline_cpus: frozenset[int] = frozenset()
+            offline_blocks: frozenset[int] = frozenset()
+        else:
+            offline = await asyncio.to_thread(self.partitioner.offline_now, recorded)
+            offline_cpus, offline_blocks = frozenset(offline.cpus), frozenset(offline.memory_blocks)
         vms = await self.migrator.locate()
         return Observation(
             l0=state,
-            offline_cpus=frozenset(offline.cpus),
-            offline_blocks=frozenset(offline.memory_blocks),
+            offline_cpus=offline_cpus,
+            offline_blocks=offline_blocks,
             vms=vms,
             target_sha=target_sha,
+            writes_pending=frozenset(self.partitioner.pending),
         )
 
     def block_ranges(self, blocks: list[int], block_size: int) -> list[MemRange]:

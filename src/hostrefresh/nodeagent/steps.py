@@ -164,6 +164,17 @@ async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> 
     return StepOutcome("old host retired; its resources moved to the new host", switchover=True)
 
 
+def _no_pending_writes(rt: NodeRuntime) -> None:
+    """An offline that timed out may still complete: until it returns, what it takes is not back yet."""
+    pending = rt.partitioner.pending
+    if pending:
+        raise StepFailedError(
+            "HotPlugPending",
+            f"offline still in progress in the kernel for {', '.join(sorted(pending))}; "
+            "what it takes is put back once it returns",
+        )
+
+
 async def _await_hot_add(rt: NodeRuntime, obs: Observation, timeout_s: float = 5.0) -> None:
     """In the new host's own kernel, the retired host's CPUs and memory arrive by hot-add, a moment
     after the L0 merged them into this host's partition: wait until the kernel shows them all."""
@@ -188,6 +199,7 @@ async def devirtualizing(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observatio
     left = await rt.partitioner.give_back(baseline=rt.baseline())
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not online: {'; '.join(left.failures)}")
+    _no_pending_writes(rt)
     if obs.l0.nested:
         await _l0("nested_disable", rt.l0.nested_disable)
     return StepOutcome("nested virtualization disabled; the new host owns the machine", nested_on=False)
@@ -201,6 +213,8 @@ async def verifying(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
         problems.append(f"expected only the new host running, L0 shows {len(obs.running)}")
     if obs.resources_taken:
         problems.append("CPUs or memory still offline")
+    if obs.writes_pending:
+        problems.append(f"sysfs writes still pending: {', '.join(sorted(obs.writes_pending))}")
     # The old host is retired, so a running VM runs on the new one, whichever generation label it
     # has (after commit() the migrator calls the new generation "source" again): only lost or
     # half-migrated VMs are a problem. This keeps verification idempotent.
@@ -210,7 +224,6 @@ async def verifying(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     if problems:
         raise StepFailedError("VerificationFailed", "; ".join(problems))
     await rt.migrator.commit()
-    rt.clear_baseline()
     return StepOutcome(f"node runs {spec.target.version} with {len(obs.vms)} VM(s)")
 
 
@@ -254,7 +267,7 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     left = await rt.partitioner.give_back(baseline=rt.baseline())
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not put back: {'; '.join(left.failures)}")
-    rt.clear_baseline()
+    _no_pending_writes(rt)
     return StepOutcome(
         "rolled back: VMs on the old host, partition destroyed, resources online",
         handovers=records,

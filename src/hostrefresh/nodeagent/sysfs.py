@@ -67,11 +67,12 @@ class RealSysfsIO:
             return []
 
 
-async def run_with_timeout(fn: Callable[[], T], timeout: float) -> T:
+async def run_with_timeout(fn: Callable[[], T], timeout: float, on_late: Callable[[], None] | None = None) -> T:
     """Run blocking `fn` in a daemon thread; raise SysfsTimeoutError after `timeout` seconds.
 
     A daemon thread (not an executor) because a hung kernel write cannot be cancelled: the thread
-    must not keep the agent from exiting or occupy a shared pool slot forever.
+    must not keep the agent from exiting or occupy a shared pool slot forever. A write that timed out
+    may still complete in the kernel: ``on_late`` is called (in the loop) when it returns after all.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
@@ -79,6 +80,8 @@ async def run_with_timeout(fn: Callable[[], T], timeout: float) -> T:
     def settle(result: T | None, exc: BaseException | None) -> None:
         if future.done():
             return
+        if late and on_late is not None:
+            on_late()  # a write that timed out has returned after all
         if exc is not None:
             future.set_exception(exc)
         else:
@@ -92,8 +95,11 @@ async def run_with_timeout(fn: Callable[[], T], timeout: float) -> T:
         with contextlib.suppress(RuntimeError):  # the loop may be gone when a hung write returns
             loop.call_soon_threadsafe(settle, *outcome)
 
+    late = False
     threading.Thread(target=worker, name="sysfs-write", daemon=True).start()
     try:
         return await asyncio.wait_for(asyncio.shield(future), timeout)
     except TimeoutError as exc:
+        late = True
+        future.add_done_callback(lambda f: None if f.cancelled() else f.exception())  # retrieved: no warning
         raise SysfsTimeoutError(f"sysfs write did not return within {timeout}s") from exc

@@ -1,0 +1,126 @@
+"""CPUs and memory offline before a refresh stay offline, and an offline that completes late is handed back.
+
+An administrator's offline CPU or a memory block with hardware errors must survive every path (the
+rollback, the devirtualize, an agent that crashed in either); and a hot-unplug that timed out but
+completed afterwards must never end offline and unrecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
+from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, save_rules
+from hostrefresh.nodeagent.progress import forward_position, rollback_done
+from hostrefresh.nodeagent.runtime import NodeRuntime
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+from hostrefresh.nodeagent.steps import STEPS, StepFailedError, roll_back
+
+ADMIN_CPU, ADMIN_BLOCK = 5, 7
+
+
+def _node(tmp_path: Path) -> tuple[Path, HostRefreshSpec]:
+    create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=2, sysfs_timeout_s=0.3))
+    io = FakeSysfsIO(tmp_path / "n1" / "sysfs")
+    io.write(f"devices/system/cpu/cpu{ADMIN_CPU}/online", "0")  # the administrator's choices
+    io.write(f"devices/system/memory/memory{ADMIN_BLOCK}/state", "offline")
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"simulated kernel\n" * 32)
+    target = {
+        "version": "2",
+        "kernel": str(kernel),
+        "checksum": "sha256:" + hashlib.sha256(kernel.read_bytes()).hexdigest(),
+    }
+    spec = HostRefreshSpec.model_validate(
+        {"nodeName": "n1", "target": target, "partition": {"cpus": 2, "memory": "1Gi"}}
+    )
+    return tmp_path, spec
+
+
+def _runtime(root: Path) -> NodeRuntime:
+    """A fresh agent's runtime (as after a crash), driving refresh hr-1."""
+    rt = open_sim_node(root, "n1")
+    rt.use_refresh("hr-1/uid-1")
+    return rt
+
+
+def _admin_offline(root: Path) -> tuple[bool, bool]:
+    io = FakeSysfsIO(root / "n1" / "sysfs")
+    cpu = io.read(f"devices/system/cpu/cpu{ADMIN_CPU}/online") == "0"
+    block = io.read(f"devices/system/memory/memory{ADMIN_BLOCK}/state") == "offline"
+    return cpu, block
+
+
+def test_offline_before_the_refresh_is_not_taken_and_preflight_runs(tmp_path: Path) -> None:
+    root, spec = _node(tmp_path)
+    rt = _runtime(root)
+    obs = asyncio.run(rt.observe(rt.image(spec.target).sha256))
+    assert not obs.resources_taken
+    assert forward_position(obs) == Phase.PREFLIGHT
+
+
+def test_rollback_repeated_by_a_restarted_agent_leaves_the_administrators_offline_alone(tmp_path: Path) -> None:
+    root, spec = _node(tmp_path)
+
+    async def run() -> None:
+        rt = _runtime(root)
+        sha = rt.image(spec.target).sha256
+        for step in FORWARD_STEPS[: FORWARD_STEPS.index(Phase.BOOTING_TARGET) + 1]:
+            await STEPS[step](rt, spec, await rt.observe(sha))
+        await roll_back(rt, await rt.observe(sha))
+        # the agent crashes before it reports the rollback done; its successor looks again
+        again = _runtime(root)
+        obs = await again.observe(sha)
+        assert rollback_done(obs), obs
+        await roll_back(again, obs)
+
+    asyncio.run(run())
+    assert _admin_offline(root) == (True, True)
+
+
+def test_devirtualize_repeated_by_a_restarted_agent_leaves_the_administrators_offline_alone(tmp_path: Path) -> None:
+    root, spec = _node(tmp_path)
+
+    async def run() -> None:
+        rt = _runtime(root)
+        sha = rt.image(spec.target).sha256
+        for step in FORWARD_STEPS:
+            await STEPS[step](rt, spec, await rt.observe(sha))
+        again = _runtime(root)  # a restart after Verifying, before its report
+        obs = await again.observe(sha)
+        assert forward_position(obs) == Phase.VERIFYING and not obs.resources_taken
+        await STEPS[Phase.VERIFYING](again, spec, obs)
+
+    asyncio.run(run())
+    assert _admin_offline(root) == (True, True)
+
+
+def test_a_late_offline_is_noticed_and_handed_back(tmp_path: Path) -> None:
+    root, spec = _node(tmp_path)
+    sysfs = root / "n1" / "sysfs"
+    late = "devices/system/memory/memory31/state"  # the first block the partitioner tries
+    save_rules(sysfs, FakeRules(late=[late], hang_seconds=1.0))
+
+    async def run() -> None:
+        rt = _runtime(root)
+        sha = rt.image(spec.target).sha256
+        await STEPS[Phase.PARTITIONING](rt, spec, await rt.observe(sha))  # memory31 times out, others taken
+        obs = await rt.observe(sha)
+        assert late in obs.writes_pending
+        try:
+            await roll_back(rt, obs)
+            raise AssertionError("a rollback with an offline still in the kernel must not finish")
+        except StepFailedError as exc:
+            assert exc.reason == "HotPlugPending"
+        assert not rollback_done(await rt.observe(sha))
+        await asyncio.sleep(1.2)  # the kernel completes the offline after all
+        obs = await rt.observe(sha)
+        assert not obs.writes_pending and obs.resources_taken  # noticed: memory31 is offline, not recorded before
+        await roll_back(rt, obs)
+        assert rollback_done(await rt.observe(sha))
+
+    asyncio.run(run())
+    assert FakeSysfsIO(sysfs).read(late) == "online"
+    assert _admin_offline(root) == (True, True)
