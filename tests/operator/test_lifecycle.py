@@ -153,9 +153,21 @@ def test_deadlines(phase: str, seconds: int, expected: Directive) -> None:
         assert _cond(d, cond.DEGRADED)[1] == Reason.DEADLINE_EXCEEDED
 
 
-def test_deadline_after_retiring_fails_instead_of_rolling_back() -> None:
-    d = decide(inputs(host_refresh(status=started("Retiring", "Retiring")), now=T0 + timedelta(seconds=301)))
+@pytest.mark.parametrize("phase", ["Retiring", "Devirtualizing", "Verifying", "RollingBack"])
+def test_a_deadline_with_no_way_back_degrades_but_never_fails_a_live_agent(phase: str) -> None:
+    directive = Directive.ROLL_BACK if phase == "RollingBack" else Directive.PROCEED
+    hr = host_refresh(status=started(phase, phase, directive=directive))
+    d = decide(inputs(hr, now=T0 + timedelta(seconds=2000), agent_age=1.0))
+    assert d.status.phase == Phase(phase), d.status.phase
+    assert _cond(d, cond.DEGRADED)[:2] == ("True", Reason.DEADLINE_EXCEEDED)
+    assert [e.reason for e in d.events] == [Reason.DEADLINE_EXCEEDED]
+
+
+def test_a_deadline_with_no_way_back_and_a_silent_agent_fails() -> None:
+    hr = host_refresh(status=started("Devirtualizing", "Devirtualizing"))
+    d = decide(inputs(hr, now=T0 + timedelta(seconds=2000), agent_age=120))
     assert d.status.phase == Phase.FAILED
+    assert _cond(d, cond.DEGRADED)[1] == Reason.AGENT_SILENT
 
 
 def test_paused_refresh_does_not_hit_the_deadline() -> None:
@@ -188,9 +200,9 @@ def test_abort_after_retiring_finishes_the_refresh() -> None:
     assert d.status.phase == Phase.DEVIRTUALIZING
 
 
-def test_rollback_deadline_fails() -> None:
+def test_rollback_deadline_with_a_silent_agent_fails() -> None:
     status = started("RollingBack", "RollingBack", directive="RollBack")
-    d = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=1801)))
+    d = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=1801), agent_age=120))
     assert d.status.phase == Phase.FAILED
 
 
@@ -211,14 +223,17 @@ def test_decide_is_idempotent() -> None:
     assert second.events == []
 
 
-def test_a_failed_rollback_attempt_keeps_rolling_back_until_its_deadline() -> None:
+def test_a_failed_rollback_attempt_keeps_rolling_back_past_its_deadline_while_the_agent_lives() -> None:
     status = started("RollingBack", "RollingBack", "Failed", directive="RollBack", message="busy")
     d = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=10)))
     assert d.status.phase == Phase.ROLLING_BACK
     assert d.status.directive == Directive.ROLL_BACK
     assert _cond(d, cond.DEGRADED) == ("True", Reason.ROLLBACK_RETRYING)
     late = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=1801)))
-    assert late.status.phase == Phase.FAILED
+    assert late.status.phase == Phase.ROLLING_BACK  # only the agent can end it; Failed would strand the node
+    assert _cond(late, cond.DEGRADED) == ("True", Reason.DEADLINE_EXCEEDED)
+    silent = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=1801), agent_age=300))
+    assert silent.status.phase == Phase.FAILED
 
 
 def test_a_refused_retire_can_still_roll_back() -> None:

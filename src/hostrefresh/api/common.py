@@ -107,7 +107,9 @@ def _seconds(default: int, what: str) -> object:
 
 
 class PhaseTimeouts(ApiModel):
-    """Per-phase deadlines; a phase that overruns (or a silent agent) leads to rollback, not a stuck object."""
+    """Per-phase deadlines. A phase that overruns before Retiring rolls back; from Retiring on, and in
+    RollingBack, only the agent can end the refresh, so an overrun sets Degraded (DeadlineExceeded)
+    while the agent goes on, and Failed comes only from the agent's report or its silence."""
 
     preflight_seconds: Annotated[int, _seconds(120, "Preflight")]
     partitioning_seconds: Annotated[int, _seconds(300, "Partitioning (CPU and memory hot-unplug)")]

@@ -28,9 +28,12 @@ from hostrefresh.nodeagent.steps import STEPS, StepFailedError, StepOutcome, rol
 
 log = logging.getLogger("hostrefresh.agent")
 TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED}
-#: Steps after the old host is gone: a failure is retried (rolled forward) before it is reported.
+#: Steps after the old host is gone: only going forward finishes the node, so a failure there is
+#: retried with backoff for as long as the refresh exists, reported as progress, never as the step
+#: failing (the operator would declare the refresh Failed on a transient L0 or sysfs error).
 ROLL_FORWARD = {Phase.DEVIRTUALIZING, Phase.VERIFYING}
-ROLL_FORWARD_ATTEMPTS = 5
+#: Backoff of retries (roll-forward steps, and errors outside any step: an L0 query, a status write).
+RETRY_BACKOFF_MAX_S = 30.0
 #: A step still running after this many seconds is reported Running; a quicker one is reported only
 #: with what follows it (its Done with the next step's start), which saves two writes per quick step.
 REPORT_RUNNING_AFTER = 0.25
@@ -62,23 +65,32 @@ class NodeAgent:
         # A finished step's report held back to travel with the next step's start (one write, not
         # two); sent on its own whenever the agent is about to wait instead (see ``_flush``).
         self._unsent: dict[str, AgentStatus] = {}
+        self._attempts: dict[str, int] = {}  # consecutive retries per refresh (backoff)
+        self._written: dict[str, str | None] = {}  # refreshes this instance has reported on -> their uid
 
     # -- input from the watch ------------------------------------------------------------------
 
     def update(self, body: Mapping[str, Any] | None, name: str) -> None:
         """The latest version of one of this node's HostRefresh objects (None: deleted).
 
-        Watch events can be older than this agent's last report (the operator's write of an earlier
-        version arrives after ours); their ``status.agent`` must not replace the newer one we wrote,
-        or the agent would believe a finished step still had to run.
+        This agent instance is the only writer of ``status.agent`` while it drives the node: once it
+        has written a report, a watch event never replaces it (an event can be older than our last
+        write, or carry a report someone else forged, stamped in the future to hide ours). Before
+        its first write (a fresh instance, seeded by its predecessor) the newer report wins.
         """
         if body is None:
             self._objects.pop(name, None)
+            self._written.pop(name, None)
             self._changed.set()
             return
-        mine = ((self._objects.get(name) or {}).get("status") or {}).get("agent")
+        uid = (body.get("metadata") or {}).get("uid")
+        wrote = name in self._written
+        if wrote and self._written[name] not in (None, uid):
+            del self._written[name]  # another object of the same name: start from what it says
+            wrote = False
+        mine = ((self._objects.get(name) or {}).get("status") or {}).get("agent")  # ours once we wrote
         theirs = (body.get("status") or {}).get("agent")
-        if mine and (theirs is None or _newer(mine, theirs)):
+        if mine and (wrote or theirs is None or _newer(mine, theirs)):
             status = {**(body.get("status") or {}), "agent": mine}
             body = {**body, "status": status}
         self._objects[name] = body
@@ -120,22 +132,45 @@ class NodeAgent:
                 progressed = await self._drive(name, hr)
             except SwitchoverError:
                 raise
-            except Exception as exc:  # report, wait for a change or retry later; never crash the host
-                log.exception("node %s: refresh %s: unexpected error", self.node, name)
-                await self._report_failure(
-                    name, hr, hr.status.agent.step if hr.status.agent else None, "AgentError", str(exc)
-                )
-                progressed = False
+            except Exception as exc:  # outside any step (an L0 query, a status write): retry, never crash
+                log.exception("node %s: refresh %s: error outside a step; retrying", self.node, name)
+                await self._retry_later(name, hr.status.agent or AgentStatus(), None, exc)
+                continue
             if not progressed:
-                await self._flush()
+                await self._flush_quietly()
                 await self._wait_change(timeout=self.retry_seconds * 5)
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self._flush()
+        except Exception:  # the API server may be away for a moment; the next pass sends it again
+            log.warning("node %s: could not send a held-back report; retrying later", self.node, exc_info=True)
+
+    async def _retry_later(self, name: str, agent: AgentStatus, phase: Phase | None, exc: Exception) -> bool:
+        """Say that this node retries (if the API server listens), wait with backoff; True: drive again."""
+        attempt = self._attempts.get(name, 0) + 1
+        self._attempts[name] = attempt
+        delay = min(self.retry_seconds * 2 ** (attempt - 1), RETRY_BACKOFF_MAX_S)
+        metrics.RETRIES.labels(self.node).inc()
+        step = phase or agent.step or Phase.PREFLIGHT
+        state = StepState.RUNNING if phase is not None else (agent.step_state or StepState.RUNNING)
+        try:
+            await self._report(
+                name, agent, step, state, f"retrying in {delay:.0f}s (attempt {attempt}) after: {exc}"[:4096]
+            )
+        except Exception:
+            log.warning("node %s: could not report the retry; retrying anyway", self.node, exc_info=True)
+        await asyncio.sleep(delay)
+        return True
 
     async def _flush(self) -> None:
         """Send held-back reports: the agent is about to wait, so no next step carries them."""
         for name, agent in list(self._unsent.items()):
-            del self._unsent[name]
-            if name in self._objects:
-                await self.reporter.report(name, agent)
+            body = self._objects.get(name)
+            if body is not None:
+                await self.reporter.report(name, agent)  # on failure it stays held, and is sent later
+                self._written[name] = (body.get("metadata") or {}).get("uid")
+            self._unsent.pop(name, None)
 
     async def _drive(self, name: str, hr: HostRefresh) -> bool:
         """Do the next thing for ``hr``; False when there is nothing to do until something changes."""
@@ -186,6 +221,7 @@ class NodeAgent:
         if agent.step == position and agent.step_state == StepState.FAILED:
             return False  # the operator decides: roll back, hold, or (after Retiring) fail
         lost = obs.vms_on(VmLocation.LOST)
+        metrics.VMS_LOST.labels(self.node).set(len(lost))
         if lost and position != Phase.PREFLIGHT:  # (Preflight refuses a node with lost VMs itself)
             # A VM that runs nowhere (its last host died with it) stops the refresh: name it, keep
             # whatever is left of it for a person, and let the operator decide.
@@ -208,21 +244,14 @@ class NodeAgent:
         log.info("node %s: %s: %s started", self.node, name, phase)
         started = time.monotonic()
         started_wall = time.time()
-        attempts = ROLL_FORWARD_ATTEMPTS if phase in ROLL_FORWARD else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                if attempt == 1:
-                    outcome: StepOutcome = await self._first_attempt(name, agent, phase, action)
-                else:
-                    outcome = await action()
-                break
-            except Exception as exc:  # a step's failure, an L0 error or an unexpected one: all reported at this step
-                if attempt == attempts:
-                    return await self._step_failed(name, hr, phase, agent, exc)
-                # Past the point of no return: roll forward, retrying with backoff.
-                log.warning("node %s: %s failed (attempt %d), retrying: %s", self.node, phase, attempt, exc)
-                await self._report(name, agent, phase, StepState.RUNNING, f"retrying after: {exc}")
-                await asyncio.sleep(self.retry_seconds * 2 ** (attempt - 1))
+        try:
+            outcome: StepOutcome = await self._first_attempt(name, agent, phase, action)
+        except Exception as exc:  # a step's failure, an L0 error or an unexpected one: all reported at this step
+            if phase in ROLL_FORWARD:  # past the point of no return: roll forward, from a fresh look
+                log.warning("node %s: %s failed, retrying: %s", self.node, phase, exc)
+                return await self._retry_later(name, agent, phase, exc)
+            return await self._step_failed(name, hr, phase, agent, exc)
+        self._attempts.pop(name, None)
         timing.record("step", started_wall, time.time(), phase=str(phase))
         return await self._step_done(name, agent, phase, outcome, started)
 
@@ -326,6 +355,8 @@ class NodeAgent:
             status = dict(body.get("status") or {})
             status["agent"] = agent.to_json()
             self._objects[name] = {**body, "status": status}
+            if not hold:
+                self._written[name] = (body.get("metadata") or {}).get("uid")
 
     async def _report_failure(
         self,

@@ -94,6 +94,8 @@ class AgentHost:
                 log.info("node %s: the agent of L1 %d drives the node now", node, rt.l1_id)
             try:
                 await agent.run()
+            except asyncio.CancelledError:
+                raise
             except SwitchoverError:
                 if rt.l1_id is not None:
                     # This host retired: the L0 takes it away at any moment. It writes nothing more;
@@ -110,6 +112,10 @@ class AgentHost:
                 for name, body in agent.known().items():
                     fresh.update(body, name)
                 self.agents[node] = fresh
+            except Exception:
+                # One node's failure stays that node's: the process hosts other nodes' agents too.
+                log.exception("node %s: its agent stopped on an error; starting it again", node)
+                await asyncio.sleep(self.retry_seconds)
 
     async def _reread(self, node: str, agent: NodeAgent) -> None:
         """Fresh copies of this node's HostRefresh objects (retried: the node waits for them)."""

@@ -18,3 +18,13 @@ DOWNTIME = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 NESTED_SECONDS = Gauge("hostrefresh_agent_nested_seconds", "Seconds nested in the node's last refresh", ["node"])
+RETRIES = Counter(
+    "hostrefresh_agent_retries_total",
+    "Retries after a transient error (an L0 call, a sysfs write, a status write), by node",
+    ["node"],
+)
+VMS_LOST = Gauge(
+    "hostrefresh_agent_vms_lost",
+    "VMs of the node that run nowhere (their last host died with them); kept for a person to look at",
+    ["node"],
+)

@@ -57,7 +57,8 @@ async def lease_index(
     config: OperatorConfig = memo.config
     labels = body.get("metadata", {}).get("labels") or {}
     node = kube.heartbeat_node(name, namespace, labels, config.namespace)
-    return {node: kube.agent_view(body)} if node is not None else {}
+    # Each renewal is a watch event: the time it arrives is the operator's own clock's view of it.
+    return {node: kube.agent_view(body, seen_at=datetime.now(UTC))} if node is not None else {}
 
 
 @kopf.index(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)

@@ -101,12 +101,13 @@ def heartbeat_node(name: str, namespace: str | None, labels: Mapping[str, str], 
     return node
 
 
-def agent_view(body: Mapping[str, Any]) -> AgentView:
-    """An agent heartbeat Lease as the decision functions see it."""
+def agent_view(body: Mapping[str, Any], seen_at: datetime | None = None) -> AgentView:
+    """An agent heartbeat Lease as the decision functions see it; ``seen_at``: when the operator saw it."""
     spec = body.get("spec", {}) or {}
     return AgentView(
         renewed_at=parse_time(spec.get("renewTime")),
         lease_seconds=int(spec.get("leaseDurationSeconds") or 30),
+        seen_at=seen_at,
     )
 
 

@@ -224,21 +224,50 @@ def _check_deadline(decision: Decision, inputs: RefreshInputs, phase: Phase) -> 
     if elapsed <= limit:
         return
     msg = f"phase {phase} exceeded its deadline of {limit}s ({elapsed:.0f}s)"
-    if phase == Phase.ROLLING_BACK or not can_roll_back(phase):
-        _fail(decision, inputs, Reason.DEADLINE_EXCEEDED, msg)
+    if phase == Phase.ROLLING_BACK and _silent_for(decision, inputs) > inputs.hr.spec.timeouts.agent_silence_seconds:
+        _fail(
+            decision, inputs, Reason.DEADLINE_EXCEEDED, msg + " and the agent is silent: the node may be half-way back"
+        )
+    elif phase == Phase.ROLLING_BACK or not can_roll_back(phase):
+        # Only the agent can bring the node to an end now (back, or forward past the point of no
+        # return); declaring Failed would stop it half-way. Say so and let it go on: Failed comes
+        # from the agent's own report, or from its silence (see _check_agent).
+        degraded = cond.get(decision.status.conditions, cond.DEGRADED)
+        if degraded is None or degraded.reason != Reason.DEADLINE_EXCEEDED:
+            way = "back" if phase == Phase.ROLLING_BACK else "forward"
+            msg += f"; the agent keeps driving the node {way} while it reports progress"
+            decision.status.conditions = cond.set_condition(
+                decision.status.conditions,
+                cond.DEGRADED,
+                TRUE,
+                Reason.DEADLINE_EXCEEDED,
+                msg,
+                inputs.generation,
+                inputs.now,
+            )
+            decision.events.append(EventSpec("Warning", Reason.DEADLINE_EXCEEDED, msg))
     else:
         _roll_back(decision, inputs, Reason.DEADLINE_EXCEEDED, msg)
 
 
+def _silent_for(decision: Decision, inputs: RefreshInputs) -> float:
+    """Seconds since the last sign of life of the node's agent, on the operator's clock.
+
+    Signs of life: its Lease renewals (as the operator saw them), and its own reports on this
+    refresh. A report stamped ahead of the operator's clock (an agent whose clock runs ahead, or a
+    forged report) is no sign of life: it would hide the agent's silence for as long as it is ahead.
+    """
+    started = decision.status.started_at or inputs.now
+    last = [inputs.agent.heard_at, started]
+    reported = inputs.hr.status.agent.updated_at if inputs.hr.status.agent else None
+    if reported is not None and reported <= inputs.now:
+        last.append(reported)
+    return (inputs.now - max(t for t in last if t is not None)).total_seconds()
+
+
 def _check_agent(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
     limit = inputs.hr.spec.timeouts.agent_silence_seconds
-    # Signs of life: the agent's Lease, and its own reports on this refresh (either will do).
-    started = decision.status.started_at or inputs.now
-    last = [inputs.agent.renewed_at, started]
-    reported = inputs.hr.status.agent.updated_at if inputs.hr.status.agent else None
-    if reported is not None:
-        last.append(reported)
-    silent = (inputs.now - max(t for t in last if t is not None)).total_seconds()
+    silent = _silent_for(decision, inputs)
     if silent <= limit:
         return
     msg = f"the agent on {inputs.hr.spec.node_name} has been silent for {silent:.0f}s (limit {limit}s)"

@@ -42,22 +42,41 @@ class NodeView:
         return self.labels.get(ZONE_LABEL, "")
 
 
+#: How far apart the agents' and the operator's clocks may be (NTP keeps them far closer).
+MAX_CLOCK_SKEW_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class AgentView:
-    """The node agent's heartbeat (its Lease)."""
+    """The node agent's heartbeat (its Lease).
+
+    ``renewed_at`` is stamped by the agent, on its clock; ``seen_at`` is when the operator saw that
+    renewal, on its own. Liveness is judged on the operator's clock (as the node lifecycle controller
+    judges kubelets), so an agent whose clock runs ahead or behind neither looks alive too long nor
+    silent too soon; the agent's stamp only rules out a renewal long past (an operator that has just
+    started sees every Lease at once).
+    """
 
     renewed_at: datetime | None = None
     lease_seconds: int = 30
+    seen_at: datetime | None = None
+
+    @property
+    def heard_at(self) -> datetime | None:
+        """When the operator last saw a renewal (the agent's stamp when that is unknown)."""
+        return self.seen_at or self.renewed_at
 
     def alive(self, now: datetime, tolerance_seconds: float | None = None) -> bool:
-        """Fresh when renewed within the lease duration (or an explicit tolerance)."""
-        if self.renewed_at is None:
+        """Fresh when a renewal was seen within the lease duration (or an explicit tolerance)."""
+        if self.renewed_at is None or self.heard_at is None:
             return False
         limit = self.lease_seconds if tolerance_seconds is None else tolerance_seconds
-        return (now - self.renewed_at).total_seconds() <= limit
+        if (now - self.renewed_at).total_seconds() > limit + MAX_CLOCK_SKEW_SECONDS:
+            return False
+        return (now - self.heard_at).total_seconds() <= limit
 
     def silent_for(self, now: datetime) -> float | None:
-        return None if self.renewed_at is None else (now - self.renewed_at).total_seconds()
+        return None if self.heard_at is None else (now - self.heard_at).total_seconds()
 
 
 @dataclass(frozen=True)
