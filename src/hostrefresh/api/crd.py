@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from hostrefresh.api.hostrefresh import GROUP, VERSION, HostRefresh, HostRefreshSpec, HostRefreshStatus
+from hostrefresh.api.hostrefresh import (
+    GROUP,
+    SPEC_FROZEN_WHILE_RUNNING,
+    VERSION,
+    HostRefresh,
+    HostRefreshSpec,
+    HostRefreshStatus,
+)
 from hostrefresh.api.refreshplan import PLAN_SPEC_RULES, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
 
 Schema = dict[str, Any]
@@ -113,6 +120,7 @@ def _root_schema(
     spec: type[BaseModel],
     status: type[BaseModel],
     spec_rules: list[dict[str, str]],
+    root_rules: list[dict[str, str]] | None = None,
 ) -> Schema:
     kind = model.__name__
     spec_schema = model_schema(spec)
@@ -122,7 +130,7 @@ def _root_schema(
         spec_schema["x-kubernetes-validations"] = spec_rules
     status_schema = model_schema(status)
     status_schema["description"] = f"Observed state of the {kind}."
-    return {
+    root: Schema = {
         "type": "object",
         "description": (model.__doc__ or kind).strip().splitlines()[0],
         "required": ["spec"],
@@ -137,6 +145,9 @@ def _root_schema(
             "status": status_schema,
         },
     }
+    if root_rules:
+        root["x-kubernetes-validations"] = root_rules
+    return root
 
 
 def _crd(
@@ -181,7 +192,7 @@ def _crd(
 
 def host_refresh_crd() -> dict[str, Any]:
     """The HostRefresh CRD."""
-    schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, [])
+    schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, [], [SPEC_FROZEN_WHILE_RUNNING])
     columns = [
         {
             "name": "Node",

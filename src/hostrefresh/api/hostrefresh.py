@@ -20,6 +20,20 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
+#: The spec a started refresh works to stays as it started: an edit of what the agent acts on
+#: (target, partition, handover) would strand the node half-way between two specs. The rule sits
+#: at the root because it reads the status (the directive and phase) next to the spec.
+SPEC_FROZEN_WHILE_RUNNING = rule(
+    "!has(oldSelf.status) || !has(oldSelf.status.directive) || oldSelf.status.directive == 'Wait'"
+    " || (has(oldSelf.status.phase) && oldSelf.status.phase in ['Succeeded', 'RolledBack', 'Failed'])"
+    " || (self.spec.target == oldSelf.spec.target && self.spec.partition == oldSelf.spec.partition"
+    " && self.spec.handover == oldSelf.spec.handover)",
+    "spec.target, spec.partition and spec.handover cannot change while the refresh runs (status.directive is "
+    "Proceed or RollBack): the agent works to the spec it started with. Wait for the end, or set spec.abort to "
+    "roll back, then create a new HostRefresh with the new values",
+)
+
+
 class HostRefreshSpec(RefreshTemplate):
     """Desired refresh of one node. Written by users or by a RefreshPlan, never by the operator."""
 
