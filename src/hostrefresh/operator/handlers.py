@@ -25,7 +25,7 @@ from hostrefresh.operator import kube, metrics
 from hostrefresh.operator.bookkeeping import NoDiffBase
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.lifecycle import decide
-from hostrefresh.operator.nodemarks import NodeMarkLog, mark, unmark
+from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkLog, mark, unmark
 from hostrefresh.operator.pacing import StartPacer
 from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView, is_terminal
 from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, merge_ahead, plan, refresh_name
@@ -208,6 +208,15 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
         if _grants_start(hr, decision.status) or is_terminal(decision.status.phase):
             pacer.forget(name)
         status = decision.status
+        if _grants_start(hr, status):
+            holder = await kube.claim_node(memo.client, node_name, name, node)
+            if holder != name:
+                # Another refresh holds the node (our view of it was behind): no grant, nothing
+                # written; the next pass sees it in the index and says so (NodeBusy).
+                log.info("HostRefresh %s: node %s is claimed by %s; the start waits", name, node_name, holder)
+                return CLAIM_RETRY_SECONDS
+            if CLAIM_ANNOTATION not in status.added_annotations:
+                status.added_annotations = [*status.added_annotations, CLAIM_ANNOTATION]
         planned = None
         if decision.mark_node and node is not None:
             # Record what we are about to add before adding it: a crash in between never leaves an
@@ -408,6 +417,8 @@ def _count_active(memo: kopf.Memo, index: kopf.Index[str, PeerView]) -> None:
 
 #: How soon a start held back by the backlog is tried again.
 BACKLOG_RETRY_SECONDS = 0.1
+#: A start found the node claimed by another refresh: look again after this long.
+CLAIM_RETRY_SECONDS = 2.0
 #: A HostRefresh seen without any status counts towards the backlog for this long at most.
 UNVISITED_SECONDS = 10.0
 

@@ -26,8 +26,8 @@ from hostrefresh.kube.resources import (
     agent_lease_name,
 )
 from hostrefresh.operator import metrics
-from hostrefresh.operator.nodemarks import NodeMarkPatch
-from hostrefresh.operator.views import AgentView, NodeView, Taint
+from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkPatch
+from hostrefresh.operator.views import AgentView, NodeView, Taint, is_terminal
 from hostrefresh.operator.waves import OwnedRefresh
 
 CONFLICT = 409
@@ -193,6 +193,58 @@ async def patch_node_marks(
                 raise
         view = None
     raise RuntimeError(f"node {node} kept changing while updating its hostrefresh marks")
+
+
+async def claim_node(
+    client: AsyncClient, node: str, refresh: str, known: NodeView | None, attempts: int = 5
+) -> str | None:
+    """Make ``refresh`` the one refresh of ``node``; returns the holder afterwards (None: no such node).
+
+    The claim is written guarded by the Node's resourceVersion, so of two refreshes claiming at once
+    one write fails (409), re-reads, and finds the other holding it. A claim whose holder is gone or
+    finished (a crash before it was released) is taken over, guarded the same way.
+    """
+    view = known if known is not None and known.resource_version else None
+    for _ in range(attempts):
+        if view is None:
+            metrics.API_REQUESTS.labels("get_node").inc()
+            try:
+                view = node_view((await client.get(Node, node)).to_dict())
+            except ApiError as exc:
+                if exc.status.code == NOT_FOUND:
+                    return None
+                raise
+        holder = view.annotations.get(CLAIM_ANNOTATION)
+        if holder == refresh:
+            return refresh
+        if holder is not None and await _refresh_active(client, holder):
+            return holder
+        body = {"metadata": {"resourceVersion": view.resource_version, "annotations": {CLAIM_ANNOTATION: refresh}}}
+        metrics.API_REQUESTS.labels("patch_node").inc()
+        try:
+            with WRITES:
+                await client.patch(Node, node, body, patch_type=PatchType.MERGE)
+            return refresh
+        except ApiError as exc:
+            if exc.status.code == NOT_FOUND:
+                return None
+            if exc.status.code != CONFLICT:
+                raise
+        view = None
+    raise RuntimeError(f"node {node} kept changing while claiming it for {refresh}")
+
+
+async def _refresh_active(client: AsyncClient, name: str) -> bool:
+    """Whether HostRefresh ``name`` exists and has not ended (its claim on a node still stands)."""
+    metrics.API_REQUESTS.labels("get_refresh").inc()
+    try:
+        obj = await client.get(HostRefreshResource, name)
+    except ApiError as exc:
+        if exc.status.code == NOT_FOUND:
+            return False
+        raise
+    status = obj.to_dict().get("status") or {}  # type: ignore[no-untyped-call]
+    return not is_terminal(status.get("phase"))
 
 
 async def create_refresh(

@@ -13,6 +13,11 @@ from hostrefresh.operator.views import NodeView, Taint
 
 REFRESH_TAINT_KEY = "hostrefresh.io/refreshing"
 REFRESH_TAINT_EFFECT = "NoSchedule"
+#: The one refresh that may run on a node: set (guarded by the Node's resourceVersion) before a start
+#: is granted, removed with the other marks at the end. Two refreshes of one node (two standalone
+#: ones, a standalone one and a plan's child, children of two plans) can never both hold it, however
+#: stale the operator's view of the other refreshes is.
+CLAIM_ANNOTATION = "hostrefresh.io/claimed-by"
 #: Annotation keys set while a node refreshes; other node actors (health checkers, remediation,
 #: autoscalers) are configured to leave such nodes alone. Values are the HostRefresh name.
 DEFAULT_MARKER_ANNOTATIONS = ("hostrefresh.io/refreshing",)
