@@ -17,7 +17,13 @@ import yaml
 from pydantic import BaseModel
 
 from hostrefresh.api.hostrefresh import GROUP, VERSION, HostRefresh, HostRefreshSpec, HostRefreshStatus
-from hostrefresh.api.refreshplan import PLAN_SPEC_RULES, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api.refreshplan import (
+    PLAN_ROOT_RULES,
+    PLAN_SPEC_RULES,
+    RefreshPlan,
+    RefreshPlanSpec,
+    RefreshPlanStatus,
+)
 
 Schema = dict[str, Any]
 _DROP_KEYS = {"title"}
@@ -113,6 +119,7 @@ def _root_schema(
     spec: type[BaseModel],
     status: type[BaseModel],
     spec_rules: list[dict[str, str]],
+    root_rules: list[dict[str, str]] | None = None,
 ) -> Schema:
     kind = model.__name__
     spec_schema = model_schema(spec)
@@ -122,7 +129,7 @@ def _root_schema(
         spec_schema["x-kubernetes-validations"] = spec_rules
     status_schema = model_schema(status)
     status_schema["description"] = f"Observed state of the {kind}."
-    return {
+    root: Schema = {
         "type": "object",
         "description": (model.__doc__ or kind).strip().splitlines()[0],
         "required": ["spec"],
@@ -137,6 +144,9 @@ def _root_schema(
             "status": status_schema,
         },
     }
+    if root_rules:  # rules on metadata (its name): only the root may see it
+        root["x-kubernetes-validations"] = root_rules
+    return root
 
 
 def _crd(
@@ -209,7 +219,7 @@ def host_refresh_crd() -> dict[str, Any]:
 
 def refresh_plan_crd() -> dict[str, Any]:
     """The RefreshPlan CRD."""
-    schema = _root_schema(RefreshPlan, RefreshPlanSpec, RefreshPlanStatus, PLAN_SPEC_RULES)
+    schema = _root_schema(RefreshPlan, RefreshPlanSpec, RefreshPlanStatus, PLAN_SPEC_RULES, PLAN_ROOT_RULES)
     columns = [
         {
             "name": "Target",
