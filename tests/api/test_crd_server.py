@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from hostrefresh.api.quantity import parse_quantity
 from hostrefresh.controlplane import ControlPlane
+from tests.api.quantity_table import ACCEPTED, EDGES, REJECTED
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +74,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("timeout-zero", hr("spec.timeouts.preflightSeconds", 0), "spec.timeouts.preflightSeconds"),
     ("timeout-too-long", hr("spec.timeouts.migratingSeconds", 90000), "spec.timeouts.migratingSeconds"),
     ("silence-too-short", hr("spec.timeouts.agentSilenceSeconds", 1), "spec.timeouts.agentSilenceSeconds"),
+    # Shorter than two heartbeat renewals of an agent with the default --lease-seconds (every 10 s).
+    ("silence-below-two-heartbeats", hr("spec.timeouts.agentSilenceSeconds", 19), "--lease-seconds"),
+    ("memory-above-1Ei", hr("spec.partition.memory", "2Ei"), "spec.partition.memory"),
+    ("memory-exponent-above-1Ei", hr("spec.partition.memory", "1e19"), "spec.partition.memory"),
+    ("memory-capital-K", hr("spec.partition.memory", "4K"), "spec.partition.memory"),
     (
         "downtime-budget-zero",
         hr("spec.handover.downtimeBudgetMillis", 0),
@@ -96,6 +103,23 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("plan-empty-matchLabels", plan("spec.nodeSelector", {"matchLabels": {}}), "spec.nodeSelector"),
     ("plan-allNodes-and-selector", plan("spec.allNodes", True), "spec.allNodes"),
     ("plan-missing-selector", plan("spec.nodeSelector", None), "spec.nodeSelector"),
+    (
+        "plan-in-without-values",
+        plan("spec.nodeSelector", {"matchExpressions": [{"key": "pool", "operator": "In"}]}),
+        "spec.nodeSelector.matchExpressions[0].values",
+    ),
+    (
+        "plan-notin-empty-values",
+        plan("spec.nodeSelector", {"matchExpressions": [{"key": "pool", "operator": "NotIn", "values": []}]}),
+        "spec.nodeSelector.matchExpressions[0].values",
+    ),
+    (
+        "plan-exists-with-values",
+        plan("spec.nodeSelector", {"matchExpressions": [{"key": "pool", "operator": "Exists", "values": ["a"]}]}),
+        "spec.nodeSelector.matchExpressions[0].values",
+    ),
+    # The plan's name is the value of the hostrefresh.io/plan label on its HostRefreshes (63 at most).
+    ("plan-name-64-chars", plan("metadata.name", "p" * 64), "metadata.name"),
     (
         "plan-bad-operator",
         plan("spec.nodeSelector", {"matchExpressions": [{"key": "a", "operator": "Like"}]}),
@@ -221,3 +245,34 @@ def test_printer_columns(crds: ControlPlane) -> None:
         crds.kubectl("delete", "rplan", "columns-plan")
     finally:
         crds.kubectl("delete", "hrf", "columns")
+
+
+def _server_accepts(crds: ControlPlane, obj: dict[str, Any]) -> tuple[bool, str]:
+    result = crds.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(obj), check=False)
+    return result.returncode == 0, result.stderr
+
+
+def test_memory_quantities_the_server_accepts_are_the_ones_the_agent_parses(crds: ControlPlane) -> None:
+    """The parser's table, on the real API server: what it lets through, the agent can take."""
+    for text, expected in ACCEPTED:
+        accepted, err = _server_accepts(crds, hr("spec.partition.memory", text))
+        assert accepted, f"{text!r}: the server refused a quantity of the table: {err}"
+        assert parse_quantity(text) == expected
+    for text in REJECTED:
+        accepted, err = _server_accepts(crds, hr("spec.partition.memory", text))
+        assert not accepted, f"{text!r}: the server accepted a quantity the agent refuses"
+        assert "spec.partition.memory" in err, err
+    for text in EDGES:
+        accepted, _ = _server_accepts(crds, hr("spec.partition.memory", text))
+        if accepted:
+            assert parse_quantity(text) >= 1, text
+
+
+def test_long_names_within_limits_are_accepted(crds: ControlPlane) -> None:
+    """A 63-character plan name, and a HostRefresh of a node with a 253-character name."""
+    accepted, err = _server_accepts(crds, plan("metadata.name", "p" * 63))
+    assert accepted, err
+    node = ("n" * 62 + ".") * 4 + "n"
+    assert len(node) == 253
+    accepted, err = _server_accepts(crds, hr("spec.nodeName", node))
+    assert accepted, err

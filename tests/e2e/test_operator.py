@@ -73,7 +73,7 @@ def test_silent_agent_leads_to_rollback(cluster: Cluster, tmp_path: Path) -> Non
     first = agent_process(cluster.cp, tmp_path, [node], name="silent-first")
     with running(op):
         first.start()
-        cluster.host_refresh("silent-hr", node, timeouts={"agentSilenceSeconds": 5})
+        cluster.host_refresh("silent-hr", node, timeouts={"agentSilenceSeconds": 20})
         wait_for(lambda: cluster.phase("silent-hr") == "BootingTarget", interval=0.05, what="BootingTarget")
         first.kill()
         wait_for(lambda: cluster.phase("silent-hr") == "RollingBack", timeout=60, what="rollback decided")

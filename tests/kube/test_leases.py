@@ -31,7 +31,7 @@ def _renew(spread: float, n: int = 5) -> list[float]:
         names = [f"lease-{i}" for i in range(n)]
         for name in names:  # known Leases: a renewal is one replace
             beats._leases[name] = Lease(metadata=ObjectMeta(name=name), spec=LeaseSpec(holderIdentity="x"))
-        holders: dict[str, tuple[str, dict[str, Any]]] = {name: ("agent", {}) for name in names}
+        holders: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {name: ("agent", {}, {}) for name in names}
         start = asyncio.get_running_loop().time()
         assert await beats.renew_all(holders, spread) == []
         return [t - start for t in client.times]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from hostrefresh.api import Phase
-from hostrefresh.kube.resources import NODE_LABEL, agent_lease_name
+from hostrefresh.api.names import label_value
+from hostrefresh.kube.resources import NODE_ANNOTATION, NODE_LABEL, agent_lease_name
 from hostrefresh.operator.kube import heartbeat_node, owned_refresh
 
 
@@ -53,3 +55,43 @@ def test_only_the_node_agents_own_lease_is_its_heartbeat(
 ) -> None:
     assert agent_lease_name("n1") == "hostrefresh-agent-n1"
     assert heartbeat_node(name, namespace, labels, "hostrefresh-system") == expected
+
+
+LONG_NODE = "ip-10-0-12-34.eu-west-1.compute.internal." + "rack-7.pool-gpu-a100.zone-b.example"  # 76 characters
+
+
+def test_long_node_heartbeat_carries_the_name_in_an_annotation() -> None:
+    short = label_value(LONG_NODE)
+    assert len(LONG_NODE) > 63 and len(short) <= 63
+    name = agent_lease_name(LONG_NODE)
+    annotations = {NODE_ANNOTATION: LONG_NODE}
+    assert heartbeat_node(name, "hostrefresh-system", {NODE_LABEL: short}, "hostrefresh-system", annotations) == (
+        LONG_NODE
+    )
+    # The label must be the short form of the annotated node, and the Lease that node's.
+    other = label_value(LONG_NODE + "x")
+    assert heartbeat_node(name, "hostrefresh-system", {NODE_LABEL: other}, "hostrefresh-system", annotations) is None
+    forged = {NODE_ANNOTATION: "n2"}
+    assert heartbeat_node(name, "hostrefresh-system", {NODE_LABEL: short}, "hostrefresh-system", forged) is None
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "n1",
+        "a" * 63,
+        "a" * 64,
+        "a" * 253,
+        LONG_NODE,
+        "a" * 52 + "-" + "b" * 30,  # a cut right after a dash
+        "a" * 51 + ".-" + "b" * 30,
+        "x." * 126 + "y",
+    ],
+)
+def test_label_value_fits_a_label(name: str) -> None:
+    value = label_value(name)
+    assert len(value) <= 63 and LABEL_VALUE.match(value), value
+    assert value == name if len(name) <= 63 else value != label_value(name + "0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hostrefresh.api.names import label_value
 from hostrefresh.operator.nodemarks import REFRESH_TAINT_KEY, NodeMarkLog, mark, unmark
 from hostrefresh.operator.views import NodeView, Taint
 
@@ -58,3 +59,13 @@ def test_a_mark_patch_is_not_repeated_until_its_echo_could_have_arrived(monkeypa
     assert log.due("hr-a", "unmark")  # long enough: a mark still missing is someone else's doing
     log.forget("hr-a")
     assert log.due("hr-a", "unmark")
+
+
+def test_a_long_refresh_name_makes_a_valid_taint_value_and_is_removed_again() -> None:
+    owner = "fleet-upgrade-2024-ip-10-0-12-34.eu-west-1.compute.internal-1a2b3c4d"  # 68 characters
+    patch = mark(NodeView("n"), owner, [], [])
+    assert patch.taints is not None
+    (taint,) = patch.taints
+    assert len(taint["value"]) <= 63 and taint["value"] == label_value(owner)
+    marked = NodeView("n", taints=(Taint(REFRESH_TAINT_KEY, "NoSchedule", taint["value"]),))
+    assert unmark(marked, owner, patch.added_taints, patch.added_annotations).taints == []

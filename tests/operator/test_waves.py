@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -158,3 +159,45 @@ def test_merge_ahead_prefers_own_writes_until_the_watch_shows_them(
     assert by_name["other"].phase == Phase.MIGRATING
     assert ("c" in still) is stays_ahead
     assert len(owned) == 2
+
+
+@pytest.mark.parametrize(("canary", "fleet"), [(5, 3), (1000, 1), (3, 3)])
+def test_a_canary_larger_than_the_fleet_finishes_and_says_so(canary: int, fleet: int) -> None:
+    s, ns = spec(canary=canary, maxUnavailable=2), nodes(fleet)
+    owned: dict[str, OwnedRefresh] = {}
+    for _ in range(fleet + 2):
+        decision = run(s, ns, tuple(owned.values()), now=T0 + timedelta(hours=1))
+        for node in decision.start:
+            owned[node] = done(node, at=T0)
+        if decision.status.succeeded == fleet:
+            break
+    assert decision.status.succeeded == fleet, "the rollout hung"
+    ready = next(c for c in decision.status.conditions if c.type == "Ready")
+    assert ready.status == "True"
+    progressing = next(c for c in decision.status.conditions if c.type == "Progressing")
+    assert ("spec.canary" in progressing.message) == (canary > fleet), progressing.message
+
+
+def test_the_canary_note_shows_while_rolling_out() -> None:
+    decision = run(spec(canary=5), nodes(3))
+    assert decision.start == ["n00"]
+    progressing = next(c for c in decision.status.conditions if c.type == "Progressing")
+    assert "spec.canary 5 is more than the 3 selected node(s): every node is a canary" in progressing.message
+
+
+def test_a_selector_that_matches_nothing_is_stalled_and_says_so() -> None:
+    decision = run(spec(), ())
+    assert decision.start == [] and decision.status.nodes == 0
+    stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
+    assert stalled.status == "True" and stalled.reason == Reason.NO_NODES
+    assert "matches no node" in stalled.message
+
+
+@pytest.mark.parametrize(
+    ("plan_name", "node"),
+    [("p" * 63, "n" * 253), ("a" * 60 + "b", "c." * 120 + "d"), ("a" * 61, "c." * 120 + "d"), ("x", "y" * 240 + "-z")],
+)
+def test_refresh_name_is_a_valid_object_name(plan_name: str, node: str) -> None:
+    name = refresh_name(plan_name, node, "2.0")
+    assert len(name) <= 253
+    assert re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", name), name

@@ -8,9 +8,22 @@ from pydantic import Field
 from hostrefresh.api.base import ApiModel, rule
 from hostrefresh.api.schedule import CRON_PATTERN, DURATION_PATTERN, TIME_ZONE_PATTERN
 
+#: The node agent renews its heartbeat Lease every 1/HEARTBEATS_PER_LEASE of its duration
+#: (``hostrefresh-agent --lease-seconds``, default AGENT_LEASE_SECONDS: every 10 s).
+HEARTBEATS_PER_LEASE = 3
+AGENT_LEASE_SECONDS = 30
+#: The shortest silence limit: two renewals of an agent with the default Lease, so one late
+#: renewal never reads as a dead agent.
+AGENT_SILENCE_MIN_SECONDS = 2 * AGENT_LEASE_SECONDS // HEARTBEATS_PER_LEASE
+AGENT_SILENCE_DEFAULT_SECONDS = 60
+
+#: The form of a quantity, with a decimal exponent of two digits at most: the API server's own quantity
+#: parser takes longer than a request may last over ``1e999999999``, so such a string never reaches it.
+QUANTITY_SHAPE = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]{1,2}|[KMGTPE]i|[numkMGTPE])?$"
 QUANTITY_RULE = rule(
-    "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
-    "must be a positive memory quantity such as 4Gi or 512Mi",
+    f"self.matches('{QUANTITY_SHAPE}') && isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))"
+    " && quantity(self).compareTo(quantity('1Ei')) <= 0",
+    "must be a positive memory quantity of at most 1Ei, such as 4Gi, 512Mi, 1.5Gi or 4e9",
 )
 
 
@@ -69,7 +82,8 @@ class PartitionSpec(ApiModel):
         Field(
             default="4Gi",
             max_length=32,
-            description="Memory to hot-unplug into the new partition, a positive quantity (e.g. 4Gi).",
+            description="Memory to hot-unplug into the new partition, a positive quantity of at most 1Ei (e.g. "
+            "4Gi, 1.5Gi, 4e9); the agent rounds it up to whole memory blocks.",
             json_schema_extra={"x-kubernetes-validations": [QUANTITY_RULE]},
         ),
     ]
@@ -123,11 +137,24 @@ class PhaseTimeouts(ApiModel):
     agent_silence_seconds: Annotated[
         int,
         Field(
-            default=60,
-            ge=5,
+            default=AGENT_SILENCE_DEFAULT_SECONDS,
+            ge=AGENT_SILENCE_MIN_SECONDS,
             le=3600,
             description="How long the node agent may stay silent (Lease not renewed) before the refresh is "
-            "rolled back or, after Retiring, marked Failed (5-3600).",
+            f"rolled back or, after Retiring, marked Failed ({AGENT_SILENCE_MIN_SECONDS}-3600). The agent renews "
+            f"its Lease every third of its --lease-seconds ({AGENT_LEASE_SECONDS} by default): keep this at least "
+            "two renewals long.",
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    rule(
+                        f"self >= {AGENT_SILENCE_MIN_SECONDS}",
+                        f"must be at least {AGENT_SILENCE_MIN_SECONDS} seconds: the node agent renews its heartbeat "
+                        f"Lease only every {AGENT_LEASE_SECONDS // HEARTBEATS_PER_LEASE} s (a third of its "
+                        f"--lease-seconds {AGENT_LEASE_SECONDS}), so a shorter limit would roll back refreshes of "
+                        "healthy agents",
+                    )
+                ]
+            },
         ),
     ]
 

@@ -24,7 +24,13 @@ from hostrefresh.api.hostrefresh import (
     HostRefreshSpec,
     HostRefreshStatus,
 )
-from hostrefresh.api.refreshplan import PLAN_SPEC_RULES, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api.refreshplan import (
+    PLAN_ROOT_RULES,
+    PLAN_SPEC_RULES,
+    RefreshPlan,
+    RefreshPlanSpec,
+    RefreshPlanStatus,
+)
 
 Schema = dict[str, Any]
 _DROP_KEYS = {"title"}
@@ -145,7 +151,7 @@ def _root_schema(
             "status": status_schema,
         },
     }
-    if root_rules:
+    if root_rules:  # rules that read more than the spec (metadata, status): only the root sees them
         root["x-kubernetes-validations"] = root_rules
     return root
 
@@ -220,7 +226,7 @@ def host_refresh_crd() -> dict[str, Any]:
 
 def refresh_plan_crd() -> dict[str, Any]:
     """The RefreshPlan CRD."""
-    schema = _root_schema(RefreshPlan, RefreshPlanSpec, RefreshPlanStatus, PLAN_SPEC_RULES)
+    schema = _root_schema(RefreshPlan, RefreshPlanSpec, RefreshPlanStatus, PLAN_SPEC_RULES, PLAN_ROOT_RULES)
     columns = [
         {
             "name": "Target",

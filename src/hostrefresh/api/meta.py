@@ -2,11 +2,12 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, cast
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
-from hostrefresh.api.base import ApiModel
+from hostrefresh.api.base import ApiModel, rule
 
 # Same limits and patterns as k8s.io/apimachinery/pkg/apis/meta/v1 Condition.
 CONDITION_TYPE_PATTERN = (
@@ -71,8 +72,19 @@ class LabelSelectorOperator(StrEnum):
     DOES_NOT_EXIST = "DoesNotExist"
 
 
+_VALUES_RULE = rule(
+    "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0"
+    " : !has(self.values) || size(self.values) == 0",
+    "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist "
+    "(as in any Kubernetes label selector)",
+    ".values",
+)
+
+
 class LabelSelectorRequirement(ApiModel):
     """One ``matchExpressions`` entry of a label selector."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [cast("JsonDict", _VALUES_RULE)]})
 
     key: Annotated[str, Field(min_length=1, max_length=317, description="The label key the selector applies to.")]
     operator: Annotated[LabelSelectorOperator, Field(description="In, NotIn, Exists or DoesNotExist.")]
@@ -83,6 +95,13 @@ class LabelSelectorRequirement(ApiModel):
             description="Values for In and NotIn (must be non-empty); must be empty for Exists and DoesNotExist.",
         ),
     ]
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> "LabelSelectorRequirement":
+        wants_values = self.operator in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN)
+        if wants_values != bool(self.values):
+            raise ValueError("values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist")
+        return self
 
 
 class LabelSelector(ApiModel):

@@ -1,31 +1,61 @@
-"""Kubernetes resource quantities (``4Gi``, ``512Mi``, ``1.5G``) as bytes."""
+"""Kubernetes resource quantities (``4Gi``, ``512Mi``, ``1.5G``, ``4e9``) as whole bytes.
+
+The grammar is the API server's (``resource.ParseQuantity``, which CEL's ``isQuantity`` uses), so
+every string the CRD accepts for ``spec.partition.memory`` parses here too:
+
+    quantity ::= [+-] number suffix
+    number   ::= digits | digits "." [digits] | "." digits
+    suffix   ::= "" | Ki | Mi | Gi | Ti | Pi | Ei          (binary)
+               | n | u | m | k | M | G | T | P | E       (decimal)
+               | ("e" | "E") [+-] digits                  (decimal exponent)
+
+A fraction of a byte (``1.5``, ``100m``, ``1e-3``) rounds up to a whole byte; the agent then rounds
+bytes up to whole memory blocks. Amounts beyond :data:`MAX_BYTES` are refused instead of being
+turned into an integer with millions of digits (``1e999999``).
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from decimal import Decimal
+from decimal import ROUND_CEILING, Context, Decimal
 
-_SUFFIX = {
-    "": 1,
-    "Ki": 1 << 10,
-    "Mi": 1 << 20,
-    "Gi": 1 << 30,
-    "Ti": 1 << 40,
-    "Pi": 1 << 50,
-    "Ei": 1 << 60,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-}
-_QUANTITY = re.compile(r"^(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_QUANTITY = re.compile(
+    r"^(?P<sign>[+-]?)(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?[0-9]+))?$"
+)
+#: The largest amount accepted (1 EiB; also the CRD's upper bound for spec.partition.memory).
+MAX_BYTES = 1 << 60
+MAX_TEXT = "1Ei"
+#: Enough digits for any mantissa of a 32-character quantity times 2**60, so nothing is rounded off.
+_EXACT = Context(prec=100, rounding=ROUND_CEILING)
 
 
 def parse_quantity(text: str) -> int:
-    """Bytes in a quantity; raises ValueError naming the expected form."""
+    """Whole bytes in a positive quantity (fractions round up); raises ValueError naming the form."""
     match = _QUANTITY.match(text.strip())
     if not match:
-        raise ValueError(f"{text!r} is not a quantity such as 4Gi or 512Mi")
-    return int(Decimal(match["num"]) * _SUFFIX[match["suffix"] or ""])
+        raise ValueError(f"{text!r} is not a quantity such as 4Gi, 512Mi, 1.5Gi or 4e9")
+    number = Decimal(match["num"])
+    if match["sign"] == "-":
+        number = -number
+    if match["exp"] is not None:
+        exponent, base2 = int(match["exp"]), 0
+    elif match["suffix"] in _BINARY:
+        exponent, base2 = 0, _BINARY[match["suffix"]]
+    else:
+        exponent, base2 = _DECIMAL[match["suffix"] or ""], 0
+    if number <= 0:
+        raise ValueError(f"{text!r} is not a positive quantity")
+    # Size check on the decimal exponent first: 1e999999999 must not become a giant integer.
+    if number.adjusted() + exponent + math.ceil(base2 * math.log10(2)) > 19:
+        raise ValueError(f"{text!r} is more than {MAX_TEXT}")
+    if number.adjusted() + exponent < -30:
+        return 1  # a positive amount far below a byte: one byte (the agent takes a whole block)
+    value = _EXACT.multiply(_EXACT.scaleb(number, exponent), Decimal(1 << base2))
+    whole = max(1, int(value.to_integral_value(rounding=ROUND_CEILING)))
+    if whole > MAX_BYTES:
+        raise ValueError(f"{text!r} is more than {MAX_TEXT}")
+    return whole

@@ -8,6 +8,7 @@ from pydantic import Field
 from hostrefresh.api.base import ApiModel, rule
 from hostrefresh.api.common import MaintenanceWindow, RefreshTemplate, TargetHost
 from hostrefresh.api.meta import Condition, LabelSelector
+from hostrefresh.api.names import LABEL_VALUE_MAX
 
 PERCENT_OR_COUNT_RULE = rule(
     "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
@@ -167,6 +168,15 @@ class RefreshPlan(ApiModel):
     spec: RefreshPlanSpec
     status: RefreshPlanStatus = Field(default_factory=RefreshPlanStatus)
 
+
+#: CEL rules on the whole RefreshPlan object (its name).
+PLAN_ROOT_RULES = [
+    rule(
+        f"size(self.metadata.name) <= {LABEL_VALUE_MAX}",
+        f"metadata.name must be at most {LABEL_VALUE_MAX} characters: it is the value of the label "
+        "hostrefresh.io/plan on every HostRefresh the plan creates; choose a shorter name",
+    ),
+]
 
 #: CEL rules on the whole RefreshPlan spec (cross-field).
 PLAN_SPEC_RULES = [

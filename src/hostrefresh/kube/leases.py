@@ -41,7 +41,9 @@ class Heartbeats:
         self._leases: dict[str, Lease] = {}
         self._limit = asyncio.Semaphore(concurrency)
 
-    async def renew(self, name: str, holder: str, labels: dict[str, str]) -> None:
+    async def renew(
+        self, name: str, holder: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+    ) -> None:
         async with self._limit:
             now = _now()
             lease = self._leases.get(name)
@@ -53,16 +55,18 @@ class Heartbeats:
                 except ApiError as exc:
                     if exc.status.code not in (CONFLICT, NOT_FOUND):
                         raise
-            self._leases[name] = await self._read_and_write(name, holder, labels, now)
+            self._leases[name] = await self._read_and_write(name, holder, labels, annotations, now)
 
-    async def _read_and_write(self, name: str, holder: str, labels: dict[str, str], now: datetime) -> Lease:
+    async def _read_and_write(
+        self, name: str, holder: str, labels: dict[str, str], annotations: dict[str, str] | None, now: datetime
+    ) -> Lease:
         try:
             lease = await self.client.get(Lease, name, namespace=self.namespace)
         except ApiError as exc:
             if exc.status.code != NOT_FOUND:
                 raise
             fresh = Lease(
-                metadata=ObjectMeta(name=name, namespace=self.namespace, labels=labels),
+                metadata=ObjectMeta(name=name, namespace=self.namespace, labels=labels, annotations=annotations),
                 spec=LeaseSpec(
                     holderIdentity=holder, leaseDurationSeconds=self.duration, acquireTime=now, renewTime=now
                 ),
@@ -73,8 +77,10 @@ class Heartbeats:
         lease.spec.leaseDurationSeconds = self.duration
         return await self.client.replace(lease)
 
-    async def renew_all(self, holders: dict[str, tuple[str, dict[str, str]]], spread: float = 0.0) -> list[str]:
-        """Renew every ``name -> (holder, labels)`` concurrently; returns the names that failed.
+    async def renew_all(
+        self, holders: dict[str, tuple[str, dict[str, str], dict[str, str]]], spread: float = 0.0
+    ) -> list[str]:
+        """Renew every ``name -> (holder, labels, annotations)`` concurrently; returns the names that failed.
 
         With ``spread`` seconds the renewals are spaced evenly over that time: a host of many
         simulated nodes then renews like a fleet of separate agents, not in one burst of writes.

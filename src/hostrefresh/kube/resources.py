@@ -16,7 +16,9 @@ VirtualMachineInstance = create_namespaced_resource(
 DEFAULT_NAMESPACE = "hostrefresh-system"
 AGENT_LEASE_PREFIX = "hostrefresh-agent-"
 AGENT_COMPONENT_LABEL = {"app.kubernetes.io/component": "hostrefresh-agent"}
+#: Label (and, with the full name, annotation) naming a node on its HostRefreshes and heartbeat Lease.
 NODE_LABEL = "hostrefresh.io/node"
+NODE_ANNOTATION = NODE_LABEL
 PLAN_LABEL = "hostrefresh.io/plan"
 #: The operator's finalizer on HostRefresh objects (kopf's, under our group).
 FINALIZER = "hostrefresh.io/finalizer"

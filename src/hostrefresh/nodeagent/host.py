@@ -15,8 +15,15 @@ from typing import Any
 
 from lightkube import AsyncClient
 
+from hostrefresh.api.names import label_value
 from hostrefresh.kube.leases import Heartbeats
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, NODE_LABEL, HostRefreshResource, agent_lease_name
+from hostrefresh.kube.resources import (
+    AGENT_COMPONENT_LABEL,
+    NODE_ANNOTATION,
+    NODE_LABEL,
+    HostRefreshResource,
+    agent_lease_name,
+)
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER, NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.nodeagent.runtime import NodeRuntime
@@ -159,7 +166,11 @@ class AgentHost:
         while True:
             started = asyncio.get_running_loop().time()
             holders = {
-                agent_lease_name(node): (agent.agent_id, {**AGENT_COMPONENT_LABEL, NODE_LABEL: node})
+                agent_lease_name(node): (
+                    agent.agent_id,
+                    {**AGENT_COMPONENT_LABEL, NODE_LABEL: label_value(node)},
+                    {NODE_ANNOTATION: node},
+                )
                 for node, agent in self.agents.items()
                 if self.driving[node]
             }

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
-from hostrefresh import eventloop
+from hostrefresh import eventloop, flags
+from hostrefresh.api.common import AGENT_LEASE_SECONDS, AGENT_SILENCE_DEFAULT_SECONDS, HEARTBEATS_PER_LEASE
+from hostrefresh.api.names import dns_subdomain_problem
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
@@ -31,16 +33,27 @@ from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 from hostrefresh.nodeagent.sysfs import RealSysfsIO, SysfsIO
 
+#: The longest heartbeat Lease: its renewals (every third of it) must fit twice into the default
+#: silence limit of a refresh (timeouts.agentSilenceSeconds, 60 s), or that default would roll back
+#: refreshes of healthy agents.
+MAX_LEASE_SECONDS = AGENT_SILENCE_DEFAULT_SECONDS * HEARTBEATS_PER_LEASE // 2
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hostrefresh-agent", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
     parser.add_argument(
         "--namespace",
-        default=os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE),
-        help="namespace of the heartbeat Leases (default %(default)s)",
+        type=flags.namespace,
+        default=os.environ.get("POD_NAMESPACE") or DEFAULT_NAMESPACE,
+        help=f"namespace of the heartbeat Leases (default $POD_NAMESPACE or {DEFAULT_NAMESPACE})",
     )
-    parser.add_argument("--node", default=os.environ.get("NODE_NAME"), help="this node's name (default $NODE_NAME)")
+    parser.add_argument(
+        "--node",
+        type=flags.node_name,
+        default=os.environ.get("NODE_NAME") or None,
+        help="this node's name (default $NODE_NAME)",
+    )
     parser.add_argument("--l0-backend", choices=["vmcall", "sim"], default="vmcall", help="how to reach the L0")
     parser.add_argument(
         "--l0-sim-state", type=Path, default=None, help="simulated L0 state file (with --l0-backend sim)"
@@ -65,8 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--l1-id",
-        type=int,
-        default=int(os.environ["HOSTREFRESH_L1_ID"]) if os.environ.get("HOSTREFRESH_L1_ID") else None,
+        type=flags.whole(1),
+        default=os.environ.get("HOSTREFRESH_L1_ID") or None,
         help="the L0's id of the host this agent runs in (default $HOSTREFRESH_L1_ID); set, the agent is one "
         "of two hosts' agents: it drives the refresh only while its host is the node's oldest running L1",
     )
@@ -85,39 +98,82 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--nice",
-        type=int,
+        type=flags.whole(-20, 19),
         default=-10,
         help="with --l1-id: the agent's CPU priority (nice value, default %(default)s). A guest's pause lasts until "
         "this agent resumes it in the new host, so it must not wait for a CPU behind the guests' vCPUs",
     )
     parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
     parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
-    parser.add_argument("--sim-vms", type=int, default=3, help="simulated VMs per simulated node")
-    parser.add_argument("--lease-seconds", type=int, default=30, help="heartbeat Lease duration")
-    parser.add_argument("--retry-seconds", type=float, default=1.0, help="base backoff between retries of a step")
+    parser.add_argument("--sim-vms", type=flags.whole(0), default=3, help="simulated VMs per simulated node")
+    parser.add_argument(
+        "--lease-seconds",
+        type=flags.whole(1, MAX_LEASE_SECONDS),
+        default=AGENT_LEASE_SECONDS,
+        help=f"heartbeat Lease duration, renewed every third of it (1-{MAX_LEASE_SECONDS}, default %(default)s); "
+        "a refresh's timeouts.agentSilenceSeconds should span at least two renewals",
+    )
+    parser.add_argument(
+        "--retry-seconds",
+        type=flags.seconds(0.0),
+        default=1.0,
+        help="base backoff between retries of a step, more than 0 (default %(default)s)",
+    )
     parser.add_argument(
         "--report-running-after",
-        type=float,
+        type=flags.non_negative,
         default=REPORT_RUNNING_AFTER,
         metavar="SECONDS",
         help="report a step Running once it has run this long; quicker steps are reported with the next "
         "write (default %(default)s)",
     )
-    parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
-    parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
+    parser.add_argument("--metrics-port", type=flags.port, default=0, help="serve Prometheus metrics here (0: off)")
+    parser.add_argument("--health-port", type=flags.port, default=0, help="serve /healthz here (0: off)")
     parser.add_argument("--identity", default=socket.gethostname() + f"-{os.getpid()}")
     args = parser.parse_args(argv)
+    check_args(parser, args)
+    return args
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What no single flag's type can see: flags that contradict each other, paths that must exist.
+
+    Runs before the agent touches anything (no simulated node, state directory or Lease is created).
+    """
     if args.sim_root is None and not args.node:
         parser.error("--node (or $NODE_NAME) is required unless --sim-root hosts simulated nodes")
     if args.sim_root is not None and not args.sim_nodes:
         parser.error("--sim-nodes names the simulated nodes to host under --sim-root")
+    if args.sim_root is None and args.sim_nodes:
+        parser.error("--sim-nodes needs --sim-root, the directory to host the simulated nodes under")
     if args.l1_id is not None and args.sim_root is not None:
         parser.error("--l1-id is for an agent in one host of one node; --sim-root hosts many nodes in one process")
-    if not -20 <= args.nice <= 19:
-        parser.error(f"--nice must be between -20 and 19, not {args.nice}")
-    if args.l1_id is not None and args.l1_id < 1:
-        parser.error(f"--l1-id must be the L0's id of this host (1 or more), not {args.l1_id}")
-    return args
+    names = [n for n in args.sim_nodes.split(",") if n]
+    for name in names:
+        problem = dns_subdomain_problem(name)
+        if problem is not None:
+            parser.error(f"--sim-nodes: {name!r} is not a node name: it {problem}")
+    if len(set(names)) != len(names):
+        parser.error(f"--sim-nodes names a node twice: {args.sim_nodes}")
+    if args.sim_root is not None and args.sim_root.exists() and not args.sim_root.is_dir():
+        parser.error(f"--sim-root {args.sim_root} is not a directory")
+    if args.kubeconfig is not None and not args.kubeconfig.is_file():
+        parser.error(f"--kubeconfig {args.kubeconfig}: no such file; give the path of a kubeconfig, or leave it out")
+    if args.l0_sim_state is not None and args.l0_backend != "sim":
+        parser.error("--l0-sim-state is the simulated L0's state file: it needs --l0-backend sim")
+    if args.l0_sim_state is not None and not args.l0_sim_state.is_file():
+        parser.error(f"--l0-sim-state {args.l0_sim_state}: no such file; power the simulated L0 on first")
+    if args.sim_root is None and not args.sysfs_root.is_dir():
+        parser.error(f"--sysfs-root {args.sysfs_root} is not a directory; give the (fake) sysfs root")
+    if args.fake_sysfs and args.sim_root is not None:
+        parser.error("--fake-sysfs is for one host's fake sysfs; --sim-root makes its own for each simulated node")
+    if args.l1_id is not None:
+        for flag, path in (("--channel-dir", args.channel_dir), ("--handoff-dir", args.handoff_dir)):
+            if not path.is_dir():
+                parser.error(f"{flag} {path} is not a directory; with --l1-id the L0 provides it to both hosts")
+    if not args.identity.strip():
+        parser.error("--identity is empty: name this agent instance, e.g. after its pod")
+    flags.distinct_ports(parser, args.metrics_port, args.health_port)
 
 
 def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:

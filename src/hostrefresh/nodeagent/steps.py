@@ -52,6 +52,14 @@ async def _l0(call: str, fn: object, *args: object) -> None:
         raise StepFailedError("L0CallFailed", f"L0 {call} failed: {exc}") from exc
 
 
+def _memory_bytes(spec: HostRefreshSpec) -> int:
+    """spec.partition.memory in bytes; a quantity the agent cannot take fails the step, never retries."""
+    try:
+        return parse_quantity(spec.partition.memory)
+    except ValueError as exc:
+        raise StepFailedError("InvalidMemory", f"spec.partition.memory: {exc}") from exc
+
+
 def apply_policy(rt: NodeRuntime, spec: HostRefreshSpec) -> None:
     """The refresh's handover policy (zero-copy, copy fallback, downtime budget, parallelism) for the migrator."""
     handover = spec.handover
@@ -82,7 +90,7 @@ async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     if lost:
         raise StepFailedError("VMsLost", f"VMs not running anywhere before the refresh: {', '.join(lost)}")
     resources = rt.partitioner.observe()
-    need = parse_quantity(spec.partition.memory)
+    need = _memory_bytes(spec)
     try:
         check_feasible(resources, spec.partition.cpus, need)
     except PartitionError as exc:
@@ -96,7 +104,7 @@ async def partitioning(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation)
         return StepOutcome("partition exists")
     baseline = rt.record_baseline()
     try:
-        taken = await rt.partitioner.take(spec.partition.cpus, parse_quantity(spec.partition.memory), baseline)
+        taken = await rt.partitioner.take(spec.partition.cpus, _memory_bytes(spec), baseline)
     except PartitionError as exc:
         raise StepFailedError("HotUnplugFailed", str(exc)) from exc
     ranges = rt.block_ranges(taken.memory_blocks, taken.block_size)

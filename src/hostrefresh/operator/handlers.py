@@ -55,8 +55,10 @@ async def lease_index(
     name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[str, AgentView]:
     config: OperatorConfig = memo.config
-    labels = body.get("metadata", {}).get("labels") or {}
-    node = kube.heartbeat_node(name, namespace, labels, config.namespace)
+    meta = body.get("metadata", {})
+    node = kube.heartbeat_node(
+        name, namespace, meta.get("labels") or {}, config.namespace, meta.get("annotations") or {}
+    )
     # Each renewal is a watch event: the time it arrives is the operator's own clock's view of it.
     return {node: kube.agent_view(body, seen_at=datetime.now(UTC))} if node is not None else {}
 

@@ -17,8 +17,10 @@ from lightkube.resources.core_v1 import Event, Node
 from lightkube.types import PatchType
 
 from hostrefresh.api import HostRefreshStatus, Phase
+from hostrefresh.api.names import label_value
 from hostrefresh.kube.resources import (
     FINALIZER,
+    NODE_ANNOTATION,
     NODE_LABEL,
     PLAN_LABEL,
     HostRefreshResource,
@@ -88,15 +90,24 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
     )
 
 
-def heartbeat_node(name: str, namespace: str | None, labels: Mapping[str, str], agent_namespace: str) -> str | None:
+def heartbeat_node(
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    agent_namespace: str,
+    annotations: Mapping[str, str] | None = None,
+) -> str | None:
     """The node whose agent a Lease is the heartbeat of, or None when it is nobody's.
 
     Only the Lease the node's agent renews counts: in the agents' namespace (where the chart's RBAC
     lets only agents write them), under the node's own Lease name, labelled for that same node. A
-    Lease elsewhere, or with another name, could otherwise make a dead agent look alive.
+    Lease elsewhere, or with another name, could otherwise make a dead agent look alive. A node name
+    too long for a label value is in the annotation of the same key; the label holds its short form.
     """
-    node = labels.get(NODE_LABEL)
+    node = (annotations or {}).get(NODE_ANNOTATION) or labels.get(NODE_LABEL)
     if namespace != agent_namespace or not node or name != agent_lease_name(node):
+        return None
+    if labels.get(NODE_LABEL) != label_value(node):
         return None
     return node
 
@@ -257,7 +268,7 @@ async def create_refresh(
         "kind": "HostRefresh",
         "metadata": {
             "name": name,
-            "labels": {PLAN_LABEL: meta["name"], NODE_LABEL: node},
+            "labels": {PLAN_LABEL: meta["name"], NODE_LABEL: label_value(node)},
             # Born with the finalizer kopf would add at first sight: one write less, one round trip
             # sooner to the grant (nothing is granted before it is on).
             "finalizers": [FINALIZER],

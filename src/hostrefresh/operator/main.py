@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import socket
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import kopf
 from prometheus_client import start_http_server
 
-from hostrefresh import eventloop
+from hostrefresh import eventloop, flags
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
@@ -29,59 +28,69 @@ from hostrefresh.operator.config import OperatorConfig
 log = logging.getLogger("hostrefresh.operator")
 
 
-def non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> OperatorConfig:
+    """The operator's settings from flags and environment; a bad one exits (code 2) naming the flag."""
     parser = argparse.ArgumentParser(prog="hostrefresh-operator", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
     parser.add_argument(
         "--namespace",
-        default=os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE),
-        help="namespace of the leader Lease and the agents' heartbeat Leases (default %(default)s)",
+        type=flags.namespace,
+        default=os.environ.get("POD_NAMESPACE") or DEFAULT_NAMESPACE,
+        help="namespace of the leader Lease and the agents' heartbeat Leases (default $POD_NAMESPACE or "
+        f"{DEFAULT_NAMESPACE})",
     )
-    parser.add_argument("--identity", default=os.environ.get("POD_NAME", socket.gethostname() + f"-{os.getpid()}"))
+    parser.add_argument(
+        "--identity",
+        default=os.environ.get("POD_NAME") or socket.gethostname() + f"-{os.getpid()}",
+        help="this replica's name in the leader Lease (default $POD_NAME, else host name and process id)",
+    )
     parser.add_argument("--no-leader-elect", action="store_true", help="act without holding the leader Lease")
-    parser.add_argument("--lease-seconds", type=float, default=15.0, help="leader Lease duration")
-    parser.add_argument("--plan-interval", type=float, default=1.0, help="seconds between RefreshPlan passes")
+    parser.add_argument(
+        "--lease-seconds",
+        type=flags.seconds(1.0, inclusive=True),
+        default=15.0,
+        help="leader Lease duration, at least 1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--plan-interval",
+        type=flags.seconds(0.0),
+        default=1.0,
+        help="seconds between RefreshPlan passes, more than 0 (default %(default)s)",
+    )
     parser.add_argument(
         "--max-starts-per-second",
-        type=non_negative,
+        type=flags.non_negative,
         default=OperatorConfig.max_starts_per_second,
         help="refreshes granted their start per second at most, first come first served (0: no limit; "
         "default %(default)s)",
     )
     parser.add_argument(
         "--start-backlog",
-        type=int,
+        type=flags.whole(0),
         default=OperatorConfig.start_backlog,
         metavar="WRITES",
         help="hold start grants while the backlog (the operator's unanswered API writes, and new "
         "HostRefresh objects without status) exceeds this (default %(default)s)",
     )
-    parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
-    parser.add_argument("--health-port", type=int, default=0, help="serve /healthz here (0: off)")
+    parser.add_argument("--metrics-port", type=flags.port, default=0, help="serve Prometheus metrics here (0: off)")
+    parser.add_argument("--health-port", type=flags.port, default=0, help="serve /healthz here (0: off)")
     parser.add_argument(
         "--marker-annotation",
+        type=flags.annotation_key,
         action="append",
         default=None,
         help="annotation key set on refreshing nodes for other node actors (repeatable)",
     )
     parser.add_argument(
         "--events-namespace",
+        type=flags.namespace,
         default=OperatorConfig.events_namespace,
         help="namespace of the Events about HostRefreshes and RefreshPlans (cluster-scoped objects; "
         "default %(default)s, where `kubectl events --for hostrefresh/NAME` looks)",
     )
     parser.add_argument("--log-format", choices=["json", "plain"], default="json")
     args = parser.parse_args(argv)
+    check_args(parser, args)
     config = OperatorConfig(
         kubeconfig=args.kubeconfig,
         namespace=args.namespace,
@@ -101,6 +110,15 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
     for noisy in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return config
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What no single flag's type can see: flags that contradict each other, files that must exist."""
+    if not args.identity.strip():
+        parser.error("--identity (or $POD_NAME) is empty: give each replica a name, e.g. its pod's name")
+    if args.kubeconfig is not None and not args.kubeconfig.is_file():
+        parser.error(f"--kubeconfig {args.kubeconfig}: no such file; give the path of a kubeconfig, or leave it out")
+    flags.distinct_ports(parser, args.metrics_port, args.health_port)
 
 
 async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) -> None:

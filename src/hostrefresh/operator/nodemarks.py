@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hostrefresh.api.names import label_value
 from hostrefresh.operator.views import NodeView, Taint
 
 REFRESH_TAINT_KEY = "hostrefresh.io/refreshing"
@@ -19,7 +20,8 @@ REFRESH_TAINT_EFFECT = "NoSchedule"
 #: stale the operator's view of the other refreshes is.
 CLAIM_ANNOTATION = "hostrefresh.io/claimed-by"
 #: Annotation keys set while a node refreshes; other node actors (health checkers, remediation,
-#: autoscalers) are configured to leave such nodes alone. Values are the HostRefresh name.
+#: autoscalers) are configured to leave such nodes alone. Values are the HostRefresh name (the taint's
+#: value is its label-value form: at most 63 characters, see ``label_value``).
 DEFAULT_MARKER_ANNOTATIONS = ("hostrefresh.io/refreshing",)
 
 
@@ -49,7 +51,7 @@ def mark(
     new_added_taints = list(added_taints)
     changed = False
     if not any(t.key == REFRESH_TAINT_KEY for t in taints):
-        taints.append(Taint(REFRESH_TAINT_KEY, REFRESH_TAINT_EFFECT, owner))
+        taints.append(Taint(REFRESH_TAINT_KEY, REFRESH_TAINT_EFFECT, label_value(owner)))
         changed = True
         if REFRESH_TAINT_KEY not in new_added_taints:
             new_added_taints.append(REFRESH_TAINT_KEY)
@@ -72,7 +74,7 @@ def unmark(node: NodeView | None, owner: str, added_taints: list[str], added_ann
     """Remove what ``owner`` added (and only that); idempotent; a missing node needs nothing."""
     if node is None:
         return NodeMarkPatch()
-    keep = [t for t in node.taints if not (t.key in added_taints and t.value == owner)]
+    keep = [t for t in node.taints if not (t.key in added_taints and t.value == label_value(owner))]
     annotations: dict[str, str | None] = {key: None for key in added_annotations if node.annotations.get(key) == owner}
     return NodeMarkPatch(
         taints=[t.to_json() for t in keep] if len(keep) != len(node.taints) else None,

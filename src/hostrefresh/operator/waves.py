@@ -79,7 +79,7 @@ def resolve_count(value: int | str | None, total: int) -> int | None:
 def refresh_name(plan: str, node: str, version: str) -> str:
     """Deterministic HostRefresh name: a re-run after a crash finds, not duplicates, the object."""
     digest = hashlib.sha256(f"{plan}\0{node}\0{version}".encode()).hexdigest()[:8]
-    base = f"{plan}-{node}"[: 253 - 9]
+    base = f"{plan}-{node}"[: 253 - 9].rstrip("-.")  # a cut before a dot or dash leaves a valid name
     return f"{base}-{digest}"
 
 
@@ -181,16 +181,26 @@ def plan(inputs: PlanInputs) -> PlanDecision:
     status.pending -= len(decision.start)
 
     done = bool(ordered) and len(succeeded) == len(ordered)
+    # A canary as large as the fleet or larger is legal (the plan may select fewer nodes than when it
+    # was written); say what it means rather than leave the user to wonder where the second wave went.
+    note = ""
+    if ordered and spec.canary > len(ordered):
+        note = (
+            f"; spec.canary {spec.canary} is more than the {len(ordered)} selected node(s): every node is a "
+            "canary, refreshed maxUnavailable at a time, and no later wave follows"
+        )
     if done:
         set_c(cond.READY, TRUE, Reason.ROLLOUT_COMPLETE, f"all {len(ordered)} nodes run {target}")
     else:
         set_c(cond.READY, FALSE, Reason.ROLLING_OUT, f"{len(succeeded)}/{len(ordered)} nodes run {target}")
     if done or (not pending and not status.active):
-        set_c(cond.PROGRESSING, FALSE, Reason.ROLLOUT_COMPLETE if done else Reason.FAILED, "nothing left to start")
+        reason = Reason.ROLLOUT_COMPLETE if done else Reason.FAILED
+        set_c(cond.PROGRESSING, FALSE, reason, "nothing left to start" + note)
     elif hold_reason is not None and not status.active:
-        set_c(cond.PROGRESSING, FALSE, hold_reason[0], hold_reason[1])
+        set_c(cond.PROGRESSING, FALSE, hold_reason[0], hold_reason[1] + note)
     else:
-        set_c(cond.PROGRESSING, TRUE, Reason.ROLLING_OUT, f"{status.active} refreshing, {status.pending} pending")
+        progress = f"{status.active} refreshing, {status.pending} pending"
+        set_c(cond.PROGRESSING, TRUE, Reason.ROLLING_OUT, progress + note)
     if paused and hold_reason is not None:
         set_c(cond.PAUSED, TRUE, hold_reason[0], hold_reason[1])
     else:
