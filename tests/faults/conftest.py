@@ -1,0 +1,64 @@
+"""The fault campaign's own control plane (it restarts kube-apiserver and etcd), its scope and report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hostrefresh.controlplane import ControlPlane
+from tests.e2e.harness import ensure_namespace
+
+from .ledger import ScenarioRecord, report, write_report
+
+RECORDS: list[ScenarioRecord] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hostrefresh fault campaign")
+    group.addoption("--faults-all", action="store_true", help="run the whole fault campaign (make faults)")
+    group.addoption("--faults-report", default=None, help="write the campaign's report (JSON) here")
+
+
+@pytest.fixture(scope="session")
+def campaign_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of the campaign's own: scenarios crash and restart its processes."""
+    cp = ControlPlane(tmp_path_factory.mktemp("campaign-controlplane"))
+    cp.start()
+    try:
+        cp.install_crds()
+        ensure_namespace(cp)
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def campaign_full(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--faults-all"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RECORDS:
+        return
+    scope = "whole" if session.config.getoption("--faults-all") else "bounded"
+    data = report(RECORDS, scope)
+    target = session.config.getoption("--faults-report")
+    if target:
+        write_report(Path(target), data)
+    lines = [
+        f"fault campaign ({scope}): {data['scenarios']} scenarios, {data['faultsInjected']} faults injected, "
+        f"{data['refreshes']} refreshes, {data['vmsChecked']} VMs checked, {data['invariantChecks']} invariant "
+        f"checks, {data['violations']} violations, {data['seconds']} s"
+    ]
+    for r in data["results"]:
+        lines.append(
+            f"  {r['name']:<24} {r['faultsInjected']:>4} faults {r['refreshes']:>4} refreshes "
+            f"{r['vmsChecked']:>4} VMs {r['invariantChecks']:>6} checks {len(r['violations'])} violations"
+        )
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line)

@@ -1,0 +1,456 @@
+"""The fault campaign's scenarios: each injects one class of fault at many points and checks every
+refresh it touched against the invariants (see world.py). ``full`` widens each matrix; the bounded
+set (``full=False``) runs in ``make test``, the whole campaign in ``make faults``."""
+
+from __future__ import annotations
+
+import glob
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hostrefresh.controlplane.nodes import set_node_ready
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.l0 import Call, FaultRule, Status
+from hostrefresh.nodeagent.fakesysfs import FakeRules
+from tests.e2e.harness import Process, running, wait_for
+
+from .world import TERMINAL, FaultWorld
+
+ROLLED = frozenset({"Succeeded", "RolledBack"})
+MEMORY = "devices/system/memory/memory{}/state"
+CPU = "devices/system/cpu/cpu{}/online"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault_class: str
+    run: Callable[[FaultWorld, bool], None]
+
+
+def _refresh_all(world: FaultWorld, timeout: float = 300.0) -> list[dict[str, Any]]:
+    """A standalone refresh per node of the scenario; waits for all to end; checks every end state."""
+    for node in world.nodes:
+        world.refresh(f"{node}-hr", node)
+    objs = world.wait_terminal([f"{n}-hr" for n in world.nodes], timeout=timeout)
+    for obj in objs:
+        world.check_end(obj)
+    return objs
+
+
+def _count_l0(world: FaultWorld) -> None:
+    for node in world.nodes.values():
+        world.ledger.fault("l0-error", node.fired())
+
+
+# -- L0 errors at every call ---------------------------------------------------------------------
+
+FORWARD_CALLS = [Call.PARTITION_CREATE, Call.NESTED_ENABLE, Call.L1_BOOT, Call.MEM_GRANT, Call.L1_RETIRE]
+ROLLBACK_CALLS = [Call.L1_STOP, Call.PARTITION_DESTROY, Call.NESTED_DISABLE]
+
+
+def l0_errors(world: FaultWorld, full: bool) -> None:
+    statuses = [Status.E_HW, Status.E_BUSY, *([Status.E_IO, Status.E_RESOURCE] if full else [])]
+    cases: list[list[FaultRule]] = []
+    for call in FORWARD_CALLS:  # before the point of no return: rolls back (or goes on, if retried)
+        for status in statuses:
+            for times in (1, 3):
+                cases.append([FaultRule(call=call, status=status, times=times)])
+    for status in statuses[: 2 if not full else None]:  # after it: retried until it goes through
+        for times in (1, 3, 7):
+            cases.append([FaultRule(call=Call.NESTED_DISABLE, status=status, times=times)])
+    for call in ROLLBACK_CALLS:  # the rollback's own calls fail too
+        for times in (1, 3) if not full else (1, 2, 4):
+            cases.append(
+                [
+                    FaultRule(call=Call.MEM_GRANT, status=Status.E_HW, times=1),
+                    FaultRule(call=call, status=Status.E_BUSY, times=times),
+                ]
+            )
+    for i, rules in enumerate(cases):
+        world.node(f"l0e-{i:02d}", rules=rules, admin_offline=i % 2 == 1)
+    with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
+        _refresh_all(world)
+    _count_l0(world)
+
+
+def l0_queries(world: FaultWorld, full: bool) -> None:
+    """The L0 query fails at its n-th call: in every step's observation, before and after the retire."""
+    points = range(1, 61, 2) if full else range(1, 40, 3)
+    for i, nth in enumerate(points):
+        times = 1 if i % 3 else 4  # every third: repeated errors
+        world.node(f"l0q-{i:02d}", rules=[FaultRule(call=Call.QUERY, status=Status.E_IO, nth=nth, times=times)])
+    with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
+        _refresh_all(world)
+    _count_l0(world)
+
+
+def l0_chaos(world: FaultWorld, full: bool) -> None:
+    """Any call may fail, with some probability, a few times: seeded, so a failing node can be rerun."""
+    rng = random.Random(12)
+    for i in range(40 if full else 12):
+        status = rng.choice([Status.E_HW, Status.E_BUSY, Status.E_IO, Status.E_RESOURCE])
+        rule = FaultRule(call=None, status=status, nth=rng.randrange(0, 6), times=rng.randrange(1, 5), probability=0.35)
+        world.node(f"l0c-{i:02d}", rules=[rule], admin_offline=i % 3 == 0)
+    with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
+        _refresh_all(world)
+    _count_l0(world)
+
+
+# -- the kernel's sysfs ----------------------------------------------------------------------------
+
+
+def sysfs_faults(world: FaultWorld, full: bool) -> None:
+    """Hot-unplug refused, busy, hung or completing late (the partitioner tries cpu7 and memory31 first)."""
+    late = FakeRules(late=[MEMORY.format(31)], hang_seconds=2.5)
+    cases: list[tuple[FakeRules, list[FaultRule], int]] = [
+        (FakeRules(ebusy=[MEMORY.format(31), MEMORY.format(30)]), [], 2),
+        (FakeRules(refuse=[CPU.format(7)]), [], 1),
+        (FakeRules(hang=[MEMORY.format(31)], hang_seconds=2.5), [], 1),
+        (late, [], 1),  # the partition goes on without it; the devirtualize waits for it and hands it back
+        (late, [FaultRule(call=Call.L1_BOOT, status=Status.E_HW, times=1)], 2),  # ... and so does a rollback
+    ]
+    if full:
+        cases += [
+            (FakeRules(ebusy=[MEMORY.format(b) for b in range(31, 20, -1)]), [], 11),  # too few blocks: rollback
+            (FakeRules(refuse=[CPU.format(7), CPU.format(6)], late=[MEMORY.format(30)], hang_seconds=2.0), [], 3),
+        ]
+    for i, (rules, l0_rules, faults) in enumerate(cases):
+        world.node(f"sys-{i:02d}", sysfs=rules, rules=l0_rules, sysfs_timeout_s=1.0, admin_offline=i % 2 == 0)
+        world.ledger.fault("sysfs", faults)
+    with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
+        _refresh_all(world)
+    _count_l0(world)
+
+
+# -- crashes -------------------------------------------------------------------------------------
+
+# The step to interrupt and the slow L0 call that keeps the agent in it (Verifying makes none: the
+# agent reports every step's start at once there, and the kill lands if it is seen in time).
+KILL_POINTS: list[tuple[str, list[FaultRule], FakeRules | None]] = [
+    ("Preflight", [FaultRule(call=Call.PROBE, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("Partitioning", [FaultRule(call=Call.PARTITION_CREATE, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("Partitioning", [], FakeRules(late=[MEMORY.format(31)], hang_seconds=2.0)),  # in a sysfs write
+    ("NestedEnabling", [FaultRule(call=Call.NESTED_ENABLE, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("BootingTarget", [FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("Migrating", [FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("Retiring", [FaultRule(call=Call.L1_RETIRE, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("Devirtualizing", [FaultRule(call=Call.NESTED_DISABLE, status=Status.OK, latency_s=1.5, times=1)], None),
+    ("Verifying", [], None),
+    (
+        "RollingBack",
+        [
+            FaultRule(call=Call.MEM_GRANT, status=Status.E_HW, times=1),
+            FaultRule(call=Call.PARTITION_DESTROY, status=Status.OK, latency_s=1.5, times=1),
+        ],
+        None,
+    ),
+]
+
+
+class Killer:
+    """SIGKILLs the agent process when a node's refresh is seen in its chosen step, then restarts it."""
+
+    def __init__(self, world: FaultWorld, targets: dict[str, str], make: Callable[[int], Process]) -> None:
+        self.world, self.targets, self.make = world, targets, make
+        self.generation = 0
+        self.agent = make(0)
+        self.killed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for obj in self.world.mine():
+                node = obj["spec"]["nodeName"]
+                agent = (obj.get("status") or {}).get("agent") or {}
+                step = self.targets.get(node)
+                if node in self.killed or step is None:
+                    continue
+                if agent.get("step") == step and agent.get("stepState") == "Running":
+                    self.agent.kill()
+                    self.killed.add(node)
+                    self.world.ledger.fault("agent-sigkill")
+                    self.generation += 1
+                    self.agent = self.make(self.generation).start()
+            time.sleep(0.05)
+
+    def __enter__(self) -> Killer:
+        self.agent.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.agent.stop()
+
+
+def agent_kills(world: FaultWorld, full: bool) -> None:
+    targets: dict[str, str] = {}
+    rounds = 2 if full else 1
+    for r in range(rounds):
+        for i, (step, rules, sysfs) in enumerate(KILL_POINTS):
+            node = f"kill-{r}-{i:02d}"
+            world.node(node, rules=rules, sysfs=sysfs, admin_offline=(i + r) % 2 == 0)
+            targets[node] = step
+    nodes = list(world.nodes)
+
+    def make(gen: int) -> Process:
+        return world.agent(nodes, f"agent-{gen}", "--report-running-after=0")
+
+    with world.monitor(), running(world.operator()), Killer(world, targets, make):
+        _refresh_all(world)
+    _count_l0(world)
+
+
+def _leader(world: FaultWorld) -> str | None:
+    lease = world.cluster.get("lease", "hostrefresh-operator", namespace="hostrefresh-system") or {}
+    holder = (lease.get("spec") or {}).get("holderIdentity")
+    return str(holder) if holder else None
+
+
+def _plan_done(world: FaultWorld, nodes: int, timeout: float = 300.0) -> list[dict[str, Any]]:
+    def done() -> list[dict[str, Any]] | None:
+        objs = world.mine()
+        if len(objs) >= nodes and all((o.get("status") or {}).get("phase") in TERMINAL for o in objs):
+            return objs
+        return None
+
+    result: list[dict[str, Any]] = wait_for(done, timeout, interval=0.5, what="every node of the plan refreshed")
+    return result
+
+
+def _fleet(world: FaultWorld, prefix: str, n: int) -> None:
+    for i in range(n):
+        world.node(
+            f"{prefix}-{i:02d}",
+            rules=[FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=1)],  # refreshes overlap
+            labels={"fleet": prefix},
+            admin_offline=i % 2 == 0,
+        )
+
+
+def operator_kills(world: FaultWorld, full: bool) -> None:
+    """The leading operator SIGKILLed mid-plan (again and again), then both replicas down for a while."""
+    _fleet(world, "opk", 8 if full else 6)
+    a = world.operator("replica-a", "--lease-seconds=3")
+    b = world.operator("replica-b", "--lease-seconds=3")
+    replicas = {"replica-a": a, "replica-b": b}
+    with world.monitor({"opk": 2}), running(a, b, world.agent(list(world.nodes))):
+        wait_for(lambda: _leader(world) in replicas, timeout=30, what="a leader")
+        world.plan("opk", {"fleet": "opk"}, maxUnavailable=2, canary=1)
+        for _ in range(4 if full else 3):
+            time.sleep(2.5)
+            leader = _leader(world)
+            if leader in replicas:
+                replicas[leader].kill()
+                world.ledger.fault("operator-sigkill")
+                time.sleep(0.5)
+                replicas[leader].start()
+        time.sleep(1.0)
+        a.kill()
+        b.kill()
+        world.ledger.fault("operators-all-down")
+        time.sleep(6.0)
+        a.start()
+        b.start()
+        for obj in _plan_done(world, len(world.nodes)):
+            world.check_end(obj)
+
+
+def control_plane_restarts(world: FaultWorld, full: bool) -> None:
+    """kube-apiserver and etcd crash and come back mid-rollout."""
+    _fleet(world, "cpr", 6)
+    with world.monitor({"cpr": 2}), running(world.operator(), world.agent(list(world.nodes))):
+        world.plan("cpr", {"fleet": "cpr"}, maxUnavailable=2, canary=0)
+        for component in ["kube-apiserver", "etcd"] * (2 if full else 1):
+            time.sleep(3.0)
+            world.cp.crash_restart(component, down_seconds=2.0)
+            world.ledger.fault(f"{component}-restart")
+        for obj in _plan_done(world, len(world.nodes)):
+            world.check_end(obj)
+
+
+def _faketime_env(offset: str) -> dict[str, str]:
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    assert libs, "libfaketime is missing: scripts/install-system-deps.sh installs the Debian package faketime"
+    return {"LD_PRELOAD": libs[0], "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def clock_skew(world: FaultWorld, full: bool) -> None:
+    """The agents' clocks 30 s ahead of and behind the operator's (real libfaketime in the agent process)."""
+    ahead = [world.node(f"skew-a-{i}").name for i in range(3)]
+    behind = [world.node(f"skew-b-{i}", admin_offline=True).name for i in range(3)]
+    agents = [
+        world.agent(ahead, "agent-ahead", env=_faketime_env("+30s")),
+        world.agent(behind, "agent-behind", env=_faketime_env("-30s")),
+    ]
+    with world.monitor(), running(world.operator(), *agents):
+        _refresh_all(world)
+    world.ledger.fault("clock-ahead-30s", len(ahead))
+    world.ledger.fault("clock-behind-30s", len(behind))
+
+
+def _when_in(world: FaultWorld, name: str, step: str, timeout: float = 60.0) -> None:
+    wait_for(lambda: world.step_of(name)[0] == step, timeout, interval=0.05, what=f"{name} in {step}")
+
+
+def node_faults(world: FaultWorld, full: bool) -> None:
+    """The Node goes NotReady mid-refresh, or is deleted mid-refresh (the machine keeps running)."""
+    slow = [FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=2.0, times=1)]
+    world.node("nodef-notready", rules=slow)
+    world.node("nodef-deleted", rules=slow, admin_offline=True)
+    with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
+        world.refresh("nodef-notready-hr", "nodef-notready")
+        world.refresh("nodef-deleted-hr", "nodef-deleted")
+        _when_in(world, "nodef-notready-hr", "BootingTarget")
+        set_node_ready(world.cp, "nodef-notready", False)
+        world.ledger.fault("node-notready")
+        _when_in(world, "nodef-deleted-hr", "BootingTarget")
+        world.cp.kubectl("delete", "node", "nodef-deleted")
+        world.ledger.fault("node-deleted")
+        time.sleep(3.0)
+        set_node_ready(world.cp, "nodef-notready", True)
+        objs = world.wait_terminal(["nodef-notready-hr", "nodef-deleted-hr"])
+        world.cluster.add_node("nodef-deleted")  # back (as after a re-registration) to check its marks
+        for obj in objs:
+            world.check_end(obj)
+
+
+def overlapping(world: FaultWorld, full: bool) -> None:
+    """Two plans select the same nodes, and a standalone refresh names one of them too."""
+    _fleet(world, "ovl", 4)
+    with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
+        world.plan("ovl-one", {"fleet": "ovl"}, maxUnavailable=2, canary=0)
+        world.plan("ovl-two", {"fleet": "ovl"}, maxUnavailable=2, canary=0)
+        world.refresh("ovl-alone", "ovl-01")
+        world.ledger.fault("overlapping-plans")
+        world.ledger.fault("standalone-and-plan")
+        objs = _plan_done(world, 2 * len(world.nodes) + 1)
+    last: dict[str, dict[str, Any]] = {}
+    for obj in sorted(objs, key=lambda o: (o.get("status") or {}).get("completedAt") or ""):
+        last[obj["spec"]["nodeName"]] = obj
+    for obj in objs:
+        phase = (obj.get("status") or {}).get("phase")
+        world.ledger.check(phase in ROLLED, f"{obj['metadata']['name']}: ended {phase}")
+    for obj in last.values():
+        world.check_end(obj)
+
+
+def spec_edits(world: FaultWorld, full: bool) -> None:
+    """Edits of what the agent acts on, mid-refresh: the API server refuses each, the refresh carries on."""
+    edits = [
+        {"spec": {"target": {"version": "9.9"}}},
+        {"spec": {"partition": {"cpus": 4, "memory": "2Gi"}}},
+        {"spec": {"handover": {"maxParallel": 1, "zeroCopy": False}}},
+    ]
+    nodes = [
+        world.node(f"edit-{i}", rules=[FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=2.0, times=1)]).name
+        for i in range(2)
+    ]
+    with world.monitor(), running(world.operator(), world.agent(nodes)):
+        for node in nodes:
+            world.refresh(f"{node}-hr", node)
+        for node in nodes:
+            _when_in(world, f"{node}-hr", "Migrating")
+            for edit in edits:
+                out = world.cp.kubectl(
+                    "patch", "hostrefresh", f"{node}-hr", "--type=merge", "-p", json.dumps(edit), check=False
+                )
+                world.ledger.fault("spec-edit")
+                world.ledger.check(
+                    out.returncode != 0 and "cannot change while the refresh runs" in out.stderr,
+                    f"{node}-hr: a spec edit mid-refresh was not refused: {out.stdout} {out.stderr}",
+                )
+        objs = world.wait_terminal([f"{n}-hr" for n in nodes])
+    for obj in objs:
+        world.check_end(obj)
+        world.ledger.check(obj["spec"]["target"]["version"] == "2.0", f"{obj['metadata']['name']}: spec changed")
+
+
+def forgeries(world: FaultWorld, full: bool) -> None:
+    """Leases that are not the node agent's own, and a report stamped an hour ahead while the agent is dead."""
+    lonely = world.node("forge-lease").name
+    silent = world.node(
+        "forge-report", rules=[FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=3.0, times=1)]
+    ).name
+    now = datetime.now(UTC)
+    renew = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    forged = [
+        ("default", f"hostrefresh-agent-{lonely}"),  # the right name in another namespace
+        (DEFAULT_NAMESPACE, f"forged-{lonely}"),  # the agents' namespace under another name
+    ]
+    for namespace, name in forged:
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/component": "agent", "hostrefresh.io/node": lonely},
+            },
+            "spec": {"holderIdentity": "forger", "leaseDurationSeconds": 3600, "renewTime": renew},
+        }
+        world.cluster.apply(lease)
+        world.ledger.fault("forged-lease")
+    with world.monitor(), running(world.operator()):
+        world.refresh(f"{lonely}-hr", lonely)
+        time.sleep(6.0)
+        obj = world.cluster.get("hostrefresh", f"{lonely}-hr") or {}
+        conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+        world.ledger.check(
+            (obj.get("status") or {}).get("directive") != "Proceed"
+            and (conds.get("Progressing") or {}).get("reason") == "AgentNotAlive",
+            f"{lonely}-hr: started on a forged Lease: {obj.get('status')}",
+        )
+        first = world.agent([lonely, silent], "agent-first")
+        with running(first):
+            world.refresh(f"{silent}-hr", silent)
+            _when_in(world, f"{silent}-hr", "Migrating")
+            first.kill()
+            world.ledger.fault("agent-sigkill")
+            stamp = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            patch = {"status": {"agent": {"updatedAt": stamp}}}
+            world.cp.kubectl(
+                "patch", "hostrefresh", f"{silent}-hr", "--subresource=status", "--type=merge", "-p", json.dumps(patch)
+            )
+            world.ledger.fault("report-stamped-ahead")
+            wait_for(
+                lambda: (
+                    (world.cluster.get("hostrefresh", f"{silent}-hr") or {}).get("status", {}).get("directive")
+                    == "RollBack"
+                ),
+                timeout=60,
+                what="the operator to see through the stamp and roll back",
+            )
+        with running(world.agent([lonely, silent], "agent-second")):
+            objs = world.wait_terminal([f"{lonely}-hr", f"{silent}-hr"])
+    for obj in objs:
+        world.check_end(obj)
+    world.ledger.check(
+        next(o for o in objs if o["metadata"]["name"] == f"{silent}-hr")["status"]["phase"] == "RolledBack",
+        f"{silent}-hr: did not roll back after its agent went silent",
+    )
+
+
+SCENARIOS = [
+    Scenario("l0-errors", "l0", l0_errors),
+    Scenario("l0-queries", "l0", l0_queries),
+    Scenario("l0-chaos", "l0", l0_chaos),
+    Scenario("sysfs", "sysfs", sysfs_faults),
+    Scenario("agent-kills", "crash", agent_kills),
+    Scenario("operator-kills", "crash", operator_kills),
+    Scenario("control-plane-restarts", "control-plane", control_plane_restarts),
+    Scenario("clock-skew", "clock", clock_skew),
+    Scenario("node-faults", "node", node_faults),
+    Scenario("overlapping-refreshes", "concurrency", overlapping),
+    Scenario("spec-edits", "input", spec_edits),
+    Scenario("forgeries", "identity", forgeries),
+]

@@ -1,0 +1,38 @@
+"""The fault campaign: every scenario's faults injected into real processes, every invariant checked.
+
+``make test`` runs the bounded matrix; ``make faults`` the whole one and records its report in
+bench/results/faults.json.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hostrefresh.controlplane import ControlPlane
+
+from .conftest import RECORDS
+from .ledger import Ledger, ScenarioRecord
+from .scenarios import SCENARIOS, Scenario
+from .world import FaultWorld
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario_holds_every_invariant(
+    campaign_cp: ControlPlane, campaign_full: bool, tmp_path: Path, scenario: Scenario
+) -> None:
+    record = ScenarioRecord(scenario.name, scenario.fault_class)
+    RECORDS.append(record)
+    world = FaultWorld(campaign_cp, tmp_path, Ledger(record))
+    started = time.monotonic()
+    try:
+        scenario.run(world, campaign_full)
+    finally:
+        record.seconds = time.monotonic() - started
+    assert sum(record.faults.values()) > 0, "no fault was injected: the scenario tested nothing"
+    assert record.checks > 0 and record.refreshes > 0, "nothing was checked"
+    assert not record.violations, "\n".join(record.violations[:20])

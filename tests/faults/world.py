@@ -1,0 +1,280 @@
+"""The world a fault scenario runs in: simulated nodes on a real control plane, the real operator and
+agent processes, a monitor that checks invariants continuously, and the checks of every end state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hostrefresh.controlplane import ControlPlane
+from hostrefresh.kube.client import sync_client
+from hostrefresh.kube.resources import HostRefreshResource
+from hostrefresh.l0 import FaultRule, open_l0
+from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, save_rules
+from hostrefresh.nodeagent.migrate import SimMigrator, SimVm, VmLocation
+from hostrefresh.nodeagent.partitioner import Partitioner
+from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from tests.e2e.harness import Cluster, Process, agent_process, operator_process, wait_for
+
+from .ledger import Ledger
+
+TERMINAL = {"Succeeded", "RolledBack", "Failed"}
+#: CPUs and a memory block an administrator took offline before the refresh, on some nodes.
+ADMIN_CPU, ADMIN_BLOCK = 6, 3
+
+
+@dataclass
+class SimNode:
+    """A simulated node of a scenario, and how it looked before the refresh."""
+
+    name: str
+    root: Path
+    vms: int
+    offline_cpus: list[int] = field(default_factory=list)
+    offline_blocks: list[int] = field(default_factory=list)
+    taints: list[dict[str, Any]] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+    rules: list[FaultRule] = field(default_factory=list)
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    def fired(self) -> int:
+        """Simulated-L0 faults that actually fired on this node (latency-only rules do not count)."""
+        with open_l0("sim", self.dir / "l0.state") as l0:
+            return sum(r.fired for r in l0.sim_faults() if r.status != 0)
+
+
+class FaultWorld:
+    """Nodes, processes and checks for one scenario."""
+
+    def __init__(self, cp: ControlPlane, workdir: Path, ledger: Ledger) -> None:
+        self.cp = cp
+        self.workdir = workdir
+        self.cluster = Cluster(cp, workdir)
+        self.root = workdir / "nodes"
+        self.ledger = ledger
+        self.nodes: dict[str, SimNode] = {}
+        self.client = sync_client(cp.kubeconfig)
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def node(
+        self,
+        name: str,
+        *,
+        rules: list[FaultRule] | tuple[FaultRule, ...] = (),
+        sysfs: FakeRules | None = None,
+        admin_offline: bool = False,
+        vms: int = 3,
+        sysfs_timeout_s: float = 5.0,
+        labels: dict[str, str] | None = None,
+    ) -> SimNode:
+        spec = SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=vms, sysfs_timeout_s=sysfs_timeout_s)
+        create_sim_node(self.root, name, spec)
+        io = FakeSysfsIO(self.root / name / "sysfs")
+        if admin_offline:
+            io.write(f"devices/system/cpu/cpu{ADMIN_CPU}/online", "0")
+            io.write(f"devices/system/memory/memory{ADMIN_BLOCK}/state", "offline")
+        if sysfs is not None:
+            save_rules(self.root / name / "sysfs", sysfs)
+        with open_l0("sim", self.root / name / "l0.state") as l0:
+            for rule in rules:
+                l0.sim_inject_fault(rule)
+        self.cluster.add_node(name, labels)
+        offline = Partitioner(io).observe(zones=False)
+        obj = self.cluster.get("node", name) or {}
+        node = SimNode(
+            name,
+            self.root,
+            vms,
+            offline_cpus=offline.offline_cpus(),
+            offline_blocks=offline.offline_blocks(),
+            taints=list((obj.get("spec") or {}).get("taints") or []),
+            annotations=dict((obj.get("metadata") or {}).get("annotations") or {}),
+            rules=list(rules),
+        )
+        self.nodes[name] = node
+        return node
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def operator(self, name: str = "operator", *extra: str) -> Process:
+        return operator_process(self.cp, self.workdir, name, "--max-starts-per-second=50", *extra)
+
+    def agent(self, nodes: list[str], name: str = "agent", *extra: str, env: dict[str, str] | None = None) -> Process:
+        proc = agent_process(self.cp, self.workdir, nodes, "--retry-seconds=0.5", *extra, name=name)
+        proc.env.update(env or {})
+        return proc
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def refresh(self, name: str, node: str, **spec: Any) -> None:
+        spec.setdefault("timeouts", {"agentSilenceSeconds": 20})
+        self.cluster.host_refresh(name, node, **spec)
+
+    def plan(self, name: str, selector: dict[str, str], **spec: Any) -> None:
+        template = spec.pop("template", {})
+        self.cluster.apply(
+            {
+                "apiVersion": "hostrefresh.io/v1alpha1",
+                "kind": "RefreshPlan",
+                "metadata": {"name": name},
+                "spec": {
+                    "nodeSelector": {"matchLabels": selector},
+                    "target": self.cluster.target_image("2.0"),
+                    "template": {
+                        "partition": {"cpus": 2, "memory": "1Gi"},
+                        "timeouts": {"agentSilenceSeconds": 20},
+                        **template,
+                    },
+                    "soakSeconds": 0,
+                    **spec,
+                },
+            }
+        )
+
+    def refreshes(self) -> list[dict[str, Any]]:
+        return [o.to_dict() for o in self.client.list(HostRefreshResource)]  # type: ignore[no-untyped-call]
+
+    def mine(self) -> list[dict[str, Any]]:
+        """The HostRefresh objects of this scenario's nodes."""
+        return [o for o in self.refreshes() if o["spec"]["nodeName"] in self.nodes]
+
+    def wait_terminal(self, names: list[str] | None = None, timeout: float = 240.0) -> list[dict[str, Any]]:
+        def done() -> list[dict[str, Any]] | None:
+            objs = [o for o in self.mine() if names is None or o["metadata"]["name"] in names]
+            if names is not None and len(objs) < len(names):
+                return None
+            if objs and all((o.get("status") or {}).get("phase") in TERMINAL for o in objs):
+                return objs
+            return None
+
+        result: list[dict[str, Any]] = wait_for(done, timeout, interval=0.5, what="every refresh terminal")
+        return result
+
+    def step_of(self, name: str) -> tuple[str | None, str | None]:
+        obj = self.cluster.get("hostrefresh", name) or {}
+        agent = (obj.get("status") or {}).get("agent") or {}
+        return agent.get("step"), agent.get("stepState")
+
+    # -- invariants ----------------------------------------------------------------------------
+
+    @contextmanager
+    def monitor(self, plans: dict[str, int] | None = None) -> Iterator[None]:
+        """Check, continuously while the scenario runs, what may be broken only in passing:
+        never two granted refreshes of one node; never more of a plan's nodes in progress than allowed."""
+        stop = threading.Event()
+        client = sync_client(self.cp.kubeconfig)
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    objs = [o.to_dict() for o in client.list(HostRefreshResource)]  # type: ignore[no-untyped-call]
+                except Exception:  # the API server may be down on purpose
+                    time.sleep(0.5)
+                    continue
+                granted: dict[str, list[str]] = defaultdict(list)
+                per_plan: dict[str, int] = defaultdict(int)
+                for o in objs:
+                    status = o.get("status") or {}
+                    if o["spec"]["nodeName"] not in self.nodes:
+                        continue
+                    if status.get("directive") in ("Proceed", "RollBack") and status.get("phase") not in TERMINAL:
+                        granted[o["spec"]["nodeName"]].append(o["metadata"]["name"])
+                        plan = (o["metadata"].get("labels") or {}).get("hostrefresh.io/plan")
+                        if plan:
+                            per_plan[plan] += 1
+                for node, names in granted.items():
+                    self.ledger.check(len(names) <= 1, f"node {node} has two refreshes granted at once: {names}")
+                for plan, limit in (plans or {}).items():
+                    n = per_plan.get(plan, 0)
+                    self.ledger.check(n <= limit, f"plan {plan} has {n} nodes in progress (maxUnavailable {limit})")
+                time.sleep(0.3)
+
+        thread = threading.Thread(target=loop, name="invariant-monitor", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
+
+    def check_end(self, obj: dict[str, Any], allowed: frozenset[str] = frozenset({"Succeeded", "RolledBack"})) -> None:
+        """Every invariant of a finished refresh, on the node and in the API."""
+        name = obj["metadata"]["name"]
+        node = self.nodes[obj["spec"]["nodeName"]]
+        status = obj.get("status") or {}
+        phase = status.get("phase")
+        check = self.ledger.check
+        self.ledger.outcome(str(phase))
+        check(phase in allowed, f"{name}: ended {phase} (allowed {sorted(allowed)}): {_why(status)}")
+        conds = {c["type"]: c for c in status.get("conditions") or []}
+        if phase in ("RolledBack", "Failed"):
+            degraded = conds.get("Degraded") or {}
+            check(
+                degraded.get("status") == "True" and bool(degraded.get("reason")),
+                f"{name}: {phase} without a Degraded condition with a reason",
+            )
+            check(bool(self._warnings(name)), f"{name}: {phase} without a Warning Event")
+        self._check_node(name, node, phase)
+
+    def _check_node(self, name: str, node: SimNode, phase: Any) -> None:
+        check = self.ledger.check
+        with open_l0("sim", node.dir / "l0.state") as l0:
+            state = l0.query()
+        running = [x.id for x in state.running_l1s]
+        check(not state.nested, f"{name}: nested virtualization still on ({state.summary()})")
+        check(len(running) == 1, f"{name}: {len(running)} hosts running ({state.summary()})")
+        check(len(state.partitions) == 1, f"{name}: {len(state.partitions)} partitions ({state.summary()})")
+        if phase == "RolledBack":
+            check(running == [1], f"{name}: rolled back but the old host is not the one running: {running}")
+        if phase == "Succeeded":
+            check(running != [1], f"{name}: succeeded but the old host still runs")
+        offline = Partitioner(FakeSysfsIO(node.dir / "sysfs")).observe(zones=False)
+        check(
+            offline.offline_cpus() == node.offline_cpus and offline.offline_blocks() == node.offline_blocks,
+            f"{name}: offline now cpus {offline.offline_cpus()} blocks {offline.offline_blocks()}, "
+            f"before cpus {node.offline_cpus} blocks {node.offline_blocks}",
+        )
+        vms = [SimVm(f"{node.name}-vm{i}") for i in range(node.vms)]
+        where = asyncio.run(SimMigrator(vms, node.dir / "vms.json").locate())
+        self.ledger.vms(len(where))
+        check(
+            set(where.values()) <= {VmLocation.SOURCE} and len(where) == node.vms,
+            f"{name}: VMs not all running on the node's one host: {where}",
+        )
+
+        # The node's marks exactly as before (the operator takes its own off at the end).
+        def marks_restored() -> bool:
+            obj = self.cluster.get("node", node.name) or {}
+            taints = list((obj.get("spec") or {}).get("taints") or [])
+            annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
+            return taints == node.taints and annotations == node.annotations
+
+        try:
+            wait_for(marks_restored, timeout=20, interval=0.5)
+            restored = True
+        except AssertionError:
+            restored = False
+        check(restored, f"{name}: node {node.name} marks not as before: {self.cluster.get('node', node.name)}")
+
+    def _warnings(self, name: str) -> list[dict[str, Any]]:
+        out = self.cp.kubectl("get", "events", "-A", "-o", "json", "--field-selector", f"involvedObject.name={name}")
+        return [e for e in json.loads(out.stdout)["items"] if e.get("type") == "Warning"]
+
+
+def _why(status: dict[str, Any]) -> str:
+    conds = {c["type"]: c for c in status.get("conditions") or []}
+    degraded = conds.get("Degraded") or {}
+    agent = status.get("agent") or {}
+    return f"{degraded.get('reason')}: {degraded.get('message')} / agent: {agent.get('step')} {agent.get('message')}"
