@@ -141,7 +141,7 @@ class NodeAgent:
         """Do the next thing for ``hr``; False when there is nothing to do until something changes."""
         agent = hr.status.agent or AgentStatus()
         try:
-            image = self.rt.image(hr.spec.target)
+            image = await self.rt.image(hr.spec.target)
             target_sha = image.sha256
         except PreflightError as exc:
             if hr.status.directive == Directive.ROLL_BACK:
