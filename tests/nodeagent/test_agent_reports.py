@@ -26,10 +26,12 @@ class RecordingReporter:
 
     def __init__(self) -> None:
         self.writes: list[AgentStatus] = []
+        self.names: set[str] = set()
         self.requests = 0
 
     async def report(self, name: str, agent: AgentStatus) -> None:
         self.requests += 1
+        self.names.add(name)
         self.writes.append(agent.model_copy(deep=True))
 
 
@@ -144,3 +146,14 @@ def test_quick_steps_are_not_reported_running(tmp_path: Path) -> None:
     assert booting.message.startswith("NestedEnabling done: ") and booting.nested_since is not None
     retiring = reporter.writes[1]
     assert retiring.message.startswith("Migrating done: ") and len(retiring.vms) == 2, retiring
+
+
+def test_an_object_stored_before_the_checksum_was_required_is_left_alone(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    old = _body(tmp_path)
+    del old["spec"]["target"]["checksum"]
+    agent.update(old, "a-old")  # looked at first (by name)
+    agent.update(_body(tmp_path), "hr")  # the node's valid refresh still runs: the agent did not crash
+    asyncio.run(_drive_until(agent, lambda: _finished(reporter)))
+    assert reporter.names == {"hr"}

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from pydantic import ValidationError
+
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, Phase, StepState
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics, timing
@@ -62,6 +64,7 @@ class NodeAgent:
         # A finished step's report held back to travel with the next step's start (one write, not
         # two); sent on its own whenever the agent is about to wait instead (see ``_flush``).
         self._unsent: dict[str, AgentStatus] = {}
+        self._invalid: dict[str, str] = {}  # objects that do not validate, with the error last logged
 
     # -- input from the watch ------------------------------------------------------------------
 
@@ -96,7 +99,15 @@ class NodeAgent:
                 continue
             if status.get("phase") in TERMINAL:
                 continue
-            hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
+            try:
+                hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
+            except ValidationError as exc:
+                # Stored before the API grew stricter (e.g. without spec.target.checksum): this node's
+                # agent must not crash on it (with it every node this process serves), nor act on it.
+                if self._invalid.get(name) != str(exc):
+                    self._invalid[name] = str(exc)
+                    log.error("node %s: HostRefresh %s is not valid, left alone until fixed: %s", self.node, name, exc)
+                continue
             return name, hr
         return None
 
