@@ -12,6 +12,7 @@ bench/results/fleet_scale.json and .md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
                 "--lease-seconds=60",
                 "--sim-vms",
                 str(vms),
+                "--image-dir",
+                str(workdir / "images"),
             ],
             stdout=agent_log,
             stderr=subprocess.STDOUT,
@@ -105,15 +108,17 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             start_new_session=True,
         )
         procs.append(operator)
-        image = workdir / "vmlinuz"
+        image = workdir / "images" / "vmlinuz"
+        image.parent.mkdir(exist_ok=True)
         image.write_bytes(b"simulated kernel\n" * 64)
+        checksum = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
         plan = {
             "apiVersion": "hostrefresh.io/v1alpha1",
             "kind": "RefreshPlan",
             "metadata": {"name": "scale"},
             "spec": {
                 "nodeSelector": {"matchLabels": {"fleet": "scale"}},
-                "target": {"version": "2.0", "kernel": str(image)},
+                "target": {"version": "2.0", "kernel": str(image), "checksum": checksum},
                 "template": {"partition": {"cpus": 1, "memory": "512Mi"}},
                 "maxUnavailable": max_unavailable,
                 "canary": 1,

@@ -421,6 +421,7 @@ class Bench:
             "--lease-seconds=30",
             "--retry-seconds=1",
             f"--identity={name}",
+            f"--image-dir={self.workdir / 'images'}",  # where target() puts the image
         ]
         return Proc(name, argv, self.workdir / f"{name}.log").start(nice=self.fleet_nice)
 

@@ -119,6 +119,7 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
             "--",
             f"--kubeconfig={cp.kubeconfig}",
             f"--namespace={DEFAULT_NAMESPACE}",
+            f"--image-dir={image.parent}",
         ],
         workdir / f"machine-{node}.log",
     )

@@ -90,6 +90,7 @@ def _real_machines(
     argv = [sys.executable, "-m", "hostrefresh.simmachine", "run", f"--root={root}"]
     argv += [f"--node={name}" for name in names]
     argv += ["--", f"--kubeconfig={cp.kubeconfig}", f"--namespace={DEFAULT_NAMESPACE}", "--lease-seconds=15"]
+    argv += [f"--image-dir={workdir / 'images'}"]  # where run() puts the target image
     procs.append(spawn(argv, workdir / "machines.log"))
     guests: dict[str, list[str]] = {}
     for name in names:
@@ -173,6 +174,7 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
                         "--sim-nodes",
                         ",".join(names[real_nodes:]),
                         "--lease-seconds=15",
+                        f"--image-dir={image.parent}",
                     ],
                     workdir / "agent.log",
                 )

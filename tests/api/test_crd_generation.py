@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from hostrefresh.api import HostRefresh, LabelSelector, RefreshPlan
+from hostrefresh.api import CMDLINE_MAX, IMAGE_PATH_MAX, HostRefresh, LabelSelector, RefreshPlan, TargetHost
 from hostrefresh.api.crd import render_all
+from hostrefresh.l0._binding import ffi, lib
+from hostrefresh.l0.client import _set_str
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +72,17 @@ def test_examples_validate_against_the_models() -> None:
 def test_models_reject_unknown_fields_like_the_server() -> None:
     with pytest.raises(ValidationError, match="nodeNmae"):
         HostRefresh.model_validate(
-            {"spec": {"nodeNmae": "x", "nodeName": "x", "target": {"version": "1", "kernel": "/k"}}}
+            {
+                "spec": {
+                    "nodeNmae": "x",
+                    "nodeName": "x",
+                    "target": {
+                        "version": "1",
+                        "kernel": "/k",
+                        "checksum": "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+                    },
+                }
+            }
         )
 
 
@@ -89,3 +102,28 @@ def test_models_reject_unknown_fields_like_the_server() -> None:
 )
 def test_label_selector_semantics(selector: dict[str, Any], labels: dict[str, str], matches: bool) -> None:
     assert LabelSelector.model_validate(selector).matches(labels) is matches
+
+
+@pytest.mark.parametrize("name", sorted(render_all()))
+def test_image_fields_fit_what_the_l0_takes(name: str) -> None:
+    """Whatever the API server accepts in spec.target, the L0's image descriptor holds (with its NUL)."""
+    crd = yaml.safe_load(render_all()[name])
+    target = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["target"]
+    fields = target["properties"]
+    assert "checksum" in target["required"]
+    for field, limit in (("kernel", lib.L0_PATH_MAX), ("initrd", lib.L0_PATH_MAX), ("cmdline", lib.L0_CMDLINE_MAX)):
+        assert fields[field]["maxLength"] == limit - 1, field
+        assert re.fullmatch(r"\^/?\[ -~\]\*\$", fields[field]["pattern"]), field  # ASCII: characters are bytes
+    assert (IMAGE_PATH_MAX, CMDLINE_MAX) == (lib.L0_PATH_MAX - 1, lib.L0_CMDLINE_MAX - 1)
+    # The longest the models accept goes into the descriptor.
+    longest = TargetHost(
+        version="1", kernel="/" + "k" * 254, initrd="/" + "i" * 254, cmdline="c" * 1023, checksum="sha256:" + "0" * 64
+    )
+    img = ffi.new("l0_image *")
+    _set_str(img.kernel, longest.kernel, lib.L0_PATH_MAX, "kernel path")
+    _set_str(img.initrd, longest.initrd or "", lib.L0_PATH_MAX, "initrd path")
+    _set_str(img.cmdline, longest.cmdline, lib.L0_CMDLINE_MAX, "command line")
+    with pytest.raises(ValidationError):
+        TargetHost(version="1", kernel="/" + "k" * 255, checksum="sha256:" + "0" * 64)
+    with pytest.raises(ValidationError):
+        TargetHost(version="1", kernel="/k", cmdline="é", checksum="sha256:" + "0" * 64)

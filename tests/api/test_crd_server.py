@@ -17,11 +17,12 @@ from tests.api.quantity_table import ACCEPTED, EDGES, REJECTED
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+CHECKSUM = "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c"
 HOST_REFRESH: dict[str, Any] = {
     "apiVersion": "hostrefresh.io/v1alpha1",
     "kind": "HostRefresh",
     "metadata": {"name": "invalid-hr"},
-    "spec": {"nodeName": "node-a", "target": {"version": "6.12.4", "kernel": "/boot/vmlinuz"}},
+    "spec": {"nodeName": "node-a", "target": {"version": "6.12.4", "kernel": "/boot/vmlinuz", "checksum": CHECKSUM}},
 }
 PLAN: dict[str, Any] = {
     "apiVersion": "hostrefresh.io/v1alpha1",
@@ -29,7 +30,7 @@ PLAN: dict[str, Any] = {
     "metadata": {"name": "invalid-plan"},
     "spec": {
         "nodeSelector": {"matchLabels": {"pool": "compute"}},
-        "target": {"version": "6.12.4", "kernel": "/boot/vmlinuz"},
+        "target": {"version": "6.12.4", "kernel": "/boot/vmlinuz", "checksum": CHECKSUM},
     },
 }
 
@@ -65,6 +66,15 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing-target-version", hr("spec.target.version", None), "spec.target.version"),
     ("missing-kernel", hr("spec.target.kernel", None), "spec.target.kernel"),
     ("bad-checksum", hr("spec.target.checksum", "md5:abc"), "spec.target.checksum"),
+    ("missing-checksum", hr("spec.target.checksum", None), "spec.target.checksum: Required value"),
+    ("plan-missing-checksum", plan("spec.target.checksum", None), "spec.target.checksum: Required value"),
+    ("relative-kernel", hr("spec.target.kernel", "boot/vmlinuz"), "spec.target.kernel"),
+    ("dotdot-kernel", hr("spec.target.kernel", "/var/lib/hostrefresh/images/../../../dev/zero"), "'..' segments"),
+    ("dotdot-initrd", hr("spec.target.initrd", "/var/lib/hostrefresh/images/.."), "spec.target.initrd"),
+    ("plan-dotdot-kernel", plan("spec.target.kernel", "/images/../etc/shadow"), "spec.target.kernel"),
+    ("control-char-kernel", hr("spec.target.kernel", "/boot/vmlinuz\n"), "spec.target.kernel"),
+    ("kernel-longer-than-the-l0-takes", hr("spec.target.kernel", "/" + "k" * 255), "spec.target.kernel"),
+    ("cmdline-longer-than-the-l0-takes", hr("spec.target.cmdline", "x" * 1024), "spec.target.cmdline"),
     ("zero-cpus", hr("spec.partition.cpus", 0), "spec.partition.cpus"),
     ("negative-cpus", hr("spec.partition.cpus", -2), "spec.partition.cpus"),
     ("cpus-as-string", hr("spec.partition.cpus", "two"), "spec.partition.cpus"),
@@ -276,3 +286,16 @@ def test_long_names_within_limits_are_accepted(crds: ControlPlane) -> None:
     assert len(node) == 253
     accepted, err = _server_accepts(crds, hr("spec.nodeName", node))
     assert accepted, err
+
+
+def test_the_longest_target_the_l0_takes_is_accepted(crds: ControlPlane) -> None:
+    target = {
+        "version": "6.12.4",
+        "kernel": "/" + "k" * 254,
+        "initrd": "/" + "i" * 254,
+        "cmdline": "c" * 1023,
+        "checksum": CHECKSUM,
+    }
+    obj = _set(_set(HOST_REFRESH, "metadata.name", "longest-target"), "spec.target", target)
+    crds.kubectl("create", "-f", "-", stdin=json.dumps(obj))
+    crds.kubectl("delete", "hostrefresh", "longest-target")

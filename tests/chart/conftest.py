@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from hostrefresh.controlplane import ControlPlane
-from tests.chart.helpers import CHART_DIR, helm, unique
+from tests.chart.helpers import CHART_DIR, helm, set_args, unique
+
+#: Label that puts a HostRefresh or RefreshPlan under the target-images policy of the shared release.
+TARGET_IMAGES_LABEL = "hostrefresh-chart-test"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +37,7 @@ class Release:
         return f"{self.fullname}-operator"
 
 
-def install(cp: ControlPlane, home: Path, name: str, namespace: str) -> Release:
+def install(cp: ControlPlane, home: Path, name: str, namespace: str, values: dict[str, str] | None = None) -> Release:
     """`helm install` into ``cp`` (pods never start: no kubelet runs; the objects are what counts)."""
     helm(
         "install",
@@ -45,6 +48,7 @@ def install(cp: ControlPlane, home: Path, name: str, namespace: str) -> Release:
         "--create-namespace",
         "--kubeconfig",
         str(cp.kubeconfig),
+        *set_args(values),
         home=home,
     )
     return Release(cp, name, namespace, f"{name}-hostrefresh")
@@ -53,5 +57,11 @@ def install(cp: ControlPlane, home: Path, name: str, namespace: str) -> Release:
 @pytest.fixture(scope="session")
 def release(crds: ControlPlane, helm_home: Path) -> Release:
     """The chart in the shared control plane. Its CRDs exist already (the ``crds`` fixture): helm
-    leaves existing CRDs of a chart's crds/ directory alone, so both can coexist."""
-    return install(crds, helm_home, unique("hrc"), unique("hostrefresh-chart"))
+    leaves existing CRDs of a chart's crds/ directory alone, so both can coexist.
+
+    Its target-images policy checks only objects labelled ``TARGET_IMAGES_LABEL=<release>``: other
+    tests in the shared control plane keep their images where they like (their agents allow them).
+    """
+    name = unique("hrc")
+    selector = {f"admissionPolicy.targetImages.objectSelector.matchLabels.{TARGET_IMAGES_LABEL}": name}
+    return install(crds, helm_home, name, unique("hostrefresh-chart"), selector)

@@ -25,6 +25,11 @@ from tests.chart.helpers import manifest_json, now_rfc3339, unique
 
 pytestmark = pytest.mark.integration
 
+TARGET = {
+    "version": "6.12.4-kvm1",
+    "kernel": "/var/lib/hostrefresh/images/vmlinuz",
+    "checksum": "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+}
 OPERATOR_STATUS = {
     "phase": "Preflight",
     "directive": "Proceed",
@@ -121,7 +126,7 @@ def _hostrefresh(cp: ControlPlane, node: str) -> str:
             "apiVersion": "hostrefresh.io/v1alpha1",
             "kind": "HostRefresh",
             "metadata": {"name": name},
-            "spec": {"nodeName": node, "target": {"version": "6.12.4-kvm1", "kernel": "/var/lib/hostrefresh/vmlinuz"}},
+            "spec": {"nodeName": node, "target": TARGET},
         },
     )
     # What the operator would have written (as admin: the operator's own rights are tested elsewhere).

@@ -52,7 +52,7 @@ def test_cluster_objects_exist(release: Release) -> None:
     fn = release.fullname
     assert {f"{fn}-operator", f"{fn}-agent"} <= _names(release, "clusterroles")
     assert {f"{fn}-operator", f"{fn}-agent"} <= _names(release, "clusterrolebindings")
-    policies = {f"{fn}-agent-hostrefresh", f"{fn}-agent-lease"}
+    policies = {f"{fn}-agent-hostrefresh", f"{fn}-agent-lease", f"{fn}-target-images"}
     assert policies <= _names(release, "validatingadmissionpolicies")
     assert policies <= _names(release, "validatingadmissionpolicybindings")
     assert {"hostrefreshes.hostrefresh.io", "refreshplans.hostrefresh.io"} <= _names(release, "crds")

@@ -123,7 +123,11 @@ def test_operator_drives_a_plan_with_the_chart_rbac_only(private_release: Releas
                 "metadata": {"name": "compute"},
                 "spec": {
                     "nodeSelector": {"matchLabels": {"pool": "compute"}},
-                    "target": {"version": "6.12.4-kvm1", "kernel": "/var/lib/hostrefresh/vmlinuz"},
+                    "target": {
+                        "version": "6.12.4-kvm1",
+                        "kernel": "/var/lib/hostrefresh/images/vmlinuz",
+                        "checksum": "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+                    },
                 },
             }
         ),

@@ -52,6 +52,8 @@ def test_every_object_is_expected(default: list[Manifest]) -> None:
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-agent-hostrefresh"),
             ("ValidatingAdmissionPolicy", "hr-hostrefresh-agent-lease"),
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-agent-lease"),
+            ("ValidatingAdmissionPolicy", "hr-hostrefresh-target-images"),
+            ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-target-images"),
         ]
     )
     for m in default:
@@ -160,6 +162,44 @@ def test_admission_policies_match_the_agent_account_and_deny(default: list[Manif
 def test_admission_policies_can_be_turned_off(helm_home: Path) -> None:
     kinds = {m["kind"] for m in render(helm_home, {"admissionPolicy.enabled": "false"})}
     assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & kinds
+    names = {m["metadata"]["name"] for m in render(helm_home, {"admissionPolicy.targetImages.enabled": "false"})}
+    assert "hr-hostrefresh-target-images" not in names
+    assert "hr-hostrefresh-agent-hostrefresh" in names
+
+
+def test_target_images_policy_names_the_allowed_directories(default: list[Manifest], helm_home: Path) -> None:
+    policy = find(default, "ValidatingAdmissionPolicy", "-target-images")["spec"]
+    resources = {r for rule in policy["matchConstraints"]["resourceRules"] for r in rule["resources"]}
+    assert resources == {"hostrefreshes", "refreshplans"}  # not their status: only a spec names an image
+    assert policy["variables"][0] == {"name": "dirs", "expression": '["/var/lib/hostrefresh/images"]'}
+    assert "matchConditions" not in policy  # everyone, not just the agent
+    binding = find(default, "ValidatingAdmissionPolicyBinding", "-target-images")["spec"]
+    assert binding == {"policyName": "hr-hostrefresh-target-images", "validationActions": ["Deny"]}
+    custom = render(
+        helm_home,
+        extra=[
+            "--set-json",
+            'agent.imageDirs=["/srv/images/","/var/lib/hostrefresh/boot"]',
+            "--set-json",
+            'admissionPolicy.targetImages.objectSelector={"matchLabels":{"team":"hv"}}',
+        ],
+    )
+    policy = find(custom, "ValidatingAdmissionPolicy", "-target-images")["spec"]
+    assert policy["variables"][0]["expression"] == '["/srv/images","/var/lib/hostrefresh/boot"]'
+    binding = find(custom, "ValidatingAdmissionPolicyBinding", "-target-images")["spec"]
+    assert binding["matchResources"] == {"objectSelector": {"matchLabels": {"team": "hv"}}}
+    bad = helm(
+        "template",
+        "hr",
+        str(CHART_DIR),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set-json",
+        'agent.imageDirs=["images"]',
+        home=helm_home,
+        check=False,
+    )
+    assert bad.returncode != 0 and "not an absolute path" in bad.stderr
 
 
 # -- workloads ----------------------------------------------------------------------------------
@@ -232,8 +272,28 @@ def test_agent_daemonset(default: list[Manifest]) -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     host_paths = [v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v]
-    assert host_paths == ["/var/lib/hostrefresh"]
+    assert host_paths == ["/var/lib/hostrefresh"]  # the default image directory lies inside
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/hostrefresh", "/tmp"}
+    assert "--image-dir=/var/lib/hostrefresh/images" in args
+    assert "--max-image-bytes=268435456" in args
+
+
+def test_agent_gets_every_image_directory(helm_home: Path) -> None:
+    dirs = '["/var/lib/hostrefresh/images","/srv/images"]'
+    ds = find(render(helm_home, extra=["--set-json", f"agent.imageDirs={dirs}"]), "DaemonSet", "-agent")
+    pod = _pod_spec(ds)
+    [container] = pod["containers"]
+    assert [a for a in container["args"] if a.startswith("--image-dir")] == [
+        "--image-dir=/var/lib/hostrefresh/images",
+        "--image-dir=/srv/images",
+    ]
+    # Only the one outside hostStateDir needs a mount of its own; read-only.
+    mounts = [m for m in container["volumeMounts"] if m["name"].startswith("images-")]
+    assert mounts == [{"name": "images-0", "mountPath": "/srv/images", "readOnly": True}]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "images-0"]
+    assert volume["hostPath"] == {"path": "/srv/images", "type": "Directory"}
+    big = find(render(helm_home, {"agent.maxImageBytes": "1073741824"}), "DaemonSet", "-agent")
+    assert "--max-image-bytes=1073741824" in _pod_spec(big)["containers"][0]["args"]
 
 
 def _tolerates(tolerations: list[dict[str, str]], key: str, effect: str) -> bool:

@@ -112,7 +112,11 @@ def client(cp: ControlPlane) -> Client:
     return sync_client(cp.kubeconfig)
 
 
-TARGET = {"version": "6.12.4-kvm1", "kernel": "/boot/vmlinuz-6.12.4-kvm1"}
+TARGET = {
+    "version": "6.12.4-kvm1",
+    "kernel": "/var/lib/hostrefresh/images/vmlinuz-6.12.4-kvm1",
+    "checksum": "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+}
 FORWARD = [
     "Preflight",
     "Partitioning",

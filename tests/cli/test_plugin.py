@@ -28,6 +28,7 @@ from hostrefresh.kube.client import load_config
 from hostrefresh.operator import kube as operator_kube
 from tests.cli.fleet import (
     FORWARD,
+    TARGET,
     Kubectl,
     client,
     cond,
@@ -43,6 +44,7 @@ from tests.cli.fleet import (
 )
 
 pytestmark = pytest.mark.integration
+SUM = TARGET["checksum"]
 
 
 @dataclass(frozen=True)
@@ -348,7 +350,8 @@ def test_timeline_svg_and_html_of_a_failed_plan(fleet: Fleet, tmp_path: Path) ->
 
 def test_start_pause_resume_abort(crds: ControlPlane, fleet: Fleet) -> None:
     name, node = unique("cli-hr"), unique("cli-node")
-    args = ("start", node, "--version", "7.1", "--kernel", "/boot/vmlinuz-7.1", "--memory", "2Gi", "--name", name)
+    args = ("start", node, "--version", "7.1", "--kernel", "/var/lib/hostrefresh/images/vmlinuz-7.1", "--checksum", SUM)
+    args += ("--memory", "2Gi", "--name", name)
     out = fleet.kc.run(*args)
     assert out.returncode == 0, out.stderr
     assert f"hostrefresh {name} created for node {node}" in out.stdout
@@ -396,7 +399,9 @@ def test_retry(crds: ControlPlane, fleet: Fleet) -> None:
 
 def test_bad_input_names_the_field_and_changes_nothing(crds: ControlPlane, fleet: Fleet) -> None:
     name = unique("cli-bad")
-    out = fleet.kc.run("start", "cli-bad", "--version", "1", "--kernel", "/k", "--cpus", "0", "--name", name)
+    out = fleet.kc.run(
+        "start", "cli-bad", "--version", "1", "--kernel", "/k", "--checksum", SUM, "--cpus", "0", "--name", name
+    )
     assert out.returncode == 2
     assert "invalid refresh" in out.stderr and "cpus" in out.stderr
     assert crds.kubectl("get", "hrf", name, "--ignore-not-found", "-o", "name").stdout == ""

@@ -34,6 +34,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: floa
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}; last: {last!r}")
 
 
+def image_dir(workdir: Path) -> Path:
+    """The directory of a test's target images, the one its agents allow (``--image-dir``)."""
+    return workdir / "images"
+
+
 @dataclass
 class Cluster:
     """The control plane plus helpers to make simulated nodes and refreshes."""
@@ -56,7 +61,7 @@ class Cluster:
 
     def target_image(self, version: str) -> dict[str, str]:
         """A (simulated) target host image on disk and its spec.target."""
-        path = self.workdir / "images" / f"vmlinuz-{version}"
+        path = image_dir(self.workdir) / f"vmlinuz-{version}"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_bytes(f"simulated host kernel {version}\n".encode() * 64)
@@ -140,6 +145,7 @@ def operator_process(cp: ControlPlane, workdir: Path, name: str = "operator", *e
         f"--namespace={DEFAULT_NAMESPACE}",
         "--log-format=plain",
         f"--identity={name}",
+        f"--image-dir={image_dir(workdir)}",  # where Cluster(cp, workdir).target_image puts them
         *extra,
     ]
     return Process(argv, workdir / f"{name}.log")

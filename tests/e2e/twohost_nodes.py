@@ -27,7 +27,7 @@ from hostrefresh.simmachine.layout import NodeLayout
 from hostrefresh.simmachine.machine import processes_in
 from hostrefresh.simmachine.vms import init_pid, launch_in_host
 
-from .harness import Process, wait_for
+from .harness import Process, image_dir, wait_for
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class TwoHostNode:
     # -- the machine process ---------------------------------------------------------------------
 
     def machine(self, cp: ControlPlane, log_dir: Path) -> Process:
+        """The machine process; its hosts' agents allow the images of ``Cluster(cp, log_dir)``."""
         argv = [
             sys.executable,
             "-m",
@@ -63,6 +64,7 @@ class TwoHostNode:
             f"--namespace={DEFAULT_NAMESPACE}",
             "--lease-seconds=10",
             "--retry-seconds=0.5",
+            f"--image-dir={image_dir(log_dir)}",
         ]
         self.process = Process(argv, log_dir / f"machine-{self.name}.log")
         return self.process

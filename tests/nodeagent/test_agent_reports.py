@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
+from hostrefresh.nodeagent.images import ImageStore
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 
 
@@ -24,19 +26,23 @@ class RecordingReporter:
 
     def __init__(self) -> None:
         self.writes: list[AgentStatus] = []
+        self.names: set[str] = set()
         self.requests = 0
 
     async def report(self, name: str, agent: AgentStatus) -> None:
         self.requests += 1
+        self.names.add(name)
         self.writes.append(agent.model_copy(deep=True))
 
 
 def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -> dict[str, Any]:
-    kernel = tmp_path / "vmlinuz"
+    kernel = tmp_path / "images" / "vmlinuz"
+    kernel.parent.mkdir(exist_ok=True)
     kernel.write_bytes(b"simulated kernel\n" * 32)
+    checksum = "sha256:" + hashlib.sha256(kernel.read_bytes()).hexdigest()
     spec = {
         "nodeName": "n1",
-        "target": {"version": "2", "kernel": str(kernel)},
+        "target": {"version": "2", "kernel": str(kernel), "checksum": checksum},
         "partition": {"cpus": 2, "memory": "1Gi"},
         "paused": paused,
     }
@@ -45,7 +51,7 @@ def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -
 
 def _agent(tmp_path: Path, reporter: RecordingReporter, report_running_after: float = 0.0) -> NodeAgent:
     create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=2))
-    runtime = open_sim_node(tmp_path, "n1")
+    runtime = open_sim_node(tmp_path, "n1", images=ImageStore([tmp_path / "images"]))
     return NodeAgent(runtime, reporter, "test/n1", 0.05, report_running_after)  # type: ignore[arg-type]
 
 
@@ -140,3 +146,14 @@ def test_quick_steps_are_not_reported_running(tmp_path: Path) -> None:
     assert booting.message.startswith("NestedEnabling done: ") and booting.nested_since is not None
     retiring = reporter.writes[1]
     assert retiring.message.startswith("Migrating done: ") and len(retiring.vms) == 2, retiring
+
+
+def test_an_object_stored_before_the_checksum_was_required_is_left_alone(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    old = _body(tmp_path)
+    del old["spec"]["target"]["checksum"]
+    agent.update(old, "a-old")  # looked at first (by name)
+    agent.update(_body(tmp_path), "hr")  # the node's valid refresh still runs: the agent did not crash
+    asyncio.run(_drive_until(agent, lambda: _finished(reporter)))
+    assert reporter.names == {"hr"}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
 from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, save_rules
+from hostrefresh.nodeagent.images import ImageStore
 from hostrefresh.nodeagent.progress import forward_position, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
@@ -26,7 +27,8 @@ def _node(tmp_path: Path) -> tuple[Path, HostRefreshSpec]:
     io = FakeSysfsIO(tmp_path / "n1" / "sysfs")
     io.write(f"devices/system/cpu/cpu{ADMIN_CPU}/online", "0")  # the administrator's choices
     io.write(f"devices/system/memory/memory{ADMIN_BLOCK}/state", "offline")
-    kernel = tmp_path / "vmlinuz"
+    kernel = tmp_path / "images" / "vmlinuz"
+    kernel.parent.mkdir()
     kernel.write_bytes(b"simulated kernel\n" * 32)
     target = {
         "version": "2",
@@ -41,7 +43,7 @@ def _node(tmp_path: Path) -> tuple[Path, HostRefreshSpec]:
 
 def _runtime(root: Path) -> NodeRuntime:
     """A fresh agent's runtime (as after a crash), driving refresh hr-1."""
-    rt = open_sim_node(root, "n1")
+    rt = open_sim_node(root, "n1", images=ImageStore([root / "images"]))
     rt.use_refresh("hr-1/uid-1")
     return rt
 
@@ -56,7 +58,7 @@ def _admin_offline(root: Path) -> tuple[bool, bool]:
 def test_offline_before_the_refresh_is_not_taken_and_preflight_runs(tmp_path: Path) -> None:
     root, spec = _node(tmp_path)
     rt = _runtime(root)
-    obs = asyncio.run(rt.observe(rt.image(spec.target).sha256))
+    obs = asyncio.run(rt.observe(asyncio.run(rt.image(spec.target)).sha256))
     assert not obs.resources_taken
     assert forward_position(obs) == Phase.PREFLIGHT
 
@@ -66,7 +68,7 @@ def test_rollback_repeated_by_a_restarted_agent_leaves_the_administrators_offlin
 
     async def run() -> None:
         rt = _runtime(root)
-        sha = rt.image(spec.target).sha256
+        sha = (await rt.image(spec.target)).sha256
         for step in FORWARD_STEPS[: FORWARD_STEPS.index(Phase.BOOTING_TARGET) + 1]:
             await STEPS[step](rt, spec, await rt.observe(sha))
         await roll_back(rt, await rt.observe(sha))
@@ -85,7 +87,7 @@ def test_devirtualize_repeated_by_a_restarted_agent_leaves_the_administrators_of
 
     async def run() -> None:
         rt = _runtime(root)
-        sha = rt.image(spec.target).sha256
+        sha = (await rt.image(spec.target)).sha256
         for step in FORWARD_STEPS:
             await STEPS[step](rt, spec, await rt.observe(sha))
         again = _runtime(root)  # a restart after Verifying, before its report
@@ -105,7 +107,7 @@ def test_a_late_offline_is_noticed_and_handed_back(tmp_path: Path) -> None:
 
     async def run() -> None:
         rt = _runtime(root)
-        sha = rt.image(spec.target).sha256
+        sha = (await rt.image(spec.target)).sha256
         await STEPS[Phase.PARTITIONING](rt, spec, await rt.observe(sha))  # memory31 times out, others taken
         obs = await rt.observe(sha)
         assert late in obs.writes_pending

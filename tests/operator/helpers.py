@@ -15,7 +15,15 @@ NODE_A = NodeView("node-a")
 def host_refresh(status: dict[str, Any] | None = None, **spec: Any) -> HostRefresh:
     body: dict[str, Any] = {
         "metadata": {"name": "hr-a"},
-        "spec": {"nodeName": "node-a", "target": {"version": "2.0", "kernel": "/k"}, **spec},
+        "spec": {
+            "nodeName": "node-a",
+            "target": {
+                "version": "2.0",
+                "kernel": "/k",
+                "checksum": "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+            },
+            **spec,
+        },
     }
     if status:
         body["status"] = status

@@ -28,7 +28,11 @@ from .helpers import T0
 def spec(**kw: Any) -> RefreshPlanSpec:
     base: dict[str, Any] = {
         "nodeSelector": {"matchLabels": {"pool": "x"}},
-        "target": {"version": "2.0", "kernel": "/k"},
+        "target": {
+            "version": "2.0",
+            "kernel": "/k",
+            "checksum": "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+        },
         "soakSeconds": 0,
     }
     base.update(kw)

@@ -62,3 +62,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* agent.imageDirs without trailing slashes, as a JSON list; each must be an absolute path. */}}
+{{- define "hostrefresh.imageDirs" -}}
+{{- $dirs := list }}
+{{- range .Values.agent.imageDirs }}
+{{- if not (hasPrefix "/" .) }}
+{{- fail (printf "agent.imageDirs: %q is not an absolute path" .) }}
+{{- end }}
+{{- $dirs = append $dirs (trimSuffix "/" .) }}
+{{- end }}
+{{- if not $dirs }}
+{{- fail "agent.imageDirs: name at least one directory the target images may come from" }}
+{{- end }}
+{{- toJson $dirs }}
+{{- end }}

@@ -1,6 +1,8 @@
 """API types of the hostrefresh.io/v1alpha1 custom resources; the CRDs are generated from them."""
 
 from hostrefresh.api.common import (
+    CMDLINE_MAX,
+    IMAGE_PATH_MAX,
     FailurePolicy,
     HandoverPolicy,
     MaintenanceWindow,
@@ -30,8 +32,10 @@ from hostrefresh.api.refreshplan import HealthGates, RefreshPlan, RefreshPlanSpe
 
 __all__ = [
     "API_VERSION",
+    "CMDLINE_MAX",
     "FORWARD_STEPS",
     "GROUP",
+    "IMAGE_PATH_MAX",
     "VERSION",
     "AgentStatus",
     "Condition",

@@ -1,9 +1,10 @@
 """Spec pieces shared by HostRefresh and RefreshPlan (the plan stamps them into each HostRefresh)."""
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from hostrefresh.api.base import ApiModel, rule
 from hostrefresh.api.schedule import CRON_PATTERN, DURATION_PATTERN, TIME_ZONE_PATTERN
@@ -27,8 +28,34 @@ QUANTITY_RULE = rule(
 )
 
 
+#: Longest kernel or initrd path the L0 takes, in bytes (its image descriptor holds 256 with the NUL;
+#: l0module/include/l0.h L0_PATH_MAX). Paths are printable ASCII, so characters are bytes.
+IMAGE_PATH_MAX = 255
+#: Longest kernel command line the L0 takes, in bytes (L0_CMDLINE_MAX 1024 with the NUL).
+CMDLINE_MAX = 1023
+#: An absolute path of printable ASCII (no NUL, no control characters).
+IMAGE_PATH_PATTERN = r"^/[ -~]*$"
+#: No ``..`` segment: the admission policy's "is it under an allowed directory" is then a prefix test.
+NO_DOTDOT_RULE = rule(
+    "!self.matches('(^|/)[.][.](/|$)')",
+    "must not contain '..' segments; name the image by its path under an allowed image directory",
+)
+_DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
+
+
+def _no_dotdot(value: str | None) -> str | None:
+    if value is not None and _DOTDOT.search(value):
+        raise ValueError("must not contain '..' segments; name the image by its path under an allowed image directory")
+    return value
+
+
 class TargetHost(ApiModel):
-    """The host software (L1 kernel + KVM + QEMU) to boot in the new partition."""
+    """The host software (L1 kernel + KVM + QEMU) to boot in the new partition.
+
+    The node agent boots only images under the directories its administrator allows (the chart's
+    agent.imageDirs, the agent's --image-dir), only regular files of bounded size, and only when
+    their sha256 matches ``checksum``.
+    """
 
     version: Annotated[
         str,
@@ -42,25 +69,44 @@ class TargetHost(ApiModel):
     kernel: Annotated[
         str,
         Field(
-            min_length=1,
-            max_length=4096,
-            description="Path on the node (or image reference) of the target L1 kernel the L0 boots.",
+            min_length=2,
+            max_length=IMAGE_PATH_MAX,
+            pattern=IMAGE_PATH_PATTERN,
+            description="Absolute path on the node of the target L1 kernel the L0 boots (printable ASCII, at most "
+            f"{IMAGE_PATH_MAX} characters, no '..'). It must be a regular file in one of the image directories the "
+            "cluster's administrator allows (chart value agent.imageDirs, default /var/lib/hostrefresh/images).",
+            json_schema_extra={"x-kubernetes-validations": [NO_DOTDOT_RULE]},
         ),
+        AfterValidator(_no_dotdot),
     ]
     initrd: Annotated[
         str | None,
-        Field(default=None, max_length=4096, description="Path or image reference of the target initrd, if any."),
+        Field(
+            default=None,
+            min_length=2,
+            max_length=IMAGE_PATH_MAX,
+            pattern=IMAGE_PATH_PATTERN,
+            description="Absolute path on the node of the target initrd, if any; the same rules as kernel.",
+            json_schema_extra={"x-kubernetes-validations": [NO_DOTDOT_RULE]},
+        ),
+        AfterValidator(_no_dotdot),
     ]
     cmdline: Annotated[
         str,
-        Field(default="", max_length=4096, description="Kernel command line of the target L1."),
+        Field(
+            default="",
+            max_length=CMDLINE_MAX,
+            pattern=r"^[ -~]*$",
+            description=f"Kernel command line of the target L1 (printable ASCII, at most {CMDLINE_MAX} characters).",
+        ),
     ]
     checksum: Annotated[
-        str | None,
+        str,
         Field(
-            default=None,
             pattern=r"^sha256:[0-9a-f]{64}$",
-            description="sha256:<64 hex> of the kernel image; the L0 refuses to boot an image that does not match.",
+            description="Required: sha256:<64 hex> of the kernel's bytes followed by the initrd's, as printed by "
+            "`sha256sum KERNEL` (with an initrd: `cat KERNEL INITRD | sha256sum`). The node agent and the L0 "
+            "refuse to boot an image that does not match.",
         ),
     ]
 

@@ -64,7 +64,7 @@ def cmd_start(client: Client, args: argparse.Namespace, out: Console) -> int:
             "target": {
                 "version": args.version,
                 "kernel": args.kernel,
-                **({"checksum": args.checksum} if args.checksum else {}),
+                "checksum": args.checksum,
                 **({"initrd": args.initrd} if args.initrd else {}),
                 "cmdline": args.cmdline,
             },

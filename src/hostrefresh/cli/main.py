@@ -96,10 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     start = verb("start", "refresh one node (creates a HostRefresh)")
     start.add_argument("node", help="node to refresh")
     start.add_argument("--version", required=True, help="target host version label")
-    start.add_argument("--kernel", required=True, help="path of the target kernel on the node")
+    start.add_argument(
+        "--kernel", required=True, help="path of the target kernel on the node, in an allowed image directory"
+    )
     start.add_argument("--initrd", default=None, help="path of the target initrd")
     start.add_argument("--cmdline", default="", help="target kernel command line")
-    start.add_argument("--checksum", default=None, help="sha256:<hex> of the kernel (then initrd)")
+    start.add_argument(
+        "--checksum",
+        required=True,
+        help="sha256:<hex> of the kernel (then initrd): `sha256sum KERNEL`, or `cat KERNEL INITRD | sha256sum`",
+    )
     start.add_argument("--cpus", type=int, default=2, help="CPUs for the new host's partition")
     start.add_argument("--memory", default="4Gi", help="memory for the new host's partition")
     start.add_argument("--name", default=None, help="HostRefresh name (default: <node>-<version>)")

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from pydantic import ValidationError
+
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, Phase, StepState
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics, timing
@@ -67,6 +69,7 @@ class NodeAgent:
         self._unsent: dict[str, AgentStatus] = {}
         self._attempts: dict[str, int] = {}  # consecutive retries per refresh (backoff)
         self._written: dict[str, str | None] = {}  # refreshes this instance has reported on -> their uid
+        self._invalid: dict[str, str] = {}  # objects that do not validate, with the error last logged
 
     # -- input from the watch ------------------------------------------------------------------
 
@@ -108,7 +111,15 @@ class NodeAgent:
                 continue
             if status.get("phase") in TERMINAL:
                 continue
-            hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
+            try:
+                hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
+            except ValidationError as exc:
+                # Stored before the API grew stricter (e.g. without spec.target.checksum): this node's
+                # agent must not crash on it (with it every node this process serves), nor act on it.
+                if self._invalid.get(name) != str(exc):
+                    self._invalid[name] = str(exc)
+                    log.error("node %s: HostRefresh %s is not valid, left alone until fixed: %s", self.node, name, exc)
+                continue
             return name, hr
         return None
 
@@ -178,7 +189,7 @@ class NodeAgent:
         uid = ((self._objects.get(name) or {}).get("metadata") or {}).get("uid", "")
         self.rt.use_refresh(f"{name}/{uid}")
         try:
-            image = self.rt.image(hr.spec.target)
+            image = await self.rt.image(hr.spec.target)
             target_sha = image.sha256
         except PreflightError as exc:
             if hr.status.directive == Directive.ROLL_BACK:

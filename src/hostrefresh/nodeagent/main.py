@@ -27,6 +27,7 @@ from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
 from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
 from hostrefresh.nodeagent.host import AgentHost
+from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_MAX_IMAGE_BYTES, ImageStore
 from hostrefresh.nodeagent.migrate import QemuMigrator
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
@@ -103,6 +104,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --l1-id: the agent's CPU priority (nice value, default %(default)s). A guest's pause lasts until "
         "this agent resumes it in the new host, so it must not wait for a CPU behind the guests' vCPUs",
     )
+    parser.add_argument(
+        "--image-dir",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a directory target images may come from (repeatable; default "
+        f"{', '.join(map(str, DEFAULT_IMAGE_DIRS))}). A HostRefresh whose kernel or initrd resolves, symlinks "
+        "followed, to anywhere else is refused",
+    )
+    parser.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=DEFAULT_MAX_IMAGE_BYTES,
+        metavar="BYTES",
+        help="largest kernel or initrd the agent reads (default %(default)s); larger files, devices, FIFOs and "
+        "directories are refused before they are read",
+    )
     parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
     parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
     parser.add_argument("--sim-vms", type=flags.whole(0), default=3, help="simulated VMs per simulated node")
@@ -174,19 +193,33 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if not args.identity.strip():
         parser.error("--identity is empty: name this agent instance, e.g. after its pod")
     flags.distinct_ports(parser, args.metrics_port, args.health_port)
+    if not -20 <= args.nice <= 19:
+        parser.error(f"--nice must be between -20 and 19, not {args.nice}")
+    if args.image_dir is None:
+        args.image_dir = list(DEFAULT_IMAGE_DIRS)
+    for image_dir in args.image_dir:
+        if not image_dir.is_absolute():
+            parser.error(f"--image-dir must be an absolute path, not {image_dir}")
+    if args.max_image_bytes < 1:
+        parser.error(f"--max-image-bytes must be positive, not {args.max_image_bytes}")
+    if args.l1_id is not None and args.l1_id < 1:
+        parser.error(f"--l1-id must be the L0's id of this host (1 or more), not {args.l1_id}")
 
 
 def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
+    images = ImageStore(args.image_dir, args.max_image_bytes)  # one checksum cache for all this agent's nodes
     if args.sim_root is not None:
         spec = SimNodeSpec(sim_vms=args.sim_vms)
         names = [n for n in args.sim_nodes.split(",") if n]
         for name in names:
             create_sim_node(args.sim_root, name, spec)
-        return [open_sim_node(args.sim_root, name) for name in names]
+        return [open_sim_node(args.sim_root, name, images=images) for name in names]
     l0 = open_l0(args.l0_backend, args.l0_sim_state)
     sysfs: SysfsIO = FakeSysfsIO(args.sysfs_root) if args.fake_sysfs else RealSysfsIO(args.sysfs_root)
     if args.l1_id is not None:
-        return [host_runtime(args.node, l0, args.l1_id, sysfs, args.vm_runtime, args.channel_dir, args.handoff_dir)]
+        return [
+            host_runtime(args.node, l0, args.l1_id, sysfs, args.vm_runtime, args.channel_dir, args.handoff_dir, images)
+        ]
     return [
         NodeRuntime(
             node=args.node,
@@ -194,6 +227,7 @@ def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
             partitioner=Partitioner(sysfs),
             migrator=QemuMigrator(args.vm_runtime),
             state_dir=args.state_dir,
+            images=images,
         )
     ]
 

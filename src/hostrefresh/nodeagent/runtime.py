@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hostrefresh.api import TargetHost
 from hostrefresh.l0 import L0, Image, MemRange
+from hostrefresh.nodeagent.images import ImageRefusedError, ImageStore
 from hostrefresh.nodeagent.migrate import Migrator
 from hostrefresh.nodeagent.migrate.channel import HandoverChannel
 from hostrefresh.nodeagent.migrate.twohost import HostMigrator
@@ -39,6 +40,7 @@ class NodeRuntime:
     state_dir: Path  # survives agent restarts and L1 switchover (node-local, like /var/lib)
     l1_id: int | None = None  # the host this agent runs in (two-host node); None: one agent for both
     refresh_key: str | None = None  # ``name/uid`` of the refresh being driven (see ``use_refresh``)
+    images: ImageStore = field(default_factory=ImageStore)  # where target images may come from, how large
 
     async def primary(self) -> bool:
         """Whether this agent drives its node: its host is the oldest running L1 (or it is the only agent).
@@ -59,18 +61,12 @@ class NodeRuntime:
 
     # -- the refresh's target image ---------------------------------------------------------
 
-    def image(self, target: TargetHost) -> Image:
-        """The target image as the L0 will check it; its checksum must match the spec's."""
+    async def image(self, target: TargetHost) -> Image:
+        """The target image as the L0 will check it (see ``ImageStore``); its checksum matches the spec's."""
         try:
-            image = Image.from_files(target.kernel, target.initrd or "", target.cmdline)
-        except OSError as exc:
-            raise PreflightError(f"target image not readable on {self.node}: {exc}") from exc
-        if target.checksum and target.checksum != "sha256:" + image.sha256.hex():
-            raise PreflightError(
-                f"spec.target.checksum {target.checksum} does not match the image on {self.node} "
-                f"(sha256:{image.sha256.hex()})"
-            )
-        return image
+            return await self.images.load(target)
+        except ImageRefusedError as exc:
+            raise PreflightError(f"target image refused on {self.node}: {exc}") from exc
 
     # -- baseline: what was offline before the refresh (so give-back leaves it alone) --------
     #
@@ -160,7 +156,14 @@ class NodeRuntime:
 
 
 def host_runtime(
-    node: str, l0: L0, l1_id: int, sysfs: SysfsIO, vm_runtime: Path, channel_dir: Path, handoff_dir: Path
+    node: str,
+    l0: L0,
+    l1_id: int,
+    sysfs: SysfsIO,
+    vm_runtime: Path,
+    channel_dir: Path,
+    handoff_dir: Path,
+    images: ImageStore | None = None,
 ) -> NodeRuntime:
     """The runtime of an agent in one of the two hosts of a node.
 
@@ -181,5 +184,6 @@ def host_runtime(
         migrator=migrator,
         state_dir=handoff_dir,
         l1_id=l1_id,
+        images=images or ImageStore(),
     )
     return runtime

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hostrefresh.l0 import open_l0, sim_create
 from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, build_fake_sysfs
+from hostrefresh.nodeagent.images import ImageStore
 from hostrefresh.nodeagent.migrate import MigrationPolicy, SimBehaviour, SimMigrator, SimVm
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime
@@ -55,8 +56,9 @@ def open_sim_node(
     node: str,
     policy: MigrationPolicy | None = None,
     behaviour: SimBehaviour | None = None,
+    images: ImageStore | None = None,
 ) -> NodeRuntime:
-    """The runtime of a simulated node created by ``create_sim_node``."""
+    """The runtime of a simulated node created by ``create_sim_node`` (target images from ``images``)."""
     base = node_dir(root, node)
     data = json.loads((base / "node.json").read_text())
     data.pop("qemu", None)  # (nodes created before real-QEMU nodes moved to the machine simulator)
@@ -69,4 +71,5 @@ def open_sim_node(
         partitioner=Partitioner(FakeSysfsIO(base / "sysfs"), timeout_s=spec.sysfs_timeout_s),
         migrator=migrator,
         state_dir=base / "agent",
+        images=images or ImageStore(),
     )

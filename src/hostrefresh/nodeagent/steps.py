@@ -79,7 +79,7 @@ async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     if not probe.compatible:
         raise StepFailedError("L0Incompatible", f"L0 ABI {probe.abi_version:#x} is not compatible with this agent")
     try:
-        rt.image(spec.target)
+        await rt.image(spec.target)
     except PreflightError as exc:
         raise StepFailedError("ImageInvalid", str(exc)) from exc
     if len(obs.running) != 1 or obs.l0.nested:
@@ -121,7 +121,7 @@ async def nested_enabling(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observati
 
 
 async def booting_target(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
-    image: Image = rt.image(spec.target)
+    image: Image = await rt.image(spec.target)
     if obs.target_l1 is None:
         spare = obs.spare_partitions()
         if not spare:

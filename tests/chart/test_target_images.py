@@ -1,0 +1,108 @@
+"""The chart's target-images policy on the real API server: a HostRefresh or RefreshPlan may name a
+kernel or initrd only in agent.imageDirs (default /var/lib/hostrefresh/images), whoever creates it.
+
+The shared release's policy checks only objects labelled for it (see conftest), so every object here
+carries that label.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.chart.conftest import TARGET_IMAGES_LABEL, Release
+from tests.chart.helpers import manifest_json, unique
+
+pytestmark = pytest.mark.integration
+
+ALLOWED = "/var/lib/hostrefresh/images"
+CHECKSUM = "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c"
+
+
+def _target(**overrides: str) -> dict[str, str]:
+    return {"version": "6.12.4-kvm1", "kernel": f"{ALLOWED}/vmlinuz-6.12.4-kvm1", "checksum": CHECKSUM, **overrides}
+
+
+def _refresh(release: Release, target: dict[str, str], labelled: bool = True) -> dict[str, Any]:
+    labels = {TARGET_IMAGES_LABEL: release.name} if labelled else {}
+    return {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "HostRefresh",
+        "metadata": {"name": unique("images"), "labels": labels},
+        "spec": {"nodeName": unique("images-node"), "target": target},
+    }
+
+
+def _plan(release: Release, target: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "RefreshPlan",
+        "metadata": {"name": unique("images-plan"), "labels": {TARGET_IMAGES_LABEL: release.name}},
+        "spec": {"nodeSelector": {"matchLabels": {"pool": unique("p")}}, "target": target},
+    }
+
+
+def _create(release: Release, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return release.cp.kubectl("create", "-f", "-", stdin=manifest_json(obj), check=False)
+
+
+def _denied(release: Release, result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0, f"expected a denial, got: {result.stdout}"
+    for fragment in (f"ValidatingAdmissionPolicy '{release.fullname}-target-images'", *fragments):
+        assert fragment in result.stderr, f"{fragment!r} not in {result.stderr!r}"
+
+
+def test_a_kernel_in_the_allowed_directory_is_accepted(release: Release) -> None:
+    for obj in (_refresh(release, _target(initrd=f"{ALLOWED}/initrd.img")), _plan(release, _target())):
+        result = _create(release, obj)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    ["/dev/zero", "/etc/shadow", "/var/lib/hostrefresh/vmlinuz", "/var/lib/hostrefresh/images-other/vmlinuz", ALLOWED],
+)
+def test_a_kernel_elsewhere_is_refused_naming_the_field_and_the_directories(release: Release, kernel: str) -> None:
+    obj = _refresh(release, _target(kernel=kernel))
+    _denied(
+        release,
+        _create(release, obj),
+        f"spec.target.kernel {kernel} is not in an allowed image directory ({ALLOWED})",
+        "agent.imageDirs",
+    )
+    assert release.cp.kubectl("get", "hostrefresh", obj["metadata"]["name"], "--ignore-not-found").stdout == ""
+
+
+def test_a_plan_and_an_initrd_are_held_to_it_too(release: Release) -> None:
+    _denied(release, _create(release, _plan(release, _target(kernel="/boot/vmlinuz"))), "spec.target.kernel /boot")
+    refresh = _refresh(release, _target(initrd="/tmp/initrd.img"))
+    _denied(release, _create(release, refresh), "spec.target.initrd /tmp/initrd.img is not in an allowed image")
+
+
+def test_changing_the_target_to_elsewhere_is_refused(release: Release) -> None:
+    obj = _refresh(release, _target())
+    assert _create(release, obj).returncode == 0
+    patch = json.dumps({"spec": {"target": {"kernel": "/root/vmlinuz"}}})
+    result = release.cp.kubectl(
+        "patch", "hostrefresh", obj["metadata"]["name"], "--type=merge", "-p", patch, check=False
+    )
+    _denied(release, result, "spec.target.kernel /root/vmlinuz")
+
+
+def test_an_object_whose_target_does_not_change_passes(release: Release) -> None:
+    """An older object (from before the directories were narrowed) can still be labelled, finalized, deleted."""
+    obj = _refresh(release, _target(kernel="/boot/vmlinuz"), labelled=False)  # not under the policy yet
+    assert _create(release, obj).returncode == 0
+    name = obj["metadata"]["name"]
+    labelled = {"metadata": {"labels": {TARGET_IMAGES_LABEL: release.name}}}
+    result = release.cp.kubectl("patch", "hostrefresh", name, "--type=merge", "-p", json.dumps(labelled), check=False)
+    assert result.returncode == 0, result.stderr
+    status = json.dumps({"status": {"phase": "Pending"}})
+    result = release.cp.kubectl(
+        "patch", "hostrefresh", name, "--subresource=status", "--type=merge", "-p", status, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert release.cp.kubectl("delete", "hostrefresh", name, check=False).returncode == 0
