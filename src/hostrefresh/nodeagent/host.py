@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
 
 from hostrefresh.api.names import label_value
 from hostrefresh.kube.leases import Heartbeats
@@ -29,6 +30,7 @@ from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.nodeagent.runtime import NodeRuntime
 
 log = logging.getLogger("hostrefresh.agent")
+BAD_REQUEST = 400
 #: Upper bound of threads for blocking calls, however many simulated nodes one process hosts.
 MAX_BLOCKING_THREADS = 256
 #: A new host's agent asks the L0 this often whether its host drives the node yet (after the retire).
@@ -182,20 +184,49 @@ class AgentHost:
 
     async def _watch(self) -> None:
         # One node: let the API server filter (selectableFields); many: one watch for all.
-        fields: Any = {"spec.nodeName": next(iter(self.agents))} if len(self.agents) == 1 else None
+        node = next(iter(self.agents)) if len(self.agents) == 1 else None
         while True:
             try:
-                async for event, obj in self.client.watch(HostRefreshResource, fields=fields):
-                    body: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
-                    node = (body.get("spec") or {}).get("nodeName")
-                    agent = self.agents.get(str(node))
-                    if agent is None:
-                        continue
-                    name = body["metadata"]["name"]
-                    agent.update(None if event == "DELETED" else body, name)
+                async for event, body in watch_refreshes(self.client, node):
+                    agent = self.agents.get(str((body.get("spec") or {}).get("nodeName")))
+                    if agent is not None:
+                        agent.update(None if event == "DELETED" else body, body["metadata"]["name"])
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("watch of HostRefresh objects broke; restarting it")
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.sleep(1)
+
+
+async def watch_refreshes(client: AsyncClient, node: str | None) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Watch events of the HostRefresh objects of ``node`` (None: of every node).
+
+    The API server filters by ``spec.nodeName`` when the CRD declares it a selectable field
+    (Kubernetes 1.31 on; 1.30 ignores the declaration and refuses the field selector with 400): then
+    this watches every object and leaves the filtering to the caller, at the cost of more events.
+    """
+    fields: Any = {"spec.nodeName": node} if node is not None else None
+    try:
+        async for event, obj in client.watch(HostRefreshResource, fields=fields):
+            yield event, obj.to_dict()  # type: ignore[no-untyped-call]
+        return
+    except Exception as exc:
+        if fields is None or _status_code(exc) != BAD_REQUEST:
+            raise
+        log.warning(
+            "the API server cannot select HostRefresh objects by spec.nodeName (%s; Kubernetes before 1.31); "
+            "watching all of them",
+            exc,
+        )
+    async for event, obj in client.watch(HostRefreshResource):
+        yield event, obj.to_dict()  # type: ignore[no-untyped-call]
+
+
+def _status_code(exc: Exception) -> int | None:
+    """The HTTP status of a failed request: lightkube raises ApiError, or its HTTP library's error when a
+    watch is refused before it streams."""
+    if isinstance(exc, ApiError):
+        return int(exc.status.code or 0)
+    code = getattr(getattr(exc, "response", None), "status_code", None)
+    return code if isinstance(code, int) else None
