@@ -145,7 +145,6 @@ def operator_process(cp: ControlPlane, workdir: Path, name: str = "operator", *e
         f"--namespace={DEFAULT_NAMESPACE}",
         "--log-format=plain",
         f"--identity={name}",
-        f"--image-dir={image_dir(workdir)}",  # where Cluster(cp, workdir).target_image puts them
         *extra,
     ]
     return Process(argv, workdir / f"{name}.log")
@@ -162,6 +161,7 @@ def agent_process(cp: ControlPlane, workdir: Path, nodes: list[str], *extra: str
         f"--sim-nodes={','.join(nodes)}",
         "--lease-seconds=10",
         f"--identity={name}",
+        f"--image-dir={image_dir(workdir)}",  # where Cluster(cp, workdir).target_image puts them
         *extra,
     ]
     return Process(argv, workdir / f"{name}.log")
