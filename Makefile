@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
 
-.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast demo cluster-up cluster-down bench clean
+.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench clean
 
 ## setup: Debian packages, the Python package with test extras, the Go-built control plane and promtool.
 setup: system-deps python-deps tools
@@ -37,6 +37,11 @@ test: setup lint
 ## test-fast: the fast set only (no control plane, no QEMU, nothing slow).
 test-fast:
 	$(PYTHON) -m pytest -m "not slow and not integration and not qemu and not e2e" $(PYTEST_ARGS)
+
+## faults: the whole fault campaign (make test runs a bounded matrix of it); prints the report and
+## records it in bench/results/faults.json.
+faults: setup
+	$(PYTHON) -m pytest -m faults tests/faults --faults-all --faults-report bench/results/faults.json $(PYTEST_ARGS)
 
 ## demo: a local demo fleet on an embedded control plane.
 demo: setup

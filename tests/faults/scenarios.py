@@ -46,7 +46,7 @@ def _refresh_all(world: FaultWorld, timeout: float = 300.0) -> list[dict[str, An
 
 def _count_l0(world: FaultWorld) -> None:
     for node in world.nodes.values():
-        world.ledger.fault("l0-error", node.fired())
+        world.ledger.fault("l0-error", node.disarm())
 
 
 # -- L0 errors at every call ---------------------------------------------------------------------
@@ -82,9 +82,9 @@ def l0_errors(world: FaultWorld, full: bool) -> None:
 
 def l0_queries(world: FaultWorld, full: bool) -> None:
     """The L0 query fails at its n-th call: in every step's observation, before and after the retire."""
-    points = range(1, 61, 2) if full else range(1, 40, 3)
-    for i, nth in enumerate(points):
-        times = 1 if i % 3 else 4  # every third: repeated errors
+    # a refresh asks the L0 some 10-20 times: every one of those calls, once and repeatedly
+    cases = [(nth, times) for times in ((1, 4) if full else (1,)) for nth in range(24 if full else 16)]
+    for i, (nth, times) in enumerate(cases):
         world.node(f"l0q-{i:02d}", rules=[FaultRule(call=Call.QUERY, status=Status.E_IO, nth=nth, times=times)])
     with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
         _refresh_all(world)
@@ -94,7 +94,7 @@ def l0_queries(world: FaultWorld, full: bool) -> None:
 def l0_chaos(world: FaultWorld, full: bool) -> None:
     """Any call may fail, with some probability, a few times: seeded, so a failing node can be rerun."""
     rng = random.Random(12)
-    for i in range(40 if full else 12):
+    for i in range(60 if full else 12):
         status = rng.choice([Status.E_HW, Status.E_BUSY, Status.E_IO, Status.E_RESOURCE])
         rule = FaultRule(call=None, status=status, nth=rng.randrange(0, 6), times=rng.randrange(1, 5), probability=0.35)
         world.node(f"l0c-{i:02d}", rules=[rule], admin_offline=i % 3 == 0)

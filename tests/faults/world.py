@@ -43,15 +43,20 @@ class SimNode:
     taints: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
     rules: list[FaultRule] = field(default_factory=list)
+    fired: int | None = None
 
     @property
     def dir(self) -> Path:
         return self.root / self.name
 
-    def fired(self) -> int:
-        """Simulated-L0 faults that actually fired on this node (latency-only rules do not count)."""
-        with open_l0("sim", self.dir / "l0.state") as l0:
-            return sum(r.fired for r in l0.sim_faults() if r.status != 0)
+    def disarm(self) -> int:
+        """Remove the node's fault rules (the checks query the L0 too); returns how many faults fired
+        (latency-only rules do not count). Idempotent: the count is kept."""
+        if self.fired is None:
+            with open_l0("sim", self.dir / "l0.state") as l0:
+                self.fired = sum(r.fired for r in l0.sim_faults() if r.status != 0)
+                l0.sim_clear_faults()
+        return self.fired
 
 
 class FaultWorld:
@@ -230,6 +235,7 @@ class FaultWorld:
 
     def _check_node(self, name: str, node: SimNode, phase: Any) -> None:
         check = self.ledger.check
+        node.disarm()
         with open_l0("sim", node.dir / "l0.state") as l0:
             state = l0.query()
         running = [x.id for x in state.running_l1s]

@@ -23,6 +23,7 @@ from hostrefresh.nodeagent.migrate import (
 )
 from hostrefresh.nodeagent.migrate import handover as handover_module
 from hostrefresh.nodeagent.migrate.process import instance_alive
+from hostrefresh.nodeagent.qmpsession import qmp_session
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -175,4 +176,33 @@ async def test_recovery_resumes_the_source_only_once_the_destination_is_gone(
     assert record.outcome is Outcome.FAILED, record
     assert alive_at_resume and not any(alive_at_resume), "the source was resumed while the destination ran"
     assert await m.locate() == {"vm1": VmLocation.SOURCE}
+    await _verify_all(qemu_lab, m, ["vm1"])
+
+
+async def _status(m: QemuMigrator, name: str) -> str:
+    async with qmp_session(m.owner_socket(name, aux=False)) as qmp:
+        return await qmp.status()
+
+
+async def test_a_vm_its_owner_paused_stays_paused_through_a_handover_and_a_failed_one(qemu_lab: GuestLab) -> None:
+    async def fail(name: str, inst: Instance) -> None:
+        raise HandoverError("injected failure with the destination started")
+
+    m = qemu_lab.migrator()
+    await _start(qemu_lab, m, ["vm1"])
+    async with qmp_session(m.owner_socket("vm1", aux=False)) as qmp:
+        await qmp.execute("stop")  # the VM's owner pauses it
+    failing = qemu_lab.migrator(hooks=HandoverHooks(on_target_started=fail))
+    [failed] = await failing.hand_over()
+    assert failed.outcome is Outcome.FAILED
+    assert await m.locate() == {"vm1": VmLocation.SOURCE}
+    assert await _status(m, "vm1") == "paused", "recovery resumed a guest its owner had paused"
+    [moved] = await m.hand_over()
+    assert moved.outcome is Outcome.MOVED
+    assert await m.locate() == {"vm1": VmLocation.TARGET}
+    assert await _status(m, "vm1") == "paused", "the handover resumed a guest its owner had paused"
+    [back] = await m.hand_back()
+    assert back.outcome is Outcome.MOVED and await _status(m, "vm1") == "paused"
+    async with qmp_session(m.owner_socket("vm1", aux=False)) as qmp:
+        await qmp.execute("cont")  # the owner resumes it: the guest is intact
     await _verify_all(qemu_lab, m, ["vm1"])

@@ -159,7 +159,7 @@ class _Mover:
 
     async def _settle_destination(self, record: VmRecord, dst: InstanceState) -> None:
         """Switchover done: the destination is loading state or was left paused."""
-        if dst.status in ("paused", "postmigrate"):
+        if dst.status in ("paused", "postmigrate") and not record.user_paused:
             await ensure_running(record.instances[self.to])
         elif time.monotonic() > self.deadline:
             raise HandoverError(f"destination stuck in {dst.status} after switchover")
@@ -214,7 +214,11 @@ class _Mover:
         async with qmp_session(Path(src.qmp_socket)) as sq:
             await sq.set_capabilities(caps)
             await sq.set_parameters(params)
-            paused = not zero_copy and spec.accel == "tcg" and await sq.status() == "running"
+            status = await sq.status()
+            user_paused = status == "paused" and not record.paused_for_copy
+            if user_paused != record.user_paused:  # write-ahead: a successor must not resume it either
+                self.inv.save(replace(self.inv.load(self.name), user_paused=user_paused))
+            paused = not zero_copy and spec.accel == "tcg" and status == "running"
             if paused:
                 self.inv.save(replace(self.inv.load(self.name), paused_for_copy=True))  # write-ahead
                 await sq.execute("stop")
@@ -256,7 +260,7 @@ class _Mover:
             await process.stop(dst_inst, graceful=False)
             record = record.without_instance(self.to)
             self.inv.save(record)
-        if src_inst is not None and (await observe(src_inst)).alive:
+        if src_inst is not None and (await observe(src_inst)).alive and not record.user_paused:
             try:
                 await ensure_running(src_inst)
             except QmpError as exc:

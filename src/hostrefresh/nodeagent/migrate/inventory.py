@@ -31,6 +31,9 @@ class VmRecord:
     # The handover paused the running guest before a copy migration (TCG; see handover.py): the
     # destination must be resumed once it holds the guest, even by an agent that did not pause it.
     paused_for_copy: bool = False
+    # Its owner had paused the guest when the handover began: it stays paused wherever it ends up,
+    # a failed handover included (recovery resumes only what the handover itself paused).
+    user_paused: bool = False
 
     @property
     def name(self) -> str:
@@ -49,6 +52,7 @@ class VmRecord:
             "spec": self.spec.to_dict(),
             "instances": {role: inst.to_dict() for role, inst in self.instances.items()},
             "paused_for_copy": self.paused_for_copy,
+            "user_paused": self.user_paused,
         }
 
     @classmethod
@@ -63,6 +67,7 @@ class VmRecord:
             owner=owner,
             instances=instances,
             paused_for_copy=bool(data.get("paused_for_copy", False)),
+            user_paused=bool(data.get("user_paused", False)),
         )
 
 
