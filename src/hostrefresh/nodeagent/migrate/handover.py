@@ -202,8 +202,14 @@ class _Mover:
             raise HandoverError("RAM is not shared and copy fallback is disabled")
         self.result.path = HandoverPath.ZERO_COPY if zero_copy else HandoverPath.COPY
         self.acted = True
-        dst = await self._prepare_destination(record, dst_state)
         src = record.instances[self.frm]
+        async with qmp_session(Path(src.qmp_socket)) as sq:
+            status = await sq.status()
+        user_paused = status == "paused" and not record.paused_for_copy
+        if user_paused != record.user_paused:  # write-ahead: no recovery, by us or a successor, resumes it
+            record = replace(self.inv.load(self.name), user_paused=user_paused)
+            self.inv.save(record)
+        dst = await self._prepare_destination(record, dst_state)
         uri_path = self.run_dir / f"{self.name}.mig"
         uri_path.unlink(missing_ok=True)
         caps = {"x-ignore-shared": zero_copy}
@@ -214,10 +220,6 @@ class _Mover:
         async with qmp_session(Path(src.qmp_socket)) as sq:
             await sq.set_capabilities(caps)
             await sq.set_parameters(params)
-            status = await sq.status()
-            user_paused = status == "paused" and not record.paused_for_copy
-            if user_paused != record.user_paused:  # write-ahead: a successor must not resume it either
-                self.inv.save(replace(self.inv.load(self.name), user_paused=user_paused))
             paused = not zero_copy and spec.accel == "tcg" and status == "running"
             if paused:
                 self.inv.save(replace(self.inv.load(self.name), paused_for_copy=True))  # write-ahead
