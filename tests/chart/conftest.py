@@ -59,9 +59,13 @@ def release(crds: ControlPlane, helm_home: Path) -> Release:
     """The chart in the shared control plane. Its CRDs exist already (the ``crds`` fixture): helm
     leaves existing CRDs of a chart's crds/ directory alone, so both can coexist.
 
-    Its target-images policy checks only objects labelled ``TARGET_IMAGES_LABEL=<release>``: other
-    tests in the shared control plane keep their images where they like (their agents allow them).
+    Its target-images and agent-status policies check only objects labelled
+    ``TARGET_IMAGES_LABEL=<release>``: other tests in the shared control plane keep their images where
+    they like (their agents allow them) and run their agents as the administrator.
     """
     name = unique("hrc")
-    selector = {f"admissionPolicy.targetImages.objectSelector.matchLabels.{TARGET_IMAGES_LABEL}": name}
+    selector = {
+        f"admissionPolicy.targetImages.objectSelector.matchLabels.{TARGET_IMAGES_LABEL}": name,
+        f"admissionPolicy.agentStatus.objectSelector.matchLabels.{TARGET_IMAGES_LABEL}": name,
+    }
     return install(crds, helm_home, name, unique("hostrefresh-chart"), selector)

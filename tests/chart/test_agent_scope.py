@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from hostrefresh.controlplane import ControlPlane
-from tests.chart.conftest import Release
+from tests.chart.conftest import TARGET_IMAGES_LABEL, Release
 from tests.chart.helpers import manifest_json, now_rfc3339, unique
 
 pytestmark = pytest.mark.integration
@@ -118,14 +118,14 @@ def _agent_pod_token(release: Release, node: str) -> str:
     return out.stdout.strip()
 
 
-def _hostrefresh(cp: ControlPlane, node: str) -> str:
+def _hostrefresh(cp: ControlPlane, node: str, release: str) -> str:
     name = unique(f"refresh-{node}")
     _create(
         cp,
         {
             "apiVersion": "hostrefresh.io/v1alpha1",
             "kind": "HostRefresh",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "labels": {TARGET_IMAGES_LABEL: release}},
             "spec": {"nodeName": node, "target": TARGET},
         },
     )
@@ -153,8 +153,8 @@ def scene(release: Release) -> Iterator[Scene]:
         release=release,
         node_a=node_a,
         node_b=node_b,
-        refresh_a=_hostrefresh(cp, node_a),
-        refresh_b=_hostrefresh(cp, node_b),
+        refresh_a=_hostrefresh(cp, node_a, release.name),
+        refresh_b=_hostrefresh(cp, node_b, release.name),
         agent_a=cp.token_kubeconfig(unique("agent-a"), _agent_pod_token(release, node_a)),
         agent_b=cp.token_kubeconfig(unique("agent-b"), _agent_pod_token(release, node_b)),
         unbound=cp.token_kubeconfig(unique("agent-unbound"), unbound),
@@ -403,3 +403,38 @@ def test_agent_may_not_delete_leases_or_use_an_unbound_token(scene: Scene) -> No
     name = unique("hostrefresh-agent-nobody")
     result = scene.as_agent(scene.unbound, "create", "-n", ns, "-f", "-", stdin=manifest_json(_lease(name, "nobody")))
     _denied(result, scene.lease_policy, "this request carries no node name")
+
+
+def test_nobody_but_the_agent_writes_status_agent(scene: Scene) -> None:
+    """Not even an administrator: a forged report ("Verifying done") would end the refresh as Succeeded."""
+    before = scene.refresh(scene.refresh_a)["status"]
+    forged = {"agent": {"step": "Verifying", "stepState": "Done", "updatedAt": "2099-01-01T00:00:00Z"}}
+    result = scene.cp.kubectl(
+        "patch",
+        "hostrefresh",
+        scene.refresh_a,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": forged}),
+        check=False,
+    )
+    _denied(
+        result,
+        f"ValidatingAdmissionPolicy '{scene.release.fullname}-agent-status'",
+        f"status.agent of HostRefresh {scene.refresh_a} is written by the hostrefresh node agent only",
+        "not by admin",
+    )
+    assert scene.refresh(scene.refresh_a)["status"] == before
+    # The operator's own fields stay writable by others than the agent (here: the administrator).
+    done = scene.cp.kubectl(
+        "patch",
+        "hostrefresh",
+        scene.refresh_a,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"observedGeneration": 2}}),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

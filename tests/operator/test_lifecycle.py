@@ -247,3 +247,25 @@ def test_recent_agent_reports_count_as_signs_of_life() -> None:
     status = started("Migrating", "Migrating", updatedAt=(now - timedelta(seconds=5)).isoformat())
     d = decide(inputs(host_refresh(status=status), now=now, agent_age=120))
     assert d.status.directive == Directive.PROCEED
+
+
+def test_a_rollback_that_leaves_vms_lost_ends_failed_naming_them() -> None:
+    status = started(
+        "RollingBack",
+        "RollingBack",
+        "Failed",
+        directive="RollBack",
+        failureReason="VMsLost",
+        message="VMs running nowhere: vm2",
+    )
+    d = decide(inputs(host_refresh(status=status), now=T0 + timedelta(seconds=10)))
+    assert d.status.phase == Phase.FAILED
+    assert _cond(d, cond.DEGRADED) == ("True", Reason.VMS_LOST)
+    assert any(e.reason == Reason.VMS_LOST and "vm2" in e.message for e in d.events)
+
+
+def test_vms_lost_after_the_point_of_no_return_ends_failed_naming_them() -> None:
+    status = started("Verifying", "Verifying", "Failed", failureReason="VMsLost", message="VMs running nowhere: vm1")
+    d = decide(inputs(host_refresh(status=status)))
+    assert d.status.phase == Phase.FAILED
+    assert _cond(d, cond.DEGRADED) == ("True", Reason.VMS_LOST)

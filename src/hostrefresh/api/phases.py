@@ -49,3 +49,6 @@ def can_roll_back(phase: Phase) -> bool:
 #: Agent failure reason of a Retiring step whose retire call the L0 refused: the old host still runs,
 #: so rollback is still possible (the point of no return is a *successful* retire).
 RETIRE_REFUSED = "RetireRefused"
+#: The agent's failure reason for VMs that run nowhere (their last host died with them): no retry
+#: brings them back, so the refresh ends Failed, naming them, instead of Succeeded or RolledBack.
+VMS_LOST = "VMsLost"

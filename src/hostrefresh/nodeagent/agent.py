@@ -20,6 +20,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, Phase, StepState
+from hostrefresh.api.phases import VMS_LOST
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics, timing
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
@@ -236,7 +237,7 @@ class NodeAgent:
         if lost and position != Phase.PREFLIGHT:  # (Preflight refuses a node with lost VMs itself)
             # A VM that runs nowhere (its last host died with it) stops the refresh: name it, keep
             # whatever is left of it for a person, and let the operator decide.
-            await self._report_failure(name, hr, position, "VMsLost", f"VMs running nowhere: {', '.join(lost)}", agent)
+            await self._report_failure(name, hr, position, VMS_LOST, f"VMs running nowhere: {', '.join(lost)}", agent)
             return False
         if hr.spec.paused:
             if agent.message != "paused between steps":

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 
 from hostrefresh.api import HostRefreshSpec, Phase
-from hostrefresh.api.phases import RETIRE_REFUSED
+from hostrefresh.api.phases import RETIRE_REFUSED, VMS_LOST
 from hostrefresh.api.quantity import parse_quantity
 from hostrefresh.l0 import AlreadyError, Image, L0Error
 from hostrefresh.nodeagent.migrate import HandoverError, HandoverRecord, Outcome, VmLocation
@@ -252,16 +252,15 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     records: list[HandoverRecord] = []
     # Handing back always may copy: VMs must get home even if zero-copy is impossible now.
     rt.migrator.policy = replace(rt.migrator.policy, copy_fallback=True)
+    lost: list[str] = []
     if obs.vms_on(VmLocation.TARGET) or obs.vms_on(VmLocation.MIGRATING) or obs.vms_on(VmLocation.LOST):
         records = await rt.migrator.hand_back()
-        stuck = [r for r in records if r.outcome in (Outcome.FAILED, Outcome.LOST)]
-        lost = sorted(set(obs.vms_on(VmLocation.LOST)) - {r.name for r in records})
-        if stuck or lost:
-            # A VM that runs nowhere is never part of a clean rollback: name it, every time.
-            detail = "; ".join(
-                [*(f"{r.name}: {r.error}" for r in stuck[:5]), *(f"{n}: runs nowhere" for n in lost[:5])]
-            )
-            raise StepFailedError("HandBackFailed", detail, records)
+        stuck = [r for r in records if r.outcome == Outcome.FAILED]
+        if stuck:  # still running on the new host: the rollback must not take that host away
+            raise StepFailedError("HandBackFailed", "; ".join(f"{r.name}: {r.error}" for r in stuck[:5]), records)
+        # A VM that runs nowhere is never part of a clean rollback; the rest is undone all the same,
+        # so the node is as it was but for the lost VMs, which the end of this step names.
+        lost = sorted({r.name for r in records if r.outcome == Outcome.LOST} | set(obs.vms_on(VmLocation.LOST)))
     target = obs.target_l1
     if target is not None and obs.source_l1 is not None:
         await _l0("l1_stop", rt.l0.l1_stop, target.id)
@@ -276,6 +275,13 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not put back: {'; '.join(left.failures)}")
     _no_pending_writes(rt)
+    if lost:
+        raise StepFailedError(
+            VMS_LOST,
+            f"VMs running nowhere: {', '.join(lost)} (their last instance died with its host); the rest of "
+            "the node is as it was: one host, partition destroyed, nested off, resources online",
+            records,
+        )
     return StepOutcome(
         "rolled back: VMs on the old host, partition destroyed, resources online",
         handovers=records,

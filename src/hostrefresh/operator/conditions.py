@@ -45,6 +45,7 @@ class Reason:
     HELD = "HeldAfterFailure"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     AGENT_SILENT = "AgentSilent"
+    VMS_LOST = "VMsLost"
     ABORTED = "Aborted"
     DELETED = "DeletedMidRefresh"
     AS_EXPECTED = "AsExpected"

@@ -23,7 +23,7 @@ from hostrefresh.api import (
 )
 from hostrefresh.api.hostrefresh import VMIInventory
 from hostrefresh.api.meta import Condition
-from hostrefresh.api.phases import FORWARD_STEPS, RETIRE_REFUSED
+from hostrefresh.api.phases import FORWARD_STEPS, RETIRE_REFUSED, VMS_LOST
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
 from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
@@ -163,6 +163,10 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
             _finish(decision, inputs, Phase.ROLLED_BACK)
             return
         _set_phase(decision, inputs, Phase.ROLLING_BACK, "")
+        if reported == Phase.ROLLING_BACK and failed and agent is not None and agent.failure_reason == VMS_LOST:
+            # Everything else is undone; the lost VMs no retry brings back: never a clean RolledBack.
+            _fail(decision, inputs, Reason.VMS_LOST, f"rolled back, but VMs are lost: {agent.message}")
+            return
         degraded = cond.get(status.conditions, cond.DEGRADED)
         already_degraded = degraded is not None and degraded.status == TRUE
         if reported == Phase.ROLLING_BACK and failed and not already_degraded:  # the agent retries; deadline bounds it
@@ -190,7 +194,8 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
         msg = f"step {reported} failed: {agent.message if agent else ''}"
         retire_refused = reported == Phase.RETIRING and agent is not None and agent.failure_reason == RETIRE_REFUSED
         if not can_roll_back(reported) and not retire_refused:
-            _fail(decision, inputs, Reason.STEP_FAILED, msg + " (past the point of no return; the node keeps serving)")
+            reason = Reason.VMS_LOST if agent is not None and agent.failure_reason == VMS_LOST else Reason.STEP_FAILED
+            _fail(decision, inputs, reason, msg + " (past the point of no return; the node keeps serving)")
         elif spec.failure_policy == FailurePolicy.HOLD and not (spec.abort or inputs.deleting):
             status.conditions = cond.set_condition(
                 status.conditions,
