@@ -20,6 +20,7 @@ from hostrefresh.l0 import Call, FaultRule, Status
 from hostrefresh.nodeagent.fakesysfs import FakeRules
 from tests.e2e.harness import Process, running, wait_for
 
+from .qemu_scenario import qemu_kills
 from .world import TERMINAL, FaultWorld
 
 ROLLED = frozenset({"Succeeded", "RolledBack"})
@@ -268,7 +269,7 @@ def operator_kills(world: FaultWorld, full: bool) -> None:
 def control_plane_restarts(world: FaultWorld, full: bool) -> None:
     """kube-apiserver and etcd crash and come back mid-rollout."""
     _fleet(world, "cpr", 6)
-    with world.monitor({"cpr": 2}), running(world.operator(), world.agent(list(world.nodes))):
+    with world.monitor({"cpr": 2}), world.supervised(world.operator(), world.agent(list(world.nodes))):
         world.plan("cpr", {"fleet": "cpr"}, maxUnavailable=2, canary=0)
         for component in ["kube-apiserver", "etcd"] * (2 if full else 1):
             time.sleep(3.0)
@@ -453,4 +454,5 @@ SCENARIOS = [
     Scenario("overlapping-refreshes", "concurrency", overlapping),
     Scenario("spec-edits", "input", spec_edits),
     Scenario("forgeries", "identity", forgeries),
+    Scenario("qemu-kills", "qemu", qemu_kills),
 ]

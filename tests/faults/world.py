@@ -121,6 +121,30 @@ class FaultWorld:
         proc.env.update(env or {})
         return proc
 
+    @contextmanager
+    def supervised(self, *procs: Process) -> Iterator[None]:
+        """Start ``procs`` and start each again whenever it exits, as a kubelet does (restartPolicy
+        Always): an operator that gives up its leadership during an outage exits to rejoin the election."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(0.5):
+                for proc in procs:
+                    if proc.proc is not None and proc.proc.poll() is not None:
+                        proc.start()
+
+        for proc in procs:
+            proc.start()
+        thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
+            for proc in procs:
+                proc.stop()
+
     # -- objects -------------------------------------------------------------------------------
 
     def refresh(self, name: str, node: str, **spec: Any) -> None:

@@ -190,7 +190,9 @@ class ControlPlane:
         """SIGKILL ``component`` (etcd or kube-apiserver), keep it down, start it again, wait until ready.
 
         Fault injection for the fault campaign: same flags, ports and data directory, as a systemd
-        restart of a crashed control-plane process would do.
+        restart of a crashed control-plane process would do. Call it from the thread that started
+        the control plane's other work (normally the main thread): an attached component dies with
+        the thread that spawned it (PR_SET_PDEATHSIG, see ``_spawn``).
         """
         proc = self._procs.pop(component)
         if proc.poll() is None:

@@ -19,6 +19,8 @@ from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
+from hostrefresh.kube.errors import is_transient
+
 log = logging.getLogger("hostrefresh.leases")
 CONFLICT, NOT_FOUND = 409, 404
 
@@ -113,6 +115,16 @@ class LeaderElector:
         self.client, self.namespace, self.name, self.identity = client, namespace, name, identity
         self.lease_seconds = lease_seconds
 
+    async def _attempt(self) -> bool | None:
+        """One acquire-or-renew: True held, False another replica holds it, None the API server failed."""
+        try:
+            return await self._try_acquire()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("leader Lease %s/%s: API server unavailable (%s); trying again", self.namespace, self.name, exc)
+            return None
+
     async def _try_acquire(self) -> bool:
         now = _now()
         try:
@@ -158,17 +170,31 @@ class LeaderElector:
         return True
 
     async def run(self, lead: Callable[[], Awaitable[Any]]) -> None:
-        """Wait for leadership, run ``lead`` while holding it; raise LeadershipLostError when lost."""
-        while not await self._try_acquire():
+        """Wait for leadership, run ``lead`` while holding it; raise LeadershipLostError when lost.
+
+        The API server may be away for a moment (restarted, etcd electing): an attempt that fails for
+        that is tried again. While waiting to lead, for as long as it takes; while leading, until the
+        Lease runs out (the renew deadline, as client-go has it): past that another replica may lead.
+        """
+        while not await self._attempt():
             await asyncio.sleep(self.lease_seconds / 3)
         log.info("acquired leadership as %s", self.identity)
+        renewed = asyncio.get_running_loop().time()
         task = asyncio.ensure_future(lead())
         try:
             while not task.done():
                 done, _ = await asyncio.wait({task}, timeout=self.lease_seconds / 3)
                 if done:
                     break
-                if not await self._try_acquire():
+                left = self.lease_seconds - (asyncio.get_running_loop().time() - renewed)
+                try:  # an attempt that hangs (a server half up) must not outlast the Lease either
+                    held = await asyncio.wait_for(self._attempt(), max(left, 0.1))
+                except TimeoutError:
+                    held = None
+                now = asyncio.get_running_loop().time()
+                if held:
+                    renewed = now
+                elif held is False or now - renewed >= self.lease_seconds:
                     raise LeadershipLostError(f"{self.identity} lost the leader Lease {self.namespace}/{self.name}")
             await task
         finally:

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 
 from hostrefresh.api.names import label_value
+from hostrefresh.kube.errors import status_code
 from hostrefresh.kube.leases import Heartbeats
 from hostrefresh.kube.resources import (
     AGENT_COMPONENT_LABEL,
@@ -212,7 +212,7 @@ async def watch_refreshes(client: AsyncClient, node: str | None) -> AsyncIterato
             yield event, obj.to_dict()  # type: ignore[no-untyped-call]
         return
     except Exception as exc:
-        if fields is None or _status_code(exc) != BAD_REQUEST:
+        if fields is None or status_code(exc) != BAD_REQUEST:
             raise
         log.warning(
             "the API server cannot select HostRefresh objects by spec.nodeName (%s; Kubernetes before 1.31); "
@@ -221,12 +221,3 @@ async def watch_refreshes(client: AsyncClient, node: str | None) -> AsyncIterato
         )
     async for event, obj in client.watch(HostRefreshResource):
         yield event, obj.to_dict()  # type: ignore[no-untyped-call]
-
-
-def _status_code(exc: Exception) -> int | None:
-    """The HTTP status of a failed request: lightkube raises ApiError, or its HTTP library's error when a
-    watch is refused before it streams."""
-    if isinstance(exc, ApiError):
-        return int(exc.status.code or 0)
-    code = getattr(getattr(exc, "response", None), "status_code", None)
-    return code if isinstance(code, int) else None
