@@ -234,7 +234,9 @@ class NodeAgent:
             return False  # the operator decides: roll back, hold, or (after Retiring) fail
         lost = obs.vms_on(VmLocation.LOST)
         metrics.VMS_LOST.labels(self.node).set(len(lost))
-        if lost and position != Phase.PREFLIGHT:  # (Preflight refuses a node with lost VMs itself)
+        if lost and position != Phase.PREFLIGHT and can_still_roll_back(obs):
+            # (Preflight refuses a node with lost VMs itself; past the point of no return the node is
+            # driven to the end all the same, and Verifying names the lost VMs last.)
             # A VM that runs nowhere (its last host died with it) stops the refresh: name it, keep
             # whatever is left of it for a person, and let the operator decide.
             await self._report_failure(name, hr, position, VMS_LOST, f"VMs running nowhere: {', '.join(lost)}", agent)
@@ -259,7 +261,8 @@ class NodeAgent:
         try:
             outcome: StepOutcome = await self._first_attempt(name, agent, phase, action)
         except Exception as exc:  # a step's failure, an L0 error or an unexpected one: all reported at this step
-            if phase in ROLL_FORWARD:  # past the point of no return: roll forward, from a fresh look
+            permanent = isinstance(exc, StepFailedError) and exc.reason == VMS_LOST  # no retry brings them back
+            if phase in ROLL_FORWARD and not permanent:  # past the point of no return: roll forward, afresh
                 log.warning("node %s: %s failed, retrying: %s", self.node, phase, exc)
                 return await self._retry_later(name, agent, phase, exc)
             return await self._step_failed(name, hr, phase, agent, exc)

@@ -226,12 +226,19 @@ async def verifying(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     # The old host is retired, so a running VM runs on the new one, whichever generation label it
     # has (after commit() the migrator calls the new generation "source" again): only lost or
     # half-migrated VMs are a problem. This keeps verification idempotent.
-    adrift = [n for n, loc in obs.vms.items() if loc in (VmLocation.LOST, VmLocation.MIGRATING)]
+    adrift = [n for n, loc in obs.vms.items() if loc == VmLocation.MIGRATING]
     if adrift:
         problems.append(f"VMs not running on the new host: {', '.join(sorted(adrift)[:5])}")
     if problems:
         raise StepFailedError("VerificationFailed", "; ".join(problems))
     await rt.migrator.commit()
+    lost = obs.vms_on(VmLocation.LOST)
+    if lost:  # the node is done all the same: say so, and name what no retry brings back
+        raise StepFailedError(
+            VMS_LOST,
+            f"VMs running nowhere: {', '.join(sorted(lost))} (their last instance died with its host); the node "
+            f"runs {spec.target.version} on one host, nested off, resources online",
+        )
     return StepOutcome(f"node runs {spec.target.version} with {len(obs.vms)} VM(s)")
 
 
