@@ -52,6 +52,8 @@ def test_every_object_is_expected(default: list[Manifest]) -> None:
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-agent-hostrefresh"),
             ("ValidatingAdmissionPolicy", "hr-hostrefresh-agent-lease"),
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-agent-lease"),
+            ("ValidatingAdmissionPolicy", "hr-hostrefresh-agent-status"),
+            ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-agent-status"),
             ("ValidatingAdmissionPolicy", "hr-hostrefresh-target-images"),
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-target-images"),
         ]
