@@ -211,6 +211,51 @@ def agent_kills(world: FaultWorld, full: bool) -> None:
     _count_l0(world)
 
 
+def state_dir_faults(world: FaultWorld, full: bool) -> None:
+    """The agent's node-local state directory read-only, or full, when the refresh starts.
+
+    The agent runs in a mount namespace of its own in which each node's state directory is a
+    read-only bind mount, or a tmpfs filled to the last byte: it cannot record what was offline
+    before the refresh, so it must take nothing and roll back, leaving the node as it was.
+    """
+    readonly = [world.node(f"state-ro-{i}", admin_offline=i == 0).name for i in range(2)]
+    full_dirs = [world.node(f"state-full-{i}", admin_offline=i == 1).name for i in range(2)]
+    script = []
+    for node in readonly:
+        d = world.root / node / "agent"
+        d.mkdir(parents=True, exist_ok=True)
+        script.append(f"mount --bind {d} {d} && mount -o remount,bind,ro {d}")
+    for node in full_dirs:
+        d = world.root / node / "agent"
+        d.mkdir(parents=True, exist_ok=True)
+        script.append(
+            f"mount -t tmpfs -o size=16k tmpfs {d} && (dd if=/dev/zero of={d}/filler bs=4k 2>/dev/null; true)"
+        )
+    agent = world.agent([*readonly, *full_dirs], "agent-confined")
+    script.append('exec "$@"')
+    agent.argv = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        " && ".join(script),
+        "agent",
+        *agent.argv,
+    ]
+    with world.monitor(), running(world.operator(), agent):
+        objs = _refresh_all(world)
+    world.ledger.fault("state-dir-read-only", len(readonly))
+    world.ledger.fault("state-dir-full", len(full_dirs))
+    for obj in objs:
+        world.ledger.check(
+            obj["status"]["phase"] == "RolledBack",
+            f"{obj['metadata']['name']}: ended {obj['status']['phase']} though it could record nothing",
+        )
+
+
 def _leader(world: FaultWorld) -> str | None:
     lease = world.cluster.get("lease", "hostrefresh-operator", namespace="hostrefresh-system") or {}
     holder = (lease.get("spec") or {}).get("holderIdentity")
@@ -454,5 +499,6 @@ SCENARIOS = [
     Scenario("overlapping-refreshes", "concurrency", overlapping),
     Scenario("spec-edits", "input", spec_edits),
     Scenario("forgeries", "identity", forgeries),
+    Scenario("state-dir", "disk", state_dir_faults),
     Scenario("qemu-kills", "qemu", qemu_kills),
 ]

@@ -102,7 +102,14 @@ async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
 async def partitioning(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
     if obs.spare_partitions():
         return StepOutcome("partition exists")
-    baseline = rt.record_baseline()
+    try:
+        baseline = rt.record_baseline()
+    except OSError as exc:  # nothing is taken unless what was offline before is on record
+        raise StepFailedError(
+            "StateNotWritable",
+            f"cannot record what is offline before the refresh in {rt.state_dir} ({exc}): free space there or make "
+            "it writable (the agent's hostPath), then start a new refresh",
+        ) from exc
     try:
         taken = await rt.partitioner.take(spec.partition.cpus, _memory_bytes(spec), baseline)
     except PartitionError as exc:
