@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,23 +124,18 @@ class FaultWorld:
     def supervised(self, *procs: Process) -> Iterator[None]:
         """Start ``procs`` and start each again whenever it exits, as a kubelet does (restartPolicy
         Always): an operator that gives up its leadership during an outage exits to rejoin the election."""
-        stop = threading.Event()
 
-        def loop() -> None:
-            while not stop.wait(0.5):
-                for proc in procs:
-                    if proc.proc is not None and proc.proc.poll() is not None:
-                        proc.start()
+        def restart_exited() -> None:
+            for proc in procs:
+                if proc.proc is not None and proc.proc.poll() is not None:
+                    proc.start()
 
         for proc in procs:
             proc.start()
-        thread = threading.Thread(target=loop, name="supervisor", daemon=True)
-        thread.start()
         try:
-            yield
+            with _every(0.5, restart_exited, "supervisor"):
+                yield
         finally:
-            stop.set()
-            thread.join(5)
             for proc in procs:
                 proc.stop()
 
@@ -202,41 +196,32 @@ class FaultWorld:
     def monitor(self, plans: dict[str, int] | None = None) -> Iterator[None]:
         """Check, continuously while the scenario runs, what may be broken only in passing:
         never two granted refreshes of one node; never more of a plan's nodes in progress than allowed."""
-        stop = threading.Event()
         client = sync_client(self.cp.kubeconfig)
 
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    objs = [o.to_dict() for o in client.list(HostRefreshResource)]  # type: ignore[no-untyped-call]
-                except Exception:  # the API server may be down on purpose
-                    time.sleep(0.5)
+        def look() -> None:
+            try:
+                objs = [o.to_dict() for o in client.list(HostRefreshResource)]  # type: ignore[no-untyped-call]
+            except Exception:  # the API server may be down on purpose
+                return
+            granted: dict[str, list[str]] = defaultdict(list)
+            per_plan: dict[str, int] = defaultdict(int)
+            for o in objs:
+                status = o.get("status") or {}
+                if o["spec"]["nodeName"] not in self.nodes:
                     continue
-                granted: dict[str, list[str]] = defaultdict(list)
-                per_plan: dict[str, int] = defaultdict(int)
-                for o in objs:
-                    status = o.get("status") or {}
-                    if o["spec"]["nodeName"] not in self.nodes:
-                        continue
-                    if status.get("directive") in ("Proceed", "RollBack") and status.get("phase") not in TERMINAL:
-                        granted[o["spec"]["nodeName"]].append(o["metadata"]["name"])
-                        plan = (o["metadata"].get("labels") or {}).get("hostrefresh.io/plan")
-                        if plan:
-                            per_plan[plan] += 1
-                for node, names in granted.items():
-                    self.ledger.check(len(names) <= 1, f"node {node} has two refreshes granted at once: {names}")
-                for plan, limit in (plans or {}).items():
-                    n = per_plan.get(plan, 0)
-                    self.ledger.check(n <= limit, f"plan {plan} has {n} nodes in progress (maxUnavailable {limit})")
-                time.sleep(0.3)
+                if status.get("directive") in ("Proceed", "RollBack") and status.get("phase") not in TERMINAL:
+                    granted[o["spec"]["nodeName"]].append(o["metadata"]["name"])
+                    plan = (o["metadata"].get("labels") or {}).get("hostrefresh.io/plan")
+                    if plan:
+                        per_plan[plan] += 1
+            for node, names in granted.items():
+                self.ledger.check(len(names) <= 1, f"node {node} has two refreshes granted at once: {names}")
+            for plan, limit in (plans or {}).items():
+                n = per_plan.get(plan, 0)
+                self.ledger.check(n <= limit, f"plan {plan} has {n} nodes in progress (maxUnavailable {limit})")
 
-        thread = threading.Thread(target=loop, name="invariant-monitor", daemon=True)
-        thread.start()
-        try:
+        with _every(0.3, look, "invariant-monitor"):
             yield
-        finally:
-            stop.set()
-            thread.join(5)
 
     def check_end(self, obj: dict[str, Any], allowed: frozenset[str] = frozenset({"Succeeded", "RolledBack"})) -> None:
         """Every invariant of a finished refresh, on the node and in the API."""
@@ -301,6 +286,24 @@ class FaultWorld:
     def _warnings(self, name: str) -> list[dict[str, Any]]:
         out = self.cp.kubectl("get", "events", "-A", "-o", "json", "--field-selector", f"involvedObject.name={name}")
         return [e for e in json.loads(out.stdout)["items"] if e.get("type") == "Warning"]
+
+
+@contextmanager
+def _every(seconds: float, action: Callable[[], None], name: str) -> Iterator[None]:
+    """Run ``action`` every ``seconds`` in a thread of its own while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            action()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def _why(status: dict[str, Any]) -> str:

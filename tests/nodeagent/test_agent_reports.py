@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
-from hostrefresh.nodeagent.images import ImageStore
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+
+from .images import image_store, target_image
 
 
 class RecordingReporter:
@@ -36,13 +36,9 @@ class RecordingReporter:
 
 
 def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -> dict[str, Any]:
-    kernel = tmp_path / "images" / "vmlinuz"
-    kernel.parent.mkdir(exist_ok=True)
-    kernel.write_bytes(b"simulated kernel\n" * 32)
-    checksum = "sha256:" + hashlib.sha256(kernel.read_bytes()).hexdigest()
     spec = {
         "nodeName": "n1",
-        "target": {"version": "2", "kernel": str(kernel), "checksum": checksum},
+        "target": target_image(tmp_path),
         "partition": {"cpus": 2, "memory": "1Gi"},
         "paused": paused,
     }
@@ -51,7 +47,7 @@ def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -
 
 def _agent(tmp_path: Path, reporter: RecordingReporter, report_running_after: float = 0.0) -> NodeAgent:
     create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=2))
-    runtime = open_sim_node(tmp_path, "n1", images=ImageStore([tmp_path / "images"]))
+    runtime = open_sim_node(tmp_path, "n1", images=image_store(tmp_path))
     return NodeAgent(runtime, reporter, "test/n1", 0.05, report_running_after)  # type: ignore[arg-type]
 
 

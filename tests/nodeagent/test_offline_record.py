@@ -8,16 +8,16 @@ completed afterwards must never end offline and unrecorded.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 
 from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
 from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, save_rules
-from hostrefresh.nodeagent.images import ImageStore
 from hostrefresh.nodeagent.progress import forward_position, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, roll_back
+
+from .images import image_store, target_image
 
 ADMIN_CPU, ADMIN_BLOCK = 5, 7
 
@@ -27,23 +27,15 @@ def _node(tmp_path: Path) -> tuple[Path, HostRefreshSpec]:
     io = FakeSysfsIO(tmp_path / "n1" / "sysfs")
     io.write(f"devices/system/cpu/cpu{ADMIN_CPU}/online", "0")  # the administrator's choices
     io.write(f"devices/system/memory/memory{ADMIN_BLOCK}/state", "offline")
-    kernel = tmp_path / "images" / "vmlinuz"
-    kernel.parent.mkdir()
-    kernel.write_bytes(b"simulated kernel\n" * 32)
-    target = {
-        "version": "2",
-        "kernel": str(kernel),
-        "checksum": "sha256:" + hashlib.sha256(kernel.read_bytes()).hexdigest(),
-    }
     spec = HostRefreshSpec.model_validate(
-        {"nodeName": "n1", "target": target, "partition": {"cpus": 2, "memory": "1Gi"}}
+        {"nodeName": "n1", "target": target_image(tmp_path), "partition": {"cpus": 2, "memory": "1Gi"}}
     )
     return tmp_path, spec
 
 
 def _runtime(root: Path) -> NodeRuntime:
     """A fresh agent's runtime (as after a crash), driving refresh hr-1."""
-    rt = open_sim_node(root, "n1", images=ImageStore([root / "images"]))
+    rt = open_sim_node(root, "n1", images=image_store(root))
     rt.use_refresh("hr-1/uid-1")
     return rt
 

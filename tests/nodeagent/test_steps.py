@@ -4,34 +4,26 @@ the position is always derived from observed state, and rollback from any step r
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 
 import pytest
 
 from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
 from hostrefresh.api.phases import RETIRE_REFUSED
-from hostrefresh.nodeagent.images import ImageStore
 from hostrefresh.nodeagent.migrate import VmLocation
 from hostrefresh.nodeagent.progress import forward_position, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, roll_back
 
+from .images import image_store, target_image
+
 
 def _node(tmp_path: Path) -> tuple[NodeRuntime, HostRefreshSpec, bytes]:
     create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=3))
-    rt = open_sim_node(tmp_path, "n1", images=ImageStore([tmp_path / "images"]))
-    kernel = tmp_path / "images" / "vmlinuz"
-    kernel.parent.mkdir()
-    kernel.write_bytes(b"simulated kernel\n" * 32)
-    target = {
-        "version": "2",
-        "kernel": str(kernel),
-        "checksum": "sha256:" + hashlib.sha256(kernel.read_bytes()).hexdigest(),
-    }
+    rt = open_sim_node(tmp_path, "n1", images=image_store(tmp_path))
     spec = HostRefreshSpec.model_validate(
-        {"nodeName": "n1", "target": target, "partition": {"cpus": 2, "memory": "1Gi"}}
+        {"nodeName": "n1", "target": target_image(tmp_path), "partition": {"cpus": 2, "memory": "1Gi"}}
     )
     return rt, spec, asyncio.run(rt.image(spec.target)).sha256
 

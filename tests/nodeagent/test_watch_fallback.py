@@ -17,8 +17,9 @@ import yaml
 from lightkube import AsyncClient
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.kube.client import load_config
+from hostrefresh.kube.client import load_config, sync_client
 from hostrefresh.nodeagent.host import watch_refreshes
+from tests.cli.fleet import make_refresh
 
 pytestmark = pytest.mark.integration
 CRDS = Path(__file__).resolve().parents[2] / "crds"
@@ -40,27 +41,14 @@ def old_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlan
         cp.stop()
 
 
-def _refresh(name: str, node: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "hostrefresh.io/v1alpha1",
-            "kind": "HostRefresh",
-            "metadata": {"name": name},
-            "spec": {
-                "nodeName": node,
-                "target": {"version": "2", "kernel": "/var/lib/hostrefresh/images/k", "checksum": "sha256:" + "1" * 64},
-            },
-        }
-    )
-
-
 def test_without_selectable_fields_the_agent_watches_all_and_keeps_its_own(
     old_server: ControlPlane, caplog: pytest.LogCaptureFixture
 ) -> None:
     refused = old_server.kubectl("get", "hostrefreshes", "--field-selector=spec.nodeName=node-a", check=False)
     assert refused.returncode != 0, "this server must refuse the field selector, as 1.30 does"
-    old_server.kubectl("apply", "-f", "-", stdin=_refresh("hr-a", "node-a"))
-    old_server.kubectl("apply", "-f", "-", stdin=_refresh("hr-b", "node-b"))
+    client = sync_client(old_server.kubeconfig)
+    make_refresh(client, "hr-a", "node-a", None, {})
+    make_refresh(client, "hr-b", "node-b", None, {})
 
     async def first_events() -> list[str]:
         client = AsyncClient(config=load_config(old_server.kubeconfig))

@@ -12,24 +12,16 @@ from lightkube import AsyncClient
 
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
-from hostrefresh.kube.client import load_config
+from hostrefresh.kube.client import load_config, sync_client
 from hostrefresh.operator import kube
 from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION
+from tests.cli.fleet import make_refresh
 
 pytestmark = pytest.mark.integration
 
 
 def _refresh(cp: ControlPlane, name: str, node: str) -> None:
-    body = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
-        "kind": "HostRefresh",
-        "metadata": {"name": name},
-        "spec": {
-            "nodeName": node,
-            "target": {"version": "2.0", "kernel": "/var/lib/hostrefresh/images/k", "checksum": "sha256:" + "0" * 64},
-        },
-    }
-    cp.kubectl("apply", "-f", "-", stdin=json.dumps(body))
+    make_refresh(sync_client(cp.kubeconfig), name, node, None, {})
 
 
 def _holder(cp: ControlPlane, node: str) -> Any:
