@@ -409,16 +409,7 @@ def test_nobody_but_the_agent_writes_status_agent(scene: Scene) -> None:
     """Not even an administrator: a forged report ("Verifying done") would end the refresh as Succeeded."""
     before = scene.refresh(scene.refresh_a)["status"]
     forged = {"agent": {"step": "Verifying", "stepState": "Done", "updatedAt": "2099-01-01T00:00:00Z"}}
-    result = scene.cp.kubectl(
-        "patch",
-        "hostrefresh",
-        scene.refresh_a,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": forged}),
-        check=False,
-    )
+    result = scene.patch_status(scene.cp.kubeconfig, scene.refresh_a, forged)  # the administrator's kubeconfig
     _denied(
         result,
         f"ValidatingAdmissionPolicy '{scene.release.fullname}-agent-status'",
@@ -427,14 +418,5 @@ def test_nobody_but_the_agent_writes_status_agent(scene: Scene) -> None:
     )
     assert scene.refresh(scene.refresh_a)["status"] == before
     # The operator's own fields stay writable by others than the agent (here: the administrator).
-    done = scene.cp.kubectl(
-        "patch",
-        "hostrefresh",
-        scene.refresh_a,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"observedGeneration": 2}}),
-        check=False,
-    )
+    done = scene.patch_status(scene.cp.kubeconfig, scene.refresh_a, {"observedGeneration": 2})
     assert done.returncode == 0, done.stderr

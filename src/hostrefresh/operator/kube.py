@@ -7,9 +7,9 @@ a stale decision (another replica, a racing timer) fails with 409 instead of ove
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
@@ -32,6 +32,7 @@ from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkPatch
 from hostrefresh.operator.views import AgentView, NodeView, Taint, is_terminal
 from hostrefresh.operator.waves import OwnedRefresh
 
+T = TypeVar("T")
 CONFLICT = 409
 NOT_FOUND = 404
 log = logging.getLogger("hostrefresh.operator")
@@ -164,56 +165,19 @@ async def patch_refresh_status(client: AsyncClient, name: str, resource_version:
     return await _patch_status(client, HostRefreshResource, "patch_refresh_status", name, resource_version, status)
 
 
-async def patch_node_marks(
-    client: AsyncClient, node: str, compute: Any, known: NodeView | None = None, attempts: int = 5
-) -> NodeMarkPatch | None:
-    """Compute the marks patch from the node as known, write it guarded by its resourceVersion.
+async def _update_node(
+    client: AsyncClient,
+    node: str,
+    known: NodeView | None,
+    decide: Callable[[NodeView], Awaitable[tuple[dict[str, Any] | None, T]]],
+    what: str,
+    attempts: int = 5,
+) -> T | None:
+    """Read-decide-write a Node, the write guarded by the resourceVersion it was decided on.
 
-    ``compute(NodeView) -> NodeMarkPatch``. ``known`` (the watch's view) saves a read; when it is stale
-    (409: kubelet and others write nodes too) the node is read fresh and the patch recomputed.
-    Returns the patch applied (possibly empty), or None when the node does not exist.
-    """
-    view = known if known is not None and known.resource_version else None
-    for _ in range(attempts):
-        if view is None:
-            metrics.API_REQUESTS.labels("get_node").inc()
-            try:
-                obj = await client.get(Node, node)
-            except ApiError as exc:
-                if exc.status.code == NOT_FOUND:
-                    return None
-                raise
-            view = node_view(obj.to_dict())
-        patch: NodeMarkPatch = compute(view)
-        if patch.empty:
-            return patch
-        body: dict[str, Any] = {"metadata": {"resourceVersion": view.resource_version}}
-        if patch.annotations:
-            body["metadata"]["annotations"] = patch.annotations
-        if patch.taints is not None:
-            body["spec"] = {"taints": patch.taints or None}
-        metrics.API_REQUESTS.labels("patch_node").inc()
-        try:
-            with WRITES:
-                await client.patch(Node, node, body, patch_type=PatchType.MERGE)
-            return patch
-        except ApiError as exc:
-            if exc.status.code == NOT_FOUND:
-                return None
-            if exc.status.code != CONFLICT:
-                raise
-        view = None
-    raise RuntimeError(f"node {node} kept changing while updating its hostrefresh marks")
-
-
-async def claim_node(
-    client: AsyncClient, node: str, refresh: str, known: NodeView | None, attempts: int = 5
-) -> str | None:
-    """Make ``refresh`` the one refresh of ``node``; returns the holder afterwards (None: no such node).
-
-    The claim is written guarded by the Node's resourceVersion, so of two refreshes claiming at once
-    one write fails (409), re-reads, and finds the other holding it. A claim whose holder is gone or
-    finished (a crash before it was released) is taken over, guarded the same way.
+    ``decide(view)`` returns the merge patch to write (None: nothing) and the result to return.
+    ``known`` (the watch's view) saves a read; when it is stale (409: kubelets and others write nodes
+    too) the node is read afresh and decided again. Returns None when the node does not exist.
     """
     view = known if known is not None and known.resource_version else None
     for _ in range(attempts):
@@ -225,24 +189,61 @@ async def claim_node(
                 if exc.status.code == NOT_FOUND:
                     return None
                 raise
-        holder = view.annotations.get(CLAIM_ANNOTATION)
-        if holder == refresh:
-            return refresh
-        if holder is not None and await _refresh_active(client, holder):
-            return holder
-        body = {"metadata": {"resourceVersion": view.resource_version, "annotations": {CLAIM_ANNOTATION: refresh}}}
+        body, result = await decide(view)
+        if body is None:
+            return result
+        body.setdefault("metadata", {})["resourceVersion"] = view.resource_version
         metrics.API_REQUESTS.labels("patch_node").inc()
         try:
             with WRITES:
                 await client.patch(Node, node, body, patch_type=PatchType.MERGE)
-            return refresh
+            return result
         except ApiError as exc:
             if exc.status.code == NOT_FOUND:
                 return None
             if exc.status.code != CONFLICT:
                 raise
         view = None
-    raise RuntimeError(f"node {node} kept changing while claiming it for {refresh}")
+    raise RuntimeError(f"node {node} kept changing while {what}")
+
+
+async def patch_node_marks(
+    client: AsyncClient, node: str, compute: Callable[[NodeView], NodeMarkPatch], known: NodeView | None = None
+) -> NodeMarkPatch | None:
+    """Compute the marks patch from the node as known, write it guarded by its resourceVersion.
+
+    Returns the patch applied (possibly empty), or None when the node does not exist.
+    """
+
+    async def decide(view: NodeView) -> tuple[dict[str, Any] | None, NodeMarkPatch]:
+        patch = compute(view)
+        if patch.empty:
+            return None, patch
+        body: dict[str, Any] = {"metadata": {}}
+        if patch.annotations:
+            body["metadata"]["annotations"] = patch.annotations
+        if patch.taints is not None:
+            body["spec"] = {"taints": patch.taints or None}
+        return body, patch
+
+    return await _update_node(client, node, known, decide, "updating its hostrefresh marks")
+
+
+async def claim_node(client: AsyncClient, node: str, refresh: str, known: NodeView | None) -> str | None:
+    """Make ``refresh`` the one refresh of ``node``; returns the holder afterwards (None: no such node).
+
+    The claim is written guarded by the Node's resourceVersion, so of two refreshes claiming at once
+    one write fails (409), re-reads, and finds the other holding it. A claim whose holder is gone or
+    finished (a crash before it was released) is taken over, guarded the same way.
+    """
+
+    async def decide(view: NodeView) -> tuple[dict[str, Any] | None, str]:
+        holder = view.annotations.get(CLAIM_ANNOTATION)
+        if holder == refresh or (holder is not None and await _refresh_active(client, holder)):
+            return None, holder
+        return {"metadata": {"annotations": {CLAIM_ANNOTATION: refresh}}}, refresh
+
+    return await _update_node(client, node, known, decide, f"claiming it for {refresh}")
 
 
 async def _refresh_active(client: AsyncClient, name: str) -> bool:
