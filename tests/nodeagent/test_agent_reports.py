@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
-from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.l0 import Call, FaultRule, L0Error, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 
@@ -153,3 +153,33 @@ def test_an_object_stored_before_the_checksum_was_required_is_left_alone(tmp_pat
     agent.update(_body(tmp_path), "hr")  # the node's valid refresh still runs: the agent did not crash
     asyncio.run(_drive_until(agent, lambda: _finished(reporter)))
     assert reporter.names == {"hr"}
+
+
+def test_an_error_outside_a_step_is_retried_and_never_writes_over_a_failed_steps_report(tmp_path: Path) -> None:
+    """A refused retire waits for the operator's rollback; an L0 query failing meanwhile must not erase
+    the reason (RetireRefused) the operator's choice depends on, nor stop the agent."""
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    body = _body(tmp_path)
+    body["status"]["agent"] = {"step": "Retiring", "stepState": "Failed", "failureReason": "RetireRefused"}
+    agent.update(body, "hr")
+    calls = 0
+
+    async def failing(target_sha: bytes) -> Any:
+        nonlocal calls
+        calls += 1
+        raise L0Error(0, None, "simulated L0: query failed")
+
+    agent.rt.observe = failing  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        task = asyncio.create_task(agent.run())
+        while calls < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert calls >= 3, "the agent stopped after an error outside a step"
+    assert reporter.writes == [], [w.message for w in reporter.writes]

@@ -166,12 +166,14 @@ class NodeAgent:
         metrics.RETRIES.labels(self.node).inc()
         step = phase or agent.step or Phase.PREFLIGHT
         state = StepState.RUNNING if phase is not None else (agent.step_state or StepState.RUNNING)
-        try:
-            await self._report(
-                name, agent, step, state, f"retrying in {delay:.0f}s (attempt {attempt}) after: {exc}"[:4096]
-            )
-        except Exception:
-            log.warning("node %s: could not report the retry; retrying anyway", self.node, exc_info=True)
+        # A failed step's report (its reason decides rollback or not) is never written over by a retry.
+        if state != StepState.FAILED:
+            try:
+                await self._report(
+                    name, agent, step, state, f"retrying in {delay:.0f}s (attempt {attempt}) after: {exc}"[:4096]
+                )
+            except Exception:
+                log.warning("node %s: could not report the retry; retrying anyway", self.node, exc_info=True)
         await asyncio.sleep(delay)
         return True
 
