@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.operator.kube import EVENT_COMPONENT
 from tests.chart.conftest import Release, install
 from tests.chart.helpers import manifest_json, now_rfc3339
 
@@ -184,7 +185,8 @@ def test_operator_drives_a_plan_with_the_chart_rbac_only(private_release: Releas
     assert node["metadata"]["annotations"]["hostrefresh.io/refreshing"] == child["metadata"]["name"]
     leader = _get(cp, "lease", "hostrefresh-operator", "-n", ns)
     assert leader["spec"]["holderIdentity"] == "hr-operator-0"
-    events = _get(cp, "events", "-n", "default")["items"]
+    # (The namespace has the API server's own Events too, e.g. about ClusterIP allocations.)
+    events = [e for e in _get(cp, "events", "-n", "default")["items"] if e.get("reportingComponent") == EVENT_COMPONENT]
     assert events and all(e["involvedObject"]["kind"] in ("HostRefresh", "RefreshPlan") for e in events)
     assert all("namespace" not in e["involvedObject"] for e in events)
     assert "NodeRefreshStarted" in cp.kubectl("events", "--for", "refreshplan/compute").stdout
