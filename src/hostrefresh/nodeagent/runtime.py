@@ -97,8 +97,10 @@ class NodeRuntime:
     def baseline(self) -> Baseline:
         """The baseline to leave alone: the record, or (nothing taken yet) everything offline now."""
         recorded = self.recorded_baseline()
-        if recorded is not None:
-            return recorded
+        return recorded if recorded is not None else self._offline_now()
+
+    def _offline_now(self) -> Baseline:
+        """Everything offline at this moment, as a baseline."""
         res = self.partitioner.observe(zones=False)
         return Baseline(cpus=frozenset(res.offline_cpus()), memory_blocks=frozenset(res.offline_blocks()))
 
@@ -107,8 +109,7 @@ class NodeRuntime:
         recorded = self.recorded_baseline()
         if recorded is not None:
             return recorded
-        res = self.partitioner.observe(zones=False)
-        baseline = Baseline(cpus=frozenset(res.offline_cpus()), memory_blocks=frozenset(res.offline_blocks()))
+        baseline = self._offline_now()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._baseline_file.with_suffix(".tmp")
         record = {

@@ -179,6 +179,14 @@ async def retiring(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> 
     return StepOutcome("old host retired; its resources moved to the new host", switchover=True)
 
 
+def _vms_lost(lost: list[str], node_state: str, records: list[HandoverRecord] | None = None) -> StepFailedError:
+    """The failure no retry mends: VMs that run nowhere, named, with the state the node is left in."""
+    names = ", ".join(sorted(lost))
+    return StepFailedError(
+        VMS_LOST, f"VMs running nowhere: {names} (their last instance died with its host); {node_state}", records
+    )
+
+
 def _no_pending_writes(rt: NodeRuntime) -> None:
     """An offline that timed out may still complete: until it returns, what it takes is not back yet."""
     pending = rt.partitioner.pending
@@ -241,11 +249,7 @@ async def verifying(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     await rt.migrator.commit()
     lost = obs.vms_on(VmLocation.LOST)
     if lost:  # the node is done all the same: say so, and name what no retry brings back
-        raise StepFailedError(
-            VMS_LOST,
-            f"VMs running nowhere: {', '.join(sorted(lost))} (their last instance died with its host); the node "
-            f"runs {spec.target.version} on one host, nested off, resources online",
-        )
+        raise _vms_lost(lost, f"the node runs {spec.target.version} on one host, nested off, resources online")
     return StepOutcome(f"node runs {spec.target.version} with {len(obs.vms)} VM(s)")
 
 
@@ -290,10 +294,9 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
         raise StepFailedError("HotPlugFailed", f"could not put back: {'; '.join(left.failures)}")
     _no_pending_writes(rt)
     if lost:
-        raise StepFailedError(
-            VMS_LOST,
-            f"VMs running nowhere: {', '.join(lost)} (their last instance died with its host); the rest of "
-            "the node is as it was: one host, partition destroyed, nested off, resources online",
+        raise _vms_lost(
+            lost,
+            "the rest of the node is as it was: one host, partition destroyed, nested off, resources online",
             records,
         )
     return StepOutcome(
