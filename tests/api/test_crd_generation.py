@@ -110,7 +110,13 @@ def test_image_fields_fit_what_the_l0_takes(name: str) -> None:
     crd = yaml.safe_load(render_all()[name])
     target = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["target"]
     fields = target["properties"]
-    assert "checksum" in target["required"]
+    spec_rules = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "x-kubernetes-validations"
+    ]
+    # A Host refresh needs the kernel and its checksum; a VMM refresh the QEMU binary (rules per scope).
+    assert any("has(self.target.kernel) && has(self.target.checksum)" in r["rule"] for r in spec_rules)
+    assert any("has(self.target.qemu)" in r["rule"] for r in spec_rules)
+    assert fields["qemu"]["required"] == ["binary", "checksum"]
     for field, limit in (("kernel", lib.L0_PATH_MAX), ("initrd", lib.L0_PATH_MAX), ("cmdline", lib.L0_CMDLINE_MAX)):
         assert fields[field]["maxLength"] == limit - 1, field
         assert re.fullmatch(r"\^/?\[ -~\]\*\$", fields[field]["pattern"]), field  # ASCII: characters are bytes

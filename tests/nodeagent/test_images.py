@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from hostrefresh.api import TargetHost
+from hostrefresh.api import HostRefreshSpec, TargetHost
 from hostrefresh.nodeagent import images as images_module
 from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, ImageRefusedError, ImageStore, hash_bounded
 from hostrefresh.nodeagent.main import build_runtimes, parse_args
@@ -147,9 +147,45 @@ def test_a_checksum_mismatch_is_refused(image_dir: Path, kernel: Path) -> None:
     assert "sha256sum" in message
 
 
-def test_the_checksum_is_required() -> None:
+def test_the_checksum_is_required_for_a_host_refresh() -> None:
+    target = {"version": "2", "kernel": "/var/lib/hostrefresh/images/vmlinuz"}
+    with pytest.raises(ValidationError, match=r"spec.target.kernel and spec.target.checksum are required"):
+        HostRefreshSpec.model_validate({"nodeName": "n1", "target": target})
+    with pytest.raises(ImageRefusedError, match="checksum"):
+        ImageStore().load_sync(TargetHost.model_validate(target))
+
+
+def test_a_vmm_refresh_needs_the_qemu_binary_and_not_a_kernel() -> None:
+    with pytest.raises(ValidationError, match=r"spec.target.qemu is required when spec.scope is VMM"):
+        HostRefreshSpec.model_validate({"nodeName": "n1", "scope": "VMM", "target": {"version": "2"}})
+    qemu = {"binary": "/var/lib/hostrefresh/images/qemu", "checksum": _sum(KERNEL)}
+    spec = HostRefreshSpec.model_validate({"nodeName": "n1", "scope": "VMM", "target": {"version": "2", "qemu": qemu}})
+    assert spec.target.kernel is None
     with pytest.raises(ValidationError, match="checksum"):
-        TargetHost.model_validate({"version": "2", "kernel": "/var/lib/hostrefresh/images/vmlinuz"})
+        HostRefreshSpec.model_validate(
+            {"nodeName": "n1", "scope": "VMM", "target": {"version": "2", "qemu": {"binary": "/x/qemu"}}}
+        )
+
+
+def _vmm_target(binary: Path, checksum: str) -> TargetHost:
+    return TargetHost.model_validate({"version": "q2", "qemu": {"binary": str(binary), "checksum": checksum}})
+
+
+def test_a_qemu_binary_passes_the_same_gate(image_dir: Path, tmp_path: Path) -> None:
+    binary = image_dir / "qemu-system-x86_64"
+    binary.write_bytes(KERNEL)
+    store = ImageStore([image_dir])
+    with pytest.raises(ImageRefusedError, match="spec.target.qemu.binary .* is not executable"):
+        store.load_vmm_sync(_vmm_target(binary, _sum(KERNEL)))
+    binary.chmod(0o755)
+    assert store.load_vmm_sync(_vmm_target(binary, _sum(KERNEL))) == str(binary.resolve())
+    with pytest.raises(ImageRefusedError, match=f"spec.target.qemu.checksum {NO_SUCH_SUM} does not match"):
+        store.load_vmm_sync(_vmm_target(binary, NO_SUCH_SUM))
+    outside = tmp_path / "elsewhere-qemu"
+    outside.write_bytes(KERNEL)
+    outside.chmod(0o755)
+    with pytest.raises(ImageRefusedError, match="spec.target.qemu.binary .* is outside the allowed image directories"):
+        store.load_vmm_sync(_vmm_target(outside, _sum(KERNEL)))
 
 
 def test_missing_file_and_relative_path(image_dir: Path) -> None:

@@ -8,8 +8,10 @@ from hostrefresh.api.common import (
     MaintenanceWindow,
     PartitionSpec,
     PhaseTimeouts,
+    RefreshScope,
     RefreshTemplate,
     TargetHost,
+    TargetVMM,
     UnmovableVMPolicy,
 )
 from hostrefresh.api.hostrefresh import (
@@ -27,7 +29,7 @@ from hostrefresh.api.hostrefresh import (
     VMResultState,
 )
 from hostrefresh.api.meta import Condition, ConditionStatus, LabelSelector
-from hostrefresh.api.phases import FORWARD_STEPS, Phase, can_roll_back
+from hostrefresh.api.phases import FORWARD_STEPS, VMM_STEPS, Phase, can_roll_back, forward_steps
 from hostrefresh.api.refreshplan import HealthGates, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "GROUP",
     "IMAGE_PATH_MAX",
     "VERSION",
+    "VMM_STEPS",
     "AgentStatus",
     "Condition",
     "ConditionStatus",
@@ -56,11 +59,14 @@ __all__ = [
     "RefreshPlan",
     "RefreshPlanSpec",
     "RefreshPlanStatus",
+    "RefreshScope",
     "RefreshTemplate",
     "StepState",
     "TargetHost",
+    "TargetVMM",
     "UnmovableVMPolicy",
     "VMResult",
     "VMResultState",
     "can_roll_back",
+    "forward_steps",
 ]

@@ -49,8 +49,44 @@ def _no_dotdot(value: str | None) -> str | None:
     return value
 
 
+CHECKSUM_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class TargetVMM(ApiModel):
+    """The QEMU build a VMM-only refresh hands every VM to, on the node itself.
+
+    The same gate as a kernel image: the binary must be a regular file in one of the allowed image
+    directories, of bounded size, executable, and its sha256 must match ``checksum``.
+    """
+
+    binary: Annotated[
+        str,
+        Field(
+            min_length=2,
+            max_length=IMAGE_PATH_MAX,
+            pattern=IMAGE_PATH_PATTERN,
+            description="Absolute path on the node of the QEMU system emulator to move VMs to, e.g. "
+            "/var/lib/hostrefresh/images/qemu-7.2.18/qemu-system-x86_64 (printable ASCII, no '..'). It must be an "
+            "executable regular file in one of the allowed image directories (chart value agent.imageDirs).",
+            json_schema_extra={"x-kubernetes-validations": [NO_DOTDOT_RULE]},
+        ),
+        AfterValidator(_no_dotdot),
+    ]
+    checksum: Annotated[
+        str,
+        Field(
+            pattern=CHECKSUM_PATTERN,
+            description="Required: sha256:<64 hex> of the binary, as printed by `sha256sum BINARY`. The node agent "
+            "refuses a binary that does not match.",
+        ),
+    ]
+
+
 class TargetHost(ApiModel):
-    """The host software (L1 kernel + KVM + QEMU) to boot in the new partition.
+    """The host software to refresh to: a new host (kernel + KVM + QEMU), or only a new QEMU.
+
+    With ``scope: Host`` (the default) the L0 boots ``kernel`` in a new partition; ``kernel`` and
+    ``checksum`` are required. With ``scope: VMM`` only ``qemu`` is used and required.
 
     The node agent boots only images under the directories its administrator allows (the chart's
     agent.imageDirs, the agent's --image-dir), only regular files of bounded size, and only when
@@ -67,12 +103,14 @@ class TargetHost(ApiModel):
         ),
     ]
     kernel: Annotated[
-        str,
+        str | None,
         Field(
+            default=None,
             min_length=2,
             max_length=IMAGE_PATH_MAX,
             pattern=IMAGE_PATH_PATTERN,
-            description="Absolute path on the node of the target L1 kernel the L0 boots (printable ASCII, at most "
+            description="Host scope (required there): absolute path on the node of the target L1 kernel the L0 boots "
+            "(printable ASCII, at most "
             f"{IMAGE_PATH_MAX} characters, no '..'). It must be a regular file in one of the image directories the "
             "cluster's administrator allows (chart value agent.imageDirs, default /var/lib/hostrefresh/images).",
             json_schema_extra={"x-kubernetes-validations": [NO_DOTDOT_RULE]},
@@ -101,13 +139,19 @@ class TargetHost(ApiModel):
         ),
     ]
     checksum: Annotated[
-        str,
+        str | None,
         Field(
-            pattern=r"^sha256:[0-9a-f]{64}$",
-            description="Required: sha256:<64 hex> of the kernel's bytes followed by the initrd's, as printed by "
+            default=None,
+            pattern=CHECKSUM_PATTERN,
+            description="Host scope (required there): sha256:<64 hex> of the kernel's bytes followed by the "
+            "initrd's, as printed by "
             "`sha256sum KERNEL` (with an initrd: `cat KERNEL INITRD | sha256sum`). The node agent and the L0 "
             "refuse to boot an image that does not match.",
         ),
+    ]
+    qemu: Annotated[
+        TargetVMM | None,
+        Field(default=None, description="VMM scope (required there): the QEMU build to hand every VM to."),
     ]
 
 
@@ -219,8 +263,65 @@ class UnmovableVMPolicy(StrEnum):
     PROCEED = "Proceed"
 
 
+class RefreshScope(StrEnum):
+    """What a refresh replaces, and so which mechanism it takes (the cheapest that does the job)."""
+
+    HOST = "Host"  # kernel, KVM and QEMU: a new host boots beside the old one, nested for minutes
+    VMM = "VMM"  # QEMU only: each VM handed to a new QEMU on the same host; no partition, no nesting
+
+
+def scope_rules(scope: str) -> list[dict[str, str]]:
+    """CEL rules on a spec: the target fields each scope needs. ``scope``: where the scope is, from the
+    spec (``scope`` in a HostRefresh, ``template.scope`` in a RefreshPlan). Python's twin: ``scope_problems``."""
+    has = " && ".join(f"has(self.{prefix})" for prefix in _prefixes(scope))
+    return [
+        rule(
+            f"!({has}) || self.{scope} != 'VMM' || has(self.target.qemu)",
+            f"spec.target.qemu is required when spec.{scope} is VMM: name the QEMU binary to hand the VMs to "
+            "(binary) and its sha256 (checksum)",
+        ),
+        rule(
+            f"(({has}) && self.{scope} == 'VMM') || (has(self.target.kernel) && has(self.target.checksum))",
+            f"spec.target.kernel and spec.target.checksum are required when spec.{scope} is Host (the default): name "
+            "the new host's kernel and its sha256, or set it to VMM to replace only QEMU",
+        ),
+    ]
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def scope_problems(scope: str, target: TargetHost, field: str = "scope") -> list[str]:
+    """The Python twin of ``scope_rules`` (``field``: where the scope is, from the spec)."""
+    if scope == RefreshScope.VMM:
+        if target.qemu is None:
+            return [
+                f"spec.target.qemu is required when spec.{field} is VMM: name the QEMU binary to hand the VMs to "
+                "(binary) and its sha256 (checksum)"
+            ]
+        return []
+    if target.kernel is None or target.checksum is None:
+        return [
+            f"spec.target.kernel and spec.target.checksum are required when spec.{field} is Host (the default): name "
+            "the new host's kernel and its sha256, or set it to VMM to replace only QEMU"
+        ]
+    return []
+
+
 class RefreshTemplate(ApiModel):
     """Everything about how one node refreshes, apart from which node and which target."""
+
+    scope: Annotated[
+        RefreshScope,
+        Field(
+            default=RefreshScope.HOST,
+            description="Host (default): replace kernel, KVM and QEMU by booting a new host beside the old one "
+            "(nested virtualization for minutes). VMM: replace only QEMU, handing each VM to spec.target.qemu on the "
+            "same host; no partition, no second host, never nested.",
+        ),
+    ]
 
     partition: Annotated[
         PartitionSpec,

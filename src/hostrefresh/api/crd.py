@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from hostrefresh.api.hostrefresh import (
     GROUP,
     SPEC_FROZEN_WHILE_RUNNING,
+    SPEC_RULES,
     VERSION,
     HostRefresh,
     HostRefreshSpec,
@@ -198,7 +199,7 @@ def _crd(
 
 def host_refresh_crd() -> dict[str, Any]:
     """The HostRefresh CRD."""
-    schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, [], [SPEC_FROZEN_WHILE_RUNNING])
+    schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, SPEC_RULES, [SPEC_FROZEN_WHILE_RUNNING])
     columns = [
         {
             "name": "Node",
@@ -213,6 +214,7 @@ def host_refresh_crd() -> dict[str, Any]:
             "jsonPath": ".spec.target.version",
             "description": "Target version.",
         },
+        {"name": "Scope", "type": "string", "jsonPath": ".spec.scope", "description": "Host or VMM (QEMU only)."},
         {
             "name": "Nested",
             "type": "string",

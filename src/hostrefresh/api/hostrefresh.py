@@ -8,10 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hostrefresh.api.base import ApiModel, rule
-from hostrefresh.api.common import RefreshTemplate, TargetHost
+from hostrefresh.api.common import RefreshTemplate, TargetHost, scope_problems, scope_rules
 from hostrefresh.api.meta import Condition
 from hostrefresh.api.phases import Phase
 
@@ -27,8 +27,8 @@ SPEC_FROZEN_WHILE_RUNNING = rule(
     "!has(oldSelf.status) || !has(oldSelf.status.directive) || oldSelf.status.directive == 'Wait'"
     " || (has(oldSelf.status.phase) && oldSelf.status.phase in ['Succeeded', 'RolledBack', 'Failed'])"
     " || (self.spec.target == oldSelf.spec.target && self.spec.partition == oldSelf.spec.partition"
-    " && self.spec.handover == oldSelf.spec.handover)",
-    "spec.target, spec.partition and spec.handover cannot change while the refresh runs (status.directive is "
+    " && self.spec.handover == oldSelf.spec.handover && self.spec.scope == oldSelf.spec.scope)",
+    "spec.target, spec.scope, spec.partition and spec.handover cannot change while the refresh runs (status.directive is "
     "Proceed or RollBack): the agent works to the spec it started with. Wait for the end, or set spec.abort to "
     "roll back, then create a new HostRefresh with the new values",
 )
@@ -63,9 +63,21 @@ class HostRefreshSpec(RefreshTemplate):
         bool,
         Field(
             default=False,
-            description="Abort: roll back if before Retiring; after it the refresh finishes (point of no return).",
+            description="Abort: roll back if before the point of no return (Retiring; Verifying for scope VMM); "
+            "after it the refresh finishes.",
         ),
     ]
+
+    @model_validator(mode="after")
+    def _target_fits_scope(self) -> "HostRefreshSpec":
+        problems = scope_problems(self.scope, self.target)
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+
+#: CEL rules on the HostRefresh spec (cross-field).
+SPEC_RULES = scope_rules("scope")
 
 
 class Directive(StrEnum):

@@ -33,6 +33,16 @@ FORWARD_STEPS: tuple[Phase, ...] = (
     Phase.VERIFYING,
 )
 
+#: The steps of a VMM-only refresh (scope VMM): no partition, no nesting, no second host. Its point
+#: of no return is Verifying, which makes the new QEMU each VM's own.
+VMM_STEPS: tuple[Phase, ...] = (Phase.PREFLIGHT, Phase.MIGRATING, Phase.VERIFYING)
+
+
+def forward_steps(scope: str) -> tuple[Phase, ...]:
+    """The steps a refresh of ``scope`` (Host or VMM) runs, in order."""
+    return VMM_STEPS if scope == "VMM" else FORWARD_STEPS
+
+
 #: Phases after which the old L1 is gone: failures roll forward or end Failed, never roll back.
 POINT_OF_NO_RETURN = Phase.RETIRING
 PAST_NO_RETURN: frozenset[Phase] = frozenset(

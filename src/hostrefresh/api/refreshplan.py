@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hostrefresh.api.base import ApiModel, rule
-from hostrefresh.api.common import MaintenanceWindow, RefreshTemplate, TargetHost
+from hostrefresh.api.common import MaintenanceWindow, RefreshTemplate, TargetHost, scope_problems, scope_rules
 from hostrefresh.api.meta import Condition, LabelSelector
 from hostrefresh.api.names import LABEL_VALUE_MAX
 
@@ -117,6 +117,13 @@ class RefreshPlanSpec(ApiModel):
     ]
     paused: Annotated[bool, Field(default=False, description="Pause: start no new node; running ones finish.")]
 
+    @model_validator(mode="after")
+    def _target_fits_scope(self) -> "RefreshPlanSpec":
+        problems = scope_problems(self.template.scope, self.target, "template.scope")
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
 
 class RefreshPlanStatus(ApiModel):
     """Observed rollout state, written by the operator only."""
@@ -193,4 +200,5 @@ PLAN_SPEC_RULES = [
         "spec.allNodes: true conflicts with a non-empty spec.nodeSelector: use one or the other",
         ".allNodes",
     ),
+    *scope_rules("template.scope"),
 ]

@@ -19,12 +19,29 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from hostrefresh.api import FORWARD_STEPS, AgentStatus, Directive, HostRefresh, Phase, StepState
+from hostrefresh.api import (
+    FORWARD_STEPS,
+    VMM_STEPS,
+    AgentStatus,
+    Directive,
+    HostRefresh,
+    Phase,
+    RefreshScope,
+    StepState,
+)
 from hostrefresh.api.phases import VMS_LOST
 from hostrefresh.l0 import L0Error
-from hostrefresh.nodeagent import metrics, timing
+from hostrefresh.nodeagent import metrics, timing, vmmsteps
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
-from hostrefresh.nodeagent.progress import can_still_roll_back, forward_position, rollback_done
+from hostrefresh.nodeagent.progress import (
+    VmmObservation,
+    can_still_roll_back,
+    forward_position,
+    rollback_done,
+    vmm_can_still_roll_back,
+    vmm_forward_position,
+    vmm_rollback_done,
+)
 from hostrefresh.nodeagent.report import Reporter, merge_vms
 from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, StepOutcome, roll_back
@@ -191,6 +208,8 @@ class NodeAgent:
         agent = hr.status.agent or AgentStatus()
         uid = ((self._objects.get(name) or {}).get("metadata") or {}).get("uid", "")
         self.rt.use_refresh(f"{name}/{uid}")
+        if hr.spec.scope == RefreshScope.VMM:
+            return await self._drive_vmm(name, hr, agent)
         try:
             image = await self.rt.image(hr.spec.target)
             target_sha = image.sha256
@@ -250,6 +269,58 @@ class NodeAgent:
                 )
             return False
         step = STEPS[position]
+        return await self._run_step(name, hr, position, lambda: step(self.rt, hr.spec, obs))
+
+    async def _drive_vmm(self, name: str, hr: HostRefresh, agent: AgentStatus) -> bool:
+        """``_drive`` for a VMM-only refresh: Preflight, Migrating, Verifying on the node's one host."""
+        try:
+            binary = await self.rt.vmm_binary(hr.spec.target)
+        except PreflightError as exc:
+            if hr.status.directive != Directive.ROLL_BACK:
+                await self._report_failure(name, hr, Phase.PREFLIGHT, "ImageInvalid", str(exc))
+                return False
+            binary = ""  # an unknown binary: only the rollback (to each VM's own build) remains
+        view = await self.rt.migrator.vmm().view()
+        obs = VmmObservation(view.vms, view.binaries, view.pending, binary)
+        if hr.status.directive == Directive.ROLL_BACK:
+            if not vmm_can_still_roll_back(obs):
+                if agent.failure_reason != "RollbackImpossible":
+                    await self._report_failure(
+                        name,
+                        hr,
+                        agent.step or Phase.VERIFYING,
+                        "RollbackImpossible",
+                        "the new QEMU is every VM's own already: refresh back to the old build instead",
+                        agent,
+                    )
+                return False
+            if vmm_rollback_done(obs):
+                if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
+                    await self._report(name, agent, Phase.ROLLING_BACK, StepState.DONE, "every VM on its old QEMU")
+                return False
+            failed_before = agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.FAILED
+            if failed_before and agent.updated_at is not None and not self._retry_due(agent.updated_at):
+                return False
+            return await self._run_step(name, hr, Phase.ROLLING_BACK, lambda: vmmsteps.roll_back(self.rt, obs))
+        position = vmm_forward_position(obs)
+        if position == Phase.PREFLIGHT and agent.step in VMM_STEPS and agent.step_state == StepState.DONE:
+            position = Phase.MIGRATING  # preflight leaves no trace to observe; its report is the record
+        if position == Phase.VERIFYING and agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
+            return False
+        if agent.step == position and agent.step_state == StepState.FAILED:
+            return False  # the operator decides: roll back, hold, or (in Verifying) fail
+        lost = obs.vms_on(VmLocation.LOST)
+        metrics.VMS_LOST.labels(self.node).set(len(lost))
+        if lost and position == Phase.MIGRATING:
+            await self._report_failure(name, hr, position, VMS_LOST, f"VMs running nowhere: {', '.join(lost)}", agent)
+            return False
+        if hr.spec.paused:
+            if agent.message != "paused between steps":
+                await self._report(
+                    name, agent, agent.step or position, agent.step_state or StepState.DONE, "paused between steps"
+                )
+            return False
+        step = vmmsteps.STEPS[position]
         return await self._run_step(name, hr, position, lambda: step(self.rt, hr.spec, obs))
 
     def _retry_due(self, since: datetime) -> bool:

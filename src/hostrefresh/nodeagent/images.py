@@ -1,13 +1,15 @@
 """The refresh's target image as the agent accepts it: where it may live, what it may be, its checksum.
 
-Whoever may create a HostRefresh names the next host's kernel, so the agent boots only:
+Whoever may create a HostRefresh names the next host's kernel (or, for a VMM-only refresh, the QEMU
+binary every VM moves to), so the agent boots or runs only:
 
 - files under the image directories the cluster's administrator allows (``--image-dir``, the chart's
   agent.imageDirs), judged by the real path, symlinks resolved, for the kernel and the initrd alike;
 - regular files of at most ``--max-image-bytes``, checked before a byte is read (a device, a FIFO or a
   directory is refused without being opened), and read no further than that bound whatever the file
   claims to be;
-- images whose sha256 is ``spec.target.checksum``.
+- images whose sha256 is ``spec.target.checksum`` (a QEMU binary: ``spec.target.qemu.checksum``, and
+  it must be executable).
 
 Hashing runs in a worker thread, never on the agent's event loop, and its result is kept per file
 identity (path, device, inode, size, mtime): the agent looks at the image on every pass, but reads it
@@ -115,19 +117,11 @@ class ImageStore:
         return await asyncio.to_thread(self.load_sync, target)
 
     def load_sync(self, target: TargetHost) -> Image:
+        if target.kernel is None or target.checksum is None:
+            raise ImageRefusedError("spec.target.kernel and spec.target.checksum are required for a Host refresh")
         kernel = self._admit("spec.target.kernel", target.kernel)
         initrd = self._admit("spec.target.initrd", target.initrd) if target.initrd else None
-        key = (kernel, initrd)
-        digest = self._cached(key)
-        if digest is None:
-            with self._hashing:
-                digest = self._cached(key)
-                if digest is None:
-                    digest = self._hash(kernel, initrd)
-                    with self._lock:
-                        self._cache[key] = digest
-                        while len(self._cache) > CACHE_ENTRIES:
-                            self._cache.popitem(last=False)
+        digest = self._digest(kernel, initrd)
         actual = "sha256:" + digest.hex()
         if actual != target.checksum:
             what = "kernel" + (" and initrd" if initrd else "")
@@ -137,6 +131,47 @@ class ImageStore:
                 f"set it to `{fix}` of the image you mean, or put that image at the path named"
             )
         return Image(kernel=kernel.path, sha256=digest, initrd=initrd.path if initrd else "", cmdline=target.cmdline)
+
+    async def load_vmm(self, target: TargetHost) -> str:
+        """The real path of the VMM-only refresh's QEMU binary, once it passed the gate; ImageRefusedError."""
+        return await asyncio.to_thread(self.load_vmm_sync, target)
+
+    def load_vmm_sync(self, target: TargetHost) -> str:
+        if target.qemu is None:
+            raise ImageRefusedError(
+                "spec.target.qemu is required for a VMM refresh: name the QEMU binary and its sha256"
+            )
+        field = "spec.target.qemu.binary"
+        binary = self._admit(field, target.qemu.binary)
+        if not os.access(binary.path, os.X_OK):
+            raise ImageRefusedError(f"{field} {target.qemu.binary} is not executable: make it so (chmod +x)")
+        actual = "sha256:" + self._digest(binary, None, fields=(field, "")).hex()
+        if actual != target.qemu.checksum:
+            raise ImageRefusedError(
+                f"spec.target.qemu.checksum {target.qemu.checksum} does not match the binary on this node ({actual}): "
+                "set it to `sha256sum BINARY` of the build you mean, or put that build at the path named"
+            )
+        return binary.path
+
+    def _digest(
+        self,
+        first: FileId,
+        second: FileId | None,
+        fields: tuple[str, str] = ("spec.target.kernel", "spec.target.initrd"),
+    ) -> bytes:
+        """sha256 of ``first`` then ``second``, from the cache while the files are unchanged."""
+        key = (first, second)
+        digest = self._cached(key)
+        if digest is None:
+            with self._hashing:
+                digest = self._cached(key)
+                if digest is None:
+                    digest = self._hash(first, second, fields)
+                    with self._lock:
+                        self._cache[key] = digest
+                        while len(self._cache) > CACHE_ENTRIES:
+                            self._cache.popitem(last=False)
+        return digest
 
     def _cached(self, key: tuple[FileId, FileId | None]) -> bytes | None:
         with self._lock:
@@ -183,10 +218,10 @@ class ImageStore:
                 "or raise the bound"
             )
 
-    def _hash(self, kernel: FileId, initrd: FileId | None) -> bytes:
-        """sha256 of the kernel's bytes then the initrd's, each read at most to the size bound."""
+    def _hash(self, first: FileId, second: FileId | None, fields: tuple[str, str]) -> bytes:
+        """sha256 of the first file's bytes then the second's, each read at most to the size bound."""
         h = hashlib.sha256()
-        for field, fid in (("spec.target.kernel", kernel), ("spec.target.initrd", initrd)):
+        for field, fid in ((fields[0], first), (fields[1], second)):
             if fid is not None:
                 self._feed(field, fid, h)
         return h.digest()

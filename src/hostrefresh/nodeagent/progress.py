@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from hostrefresh.api import Phase
 from hostrefresh.l0 import L1, L0State, Partition
 from hostrefresh.nodeagent.migrate import VmLocation
+from hostrefresh.nodeagent.migrate.vmm import same_binary
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,46 @@ def rollback_done(obs: Observation) -> bool:
 def can_still_roll_back(obs: Observation) -> bool:
     """False once the old L1 is gone (retired): then only rolling forward is possible."""
     return obs.source_l1 is not None or obs.target_l1 is None
+
+
+# -- VMM-only refresh (scope VMM): the node's one host stays, each VM moves to a new QEMU ----------
+
+
+@dataclass(frozen=True)
+class VmmObservation:
+    """One look at a node's VMs for a VMM-only refresh: where each runs, on which binary."""
+
+    vms: Mapping[str, VmLocation]
+    binaries: Mapping[str, str]  # the binary the instance holding each VM runs ("" if none)
+    pending: frozenset[str]  # VMs with a move to the target recorded, or a second instance left
+    target: str  # real path of the target QEMU binary
+
+    def on_target(self, name: str) -> bool:
+        return self.vms.get(name) in (VmLocation.SOURCE, VmLocation.TARGET) and same_binary(
+            self.binaries.get(name, ""), self.target
+        )
+
+    @property
+    def started(self) -> bool:
+        return bool(self.pending) or bool(self.vms_on(VmLocation.TARGET)) or bool(self.vms_on(VmLocation.MIGRATING))
+
+    def vms_on(self, where: VmLocation) -> list[str]:
+        return sorted(name for name, loc in self.vms.items() if loc == where)
+
+
+def vmm_forward_position(obs: VmmObservation) -> Phase:
+    """The next step of a VMM-only refresh: Preflight (nothing moved), Migrating, or Verifying."""
+    left = [n for n in obs.vms if not obs.on_target(n)]
+    if not left:
+        return Phase.VERIFYING
+    return Phase.MIGRATING if obs.started else Phase.PREFLIGHT
+
+
+def vmm_rollback_done(obs: VmmObservation) -> bool:
+    """Every VM on an instance of the binary it ran before (its own role), nothing left half-way."""
+    return not obs.pending and not any(loc != VmLocation.SOURCE for loc in obs.vms.values())
+
+
+def vmm_can_still_roll_back(obs: VmmObservation) -> bool:
+    """False once Verifying made the new binary every VM's own (nothing moving, all on the target)."""
+    return not obs.vms or obs.started or any(not obs.on_target(n) for n in obs.vms)

@@ -68,6 +68,13 @@ class NodeRuntime:
         except ImageRefusedError as exc:
             raise PreflightError(f"target image refused on {self.node}: {exc}") from exc
 
+    async def vmm_binary(self, target: TargetHost) -> str:
+        """A VMM-only refresh's QEMU binary (real path) once it passed the image gate (see ``ImageStore``)."""
+        try:
+            return await self.images.load_vmm(target)
+        except ImageRefusedError as exc:
+            raise PreflightError(f"target QEMU refused on {self.node}: {exc}") from exc
+
     # -- baseline: what was offline before the refresh (so give-back leaves it alone) --------
     #
     # The record belongs to one refresh (its name and uid) and lives as long as that refresh: no step

@@ -25,7 +25,7 @@ from hostrefresh.operator import kube, metrics
 from hostrefresh.operator.bookkeeping import NoDiffBase
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.lifecycle import decide
-from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkLog, mark, unmark
+from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkLog, mark, taints_node, unmark
 from hostrefresh.operator.pacing import StartPacer
 from hostrefresh.operator.views import AgentView, NodeView, PeerView, RefreshInputs, VMIView, is_terminal
 from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, counts_only, merge_ahead, plan, refresh_name
@@ -223,7 +223,14 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
         if decision.mark_node and node is not None:
             # Record what we are about to add before adding it: a crash in between never leaves an
             # unrecorded mark behind (marks carry our name, so a recorded-but-absent one is harmless).
-            planned = mark(node, name, status.added_taints, status.added_annotations, config.marker_annotations)
+            planned = mark(
+                node,
+                name,
+                status.added_taints,
+                status.added_annotations,
+                config.marker_annotations,
+                taint=taints_node(hr.spec.scope),
+            )
             status.added_taints, status.added_annotations = planned.added_taints, planned.added_annotations
         new_status = kube.operator_status_json(status)
         old_status = kube.operator_status_json(hr.status)
@@ -249,7 +256,12 @@ async def reconcile_refresh(body: kopf.Body, memo: kopf.Memo, indexes: Mapping[s
                     memo.client,
                     node_name,
                     lambda view: mark(
-                        view, name, status.added_taints, status.added_annotations, config.marker_annotations
+                        view,
+                        name,
+                        status.added_taints,
+                        status.added_annotations,
+                        config.marker_annotations,
+                        taint=taints_node(hr.spec.scope),
                     ),
                     node,
                 )

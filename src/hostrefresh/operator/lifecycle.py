@@ -18,6 +18,7 @@ from hostrefresh.api import (
     HostRefreshStatus,
     Phase,
     PhaseTimeouts,
+    RefreshScope,
     StepState,
     can_roll_back,
 )
@@ -79,6 +80,13 @@ def agent_phase(agent: AgentStatus | None) -> tuple[Phase | None, bool]:
     if step == Phase.VERIFYING and state == StepState.DONE:
         return Phase.SUCCEEDED, False
     return step, state == StepState.FAILED
+
+
+def mechanism(scope: str) -> str:
+    """Which path a refresh of ``scope`` takes, for Events and conditions."""
+    if scope == RefreshScope.VMM:
+        return "VMM-only refresh: each VM handed to the new QEMU on the same host, never nested"
+    return "host refresh: a new host booted beside the old one under nested virtualization"
 
 
 def _rank(phase: Phase) -> int:
@@ -146,7 +154,10 @@ def _admit(decision: Decision, inputs: RefreshInputs) -> None:
     status.directive = Directive.PROCEED
     status.started_at = inputs.now
     decision.mark_node = True
-    _set_phase(decision, inputs, Phase.PREFLIGHT, f"start granted to the agent on {inputs.hr.spec.node_name}")
+    spec = inputs.hr.spec
+    _set_phase(
+        decision, inputs, Phase.PREFLIGHT, f"start granted to the agent on {spec.node_name} ({mechanism(spec.scope)})"
+    )
 
 
 def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
@@ -159,7 +170,12 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
 
     if status.directive == Directive.ROLL_BACK:
         if reported == Phase.ROLLED_BACK:
-            _set_phase(decision, inputs, Phase.ROLLED_BACK, "every VM is back on the old host; partition destroyed")
+            back = (
+                "every VM is back on the QEMU it ran before"
+                if spec.scope == RefreshScope.VMM
+                else "every VM is back on the old host; partition destroyed"
+            )
+            _set_phase(decision, inputs, Phase.ROLLED_BACK, back)
             _finish(decision, inputs, Phase.ROLLED_BACK)
             return
         _set_phase(decision, inputs, Phase.ROLLING_BACK, "")
@@ -184,7 +200,12 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
         and (_rank(reported) >= _rank(phase) or is_terminal(reported))
     ):
         if reported == Phase.SUCCEEDED:
-            _set_phase(decision, inputs, Phase.SUCCEEDED, f"node {spec.node_name} runs {spec.target.version}")
+            _set_phase(
+                decision,
+                inputs,
+                Phase.SUCCEEDED,
+                f"node {spec.node_name} runs {spec.target.version} ({mechanism(spec.scope)})",
+            )
             _finish(decision, inputs, Phase.SUCCEEDED)
             return
         _set_phase(decision, inputs, reported, agent.message if agent else "")
@@ -327,7 +348,8 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
     conds: list[Condition] = status.conditions
 
     if phase == Phase.SUCCEEDED:
-        ready = (TRUE, Reason.SUCCEEDED, f"node runs {inputs.hr.spec.target.version}")
+        what = "QEMU " if inputs.hr.spec.scope == RefreshScope.VMM else ""
+        ready = (TRUE, Reason.SUCCEEDED, f"node runs {what}{inputs.hr.spec.target.version}")
     elif phase == Phase.ROLLED_BACK:
         ready = (FALSE, Reason.ROLLED_BACK, "rolled back; the node runs its previous host software")
     elif phase == Phase.FAILED:
@@ -342,7 +364,8 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
         conds = cond.set_condition(conds, cond.PROGRESSING, FALSE, str(phase), "the refresh has ended", gen, now)
     elif phase != Phase.PENDING:
         reason = Reason.ROLLING_BACK if phase == Phase.ROLLING_BACK else Reason.IN_PROGRESS
-        conds = cond.set_condition(conds, cond.PROGRESSING, TRUE, reason, f"phase {phase}", gen, now)
+        kind = "VMM-only" if inputs.hr.spec.scope == RefreshScope.VMM else "host"
+        conds = cond.set_condition(conds, cond.PROGRESSING, TRUE, reason, f"phase {phase} ({kind} refresh)", gen, now)
     elif cond.get(conds, cond.PROGRESSING) is None:
         conds = cond.set_condition(conds, cond.PROGRESSING, FALSE, Reason.NOT_STARTED, "waiting to start", gen, now)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hostrefresh.api import RefreshScope
 from hostrefresh.api.names import label_value
 from hostrefresh.operator.views import NodeView, Taint
 
@@ -39,18 +40,32 @@ class NodeMarkPatch:
         return self.taints is None and not self.annotations
 
 
+def taints_node(scope: str) -> bool:
+    """Whether a refresh of ``scope`` keeps new workloads off its node (the NoSchedule taint).
+
+    A host refresh does: the old host gives CPUs and memory to the new one, and a VM started on the
+    old host while it hands its VMs over would miss the handover and die with it at the retire. A
+    VMM-only refresh does not: the host and its capacity stay, and a VM that starts on the old QEMU
+    during the refresh is observed by the agent on its next pass and handed over like the others,
+    so the node keeps taking work; it is only annotated (and claimed).
+    """
+    return scope != RefreshScope.VMM
+
+
 def mark(
     node: NodeView,
     owner: str,
     added_taints: list[str],
     added_annotations: list[str],
     marker_annotations: tuple[str, ...] = DEFAULT_MARKER_ANNOTATIONS,
+    *,
+    taint: bool = True,
 ) -> NodeMarkPatch:
-    """Taint and annotate ``node`` for refresh ``owner``; idempotent."""
+    """Taint (unless ``taint`` is False) and annotate ``node`` for refresh ``owner``; idempotent."""
     taints = list(node.taints)
     new_added_taints = list(added_taints)
     changed = False
-    if not any(t.key == REFRESH_TAINT_KEY for t in taints):
+    if taint and not any(t.key == REFRESH_TAINT_KEY for t in taints):
         taints.append(Taint(REFRESH_TAINT_KEY, REFRESH_TAINT_EFFECT, label_value(owner)))
         changed = True
         if REFRESH_TAINT_KEY not in new_added_taints:

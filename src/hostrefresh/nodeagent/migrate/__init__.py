@@ -5,7 +5,7 @@ x-ignore-shared when RAM is a shared file, copy migration otherwise), `SimMigrat
 """
 
 from hostrefresh.nodeagent.migrate.accel import choose_accel, kvm_usable
-from hostrefresh.nodeagent.migrate.base import Migrator
+from hostrefresh.nodeagent.migrate.base import Migrator, VmmSwitch
 from hostrefresh.nodeagent.migrate.handover import HandoverError, HandoverHooks
 from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
 from hostrefresh.nodeagent.migrate.process import Instance, QemuStartError
@@ -18,8 +18,10 @@ from hostrefresh.nodeagent.migrate.types import (
     Outcome,
     Role,
     VmLocation,
+    VmmView,
     VmSpec,
 )
+from hostrefresh.nodeagent.migrate.vmm import LocalVmm
 
 
 def _conforms(m: QemuMigrator | SimMigrator) -> Migrator:
@@ -34,6 +36,7 @@ __all__ = [
     "HandoverRecord",
     "Instance",
     "Inventory",
+    "LocalVmm",
     "MigrationPolicy",
     "Migrator",
     "Outcome",
@@ -46,6 +49,8 @@ __all__ = [
     "VmLocation",
     "VmRecord",
     "VmSpec",
+    "VmmSwitch",
+    "VmmView",
     "choose_accel",
     "failed",
     "kvm_usable",

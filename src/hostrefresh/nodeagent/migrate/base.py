@@ -5,7 +5,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from hostrefresh.nodeagent.migrate.types import HandoverRecord, MigrationPolicy, VmLocation
+from hostrefresh.nodeagent.migrate.types import HandoverRecord, MigrationPolicy, VmLocation, VmmView
+
+
+class VmmSwitch(Protocol):
+    """A node's VMs handed to QEMUs of another build on the same host (a VMM-only refresh).
+
+    Idempotent from observed state like the ``Migrator``; ``names=None`` means every VM.
+    """
+
+    async def view(self) -> VmmView:
+        """Where each VM runs and which binary runs it, observed."""
+        ...
+
+    async def refusals(self, binary: str) -> list[str]:
+        """Why ``binary`` cannot receive some VM (empty when it can receive every one), before anything moves."""
+        ...
+
+    async def swap(self, binary: str, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Hand each VM not yet on ``binary`` to a new instance of it; a VM that fails keeps its QEMU."""
+        ...
+
+    async def restore(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Rollback: every VM back on an instance of the binary it ran before."""
+        ...
+
+    async def commit(self) -> None:
+        """The refresh is verified: the new binary becomes each VM's own."""
+        ...
 
 
 class Migrator(Protocol):
@@ -36,4 +63,8 @@ class Migrator(Protocol):
 
     async def commit(self) -> None:
         """After the old L1 retired: the target generation becomes the next refresh's source."""
+        ...
+
+    def vmm(self) -> VmmSwitch:
+        """The VMM-only refresh of the same VMs, on this host."""
         ...

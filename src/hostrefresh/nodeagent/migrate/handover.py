@@ -188,7 +188,7 @@ class _Mover:
             return inst
         if inst is not None:
             await process.stop(inst, graceful=False)
-        inst = await process.launch(record.spec, self.to, self.run_dir, incoming=True)
+        inst = await process.launch(record.spec_for(self.to), self.to, self.run_dir, incoming=True)
         self.inv.save(record.with_instance(inst))
         self.result.target_start_ms = inst.start_ms
         if self.hooks.on_target_started is not None:

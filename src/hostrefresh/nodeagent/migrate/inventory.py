@@ -34,10 +34,19 @@ class VmRecord:
     # Its owner had paused the guest when the handover began: it stays paused wherever it ends up,
     # a failed handover included (recovery resumes only what the handover itself paused).
     user_paused: bool = False
+    # A VMM-only refresh is moving this VM to an instance of this binary (written before the move
+    # starts, so a restarted agent starts the same one): the target instance runs ``spec_for("target")``.
+    target_qemu: str | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def spec_for(self, role: Role) -> VmSpec:
+        """The spec an instance of ``role`` runs: the VM's own, with the refresh's VMM for the target."""
+        if role == "target" and self.target_qemu:
+            return replace(self.spec, qemu=self.target_qemu)
+        return self.spec
 
     def with_instance(self, inst: Instance) -> VmRecord:
         return replace(self, instances={**self.instances, inst.role: inst})
@@ -53,6 +62,7 @@ class VmRecord:
             "instances": {role: inst.to_dict() for role, inst in self.instances.items()},
             "paused_for_copy": self.paused_for_copy,
             "user_paused": self.user_paused,
+            "target_qemu": self.target_qemu,
         }
 
     @classmethod
@@ -68,6 +78,7 @@ class VmRecord:
             instances=instances,
             paused_for_copy=bool(data.get("paused_for_copy", False)),
             user_paused=bool(data.get("user_paused", False)),
+            target_qemu=data.get("target_qemu") or None,
         )
 
 

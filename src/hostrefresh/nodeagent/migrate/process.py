@@ -50,7 +50,10 @@ class Instance:
         return cls(**data)
 
 
-def qemu_binary() -> str:
+def qemu_binary(spec: VmSpec | None = None) -> str:
+    """The VMM binary for ``spec``: its own, else $HOSTREFRESH_QEMU, else the one on PATH."""
+    if spec is not None and spec.qemu:
+        return spec.qemu
     return os.environ.get(QEMU_BINARY_ENV, "qemu-system-x86_64")
 
 
@@ -76,7 +79,7 @@ def qemu_command(spec: VmSpec, qmp: Path, aux: Path, *, incoming: bool, paused: 
     else:
         backend = f"memory-backend-ram,id=ram0,size={size}"
     cmd = [
-        qemu_binary(),
+        qemu_binary(spec),
         "-name",
         spec.name,
         "-machine",

@@ -19,6 +19,7 @@ from hostrefresh.nodeagent.migrate.types import (
     VmLocation,
     VmSpec,
 )
+from hostrefresh.nodeagent.migrate.vmm import LocalVmm
 
 
 class QemuMigrator:
@@ -35,6 +36,7 @@ class QemuMigrator:
         self.inventory = Inventory(runtime_dir)
         self.policy = policy or MigrationPolicy()
         self.hooks = hooks or HandoverHooks()
+        self._vmm = LocalVmm(self.inventory, self.run_dir, lambda: self.policy, self.hooks)
 
     # -- VM lifecycle (tests, benchmark, and adopting VMs into the inventory) --
 
@@ -89,7 +91,7 @@ class QemuMigrator:
             target = record.instances.get("target")
             if target is not None and (await observe(target)).alive:
                 continue
-            inst = await process.launch(record.spec, "target", self.run_dir, incoming=True)
+            inst = await process.launch(record.spec_for("target"), "target", self.run_dir, incoming=True)
             self.inventory.save(record.with_instance(inst))
             prepared[name] = inst.start_ms
         return prepared
@@ -121,7 +123,18 @@ class QemuMigrator:
             if record.owner != "target" or "source" in record.instances:
                 continue
             inst = record.instances["target"]
-            self.inventory.save(replace(record, owner="source", instances={"source": replace(inst, role="source")}))
+            self.inventory.save(
+                replace(
+                    record,
+                    spec=record.spec_for("target"),
+                    target_qemu=None,
+                    owner="source",
+                    instances={"source": replace(inst, role="source")},
+                )
+            )
+
+    def vmm(self) -> LocalVmm:
+        return self._vmm
 
 
 def failed(records: Sequence[HandoverRecord]) -> list[HandoverRecord]:

@@ -22,6 +22,7 @@ from hostrefresh.nodeagent.migrate.types import (
     Outcome,
     Role,
     VmLocation,
+    VmmView,
 )
 
 
@@ -60,6 +61,7 @@ class SimMigrator:
         self.behaviour = behaviour or SimBehaviour()
         self._rng = random.Random(self.behaviour.seed)
         self._memory: dict[str, Role] = {}
+        self._vmm_memory: dict[str, dict[str, str | None]] = {}
         self._lock = asyncio.Lock()
 
     def _load(self) -> dict[str, Role]:
@@ -134,3 +136,79 @@ class SimMigrator:
     async def commit(self) -> None:
         async with self._lock:
             self._save(dict.fromkeys(self.vms, "source"))
+
+    def vmm(self) -> SimVmm:
+        return SimVmm(self)
+
+
+#: The binary every simulated VM runs until a VMM-only refresh moves it.
+SIM_QEMU = "/usr/bin/qemu-system-x86_64"
+
+
+class SimVmm:
+    """A simulated VMM switch: which binary each simulated VM runs, kept beside the placement file.
+
+    The simulated QEMU has no build to ask, so every binary can receive every VM.
+    """
+
+    def __init__(self, sim: SimMigrator) -> None:
+        self.sim = sim
+        self.file = sim.state_file.with_name("vmm.json") if sim.state_file is not None else None
+
+    def _load(self) -> dict[str, dict[str, str | None]]:
+        raw: dict[str, dict[str, str | None]] = {}
+        if self.file is not None:
+            try:
+                raw = json.loads(self.file.read_text())
+            except FileNotFoundError:
+                raw = {}
+        else:
+            raw = self.sim._vmm_memory
+        return {n: raw.get(n) or {"binary": SIM_QEMU, "target": None} for n in self.sim.vms}
+
+    def _save(self, state: Mapping[str, dict[str, str | None]]) -> None:
+        if self.file is None:
+            self.sim._vmm_memory = dict(state)
+            return
+        tmp = self.file.with_suffix(".tmp")
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(dict(state), sort_keys=True))
+        os.replace(tmp, self.file)
+
+    async def view(self) -> VmmView:
+        where = self.sim._load()
+        state = self._load()
+        binaries = {n: str(state[n]["target"] if where[n] == "target" else state[n]["binary"]) for n in state}
+        pending = frozenset(n for n, s in state.items() if s["target"])
+        return VmmView({n: VmLocation(r) for n, r in where.items()}, binaries, pending)
+
+    async def refusals(self, binary: str) -> list[str]:
+        return []
+
+    async def swap(self, binary: str, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        async with self.sim._lock:
+            state = self._load()
+            wanted = [n for n in (names or list(self.sim.vms)) if state[n]["binary"] != binary]
+            for n in wanted:
+                state[n]["target"] = binary
+            self._save(state)
+        return await self.sim._move_all(wanted, "target")
+
+    async def restore(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        records = await self.sim._move_all(names, "source")
+        async with self.sim._lock:
+            state = self._load()
+            for n in names or list(self.sim.vms):
+                state[n]["target"] = None
+            self._save(state)
+        return records
+
+    async def commit(self) -> None:
+        async with self.sim._lock:
+            where = self.sim._load()
+            state = self._load()
+            for n, s in state.items():
+                if where[n] == "target" and s["target"]:
+                    state[n] = {"binary": s["target"], "target": None}
+            self._save(state)
+            self.sim._save(dict.fromkeys(self.sim.vms, "source"))

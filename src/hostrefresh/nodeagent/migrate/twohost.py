@@ -40,6 +40,7 @@ from hostrefresh.nodeagent.migrate.types import (
     VmLocation,
     VmSpec,
 )
+from hostrefresh.nodeagent.migrate.vmm import LocalVmm
 from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
 
 log = logging.getLogger("hostrefresh.agent.handover")
@@ -115,6 +116,8 @@ class HostMigrator:
         self.on_state_loaded = on_state_loaded  # test seam: the receiver holds the state, not yet decided
         self._busy: dict[str, asyncio.Task[Any]] = {}  # service-loop work per VM
         self._gate: _StartGate | None = None
+        # A VMM-only refresh never leaves this host: its VMs move between two QEMUs of their own.
+        self._vmm = LocalVmm(self.inventory, self.run_dir, lambda: self.policy)
 
     # -- VM lifecycle (the machine's VM runtime starts VMs through this in the VM's host) --
 
@@ -203,7 +206,9 @@ class HostMigrator:
         return prepared
 
     def _offer_spec(self, spec: VmSpec) -> dict[str, Any]:
-        data = spec.to_dict()
+        # The new host runs the VM on its own VMM (the one that comes with it), never on a binary
+        # path of the old host's: the host refresh replaces QEMU along with the kernel.
+        data = replace(spec, qemu="").to_dict()
         data["zeroCopy"] = self.policy.zero_copy and spec.shared_memory
         return data
 
@@ -237,6 +242,9 @@ class HostMigrator:
         """The refresh is over on this host: the channel forgets every transfer."""
         for name in self.channel.vms():
             self.channel.forget(name)
+
+    def vmm(self) -> LocalVmm:
+        return self._vmm
 
     async def _parallel(
         self, names: list[str], one: Callable[[str], Awaitable[HandoverRecord]]

@@ -52,6 +52,9 @@ class VmSpec:
     mem_path: str | None = None  # file for shared file-backed RAM (zero-copy capable); None = anonymous
     accel: str = "kvm"
     machine: str = "microvm"
+    # The VMM binary this VM's QEMU runs ("": the agent's default, $HOSTREFRESH_QEMU or the one on
+    # PATH). A VMM-only refresh moves the VM to an instance of another binary on the same host.
+    qemu: str = ""
 
     @property
     def shared_memory(self) -> bool:
@@ -104,3 +107,12 @@ class HandoverRecord:
         data["outcome"] = str(self.outcome)
         data["path"] = str(self.path)
         return data
+
+
+@dataclass(frozen=True)
+class VmmView:
+    """One look at a node's VMs for a VMM-only refresh (see vmm.py)."""
+
+    vms: dict[str, VmLocation]  # where each runs: its own instance (source), the new one (target), ...
+    binaries: dict[str, str]  # real path of the binary the instance holding each VM runs ("" if none)
+    pending: frozenset[str]  # VMs with a move to another binary recorded, or a second instance left

@@ -1,0 +1,162 @@
+"""VMM-only refresh: each VM handed from its QEMU to a QEMU of another build on the same host.
+
+No second host, no partition, no nesting: the old and the new QEMU run side by side in the host
+that runs the VM, and the guest crosses over by the same local live migration as any handover
+(``handover.move``), zero-copy when its RAM is a shared file (the new QEMU maps the same file and
+only device state crosses). The record says which binary the new instance runs (``target_qemu``,
+written before the move starts), so a restarted agent starts the same one; a rollback moves the VM
+back to an instance of the binary it ran before (the record's own spec), and ``commit`` makes the
+new binary the VM's own once the refresh is verified.
+
+Which binary a VM runs is observed, not remembered: ``/proc/<pid>/exe`` of the instance that holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from hostrefresh.nodeagent.migrate import process
+from hostrefresh.nodeagent.migrate.handover import HandoverHooks, move
+from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
+from hostrefresh.nodeagent.migrate.observe import location, observe_record
+from hostrefresh.nodeagent.migrate.process import Instance, instance_alive
+from hostrefresh.nodeagent.migrate.types import HandoverRecord, MigrationPolicy, Role, VmLocation, VmmView, VmSpec
+from hostrefresh.nodeagent.migrate.vmmbuild import VmmBuild, incompatibilities, probe_build
+
+
+def running_binary(inst: Instance | None) -> str:
+    """The real path of the program ``inst`` runs, from /proc (``""`` when it does not run)."""
+    if inst is None or not instance_alive(inst):
+        return ""
+    try:
+        exe = os.readlink(f"/proc/{inst.pid}/exe")
+    except OSError:
+        return ""
+    return exe.removesuffix(" (deleted)")
+
+
+def same_binary(running: str, wanted: str) -> bool:
+    return bool(running) and os.path.realpath(running) == os.path.realpath(wanted)
+
+
+class LocalVmm:
+    """The VMM switch of one host's VMs (its inventory under ``runtime_dir``); every call idempotent."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        run_dir: Path,
+        policy: Callable[[], MigrationPolicy],
+        hooks: HandoverHooks | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.run_dir = run_dir
+        self.policy = policy  # read at each call: the agent sets the refresh's policy on the migrator
+        self.hooks = hooks or HandoverHooks()
+        self._builds: dict[tuple[str, int, int], VmmBuild] = {}
+
+    async def view(self) -> VmmView:
+        vms: dict[str, VmLocation] = {}
+        binaries: dict[str, str] = {}
+        pending: set[str] = set()
+        for record in self.inventory.records():
+            states = await observe_record(record)
+            where = location(states, record.owner)
+            vms[record.name] = where
+            holder: Role | None = next((r for r, st in states.items() if st.holds), None)
+            binaries[record.name] = running_binary(record.instances.get(holder)) if holder else ""
+            if record.target_qemu or "target" in record.instances:
+                pending.add(record.name)
+        return VmmView(vms, binaries, frozenset(pending))
+
+    # -- compatibility, before anything moves ----------------------------------------------
+
+    async def build(self, binary: str) -> VmmBuild:
+        """What ``binary`` supports (machine types, accelerators, objects), probed once per file version."""
+        st = os.stat(binary)
+        key = (os.path.realpath(binary), st.st_ino, st.st_mtime_ns)
+        if key not in self._builds:
+            self._builds[key] = await probe_build(binary)
+        return self._builds[key]
+
+    async def refusals(self, binary: str) -> list[str]:
+        """Why ``binary`` cannot receive some VM of this host (empty: it can receive all of them)."""
+        target = await self.build(binary)
+        problems: list[str] = []
+        for record in self.inventory.records():
+            inst = record.instances.get(record.owner)
+            source_path = running_binary(inst) or process.qemu_binary(record.spec)
+            try:
+                source = await self.build(source_path)
+            except (OSError, ValueError) as exc:
+                problems.append(f"{record.name}: cannot examine its current QEMU {source_path}: {exc}")
+                continue
+            problems += [f"{record.name}: {p}" for p in incompatibilities(record.spec, source, target)]
+        return problems
+
+    # -- moves ---------------------------------------------------------------------------------
+
+    async def swap(self, binary: str, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Hand each VM not yet on ``binary`` to a new instance of it (``policy().parallel`` at once)."""
+        view = await self.view()
+        wanted = [n for n in self._names(names) if not self._done(n, binary, view)]
+        for name in wanted:  # write-ahead: a restarted agent starts the destination from the same binary
+            record = self.inventory.load(name)
+            if record.target_qemu != binary:
+                self.inventory.save(replace(record, target_qemu=binary))
+        return await self._move_all(wanted, "target")
+
+    def _done(self, name: str, binary: str, view: VmmView) -> bool:
+        on_it = same_binary(view.binaries.get(name, ""), binary)
+        return on_it and view.vms.get(name) in (VmLocation.SOURCE, VmLocation.TARGET)
+
+    async def restore(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
+        """Rollback: every VM back on an instance of the binary it ran before the refresh.
+
+        ``move`` to the source role also stops a prepared destination the VM never reached.
+        """
+        records = await self._move_all(self._names(names), "source")
+        for record in self.inventory.records():
+            if record.owner == "source" and "target" not in record.instances and record.target_qemu:
+                self.inventory.save(replace(record, target_qemu=None))
+        return records
+
+    async def commit(self) -> None:
+        """The refresh is verified: the new binary becomes each moved VM's own (roles relabelled)."""
+        for record in self.inventory.records():
+            if record.owner != "target" or "source" in record.instances:
+                continue
+            inst = record.instances["target"]
+            self.inventory.save(
+                replace(
+                    record,
+                    spec=record.spec_for("target"),
+                    target_qemu=None,
+                    owner="source",
+                    instances={"source": replace(inst, role="source")},
+                )
+            )
+
+    def _names(self, names: Sequence[str] | None) -> list[str]:
+        return list(names) if names is not None else self.inventory.names()
+
+    async def _move_all(self, names: Sequence[str], to: Role) -> list[HandoverRecord]:
+        policy = self.policy()
+        limit = asyncio.Semaphore(max(1, policy.parallel))
+
+        async def one(name: str) -> HandoverRecord:
+            async with limit:
+                return await move(self.inventory, name, to, policy=policy, run_dir=self.run_dir, hooks=self.hooks)
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
+
+    async def launch(self, spec: VmSpec) -> VmRecord:
+        """Start ``spec`` as a VM of this host (tests and benchmarks; the host's VM runtime in production)."""
+        inst = await process.launch(spec, "source", self.run_dir, incoming=False)
+        record = VmRecord(spec=spec, owner="source", instances={"source": inst})
+        self.inventory.save(record)
+        return record
