@@ -5,7 +5,8 @@ CLUSTER_DIR ?= .cache/cluster
 
 .PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench clean
 
-## setup: Debian packages, the Python package with test extras, the Go-built control plane and promtool.
+## setup: Debian packages, the Python package with test extras, the Go-built control plane, promtool, and
+## an older QEMU build unpacked beside the installed one (for the VMM-only refresh tests).
 setup: system-deps python-deps tools
 
 system-deps:
@@ -17,6 +18,7 @@ python-deps:
 tools:
 	$(PYTHON) -m hostrefresh.controlplane build
 	$(PYTHON) -m hostrefresh.controlplane promtool
+	$(PYTHON) -m hostrefresh.nodeagent.guest.qemubuilds
 
 ## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
 crds:

@@ -61,6 +61,7 @@ class GuestLab:
         memory_mib: int = 64,
         accel: str | None = None,
         append: str = "pace=0",
+        qemu: str = "",
     ) -> VmSpec:
         return VmSpec(
             name=name,
@@ -69,6 +70,7 @@ class GuestLab:
             append=append,
             mem_path=str(self.shm / f"{name}.ram") if shared else None,
             accel=accel or choose_accel(),
+            qemu=qemu,
         )
 
     async def close(self) -> list[int]:

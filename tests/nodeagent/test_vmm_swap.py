@@ -1,0 +1,135 @@
+"""VMM-only refresh between two real QEMU builds: an older Debian build and the installed one.
+
+Each guest is handed from a QEMU of one build to a QEMU of the other on the same host, zero-copy,
+and its whole memory pattern is verified where it ends up; the binary each guest runs is read from
+/proc, never from the records.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hostrefresh.nodeagent.guest import GuestVerifier
+from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, installed_build, other_build
+from hostrefresh.nodeagent.migrate import (
+    HandoverError,
+    HandoverHooks,
+    HandoverPath,
+    MigrationPolicy,
+    Outcome,
+    QemuMigrator,
+    VmLocation,
+    VmRecord,
+    VmSpec,
+)
+from hostrefresh.nodeagent.migrate.vmm import running_binary
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+
+NAMES = ["vm1", "vm2", "vm3"]
+
+
+@pytest.fixture(scope="module")
+def older() -> QemuBuild:
+    return other_build()
+
+
+@pytest.fixture(scope="module")
+def newer() -> QemuBuild:
+    return installed_build()
+
+
+def _real(path: Path | str) -> str:
+    return os.path.realpath(path)
+
+
+async def _start(lab: GuestLab, m: QemuMigrator, build: QemuBuild, *, shared: bool = True) -> None:
+    for name in NAMES:
+        await m.launch(lab.spec(name, shared=shared, qemu=str(build.binary)))
+    for name in NAMES:
+        await GuestVerifier(m.owner_socket(name), lab.root).wait_dirtied()
+
+
+async def _assert_on(lab: GuestLab, m: QemuMigrator, build: QemuBuild) -> None:
+    """Every guest runs on one QEMU of ``build`` and its memory is intact."""
+    view = await m.vmm().view()
+    assert view.binaries == dict.fromkeys(NAMES, _real(build.binary)), view
+    for record in m.inventory.records():
+        holders = [r for r, inst in record.instances.items() if running_binary(inst)]
+        assert len(holders) == 1, f"{record.name}: instances running {holders}"
+    for name in NAMES:
+        await GuestVerifier(m.owner_socket(name), lab.root).assert_ok()
+
+
+async def test_older_build_to_installed_build_zero_copy(qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild) -> None:
+    assert _real(older.binary) != _real(newer.binary)
+    m = qemu_lab.migrator(MigrationPolicy(parallel=1))  # one VM at a time
+    await _start(qemu_lab, m, older)
+    await _assert_on(qemu_lab, m, older)
+    assert await m.vmm().refusals(str(newer.binary)) == []
+    records = await m.vmm().swap(str(newer.binary))
+    assert [(r.outcome, r.path) for r in records] == [(Outcome.MOVED, HandoverPath.ZERO_COPY)] * 3
+    for r in records:
+        assert r.bytes_transferred is not None and r.bytes_transferred < 1 << 20, "RAM was copied"
+        assert r.downtime_ms is not None
+    await _assert_on(qemu_lab, m, newer)
+    assert {r.outcome for r in await m.vmm().swap(str(newer.binary))} <= {Outcome.ALREADY}, "a rerun moves nothing"
+    await m.vmm().commit()
+    for record in m.inventory.records():
+        assert (record.owner, record.spec.qemu, record.target_qemu) == ("source", str(newer.binary), None)
+    assert (await m.vmm().view()).pending == frozenset()
+
+
+async def test_failure_before_the_last_vm_rolls_back_to_the_older_build(
+    qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild
+) -> None:
+    """The last VM's new QEMU dies as it starts: the others are handed back to the older build."""
+
+    async def kill_last(name: str, inst: object) -> None:
+        if name == NAMES[-1]:
+            raise HandoverError("simulated: the new QEMU of the last VM failed")
+
+    m = QemuMigrator(qemu_lab.root, MigrationPolicy(parallel=1), HandoverHooks(on_target_started=kill_last))
+    qemu_lab.migrators.append(m)
+    await _start(qemu_lab, m, older)
+    records = await m.vmm().swap(str(newer.binary))
+    assert [r.outcome for r in records] == [Outcome.MOVED, Outcome.MOVED, Outcome.FAILED], records
+    view = await m.vmm().view()
+    assert view.binaries[NAMES[0]] == _real(newer.binary), view
+    assert view.vms[NAMES[-1]] == VmLocation.SOURCE and view.binaries[NAMES[-1]] == _real(older.binary), view
+    back = await m.vmm().restore()
+    assert [r.outcome for r in back] == [Outcome.MOVED, Outcome.MOVED, Outcome.ALREADY], back
+    await _assert_on(qemu_lab, m, older)
+    assert (await m.vmm().view()).pending == frozenset()
+    for record in m.inventory.records():
+        assert (record.spec.qemu, record.target_qemu) == (str(older.binary), None)
+
+
+async def test_copy_path_when_ram_is_not_shared(qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild) -> None:
+    m = qemu_lab.migrator(MigrationPolicy(parallel=3))
+    await _start(qemu_lab, m, newer, shared=False)
+    records = await m.vmm().swap(str(older.binary))
+    assert [(r.outcome, r.path) for r in records] == [(Outcome.MOVED, HandoverPath.COPY)] * 3
+    await _assert_on(qemu_lab, m, older)
+
+
+async def test_a_target_that_cannot_receive_is_refused_before_anything_moves(
+    qemu_lab: GuestLab, older: QemuBuild, tmp_path: Path
+) -> None:
+    m = qemu_lab.migrator()
+    # A VM of the i440FX machine, and Debian's microvm-only build of the same release as the target.
+    pcvm = VmSpec(name="pcvm", memory_mib=64, kernel=str(qemu_lab.image), machine="pc", qemu=str(older.binary))
+    m.inventory.save(VmRecord(spec=pcvm))
+    microvm_only = older.binary.with_name("qemu-system-x86_64-microvm")
+    problems = await m.vmm().refusals(str(microvm_only))
+    assert len(problems) == 1 and problems[0].startswith("pcvm: machine type pc-i440fx-"), problems
+    assert "not built into QEMU" in problems[0]
+    fake = tmp_path / "qemu-system-x86_64"
+    shutil.copy("/bin/true", fake)
+    with pytest.raises(ValueError, match="is not a QEMU system emulator"):
+        await m.vmm().refusals(str(fake))
