@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,21 @@ class Cluster:
             path.write_bytes(f"simulated host kernel {version}\n".encode() * 64)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"version": version, "kernel": str(path), "checksum": f"sha256:{digest}"}
+
+    def target_qemu(self, binary: Path, version: str) -> dict[str, Any]:
+        """A QEMU build copied among the target images, and its spec.target for a VMM refresh.
+
+        The copy keeps ``qemu-system`` in its name (tests find QEMUs by it) and sits in a tree of its
+        own, ``bin/`` beside ``share/qemu`` (QEMU finds its firmware relative to its binary)."""
+        tree = image_dir(self.workdir) / f"qemu-{version}"
+        path = tree / "bin" / "qemu-system-x86_64"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            shutil.copy2(binary, path)
+            (tree / "share").mkdir(exist_ok=True)
+            (tree / "share" / "qemu").symlink_to(binary.resolve().parent.parent / "share" / "qemu")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return {"version": version, "qemu": {"binary": str(path), "checksum": f"sha256:{digest}"}}
 
     def host_refresh(self, name: str, node: str, version: str = "2.0", **spec: Any) -> dict[str, Any]:
         obj = {

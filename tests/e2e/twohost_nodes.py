@@ -84,10 +84,13 @@ class TwoHostNode:
 
     # -- VMs -------------------------------------------------------------------------------------
 
-    def launch(self, names: list[str], *, shared: bool = True, memory_mib: int = 64, l1: int | None = None) -> None:
-        """Start test guests in host ``l1`` (default: the driving host); wait until each has dirtied its RAM."""
+    def launch(
+        self, names: list[str], *, shared: bool = True, memory_mib: int = 64, l1: int | None = None, qemu: str = ""
+    ) -> None:
+        """Start test guests in host ``l1`` (default: the driving host) on QEMU ``qemu`` (default: the
+        installed one); wait until each has dirtied its RAM."""
         for vm in names:
-            spec = self.lab.spec(vm, shared=shared, memory_mib=memory_mib)
+            spec = self.lab.spec(vm, shared=shared, memory_mib=memory_mib, qemu=qemu)
             launch_in_host(self.layout, spec, l1)
 
         async def dirtied() -> None:

@@ -175,7 +175,7 @@ def test_a_qemu_binary_passes_the_same_gate(image_dir: Path, tmp_path: Path) -> 
     binary = image_dir / "qemu-system-x86_64"
     binary.write_bytes(KERNEL)
     store = ImageStore([image_dir])
-    with pytest.raises(ImageRefusedError, match="spec.target.qemu.binary .* is not executable"):
+    with pytest.raises(ImageRefusedError, match=r"spec.target.qemu.binary .* is not executable"):
         store.load_vmm_sync(_vmm_target(binary, _sum(KERNEL)))
     binary.chmod(0o755)
     assert store.load_vmm_sync(_vmm_target(binary, _sum(KERNEL))) == str(binary.resolve())
@@ -184,7 +184,7 @@ def test_a_qemu_binary_passes_the_same_gate(image_dir: Path, tmp_path: Path) -> 
     outside = tmp_path / "elsewhere-qemu"
     outside.write_bytes(KERNEL)
     outside.chmod(0o755)
-    with pytest.raises(ImageRefusedError, match="spec.target.qemu.binary .* is outside the allowed image directories"):
+    with pytest.raises(ImageRefusedError, match=r"spec.target.qemu.binary .* is outside the allowed image directories"):
         store.load_vmm_sync(_vmm_target(outside, _sum(KERNEL)))
 
 
