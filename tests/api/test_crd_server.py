@@ -66,8 +66,29 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing-target-version", hr("spec.target.version", None), "spec.target.version"),
     ("missing-kernel", hr("spec.target.kernel", None), "spec.target.kernel"),
     ("bad-checksum", hr("spec.target.checksum", "md5:abc"), "spec.target.checksum"),
-    ("missing-checksum", hr("spec.target.checksum", None), "spec.target.checksum: Required value"),
-    ("plan-missing-checksum", plan("spec.target.checksum", None), "spec.target.checksum: Required value"),
+    ("missing-checksum", hr("spec.target.checksum", None), "spec.target.kernel and spec.target.checksum are required"),
+    (
+        "plan-missing-checksum",
+        plan("spec.target.checksum", None),
+        "spec.target.kernel and spec.target.checksum are required when spec.template.scope is Host",
+    ),
+    ("bad-scope", hr("spec.scope", "Kernel"), "spec.scope"),
+    ("vmm-without-qemu", hr("spec.scope", "VMM"), "spec.target.qemu is required when spec.scope is VMM"),
+    (
+        "plan-vmm-without-qemu",
+        plan("spec.template", {"scope": "VMM"}),
+        "spec.target.qemu is required when spec.template.scope is VMM",
+    ),
+    (
+        "vmm-qemu-without-checksum",
+        _set(hr("spec.scope", "VMM"), "spec.target.qemu", {"binary": "/var/lib/hostrefresh/images/qemu"}),
+        "spec.target.qemu.checksum",
+    ),
+    (
+        "vmm-qemu-dotdot",
+        _set(hr("spec.scope", "VMM"), "spec.target.qemu", {"binary": "/images/../usr/bin/x", "checksum": CHECKSUM}),
+        "spec.target.qemu.binary",
+    ),
     ("relative-kernel", hr("spec.target.kernel", "boot/vmlinuz"), "spec.target.kernel"),
     ("dotdot-kernel", hr("spec.target.kernel", "/var/lib/hostrefresh/images/../../../dev/zero"), "'..' segments"),
     ("dotdot-initrd", hr("spec.target.initrd", "/var/lib/hostrefresh/images/.."), "spec.target.initrd"),
@@ -245,9 +266,9 @@ def test_printer_columns(crds: ControlPlane) -> None:
     crds.kubectl("create", "-f", "-", stdin=json.dumps(obj))
     try:
         out = crds.kubectl("get", "hrf").stdout.splitlines()
-        assert out[0].split() == ["NAME", "NODE", "PHASE", "TARGET", "NESTED", "AGE"]
+        assert out[0].split() == ["NAME", "NODE", "PHASE", "TARGET", "SCOPE", "NESTED", "AGE"]
         row = next(line.split() for line in out if line.startswith("columns"))
-        assert row[1:3] == ["node-a", "6.12.4"]
+        assert row[1:4] == ["node-a", "6.12.4", "Host"]
         plan_obj = _set(PLAN, "metadata.name", "columns-plan")
         crds.kubectl("create", "-f", "-", stdin=json.dumps(plan_obj))
         header = crds.kubectl("get", "rplan").stdout.splitlines()[0].split()

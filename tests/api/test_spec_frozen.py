@@ -39,6 +39,16 @@ EDITS = [
     ("target", {"spec": {"target": {"version": "3.0"}}}, {"spec": {"target": {"version": "4.0"}}}),
     ("partition", {"spec": {"partition": {"cpus": 4}}}, {"spec": {"partition": {"cpus": 3}}}),
     ("handover", {"spec": {"handover": {"maxParallel": 1}}}, {"spec": {"handover": {"maxParallel": 2}}}),
+    (
+        "scope",
+        {
+            "spec": {
+                "scope": "VMM",
+                "target": {"qemu": {"binary": "/var/lib/hostrefresh/images/qemu", "checksum": CHECKSUM}},
+            }
+        },
+        {"spec": {"scope": "Host"}},
+    ),
 ]
 
 
