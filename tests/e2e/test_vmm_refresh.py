@@ -23,7 +23,7 @@ from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, installed_build, o
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for
-from .test_two_hosts import _diag, _terminal, machine_running
+from .test_two_hosts import _diag, _terminal, _wait_step, machine_running
 from .twohost_nodes import TwoHostNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
@@ -193,7 +193,26 @@ def _assert_one_host(node: TwoHostNode, binary: str, vms: list[str] = VMS) -> No
     state = node.l0_state()
     assert not state.nested and len(state.partitions) == 1, state.summary()
     qemus = node.qemus()
-    assert len(qemus) == len(vms), qemus
+    assert len(qemus) == len(vms), f"{qemus}\n{node.logs()}"
     assert {q.pidns for q in qemus} == {node.pidns(1)}
     assert _binaries(node) == dict.fromkeys(vms, os.path.realpath(binary))
     node.verify_all(vms)
+
+
+@pytest.mark.qemu
+def test_the_agent_killed_while_vms_move_and_its_successor_finishes(
+    cluster: Cluster, tmp_path: Path, lab: GuestLab, older: QemuBuild, newer: QemuBuild
+) -> None:
+    """Copied (not shared) RAM makes each move last long enough to kill the agent in the middle of one."""
+    with machine_running(cluster, tmp_path, lab, "vmm-kill") as node:
+        node.launch(VMS, qemu=str(older.binary), shared=False, memory_mib=256)
+        target = cluster.target_qemu(newer.binary, "qemu-installed")
+        cluster.host_refresh("vmm-kill-hr", node.name, scope="VMM", target=target, handover={"maxParallel": 1})
+        _wait_step(cluster, "vmm-kill-hr", "Migrating")
+        killed = node.kill_agent(1)
+        obj = _terminal(cluster, node, "vmm-kill-hr")
+        assert obj["status"]["phase"] == "Succeeded", _diag(obj["status"], node)
+        assert killed not in node.members(node.pidns(1) or ""), "the killed agent still runs"
+        _assert_vmm_path(cluster, obj)
+        assert {vm["result"] for vm in obj["status"]["agent"]["vms"]} == {"HandedOver"}, obj["status"]["agent"]
+        _assert_one_host(node, target["qemu"]["binary"])

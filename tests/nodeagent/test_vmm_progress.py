@@ -17,12 +17,15 @@ OLD, NEW = "/usr/bin/qemu-system-x86_64", "/var/lib/hostrefresh/images/qemu-new/
 S, T, M, L = VmLocation.SOURCE, VmLocation.TARGET, VmLocation.MIGRATING, VmLocation.LOST
 
 
-def obs(vms: dict[str, tuple[VmLocation, str]], pending: set[str] | None = None) -> VmmObservation:
+def obs(
+    vms: dict[str, tuple[VmLocation, str]], pending: set[str] | None = None, unsettled: set[str] | None = None
+) -> VmmObservation:
     return VmmObservation(
         vms={n: loc for n, (loc, _) in vms.items()},
         binaries={n: b for n, (_, b) in vms.items()},
         pending=frozenset(pending or set()),
         target=NEW,
+        settled=frozenset(n for n, (loc, _) in vms.items() if loc in (S, T) and n not in (unsettled or set())),
     )
 
 
@@ -57,5 +60,12 @@ def test_positions(
 
 
 def test_a_symlink_to_the_target_counts_as_the_target() -> None:
-    o = VmmObservation({"a": S}, {"a": "/bin/../bin/true"}, frozenset(), "/bin/true")
+    o = VmmObservation({"a": S}, {"a": "/bin/../bin/true"}, frozenset(), "/bin/true", frozenset({"a"}))
     assert o.on_target("a")
+
+
+def test_a_move_left_unrecorded_by_a_crash_is_not_done() -> None:
+    """The new QEMU runs the guest, but the record still lists the old one (it lingers, paused)."""
+    o = obs({"a": (T, NEW), "b": (T, NEW)}, {"a", "b"}, unsettled={"b"})
+    assert not o.on_target("b")
+    assert vmm_forward_position(o) == Phase.MIGRATING

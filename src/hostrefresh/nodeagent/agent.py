@@ -281,7 +281,7 @@ class NodeAgent:
                 return False
             binary = ""  # an unknown binary: only the rollback (to each VM's own build) remains
         view = await self.rt.migrator.vmm().view()
-        obs = VmmObservation(view.vms, view.binaries, view.pending, binary)
+        obs = VmmObservation(view.vms, view.binaries, view.pending, binary, view.settled)
         if hr.status.directive == Directive.ROLL_BACK:
             if not vmm_can_still_roll_back(obs):
                 if agent.failure_reason != "RollbackImpossible":

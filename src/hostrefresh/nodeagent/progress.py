@@ -103,11 +103,11 @@ class VmmObservation:
     binaries: Mapping[str, str]  # the binary the instance holding each VM runs ("" if none)
     pending: frozenset[str]  # VMs with a move to the target recorded, or a second instance left
     target: str  # real path of the target QEMU binary
+    settled: frozenset[str]  # VMs whose record matches what runs (see ``VmmView.settled``)
 
     def on_target(self, name: str) -> bool:
-        return self.vms.get(name) in (VmLocation.SOURCE, VmLocation.TARGET) and same_binary(
-            self.binaries.get(name, ""), self.target
-        )
+        """Runs on the target binary, and is recorded so (else a move is still to be finished)."""
+        return name in self.settled and same_binary(self.binaries.get(name, ""), self.target)
 
     @property
     def started(self) -> bool:

@@ -180,7 +180,7 @@ class SimVmm:
         state = self._load()
         binaries = {n: str(state[n]["target"] if where[n] == "target" else state[n]["binary"]) for n in state}
         pending = frozenset(n for n, s in state.items() if s["target"])
-        return VmmView({n: VmLocation(r) for n, r in where.items()}, binaries, pending)
+        return VmmView({n: VmLocation(r) for n, r in where.items()}, binaries, pending, frozenset(state))
 
     async def refusals(self, binary: str) -> list[str]:
         return []

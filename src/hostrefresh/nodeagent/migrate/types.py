@@ -116,3 +116,6 @@ class VmmView:
     vms: dict[str, VmLocation]  # where each runs: its own instance (source), the new one (target), ...
     binaries: dict[str, str]  # real path of the binary the instance holding each VM runs ("" if none)
     pending: frozenset[str]  # VMs with a move to another binary recorded, or a second instance left
+    # VMs whose record matches what runs: one instance, the one holding the guest, the recorded owner.
+    # A VM whose move a crashed agent left unrecorded (the new QEMU runs it, the old one lingers) is not.
+    settled: frozenset[str] = frozenset()

@@ -63,6 +63,7 @@ class LocalVmm:
         vms: dict[str, VmLocation] = {}
         binaries: dict[str, str] = {}
         pending: set[str] = set()
+        settled: set[str] = set()
         for record in self.inventory.records():
             states = await observe_record(record)
             where = location(states, record.owner)
@@ -71,7 +72,9 @@ class LocalVmm:
             binaries[record.name] = running_binary(record.instances.get(holder)) if holder else ""
             if record.target_qemu or "target" in record.instances:
                 pending.add(record.name)
-        return VmmView(vms, binaries, frozenset(pending))
+            if holder == record.owner and set(record.instances) == {holder}:
+                settled.add(record.name)
+        return VmmView(vms, binaries, frozenset(pending), frozenset(settled))
 
     # -- compatibility, before anything moves ----------------------------------------------
 
@@ -111,8 +114,8 @@ class LocalVmm:
         return await self._move_all(wanted, "target")
 
     def _done(self, name: str, binary: str, view: VmmView) -> bool:
-        on_it = same_binary(view.binaries.get(name, ""), binary)
-        return on_it and view.vms.get(name) in (VmLocation.SOURCE, VmLocation.TARGET)
+        """On ``binary`` and recorded so: a move that a crashed agent did not record is finished by ``move``."""
+        return name in view.settled and same_binary(view.binaries.get(name, ""), binary)
 
     async def restore(self, names: Sequence[str] | None = None) -> list[HandoverRecord]:
         """Rollback: every VM back on an instance of the binary it ran before the refresh.
