@@ -38,6 +38,7 @@ from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefres
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.guest import GuestVerifier
 from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.nodeagent.guest.qemubuilds import image_tree, installed_build, other_build, target_spec
 from hostrefresh.nodeagent.migrate import Inventory
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 from hostrefresh.simmachine.layout import NodeLayout
@@ -83,9 +84,15 @@ def _table(
 
 
 def _real_machines(
-    cp: ControlPlane, lab: GuestLab, names: list[str], workdir: Path, procs: list[subprocess.Popen[bytes]]
+    cp: ControlPlane,
+    lab: GuestLab,
+    names: list[str],
+    workdir: Path,
+    procs: list[subprocess.Popen[bytes]],
+    qemu: str = "",
 ) -> dict[str, list[str]]:
-    """Start the machine simulator for ``names`` and two real test guests in each one's first host."""
+    """Start the machine simulator for ``names`` and two real test guests (on QEMU ``qemu``, default
+    the installed one) in each one's first host."""
     root = lab.root / "machines"
     argv = [sys.executable, "-m", "hostrefresh.simmachine", "run", f"--root={root}"]
     argv += [f"--node={name}" for name in names]
@@ -102,7 +109,7 @@ def _real_machines(
             time.sleep(0.1)
         guests[name] = [f"{name}-vm{i}" for i in range(2)]
         for vm in guests[name]:
-            launch_in_host(layout, lab.spec(vm, shared=True, memory_mib=64))
+            launch_in_host(layout, lab.spec(vm, shared=True, memory_mib=64, qemu=qemu))
     return guests
 
 
@@ -126,12 +133,39 @@ def _verify_real(lab: GuestLab, guests: dict[str, list[str]]) -> list[str]:
     return lines
 
 
-def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: Path, real_nodes: int = 1) -> int:
+def _target(scope: str, images: Path) -> tuple[dict[str, Any], str]:
+    """The plan's target for ``scope``, and the QEMU the real guests start on.
+
+    A host refresh boots a (simulated) new host kernel. A VMM refresh hands the guests from an
+    older Debian build of QEMU (unpacked in the cache) to the installed one.
+    """
+    images.mkdir(parents=True, exist_ok=True)
+    if scope == "vmm":
+        older, installed = other_build(), installed_build()
+        binary = image_tree(installed, images / "qemu-installed")
+        version = installed.version.split(":")[-1]
+        return target_spec(binary, version), str(older.binary)
+    image = images / "vmlinuz-6.12.4-kvm1"
+    image.write_bytes(b"simulated host kernel 6.12.4-kvm1\n" * 256)
+    checksum = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
+    return {"version": "6.12.4-kvm1", "kernel": str(image), "checksum": checksum}, ""
+
+
+def run(
+    nodes: int,
+    zone_count: int,
+    max_unavailable: int,
+    keep: bool,
+    workdir: Path,
+    real_nodes: int = 1,
+    scope: str = "host",
+) -> int:
     console = Console()
     real_nodes = max(0, min(real_nodes, nodes))
+    what = "QEMU only (VMM refresh, never nested)" if scope == "vmm" else "the whole host (host refresh)"
     console.print(
         f"[bold]hostrefresh demo[/bold]: {nodes} nodes in {zone_count} zones ({real_nodes} with real QEMU guests "
-        f"in two real hosts, the rest simulated), workdir {workdir}"
+        f"in two real hosts, the rest simulated), refreshing {what}, workdir {workdir}"
     )
     cp = ControlPlane(workdir / "controlplane")
     cp.start()
@@ -145,15 +179,12 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
             register_node(
                 cp, name, {"hostrefresh.io/pool": "demo", "topology.kubernetes.io/zone": f"zone-{i % zone_count}"}
             )
-        guests = _real_machines(cp, lab, names[:real_nodes], workdir, procs) if lab is not None else {}
+        target, guest_qemu = _target(scope, workdir / "images")
+        guests = _real_machines(cp, lab, names[:real_nodes], workdir, procs, guest_qemu) if lab is not None else {}
         for name in names[real_nodes:]:
             create_sim_node(workdir / "nodes", name, SimNodeSpec(sim_vms=3))
             with open_l0("sim", workdir / "nodes" / name / "l0.state") as l0:  # make each boot take a moment
                 l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=1.0, times=1))
-        image = workdir / "images" / "vmlinuz-6.12.4-kvm1"
-        image.parent.mkdir(parents=True, exist_ok=True)
-        image.write_bytes(b"simulated host kernel 6.12.4-kvm1\n" * 256)
-        checksum = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
         kube = ["--kubeconfig", str(cp.kubeconfig), "--namespace", DEFAULT_NAMESPACE]
         procs.append(
             spawn(
@@ -174,7 +205,7 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
                         "--sim-nodes",
                         ",".join(names[real_nodes:]),
                         "--lease-seconds=15",
-                        f"--image-dir={image.parent}",
+                        f"--image-dir={workdir / 'images'}",
                     ],
                     workdir / "agent.log",
                 )
@@ -185,8 +216,8 @@ def run(nodes: int, zone_count: int, max_unavailable: int, keep: bool, workdir: 
             "metadata": {"name": PLAN},
             "spec": {
                 "nodeSelector": {"matchLabels": {"hostrefresh.io/pool": "demo"}},
-                "target": {"version": "6.12.4-kvm1", "kernel": str(image), "checksum": checksum},
-                "template": {"partition": {"cpus": 2, "memory": "2Gi"}},
+                "target": target,
+                "template": {"scope": "VMM" if scope == "vmm" else "Host", "partition": {"cpus": 2, "memory": "2Gi"}},
                 "maxUnavailable": max_unavailable,
                 "maxUnavailablePerZone": 1,
                 "canary": 1,
@@ -259,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="nodes with real QEMU test guests in two real hosts (machine simulator; default %(default)s)",
     )
+    parser.add_argument(
+        "--scope",
+        choices=["host", "vmm"],
+        default="host",
+        help="host: refresh the whole host (kernel, KVM, QEMU) through a new host booted beside the old one; "
+        "vmm: replace only QEMU, handing each VM to the installed QEMU from an older build (default %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the control plane running afterwards")
     parser.add_argument("--workdir", type=Path, default=None, help="where state and logs go (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -266,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     if args.real_nodes < 0:
         parser.error(f"--real-nodes must be 0 or more, not {args.real_nodes}")
-    return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir, args.real_nodes)
+    return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir, args.real_nodes, args.scope)
 
 
 if __name__ == "__main__":

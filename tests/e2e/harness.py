@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, image_tree, target_spec
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
 
@@ -70,19 +70,10 @@ class Cluster:
         return {"version": version, "kernel": str(path), "checksum": f"sha256:{digest}"}
 
     def target_qemu(self, binary: Path, version: str) -> dict[str, Any]:
-        """A QEMU build copied among the target images, and its spec.target for a VMM refresh.
-
-        The copy keeps ``qemu-system`` in its name (tests find QEMUs by it) and sits in a tree of its
-        own, ``bin/`` beside ``share/qemu`` (QEMU finds its firmware relative to its binary)."""
-        tree = image_dir(self.workdir) / f"qemu-{version}"
-        path = tree / "bin" / "qemu-system-x86_64"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            shutil.copy2(binary, path)
-            (tree / "share").mkdir(exist_ok=True)
-            (tree / "share" / "qemu").symlink_to(binary.resolve().parent.parent / "share" / "qemu")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        return {"version": version, "qemu": {"binary": str(path), "checksum": f"sha256:{digest}"}}
+        """A QEMU build copied among the target images (a tree of its own), and its spec.target for a
+        VMM refresh. The copy keeps ``qemu-system`` in its name: tests find QEMUs by it."""
+        copy = image_tree(QemuBuild(version, binary), image_dir(self.workdir) / f"qemu-{version}")
+        return target_spec(copy, version)
 
     def host_refresh(self, name: str, node: str, version: str = "2.0", **spec: Any) -> dict[str, Any]:
         obj = {

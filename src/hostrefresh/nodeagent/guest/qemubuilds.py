@@ -12,6 +12,7 @@ from the installed data package (linked in beside it), which is fine within one 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -122,6 +123,24 @@ def installed_build() -> QemuBuild:
     if path is None:
         raise QemuBuildError("qemu-system-x86_64 is not installed (make setup installs it)")
     return QemuBuild(installed_version(), Path(path))
+
+
+def image_tree(build: QemuBuild, tree: Path) -> Path:
+    """``build``'s binary copied into ``tree/bin`` (an image directory the agent allows), with
+    ``tree/share/qemu`` linked to its firmware: QEMU finds its data relative to its binary."""
+    binary = tree / "bin" / build.binary.name
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(build.binary, binary)
+        (tree / "share").mkdir(exist_ok=True)
+        (tree / "share" / "qemu").symlink_to(build.binary.resolve().parent.parent / "share" / "qemu")
+    return binary
+
+
+def target_spec(binary: Path, version: str) -> dict[str, object]:
+    """``spec.target`` of a VMM refresh to ``binary`` (its sha256 computed here)."""
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    return {"version": version, "qemu": {"binary": str(binary), "checksum": f"sha256:{digest}"}}
 
 
 def main() -> None:
