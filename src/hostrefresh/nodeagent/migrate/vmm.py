@@ -27,6 +27,9 @@ from hostrefresh.nodeagent.migrate.process import Instance, instance_alive
 from hostrefresh.nodeagent.migrate.types import HandoverRecord, MigrationPolicy, Role, VmLocation, VmmView, VmSpec
 from hostrefresh.nodeagent.migrate.vmmbuild import VmmBuild, incompatibilities, probe_build
 
+#: Destination QEMUs started at the same time before a swap (each start is a short burst of CPU).
+PREPARE_AT_ONCE = 4
+
 
 def running_binary(inst: Instance | None) -> str:
     """The real path of the program ``inst`` runs, from /proc (``""`` when it does not run)."""
@@ -111,7 +114,27 @@ class LocalVmm:
             record = self.inventory.load(name)
             if record.target_qemu != binary:
                 self.inventory.save(replace(record, target_qemu=binary))
+        await self._prepare(wanted)
         return await self._move_all(wanted, "target")
+
+    async def _prepare(self, names: Sequence[str]) -> None:
+        """Start every destination QEMU before the first guest moves, several at once: starting a QEMU
+        takes longer than handing a guest over, and a prepared destination waits without cost (``move``
+        reuses it; a rollback stops it)."""
+        limit = asyncio.Semaphore(PREPARE_AT_ONCE)
+
+        async def one(name: str) -> None:
+            async with limit:
+                record = self.inventory.load(name)
+                if record.owner != "source" or "target" in record.instances:
+                    return  # moved already, or a destination exists (``move`` judges whether to reuse it)
+                try:
+                    inst = await process.launch(record.spec_for("target"), "target", self.run_dir, incoming=True)
+                except (process.QemuStartError, OSError):
+                    return  # ``move`` starts it again, and records the failure for this VM alone
+                self.inventory.save(self.inventory.load(name).with_instance(inst))
+
+        await asyncio.gather(*(one(n) for n in names))
 
     def _done(self, name: str, binary: str, view: VmmView) -> bool:
         """On ``binary`` and recorded so: a move that a crashed agent did not record is finished by ``move``."""

@@ -78,12 +78,15 @@ async def probe_build(binary: str) -> VmmBuild:
     first = version.splitlines()[0] if version.strip() else ""
     if not first.startswith("QEMU emulator version "):
         raise ValueError(f"{binary} is not a QEMU system emulator (--version printed {first[:80]!r})")
+    machines, accels, objects = await asyncio.gather(
+        _ask(binary, "-machine", "help"), _ask(binary, "-accel", "help"), _ask(binary, "-object", "help")
+    )
     return VmmBuild(
         binary=binary,
         version=first.removeprefix("QEMU emulator version ").strip(),
-        machines=parse_machines(await _ask(binary, "-machine", "help")),
-        accels=parse_list(await _ask(binary, "-accel", "help")),
-        objects=parse_list(await _ask(binary, "-object", "help")),
+        machines=parse_machines(machines),
+        accels=parse_list(accels),
+        objects=parse_list(objects),
     )
 
 
