@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,11 @@ from hostrefresh.nodeagent.migrate import (
     VmLocation,
     VmRecord,
     VmSpec,
+    process,
 )
+from hostrefresh.nodeagent.migrate.handover import incoming_socket
 from hostrefresh.nodeagent.migrate.vmm import running_binary
+from hostrefresh.nodeagent.qmpsession import qmp_session
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -130,3 +134,23 @@ async def test_a_target_that_cannot_receive_is_refused_before_anything_moves(
     shutil.copy("/bin/true", fake)
     with pytest.raises(ValueError, match="is not a QEMU system emulator"):
         await m.vmm().refusals(str(fake))
+
+
+async def test_a_destination_a_killed_agent_left_listening_is_used(
+    qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild
+) -> None:
+    """The agent died between telling the destination to listen and starting the migration."""
+    m = qemu_lab.migrator()
+    await m.launch(qemu_lab.spec("vm1", qemu=str(older.binary)))
+    await GuestVerifier(m.owner_socket("vm1"), qemu_lab.root).wait_dirtied()
+    record = replace(m.inventory.load("vm1"), target_qemu=str(newer.binary))
+    dst = await process.launch(record.spec_for("target"), "target", m.run_dir, incoming=True)
+    m.inventory.save(record.with_instance(dst))
+    async with qmp_session(Path(dst.qmp_socket)) as qmp:  # what the predecessor did before it died
+        await qmp.set_capabilities({"x-ignore-shared": True})
+        await qmp.execute("migrate-incoming", {"uri": f"unix:{incoming_socket(dst)}"})
+    [result] = await m.vmm().swap(str(newer.binary))
+    assert (result.outcome, result.path) == (Outcome.MOVED, HandoverPath.ZERO_COPY), result
+    assert "destination was listening already (a predecessor started it)" in result.notes
+    assert (await m.vmm().view()).binaries == {"vm1": _real(newer.binary)}
+    await GuestVerifier(m.owner_socket("vm1"), qemu_lab.root).assert_ok()

@@ -51,6 +51,12 @@ class HandoverError(RuntimeError):
     """A handover step failed; the guest is still on its source."""
 
 
+def incoming_socket(dst: Instance) -> Path:
+    """Where destination ``dst`` listens for its migration stream: beside its monitor sockets, unique
+    per instance (so an agent that resumes a handover finds the socket a predecessor had it open)."""
+    return Path(dst.qmp_socket).with_suffix(".mig")
+
+
 def millis(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
@@ -210,13 +216,10 @@ class _Mover:
             record = replace(self.inv.load(self.name), user_paused=user_paused)
             self.inv.save(record)
         dst = await self._prepare_destination(record, dst_state)
-        uri_path = self.run_dir / f"{self.name}.mig"
-        uri_path.unlink(missing_ok=True)
+        uri_path = incoming_socket(dst)
         caps = {"x-ignore-shared": zero_copy}
         params = {"max-bandwidth": self.policy.max_bandwidth, "downtime-limit": self.policy.downtime_limit_ms}
-        async with qmp_session(Path(dst.qmp_socket)) as dq:
-            await dq.set_capabilities(caps)
-            await dq.execute("migrate-incoming", {"uri": f"unix:{uri_path}"})
+        await self._listen(dst, caps, uri_path)
         async with qmp_session(Path(src.qmp_socket)) as sq:
             await sq.set_capabilities(caps)
             await sq.set_parameters(params)
@@ -233,6 +236,18 @@ class _Mover:
         if paused:  # the guest stood still for the whole copy, not only QEMU's final stop
             self.result.downtime_ms = self.result.total_ms
         uri_path.unlink(missing_ok=True)
+
+    async def _listen(self, dst: Instance, caps: dict[str, bool], uri_path: Path) -> None:
+        """Have the destination listen on its own socket; one a killed predecessor already told to
+        listen (it died before starting the migration) listens there still, and is used as it is."""
+        try:
+            async with qmp_session(Path(dst.qmp_socket)) as dq:
+                await dq.set_capabilities(caps)
+                await dq.execute("migrate-incoming", {"uri": f"unix:{uri_path}"})
+        except QmpError:
+            if not uri_path.is_socket():
+                raise
+            self.result.notes.append("destination was listening already (a predecessor started it)")
 
     async def _recover(self) -> None:
         """After a failure: destination killed, then the guest back to running on the source side.
