@@ -59,6 +59,7 @@ bench: setup
 	$(PYTHON) bench/l0_calls.py
 	$(PYTHON) bench/handover.py
 	$(PYTHON) bench/twohost.py
+	$(PYTHON) bench/vmm_refresh.py
 	$(PYTHON) bench/operator_latency.py
 
 clean:
