@@ -407,6 +407,25 @@ def test_bad_input_names_the_field_and_changes_nothing(crds: ControlPlane, fleet
     assert crds.kubectl("get", "hrf", name, "--ignore-not-found", "-o", "name").stdout == ""
 
 
+def test_start_a_vmm_refresh(crds: ControlPlane, fleet: Fleet) -> None:
+    name, node = unique("cli-vmm"), unique("cli-vmm-node")
+    binary = "/var/lib/hostrefresh/images/qemu-7.2u18/bin/qemu-system-x86_64"
+    missing = fleet.kc.run("start", node, "--version", "q2", "--scope", "vmm", "--name", name)
+    assert missing.returncode == 2 and "a vmm refresh needs --qemu and --qemu-checksum" in missing.stderr
+    no_kernel = fleet.kc.run("start", node, "--version", "q2", "--name", name)
+    assert no_kernel.returncode == 2 and "a host refresh needs --kernel and --checksum" in no_kernel.stderr
+    assert "--scope vmm with --qemu" in no_kernel.stderr
+    assert crds.kubectl("get", "hrf", name, "--ignore-not-found", "-o", "name").stdout == ""
+    out = fleet.kc.run(
+        "start", node, "--version", "q2", "--scope", "vmm", "--qemu", binary, "--qemu-checksum", SUM, "--name", name
+    )
+    assert out.returncode == 0, out.stderr
+    spec = json.loads(crds.kubectl("get", "hrf", name, "-o", "jsonpath={.spec}").stdout)
+    assert (spec["scope"], spec["target"]["qemu"]) == ("VMM", {"binary": binary, "checksum": SUM})
+    listed = fleet.kc.run("get")
+    assert any(name in line and " VMM " in line for line in listed.stdout.splitlines()), listed.stdout
+
+
 # -- errors, kubeconfig, version, completion --------------------------------------------------------
 
 

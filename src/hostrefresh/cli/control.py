@@ -55,22 +55,26 @@ def _patch_spec(client: Client, target: fetch.Target, spec: dict[str, Any]) -> N
 
 def cmd_start(client: Client, args: argparse.Namespace, out: Console) -> int:
     name = args.name or f"{args.node}-{args.version}".lower().replace("_", "-").replace(".", "-")
-    body = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
-        "kind": "HostRefresh",
-        "metadata": {"name": name},
-        "spec": {
-            "nodeName": args.node,
-            "target": {
-                "version": args.version,
-                "kernel": args.kernel,
-                "checksum": args.checksum,
-                **({"initrd": args.initrd} if args.initrd else {}),
-                "cmdline": args.cmdline,
-            },
-            "partition": {"cpus": args.cpus, "memory": args.memory},
-        },
-    }
+    needed = ("--qemu", "--qemu-checksum") if args.scope == "vmm" else ("--kernel", "--checksum")
+    missing = [flag for flag in needed if getattr(args, flag[2:].replace("-", "_")) is None]
+    if missing:
+        other = "--scope host with --kernel and --checksum" if args.scope == "vmm" else "--scope vmm with --qemu"
+        raise CliError(
+            f"a {args.scope} refresh needs {' and '.join(missing)}",
+            f"give {' and '.join(missing)}, or use {other}; nothing was created",
+            Exit.USAGE,
+        )
+    target: dict[str, Any] = {"version": args.version}
+    spec: dict[str, Any] = {"nodeName": args.node, "target": target}
+    if args.scope == "vmm":
+        spec["scope"] = "VMM"
+        target["qemu"] = {"binary": args.qemu, "checksum": args.qemu_checksum}
+    else:
+        target.update({"kernel": args.kernel, "checksum": args.checksum, "cmdline": args.cmdline})
+        if args.initrd:
+            target["initrd"] = args.initrd
+        spec["partition"] = {"cpus": args.cpus, "memory": args.memory}
+    body = {"apiVersion": "hostrefresh.io/v1alpha1", "kind": "HostRefresh", "metadata": {"name": name}, "spec": spec}
     try:
         HostRefresh.model_validate(body)  # the same rules as the API server, with field names
     except ValidationError as exc:

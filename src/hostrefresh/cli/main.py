@@ -95,16 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     start = verb("start", "refresh one node (creates a HostRefresh)")
     start.add_argument("node", help="node to refresh")
-    start.add_argument("--version", required=True, help="target host version label")
     start.add_argument(
-        "--kernel", required=True, help="path of the target kernel on the node, in an allowed image directory"
+        "--version", required=True, help="target version label (host software, or QEMU with --scope vmm)"
     )
-    start.add_argument("--initrd", default=None, help="path of the target initrd")
-    start.add_argument("--cmdline", default="", help="target kernel command line")
+    start.add_argument(
+        "--scope",
+        choices=["host", "vmm"],
+        default="host",
+        help="host (default): kernel, KVM and QEMU, through a new host booted beside the old one; vmm: QEMU only, "
+        "each VM handed to --qemu on the same host, never nested",
+    )
+    start.add_argument(
+        "--kernel", default=None, help="(host) path of the target kernel on the node, in an allowed image directory"
+    )
+    start.add_argument("--initrd", default=None, help="(host) path of the target initrd")
+    start.add_argument("--cmdline", default="", help="(host) target kernel command line")
     start.add_argument(
         "--checksum",
-        required=True,
-        help="sha256:<hex> of the kernel (then initrd): `sha256sum KERNEL`, or `cat KERNEL INITRD | sha256sum`",
+        default=None,
+        help="(host) sha256:<hex> of the kernel (then initrd): `sha256sum KERNEL`, or `cat KERNEL INITRD | sha256sum`",
+    )
+    start.add_argument(
+        "--qemu", default=None, help="(vmm) path of the target QEMU binary, in an allowed image directory"
+    )
+    start.add_argument(
+        "--qemu-checksum", default=None, help="(vmm) sha256:<hex> of the QEMU binary: `sha256sum BINARY`"
     )
     start.add_argument("--cpus", type=int, default=2, help="CPUs for the new host's partition")
     start.add_argument("--memory", default="4Gi", help="memory for the new host's partition")

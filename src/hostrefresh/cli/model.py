@@ -142,12 +142,14 @@ class RefreshView:
     agent_message: str
     why: str  # the condition that stopped or holds it, for humans
     stopping_condition: Obj = field(default_factory=dict)
+    scope: str = "Host"  # Host (a new host booted beside the old one) or VMM (QEMU only)
 
     def to_json(self) -> Obj:
         return {
             "name": self.name,
             "node": self.node,
             "target": self.target,
+            "scope": self.scope,
             "plan": self.plan,
             "phase": self.phase,
             "outcome": str(self.outcome),
@@ -282,6 +284,7 @@ def refresh_view(obj: Obj, now: datetime | None = None) -> RefreshView:
         agent_message=agent.get("message", ""),
         why=sentence,
         stopping_condition=stopping if refresh_outcome(obj) == Outcome.FAILED else {},
+        scope=spec.get("scope") or "Host",
     )
 
 

@@ -51,7 +51,7 @@ def plan_table(plans: list[PlanView], wide: bool) -> Table:
 
 def refresh_table(views: list[RefreshView], wide: bool, title: str = "HostRefreshes") -> Table:
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    columns = ["NAME", "NODE", "TARGET", "PHASE", "NESTED", "VMS", "AGE"]
+    columns = ["NAME", "NODE", "TARGET", "SCOPE", "PHASE", "NESTED", "VMS", "AGE"]
     if wide:
         columns += ["PLAN", "STEP", "WHY"]
     for column in columns:
@@ -66,6 +66,7 @@ def refresh_table(views: list[RefreshView], wide: bool, title: str = "HostRefres
             v.name,
             v.node,
             v.target,
+            v.scope,
             v.phase,
             duration(v.nested_seconds),
             f"{moved}/{len(v.vms)}",
