@@ -106,3 +106,23 @@ def test_an_object_whose_target_does_not_change_passes(release: Release) -> None
     )
     assert result.returncode == 0, result.stderr
     assert release.cp.kubectl("delete", "hostrefresh", name, check=False).returncode == 0
+
+
+def _vmm(release: Release, binary: str) -> dict[str, Any]:
+    obj = _refresh(release, {"version": "qemu-2", "qemu": {"binary": binary, "checksum": CHECKSUM}})
+    obj["spec"]["scope"] = "VMM"
+    return obj
+
+
+def test_a_vmm_refresh_names_its_qemu_in_an_allowed_directory_too(release: Release) -> None:
+    """A VMM-only refresh has no kernel: its QEMU binary is held to agent.imageDirs instead."""
+    accepted = _create(release, _vmm(release, f"{ALLOWED}/qemu-2/bin/qemu-system-x86_64"))
+    assert accepted.returncode == 0, accepted.stderr
+    _denied(
+        release,
+        _create(release, _vmm(release, "/usr/bin/qemu-system-x86_64")),
+        f"spec.target.qemu.binary /usr/bin/qemu-system-x86_64 is not in an allowed image directory ({ALLOWED})",
+    )
+    plan = _plan(release, {"version": "qemu-2", "qemu": {"binary": "/tmp/qemu", "checksum": CHECKSUM}})
+    plan["spec"]["template"] = {"scope": "VMM"}
+    _denied(release, _create(release, plan), "spec.target.qemu.binary /tmp/qemu")
