@@ -17,6 +17,7 @@ from typing import Any
 
 from hostrefresh.l0 import Call, FaultRule, Status
 from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.nodeagent.guest.qemubuilds import installed_build, other_build
 from tests.e2e.harness import running, wait_for
 from tests.e2e.twohost_nodes import TwoHostNode
 
@@ -31,9 +32,12 @@ class QemuCase:
     tag: str
     fault: str  # the fault's kind, for the report
     rules: tuple[FaultRule, ...]
-    step: str | None  # inject when the agent runs this step (None: the rules are the fault)
-    act: Callable[[TwoHostNode], None] | None
+    step: str | None  # act when the agent runs this step (None: at once; the act waits for its moment)
+    act: Callable[[TwoHostNode], None] | None  # None: the rules are the fault
     lost: tuple[str, ...]  # guests the fault takes with it
+    # VMM: a VMM-only refresh of guests that start on an older QEMU build (copied RAM, so that each
+    # move lasts long enough to be hit), to the installed build, in the node's one host.
+    scope: str = "Host"
 
 
 def _qemu_of(node: TwoHostNode, vm: str, l1: int) -> int:
@@ -49,6 +53,32 @@ def _qemu_of(node: TwoHostNode, vm: str, l1: int) -> int:
 def _kill_qemu(vm: str, l1: int) -> Callable[[TwoHostNode], None]:
     def act(node: TwoHostNode) -> None:
         os.kill(_qemu_of(node, vm, l1), signal.SIGKILL)
+
+    return act
+
+
+def _vmm_qemu(node: TwoHostNode, vm: str, *, old: bool) -> int | None:
+    """The QEMU of guest ``vm`` on the older build (``old``) or on the target's copy of the installed one:
+    a VMM refresh runs both in one host."""
+    older = os.path.realpath(other_build().binary)
+    for q in node.qemus():
+        args = q.cmdline.split("\0")
+        try:
+            exe = os.path.realpath(os.readlink(f"/proc/{q.pid}/exe"))
+        except OSError:
+            continue
+        if "-name" in args and args[args.index("-name") + 1] == vm and (exe == older) == old:
+            return q.pid
+    return None
+
+
+def _when_prepared_kill(vm: str, *, old: bool) -> Callable[[TwoHostNode], None]:
+    """Once the refresh has started the new QEMUs (before the first guest moves), kill ``vm``'s old or new QEMU."""
+
+    def act(node: TwoHostNode) -> None:
+        wait_for(lambda: _vmm_qemu(node, VMS[0], old=False), timeout=60, interval=0.005, what="the new QEMUs")
+        pid = wait_for(lambda: _vmm_qemu(node, vm, old=old), timeout=10, interval=0.005, what=f"{vm}'s QEMU")
+        os.kill(pid, signal.SIGKILL)
 
     return act
 
@@ -70,6 +100,24 @@ CASES = [
     ),
     QemuCase(
         "host-dies", "new-host-dies-after-boot", (SLOW_GRANT,), "Migrating", lambda n: n.kill_host(2) and None, ()
+    ),
+    QemuCase(
+        "vmm-src",
+        "qemu-old-build-killed-in-vmm-refresh",
+        (),
+        None,
+        _when_prepared_kill("vm2", old=True),
+        ("vm2",),
+        scope="VMM",
+    ),
+    QemuCase(
+        "vmm-dst",
+        "qemu-new-build-killed-in-vmm-refresh",
+        (),
+        None,
+        _when_prepared_kill("vm2", old=False),
+        (),
+        scope="VMM",
     ),
     QemuCase(
         "no-boot",
@@ -100,14 +148,24 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
     machine = node.machine(world.cp, world.workdir)
     with running(machine, world.operator(f"op-{case.tag}")):
         node.wait_up()
-        node.launch(VMS)
+        if case.scope == "VMM":
+            node.launch(VMS, qemu=str(other_build().binary), shared=False, memory_mib=1024)
+            target = world.cluster.target_qemu(installed_build().binary, "qemu-installed")
+            world.refresh(name, node.name, scope="VMM", target=target, handover={"maxParallel": 1})
+        else:
+            node.launch(VMS)
         for rule in case.rules:
             node.arm(rule)
-        world.refresh(name, node.name)
-        if case.step is not None and case.act is not None:
-            wait_for(
-                lambda: world.step_of(name)[0] == case.step, timeout=120, interval=0.05, what=f"{name} in {case.step}"
-            )
+        if case.scope != "VMM":
+            world.refresh(name, node.name)
+        if case.act is not None:
+            if case.step is not None:
+                wait_for(
+                    lambda: world.step_of(name)[0] == case.step,
+                    timeout=120,
+                    interval=0.05,
+                    what=f"{name} in {case.step}",
+                )
             case.act(node)
         world.ledger.fault(case.fault)
         obj: dict[str, Any] = wait_for(

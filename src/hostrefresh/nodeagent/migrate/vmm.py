@@ -22,7 +22,7 @@ from pathlib import Path
 from hostrefresh.nodeagent.migrate import process
 from hostrefresh.nodeagent.migrate.handover import HandoverHooks, move
 from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
-from hostrefresh.nodeagent.migrate.observe import location, observe_record
+from hostrefresh.nodeagent.migrate.observe import location, observe, observe_record
 from hostrefresh.nodeagent.migrate.process import Instance, instance_alive
 from hostrefresh.nodeagent.migrate.types import HandoverRecord, MigrationPolicy, Role, VmLocation, VmmView, VmSpec
 from hostrefresh.nodeagent.migrate.vmmbuild import VmmBuild, incompatibilities, probe_build
@@ -147,8 +147,17 @@ class LocalVmm:
         """
         records = await self._move_all(self._names(names), "source")
         for record in self.inventory.records():
-            if record.owner == "source" and "target" not in record.instances and record.target_qemu:
-                self.inventory.save(replace(record, target_qemu=None))
+            if record.owner != "source":
+                continue
+            target = record.instances.get("target")
+            if target is not None and not (await observe(target)).holds:
+                # A destination that never took the guest (its VM was lost before it moved): it
+                # holds no state of the guest, and nothing will ever migrate to it.
+                await process.stop(target, graceful=False)
+                record = record.without_instance("target")
+            if "target" not in record.instances and record.target_qemu:
+                record = replace(record, target_qemu=None)
+            self.inventory.save(record)
         return records
 
     async def commit(self) -> None:
