@@ -146,9 +146,10 @@ class LocalVmm:
         ``move`` to the source role also stops a prepared destination the VM never reached.
         """
         records = await self._move_all(self._names(names), "source")
-        for record in self.inventory.records():
-            if record.owner != "source":
+        for found in self.inventory.records():
+            if found.owner != "source":
                 continue
+            record = found
             target = record.instances.get("target")
             if target is not None and not (await observe(target)).holds:
                 # A destination that never took the guest (its VM was lost before it moved): it
@@ -157,7 +158,8 @@ class LocalVmm:
                 record = record.without_instance("target")
             if "target" not in record.instances and record.target_qemu:
                 record = replace(record, target_qemu=None)
-            self.inventory.save(record)
+            if record != found:
+                self.inventory.save(record)
         return records
 
     async def commit(self) -> None:
