@@ -56,6 +56,8 @@ def test_every_object_is_expected(default: list[Manifest]) -> None:
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-agent-status"),
             ("ValidatingAdmissionPolicy", "hr-hostrefresh-target-images"),
             ("ValidatingAdmissionPolicyBinding", "hr-hostrefresh-target-images"),
+            ("Service", "hr-hostrefresh-operator-metrics"),
+            ("Service", "hr-hostrefresh-agent-metrics"),
         ]
     )
     for m in default:
@@ -280,6 +282,53 @@ def test_agent_daemonset(default: list[Manifest]) -> None:
     assert "--max-image-bytes=268435456" in args
 
 
+def test_agent_runs_only_on_labelled_amd64_hypervisors_by_default(default: list[Manifest], helm_home: Path) -> None:
+    selector = _pod_spec(find(default, "DaemonSet", "-agent"))["nodeSelector"]
+    assert selector == {
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "hostrefresh.io/hypervisor": "true",
+    }
+    everywhere = render(helm_home, extra=["--set", "agent.nodeSelector=null"])
+    assert "nodeSelector" not in _pod_spec(find(everywhere, "DaemonSet", "-agent"))
+
+
+def test_metrics_services_and_optional_service_monitors(default: list[Manifest], helm_home: Path) -> None:
+    agent = find(default, "Service", "-agent-metrics")
+    assert agent["spec"]["clusterIP"] == "None" and agent["spec"]["ports"] == [
+        {"name": "metrics", "port": 9091, "targetPort": "metrics"}
+    ]
+    assert agent["spec"]["selector"]["app.kubernetes.io/component"] == "agent"
+    operator = find(default, "Service", "-operator-metrics")
+    assert operator["spec"]["ports"][0]["port"] == 9090 and "clusterIP" not in operator["spec"]
+    assert not [m for m in default if m["kind"] == "ServiceMonitor"]
+    monitored = render(helm_home, {"serviceMonitor.enabled": "true", "serviceMonitor.interval": "15s"})
+    monitors = {m["metadata"]["name"]: m for m in monitored if m["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"hr-hostrefresh-operator", "hr-hostrefresh-agent"}
+    [endpoint] = monitors["hr-hostrefresh-agent"]["spec"]["endpoints"]
+    assert endpoint["interval"] == "15s"
+    assert endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "hostrefresh-agent"}]
+    none = render(helm_home, {"metricsService.enabled": "false"})
+    assert not [m for m in none if m["kind"] == "Service"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["--set", "operator.replicsa=3"], "additional properties 'replicsa' not allowed"),
+        (["--set", "agent.l0Backend=kvm"], "at '/agent/l0Backend': value must be one of 'vmcall', 'sim'"),
+        (["--set", "operator.metricsPort=70000"], "at '/operator/metricsPort'"),
+        (["--set", "agent.image.digest=latest"], "at '/agent/image/digest'"),
+        (["--set", "imagePullSecret=x"], "additional properties 'imagePullSecret' not allowed"),
+    ],
+)
+def test_a_typo_or_a_wrong_value_fails_naming_it(helm_home: Path, values: list[str], message: str) -> None:
+    result = helm(
+        "template", "hr", str(CHART_DIR), "--kube-version", KUBE_VERSION, *values, home=helm_home, check=False
+    )
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
 def test_agent_gets_every_image_directory(helm_home: Path) -> None:
     dirs = '["/var/lib/hostrefresh/images","/srv/images"]'
     ds = find(render(helm_home, extra=["--set-json", f"agent.imageDirs={dirs}"]), "DaemonSet", "-agent")
@@ -332,17 +381,20 @@ def _images(manifests: list[Manifest]) -> list[str]:
     ]
 
 
-def test_image_defaults_to_app_version_without_a_registry(default: list[Manifest]) -> None:
+def test_images_default_to_app_version_without_a_registry(default: list[Manifest]) -> None:
     app_version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
-    assert _images(default) == [f"hostrefresh:{app_version}"] * 2
+    assert sorted(_images(default)) == [f"hostrefresh-agent:{app_version}", f"hostrefresh-operator:{app_version}"]
 
 
-def test_image_tag_and_digest_overrides(helm_home: Path) -> None:
-    tagged = render(helm_home, {"image.repository": "example/hostrefresh", "image.tag": "9.9.9"})
-    assert set(_images(tagged)) == {"example/hostrefresh:9.9.9"}
+def test_image_prefix_tag_and_digest_overrides(helm_home: Path) -> None:
+    tagged = render(helm_home, {"image.prefix": "example/hostrefresh/", "image.tag": "9.9.9"})
+    assert sorted(_images(tagged)) == [
+        "example/hostrefresh/hostrefresh-agent:9.9.9",
+        "example/hostrefresh/hostrefresh-operator:9.9.9",
+    ]
     digest = "sha256:" + "a" * 64
-    pinned = render(helm_home, {"image.digest": digest})
-    assert set(_images(pinned)) == {f"hostrefresh@{digest}"}
+    pinned = render(helm_home, {"agent.image.digest": digest})
+    assert f"hostrefresh-agent@{digest}" in _images(pinned) and "hostrefresh-operator:" in " ".join(_images(pinned))
 
 
 def test_no_registry_host_names_in_the_chart() -> None:
@@ -366,6 +418,7 @@ def test_no_registry_host_names_in_the_chart() -> None:
                     "app.kubernetes.io",
                     "node.kubernetes.io",
                     "monitoring.coreos.com",
+                    "pod-security.kubernetes.io",
                 }, f"{path}: {text}"
 
 

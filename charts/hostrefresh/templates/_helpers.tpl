@@ -54,12 +54,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The image reference: repository, then @digest or :tag (default: the chart's appVersion). */}}
+{{/* An image reference (dict "ctx" $ "image" .Values.<component>.image): the prefix (image.prefix), a slash, the repository,
+then @digest or :tag (default: the chart's appVersion). */}}
 {{- define "hostrefresh.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- $values := .ctx.Values -}}
+{{- $repository := .image.repository -}}
+{{- with trimSuffix "/" $values.image.prefix }}{{ $repository = printf "%s/%s" . $repository }}{{ end -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" $repository .image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .ctx.Chart.AppVersion $values.image.tag) }}
 {{- end }}
 {{- end }}
 
