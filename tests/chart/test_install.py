@@ -46,6 +46,15 @@ def test_namespaced_objects_exist(release: Release) -> None:
     assert {f"{fn}-operator", f"{fn}-agent"} <= _names(release, "serviceaccounts", *ns)
     assert _names(release, "roles", *ns) == {f"{fn}-operator", f"{fn}-agent"}
     assert _names(release, "rolebindings", *ns) == {f"{fn}-operator", f"{fn}-agent"}
+    assert _names(release, "services", *ns) == {f"{fn}-operator-metrics", f"{fn}-agent-metrics"}
+
+
+def test_notes_say_what_to_do_next(release: Release, helm_home: Path) -> None:
+    kube = ["-n", release.namespace, "--kubeconfig", str(release.cp.kubeconfig)]
+    notes = helm("get", "notes", release.name, *kube, home=helm_home).stdout
+    assert f"kubectl label namespace {release.namespace} pod-security.kubernetes.io/enforce=privileged" in notes
+    assert "kubectl label node NODE hostrefresh.io/hypervisor=true" in notes
+    assert "kubernetes.io/arch=amd64" in notes and "kubectl hostrefresh get" in notes
 
 
 def test_cluster_objects_exist(release: Release) -> None:
