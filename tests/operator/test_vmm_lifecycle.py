@@ -66,3 +66,28 @@ def test_a_vmm_refresh_annotates_the_node_but_never_taints_it() -> None:
     assert patch.annotations == {"hostrefresh.io/refreshing": "hr-a"}
     tainted = mark(NodeView(name="node-a"), "hr-a", [], [])
     assert tainted.added_taints == [REFRESH_TAINT_KEY]
+
+
+@pytest.mark.parametrize(("scope", "step"), [("VMM", "Verifying"), ("Host", "Devirtualizing")])
+def test_a_rollback_that_came_too_late_lets_the_refresh_finish(scope: str, step: str) -> None:
+    """The operator asked for a rollback (an abort) just as the agent passed the point of no return."""
+    late = started(
+        "RollingBack",
+        step,
+        "Failed",
+        directive="RollBack",
+        failureReason="RollbackImpossible",
+        message="the new QEMU is every VM's own already",
+    )
+    hr = vmm_refresh(late, abort=True) if scope == "VMM" else host_refresh(late, abort=True)
+    d = decide(inputs(hr))
+    assert d.status.directive == Directive.PROCEED
+    degraded = cond.get(d.status.conditions, cond.DEGRADED)
+    assert degraded is not None and degraded.reason == "RollbackTooLate", degraded
+    assert [e.reason for e in d.events] == ["RollbackTooLate"]
+    # Next pass: the refresh follows the agent forward and does not roll back again (abort stays set).
+    again = decide(inputs(hr.model_copy(update={"status": d.status})))
+    assert again.status.directive == Directive.PROCEED and again.status.phase == Phase(step)
+    done = started(step, "Verifying", "Done", directive="Proceed")
+    finished = decide(inputs(vmm_refresh(done, abort=True) if scope == "VMM" else host_refresh(done, abort=True)))
+    assert finished.status.phase == Phase.SUCCEEDED

@@ -62,3 +62,6 @@ RETIRE_REFUSED = "RetireRefused"
 #: The agent's failure reason for VMs that run nowhere (their last host died with them): no retry
 #: brings them back, so the refresh ends Failed, naming them, instead of Succeeded or RolledBack.
 VMS_LOST = "VMsLost"
+#: The agent's answer to a rollback asked for after the point of no return (the old host retired, or
+#: the new QEMU became every VM's own): the operator then lets the refresh finish forward.
+ROLLBACK_IMPOSSIBLE = "RollbackImpossible"

@@ -29,7 +29,7 @@ from hostrefresh.api import (
     RefreshScope,
     StepState,
 )
-from hostrefresh.api.phases import VMS_LOST
+from hostrefresh.api.phases import ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics, timing, vmmsteps
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
@@ -225,12 +225,12 @@ class NodeAgent:
             if not can_still_roll_back(obs):
                 # The old host is gone (retired): there is nothing to go back to. Say so; only the
                 # forward steps can finish this node.
-                if agent.failure_reason != "RollbackImpossible":
+                if agent.failure_reason != ROLLBACK_IMPOSSIBLE:
                     await self._report_failure(
                         name,
                         hr,
                         agent.step or Phase.RETIRING,
-                        "RollbackImpossible",
+                        ROLLBACK_IMPOSSIBLE,
                         "the old host was retired: the node can only be driven forward",
                         agent,
                     )
@@ -251,7 +251,7 @@ class NodeAgent:
             position = Phase.PARTITIONING  # preflight leaves no trace to observe; its report is the record
         if position == Phase.VERIFYING and agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
             return False
-        if agent.step == position and agent.step_state == StepState.FAILED:
+        if _failed_at(agent, position):
             return False  # the operator decides: roll back, hold, or (after Retiring) fail
         lost = obs.vms_on(VmLocation.LOST)
         metrics.VMS_LOST.labels(self.node).set(len(lost))
@@ -284,12 +284,12 @@ class NodeAgent:
         obs = VmmObservation(view.vms, view.binaries, view.pending, binary, view.settled)
         if hr.status.directive == Directive.ROLL_BACK:
             if not vmm_can_still_roll_back(obs):
-                if agent.failure_reason != "RollbackImpossible":
+                if agent.failure_reason != ROLLBACK_IMPOSSIBLE:
                     await self._report_failure(
                         name,
                         hr,
                         agent.step or Phase.VERIFYING,
-                        "RollbackImpossible",
+                        ROLLBACK_IMPOSSIBLE,
                         "the new QEMU is every VM's own already: refresh back to the old build instead",
                         agent,
                     )
@@ -307,7 +307,9 @@ class NodeAgent:
             position = Phase.MIGRATING  # preflight leaves no trace to observe; its report is the record
         if position == Phase.VERIFYING and agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
             return False
-        if agent.step == position and agent.step_state == StepState.FAILED:
+        if agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
+            return False  # committed: a VM that starts now is the node's VM runtime's, on its own QEMU
+        if _failed_at(agent, position):
             return False  # the operator decides: roll back, hold, or (in Verifying) fail
         lost = obs.vms_on(VmLocation.LOST)
         metrics.VMS_LOST.labels(self.node).set(len(lost))
@@ -332,7 +334,8 @@ class NodeAgent:
         started = time.monotonic()
         started_wall = time.time()
         try:
-            outcome: StepOutcome = await self._first_attempt(name, agent, phase, action)
+            past_no_return = phase == Phase.VERIFYING and hr.spec.scope == RefreshScope.VMM  # it commits
+            outcome: StepOutcome = await self._first_attempt(name, agent, phase, action, past_no_return)
         except Exception as exc:  # a step's failure, an L0 error or an unexpected one: all reported at this step
             permanent = isinstance(exc, StepFailedError) and exc.reason == VMS_LOST  # no retry brings them back
             if phase in ROLL_FORWARD and not permanent:  # past the point of no return: roll forward, afresh
@@ -343,11 +346,16 @@ class NodeAgent:
         timing.record("step", started_wall, time.time(), phase=str(phase))
         return await self._step_done(name, agent, phase, outcome, started)
 
-    async def _first_attempt(self, name: str, agent: AgentStatus, phase: Phase, action: Any) -> StepOutcome:
-        """Run the step; report it Running once it has run for ``report_running_after`` seconds (<= 0: first)."""
-        if self.report_running_after <= 0 or phase == Phase.RETIRING:
+    async def _first_attempt(
+        self, name: str, agent: AgentStatus, phase: Phase, action: Any, report_first: bool = False
+    ) -> StepOutcome:
+        """Run the step; report it Running once it has run for ``report_running_after`` seconds (<= 0,
+        or ``report_first``: before it starts)."""
+        if self.report_running_after <= 0 or phase == Phase.RETIRING or report_first:
             # Retiring may end this host (and this process) at any moment: everything this agent
             # knows (the VMs' handover records held back from Migrating) is written before it starts.
+            # A step that passes the point of no return is announced before it does, so the operator
+            # stops asking for a rollback as early as possible.
             await self._report(name, agent, phase, StepState.RUNNING, f"{phase} started")
             return cast(StepOutcome, await action())
         task: asyncio.Future[StepOutcome] = asyncio.ensure_future(action())
@@ -458,6 +466,14 @@ class NodeAgent:
         agent = agent or hr.status.agent or AgentStatus()
         log.warning("node %s: %s failed (%s): %s", self.node, step, reason, message)
         await self._report(name, agent, step or Phase.PREFLIGHT, StepState.FAILED, message, failure_reason=reason)
+
+
+def _failed_at(agent: AgentStatus, position: Phase) -> bool:
+    """Whether the step at ``position`` failed and waits for the operator's decision. A rollback that
+    came too late (RollbackImpossible) is no step failure: the refresh goes on forward."""
+    return (
+        agent.step == position and agent.step_state == StepState.FAILED and agent.failure_reason != ROLLBACK_IMPOSSIBLE
+    )
 
 
 def _newer(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:

@@ -68,9 +68,14 @@ async def migrating(rt: NodeRuntime, spec: HostRefreshSpec, obs: VmmObservation)
 
 
 async def verifying(rt: NodeRuntime, spec: HostRefreshSpec, obs: VmmObservation) -> StepOutcome:
-    adrift = [n for n in obs.vms if not obs.on_target(n) and obs.vms[n] != VmLocation.LOST]
+    # Look again right before the commit: a VM that started on the old QEMU since the pass began is
+    # handed over first (this step is retried, and the next pass is Migrating for it).
+    view = await rt.migrator.vmm().view()
+    now = VmmObservation(view.vms, view.binaries, view.pending, obs.target, view.settled)
+    adrift = [n for n in now.vms if not now.on_target(n) and now.vms[n] != VmLocation.LOST]
     if adrift:
-        raise StepFailedError("VerificationFailed", f"VMs not on the new QEMU: {', '.join(sorted(adrift)[:5])}")
+        raise StepFailedError("VMsNotOnTarget", f"VMs not on the new QEMU yet: {', '.join(sorted(adrift)[:5])}")
+    obs = now
     await rt.migrator.vmm().commit()
     lost = obs.vms_on(VmLocation.LOST)
     if lost:

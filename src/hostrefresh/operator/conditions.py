@@ -40,6 +40,7 @@ class Reason:
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     ROLLBACK_RETRYING = "RollbackRetrying"
+    ROLLBACK_TOO_LATE = "RollbackTooLate"
     FAILED = "RefreshFailed"
     STEP_FAILED = "StepFailed"
     HELD = "HeldAfterFailure"

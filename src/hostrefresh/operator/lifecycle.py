@@ -24,7 +24,7 @@ from hostrefresh.api import (
 )
 from hostrefresh.api.hostrefresh import VMIInventory
 from hostrefresh.api.meta import Condition
-from hostrefresh.api.phases import FORWARD_STEPS, RETIRE_REFUSED, VMS_LOST
+from hostrefresh.api.phases import FORWARD_STEPS, RETIRE_REFUSED, ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
 from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
@@ -79,7 +79,8 @@ def agent_phase(agent: AgentStatus | None) -> tuple[Phase | None, bool]:
         return Phase.ROLLED_BACK, False
     if step == Phase.VERIFYING and state == StepState.DONE:
         return Phase.SUCCEEDED, False
-    return step, state == StepState.FAILED
+    # A rollback asked for too late is no failure of the step: the refresh finishes forward.
+    return step, state == StepState.FAILED and agent.failure_reason != ROLLBACK_IMPOSSIBLE
 
 
 def mechanism(scope: str) -> str:
@@ -169,6 +170,16 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
     agent = inputs.hr.status.agent
 
     if status.directive == Directive.ROLL_BACK:
+        if agent is not None and agent.failure_reason == ROLLBACK_IMPOSSIBLE:
+            # The agent had passed the point of no return when the rollback reached it (the two
+            # decided at the same moment): finishing is the only way to an end, so the refresh goes on.
+            status.directive = Directive.PROCEED
+            msg = f"the rollback came after the point of no return ({agent.message}); the refresh finishes instead"
+            status.conditions = cond.set_condition(
+                status.conditions, cond.DEGRADED, TRUE, Reason.ROLLBACK_TOO_LATE, msg, inputs.generation, inputs.now
+            )
+            decision.events.append(EventSpec("Warning", Reason.ROLLBACK_TOO_LATE, msg))
+            return
         if reported == Phase.ROLLED_BACK:
             back = (
                 "every VM is back on the QEMU it ran before"

@@ -135,6 +135,12 @@ class _Mover:
             record = self._record()
             states = await observe_record(record)
             src, dst = states[self.frm], states[self.to]
+            if dst.holds and dst.migrating:
+                # It is still handing the guest the other way (a move a predecessor started): cancel
+                # that first, or stopping the other side could land just after its switchover.
+                self.acted = True
+                await self._cancel(Path(record.instances[self.to].qmp_socket))
+                continue
             if dst.holds and not src.holds:
                 await self._finish(record, src)
                 return
@@ -236,6 +242,12 @@ class _Mover:
         if paused:  # the guest stood still for the whole copy, not only QEMU's final stop
             self.result.downtime_ms = self.result.total_ms
         uri_path.unlink(missing_ok=True)
+
+    async def _cancel(self, socket: Path) -> None:
+        """Cancel the migration of the QEMU at ``socket`` and wait until QEMU says how it ended."""
+        async with qmp_session(socket) as qmp:
+            await qmp.execute("migrate_cancel")
+        await wait_migration(socket, self.policy, time.monotonic() + 10)
 
     async def _listen(self, dst: Instance, caps: dict[str, bool], uri_path: Path) -> None:
         """Have the destination listen on its own socket; one a killed predecessor already told to

@@ -30,7 +30,7 @@ from hostrefresh.nodeagent.migrate import process
 from hostrefresh.nodeagent.migrate.channel import ABORTED, ARRIVED, HandoverChannel, Transfer
 from hostrefresh.nodeagent.migrate.handover import HandoverError, ensure_running, fill_metrics, millis, wait_migration
 from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
-from hostrefresh.nodeagent.migrate.observe import InstanceState, observe
+from hostrefresh.nodeagent.migrate.observe import InstanceState, observe, observe_record
 from hostrefresh.nodeagent.migrate.types import (
     HandoverPath,
     HandoverRecord,
@@ -125,8 +125,9 @@ class HostMigrator:
         """Start ``spec`` in this host and record it; an existing running VM is left as it is."""
         existing = self.inventory.get(spec.name)
         if existing is not None:
-            inst = existing.instances.get("source")
-            if inst is not None and (await observe(inst)).holds:
+            # Whichever instance holds it (one of a VMM refresh's two QEMUs, before the commit): it runs.
+            states = await observe_record(existing)
+            if any(st.holds for st in states.values()):
                 return existing
         inst = await process.launch(spec, "source", self.run_dir, incoming=False)
         record = VmRecord(spec=spec, owner="source", instances={"source": inst})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -61,11 +61,16 @@ class VmSpec:
         return self.mem_path is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.qemu:  # as before the field existed: an agent of that time reads the record too
+            del data["qemu"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VmSpec:
-        return cls(**data)
+        """The spec in ``data``; keys this version does not know (a newer agent's) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)

@@ -32,18 +32,21 @@ PREPARE_AT_ONCE = 4
 
 
 def running_binary(inst: Instance | None) -> str:
-    """The real path of the program ``inst`` runs, from /proc (``""`` when it does not run)."""
+    """The path of the program ``inst`` runs, from /proc (``""`` when it does not run). A binary that was
+    replaced (or removed) since the process started reads ``<path> (deleted)``: it is no longer the file
+    at that path, and never counts as it."""
     if inst is None or not instance_alive(inst):
         return ""
     try:
-        exe = os.readlink(f"/proc/{inst.pid}/exe")
+        return os.readlink(f"/proc/{inst.pid}/exe")
     except OSError:
         return ""
-    return exe.removesuffix(" (deleted)")
 
 
 def same_binary(running: str, wanted: str) -> bool:
-    return bool(running) and os.path.realpath(running) == os.path.realpath(wanted)
+    return (
+        bool(running) and not running.endswith(" (deleted)") and os.path.realpath(running) == os.path.realpath(wanted)
+    )
 
 
 class LocalVmm:
@@ -60,7 +63,7 @@ class LocalVmm:
         self.run_dir = run_dir
         self.policy = policy  # read at each call: the agent sets the refresh's policy on the migrator
         self.hooks = hooks or HandoverHooks()
-        self._builds: dict[tuple[str, int, int], VmmBuild] = {}
+        self._builds: dict[tuple[int, int, int], VmmBuild] = {}
 
     async def view(self) -> VmmView:
         vms: dict[str, VmLocation] = {}
@@ -84,7 +87,7 @@ class LocalVmm:
     async def build(self, binary: str) -> VmmBuild:
         """What ``binary`` supports (machine types, accelerators, objects), probed once per file version."""
         st = os.stat(binary)
-        key = (os.path.realpath(binary), st.st_ino, st.st_mtime_ns)
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns)
         if key not in self._builds:
             self._builds[key] = await probe_build(binary)
         return self._builds[key]
@@ -95,7 +98,9 @@ class LocalVmm:
         problems: list[str] = []
         for record in self.inventory.records():
             inst = record.instances.get(record.owner)
-            source_path = running_binary(inst) or process.qemu_binary(record.spec)
+            # Ask the build the VM runs now: through /proc, which reaches it even if its file was replaced.
+            running = inst is not None and bool(running_binary(inst))
+            source_path = f"/proc/{inst.pid}/exe" if inst is not None and running else process.qemu_binary(record.spec)
             try:
                 source = await self.build(source_path)
             except (OSError, ValueError) as exc:
