@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, installed_build, other_build
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,17 @@ def crds(control_plane: ControlPlane) -> ControlPlane:
     """The control plane with hostrefresh's CRDs applied and Established."""
     control_plane.install_crds()
     return control_plane
+
+
+@pytest.fixture(scope="session")
+def older_qemu() -> QemuBuild:
+    """An older Debian build of the installed QEMU, unpacked beside it (for VMM-only refreshes)."""
+    return other_build()
+
+
+@pytest.fixture(scope="session")
+def installed_qemu() -> QemuBuild:
+    return installed_build()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, installed_build, other_build
+from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for
@@ -30,16 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
 VMS = ["vm1", "vm2", "vm3"]
 VMM_PHASES = {"Pending", "Preflight", "Migrating", "Verifying", "Succeeded"}
-
-
-@pytest.fixture(scope="module")
-def older() -> QemuBuild:
-    return other_build()
-
-
-@pytest.fixture(scope="module")
-def newer() -> QemuBuild:
-    return installed_build()
 
 
 @pytest.fixture
@@ -67,13 +57,15 @@ def _assert_vmm_path(cluster: Cluster, obj: dict[str, Any]) -> None:
     assert "VMM-only refresh" in events, events
 
 
-def test_plan_of_vmm_refreshes_over_a_simulated_fleet(cluster: Cluster, tmp_path: Path, newer: QemuBuild) -> None:
+def test_plan_of_vmm_refreshes_over_a_simulated_fleet(
+    cluster: Cluster, tmp_path: Path, installed_qemu: QemuBuild
+) -> None:
     root = tmp_path / "nodes"
     nodes = [f"vmmf-{i}" for i in range(3)]
     for node in nodes:
         create_sim_node(root, node, SimNodeSpec(sim_vms=3))
         cluster.add_node(node, {"fleet": "vmmf"})
-    target = cluster.target_qemu(newer.binary, "qemu-new")
+    target = cluster.target_qemu(installed_qemu.binary, "qemu-new")
     with running(operator_process(cluster.cp, tmp_path, "op-vmmf"), agent_process(cluster.cp, tmp_path, nodes)):
         cluster.apply(
             {
@@ -112,12 +104,12 @@ def test_plan_of_vmm_refreshes_over_a_simulated_fleet(cluster: Cluster, tmp_path
 
 @pytest.mark.qemu
 def test_real_guests_move_from_an_older_qemu_build_to_the_installed_one(
-    cluster: Cluster, tmp_path: Path, lab: GuestLab, older: QemuBuild, newer: QemuBuild
+    cluster: Cluster, tmp_path: Path, lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
 ) -> None:
     with machine_running(cluster, tmp_path, lab, "vmm-up") as node:
-        node.launch(VMS, qemu=str(older.binary))
-        assert _binaries(node) == dict.fromkeys(VMS, os.path.realpath(older.binary))
-        target = cluster.target_qemu(newer.binary, "qemu-installed")
+        node.launch(VMS, qemu=str(older_qemu.binary))
+        assert _binaries(node) == dict.fromkeys(VMS, os.path.realpath(older_qemu.binary))
+        target = cluster.target_qemu(installed_qemu.binary, "qemu-installed")
         cluster.host_refresh("vmm-up-hr", node.name, scope="VMM", target=target, handover={"maxParallel": 1})
         obj = _terminal(cluster, node, "vmm-up-hr")
         assert obj["status"]["phase"] == "Succeeded", _diag(obj["status"], node)
@@ -131,13 +123,13 @@ def test_real_guests_move_from_an_older_qemu_build_to_the_installed_one(
 
 @pytest.mark.qemu
 def test_a_failure_before_the_last_vm_hands_every_vm_back_to_the_older_build(
-    cluster: Cluster, tmp_path: Path, lab: GuestLab, older: QemuBuild, newer: QemuBuild
+    cluster: Cluster, tmp_path: Path, lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
 ) -> None:
     """The last VM cannot move (no shared RAM, copy fallback off): the two moved first come back."""
     with machine_running(cluster, tmp_path, lab, "vmm-back") as node:
-        node.launch(VMS[:2], qemu=str(older.binary))
-        node.launch(VMS[2:], qemu=str(older.binary), shared=False)
-        target = cluster.target_qemu(newer.binary, "qemu-installed")
+        node.launch(VMS[:2], qemu=str(older_qemu.binary))
+        node.launch(VMS[2:], qemu=str(older_qemu.binary), shared=False)
+        target = cluster.target_qemu(installed_qemu.binary, "qemu-installed")
         handover = {"maxParallel": 1, "copyFallback": False}
         cluster.host_refresh("vmm-back-hr", node.name, scope="VMM", target=target, handover=handover)
         obj = _terminal(cluster, node, "vmm-back-hr")
@@ -147,15 +139,15 @@ def test_a_failure_before_the_last_vm_hands_every_vm_back_to_the_older_build(
         assert results == dict.fromkeys(VMS, "HandedBack"), results
         assert "copy fallback is disabled" in _condition(obj, "Degraded")["message"]
         assert status["agent"]["nestedSeconds"] == 0
-        _assert_one_host(node, str(older.binary))
+        _assert_one_host(node, str(older_qemu.binary))
 
 
 @pytest.mark.qemu
 def test_a_target_that_is_no_qemu_is_refused_before_anything_moves(
-    cluster: Cluster, tmp_path: Path, lab: GuestLab, older: QemuBuild
+    cluster: Cluster, tmp_path: Path, lab: GuestLab, older_qemu: QemuBuild
 ) -> None:
     with machine_running(cluster, tmp_path, lab, "vmm-refuse") as node:
-        node.launch(VMS[:1], qemu=str(older.binary))
+        node.launch(VMS[:1], qemu=str(older_qemu.binary))
         fake = tmp_path / "fake" / "bin" / "qemu-system-x86_64"
         fake.parent.mkdir(parents=True)
         shutil.copy("/bin/true", fake)
@@ -168,7 +160,7 @@ def test_a_target_that_is_no_qemu_is_refused_before_anything_moves(
         assert "spec.target.qemu" in degraded["message"] and "is not a QEMU system emulator" in degraded["message"]
         assert degraded["message"].startswith("step Preflight failed"), degraded
         assert not any(vm.get("result") == "HandedOver" for vm in status["agent"].get("vms", []))
-        _assert_one_host(node, str(older.binary), VMS[:1])
+        _assert_one_host(node, str(older_qemu.binary), VMS[:1])
 
 
 def _binaries(node: TwoHostNode) -> dict[str, str]:
@@ -201,12 +193,12 @@ def _assert_one_host(node: TwoHostNode, binary: str, vms: list[str] = VMS) -> No
 
 @pytest.mark.qemu
 def test_the_agent_killed_while_vms_move_and_its_successor_finishes(
-    cluster: Cluster, tmp_path: Path, lab: GuestLab, older: QemuBuild, newer: QemuBuild
+    cluster: Cluster, tmp_path: Path, lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
 ) -> None:
     """Copied (not shared) RAM makes each move last long enough to kill the agent in the middle of one."""
     with machine_running(cluster, tmp_path, lab, "vmm-kill") as node:
-        node.launch(VMS, qemu=str(older.binary), shared=False, memory_mib=256)
-        target = cluster.target_qemu(newer.binary, "qemu-installed")
+        node.launch(VMS, qemu=str(older_qemu.binary), shared=False, memory_mib=256)
+        target = cluster.target_qemu(installed_qemu.binary, "qemu-installed")
         cluster.host_refresh("vmm-kill-hr", node.name, scope="VMM", target=target, handover={"maxParallel": 1})
         _wait_step(cluster, "vmm-kill-hr", "Migrating")
         killed = node.kill_agent(1)

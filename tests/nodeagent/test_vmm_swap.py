@@ -16,7 +16,7 @@ import pytest
 
 from hostrefresh.nodeagent.guest import GuestVerifier
 from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, installed_build, other_build
+from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild
 from hostrefresh.nodeagent.migrate import (
     HandoverPath,
     MigrationPolicy,
@@ -34,16 +34,6 @@ from hostrefresh.nodeagent.qmpsession import qmp_session
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 NAMES = ["vm1", "vm2", "vm3"]
-
-
-@pytest.fixture(scope="module")
-def older() -> QemuBuild:
-    return other_build()
-
-
-@pytest.fixture(scope="module")
-def newer() -> QemuBuild:
-    return installed_build()
 
 
 def _real(path: Path | str) -> str:
@@ -68,65 +58,71 @@ async def _assert_on(lab: GuestLab, m: QemuMigrator, build: QemuBuild) -> None:
         await GuestVerifier(m.owner_socket(name), lab.root).assert_ok()
 
 
-async def test_older_build_to_installed_build_zero_copy(qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild) -> None:
-    assert _real(older.binary) != _real(newer.binary)
+async def test_older_build_to_installed_build_zero_copy(
+    qemu_lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
+) -> None:
+    assert _real(older_qemu.binary) != _real(installed_qemu.binary)
     m = qemu_lab.migrator(MigrationPolicy(parallel=1))  # one VM at a time
-    await _start(qemu_lab, m, older)
-    await _assert_on(qemu_lab, m, older)
-    assert await m.vmm().refusals(str(newer.binary)) == []
-    records = await m.vmm().swap(str(newer.binary))
+    await _start(qemu_lab, m, older_qemu)
+    await _assert_on(qemu_lab, m, older_qemu)
+    assert await m.vmm().refusals(str(installed_qemu.binary)) == []
+    records = await m.vmm().swap(str(installed_qemu.binary))
     assert [(r.outcome, r.path) for r in records] == [(Outcome.MOVED, HandoverPath.ZERO_COPY)] * 3
     for r in records:
         assert r.bytes_transferred is not None and r.bytes_transferred < 1 << 20, "RAM was copied"
         assert r.downtime_ms is not None
-    await _assert_on(qemu_lab, m, newer)
-    assert {r.outcome for r in await m.vmm().swap(str(newer.binary))} <= {Outcome.ALREADY}, "a rerun moves nothing"
+    await _assert_on(qemu_lab, m, installed_qemu)
+    assert {r.outcome for r in await m.vmm().swap(str(installed_qemu.binary))} <= {Outcome.ALREADY}, (
+        "a rerun moves nothing"
+    )
     await m.vmm().commit()
     for record in m.inventory.records():
-        assert (record.owner, record.spec.qemu, record.target_qemu) == ("source", str(newer.binary), None)
+        assert (record.owner, record.spec.qemu, record.target_qemu) == ("source", str(installed_qemu.binary), None)
     assert (await m.vmm().view()).pending == frozenset()
 
 
 async def test_failure_before_the_last_vm_rolls_back_to_the_older_build(
-    qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild
+    qemu_lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
 ) -> None:
     """The last VM cannot move (its RAM is not shared, copy fallback is off): it stays on its QEMU,
     and the rollback hands the two moved first back to the older build."""
     m = qemu_lab.migrator(MigrationPolicy(parallel=1, copy_fallback=False))
     for name in NAMES:
-        await m.launch(qemu_lab.spec(name, shared=name != NAMES[-1], qemu=str(older.binary)))
+        await m.launch(qemu_lab.spec(name, shared=name != NAMES[-1], qemu=str(older_qemu.binary)))
     for name in NAMES:
         await GuestVerifier(m.owner_socket(name), qemu_lab.root).wait_dirtied()
-    records = await m.vmm().swap(str(newer.binary))
+    records = await m.vmm().swap(str(installed_qemu.binary))
     assert [r.outcome for r in records] == [Outcome.MOVED, Outcome.MOVED, Outcome.FAILED], records
     view = await m.vmm().view()
-    assert view.binaries[NAMES[0]] == _real(newer.binary), view
-    assert view.vms[NAMES[-1]] == VmLocation.SOURCE and view.binaries[NAMES[-1]] == _real(older.binary), view
+    assert view.binaries[NAMES[0]] == _real(installed_qemu.binary), view
+    assert view.vms[NAMES[-1]] == VmLocation.SOURCE and view.binaries[NAMES[-1]] == _real(older_qemu.binary), view
     assert "copy fallback is disabled" in (records[-1].error or ""), records[-1]
     back = await m.vmm().restore()
     assert [r.outcome for r in back] == [Outcome.MOVED, Outcome.MOVED, Outcome.ALREADY], back
-    await _assert_on(qemu_lab, m, older)
+    await _assert_on(qemu_lab, m, older_qemu)
     assert (await m.vmm().view()).pending == frozenset()
     for record in m.inventory.records():
-        assert (record.spec.qemu, record.target_qemu) == (str(older.binary), None)
+        assert (record.spec.qemu, record.target_qemu) == (str(older_qemu.binary), None)
 
 
-async def test_copy_path_when_ram_is_not_shared(qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild) -> None:
+async def test_copy_path_when_ram_is_not_shared(
+    qemu_lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
+) -> None:
     m = qemu_lab.migrator(MigrationPolicy(parallel=3))
-    await _start(qemu_lab, m, newer, shared=False)
-    records = await m.vmm().swap(str(older.binary))
+    await _start(qemu_lab, m, installed_qemu, shared=False)
+    records = await m.vmm().swap(str(older_qemu.binary))
     assert [(r.outcome, r.path) for r in records] == [(Outcome.MOVED, HandoverPath.COPY)] * 3
-    await _assert_on(qemu_lab, m, older)
+    await _assert_on(qemu_lab, m, older_qemu)
 
 
 async def test_a_target_that_cannot_receive_is_refused_before_anything_moves(
-    qemu_lab: GuestLab, older: QemuBuild, tmp_path: Path
+    qemu_lab: GuestLab, older_qemu: QemuBuild, tmp_path: Path
 ) -> None:
     m = qemu_lab.migrator()
     # A VM of the i440FX machine, and Debian's microvm-only build of the same release as the target.
-    pcvm = VmSpec(name="pcvm", memory_mib=64, kernel=str(qemu_lab.image), machine="pc", qemu=str(older.binary))
+    pcvm = VmSpec(name="pcvm", memory_mib=64, kernel=str(qemu_lab.image), machine="pc", qemu=str(older_qemu.binary))
     m.inventory.save(VmRecord(spec=pcvm))
-    microvm_only = older.binary.with_name("qemu-system-x86_64-microvm")
+    microvm_only = older_qemu.binary.with_name("qemu-system-x86_64-microvm")
     problems = await m.vmm().refusals(str(microvm_only))
     assert len(problems) == 1 and problems[0].startswith("pcvm: machine type pc-i440fx-"), problems
     assert "not built into QEMU" in problems[0]
@@ -137,20 +133,20 @@ async def test_a_target_that_cannot_receive_is_refused_before_anything_moves(
 
 
 async def test_a_destination_a_killed_agent_left_listening_is_used(
-    qemu_lab: GuestLab, older: QemuBuild, newer: QemuBuild
+    qemu_lab: GuestLab, older_qemu: QemuBuild, installed_qemu: QemuBuild
 ) -> None:
     """The agent died between telling the destination to listen and starting the migration."""
     m = qemu_lab.migrator()
-    await m.launch(qemu_lab.spec("vm1", qemu=str(older.binary)))
+    await m.launch(qemu_lab.spec("vm1", qemu=str(older_qemu.binary)))
     await GuestVerifier(m.owner_socket("vm1"), qemu_lab.root).wait_dirtied()
-    record = replace(m.inventory.load("vm1"), target_qemu=str(newer.binary))
+    record = replace(m.inventory.load("vm1"), target_qemu=str(installed_qemu.binary))
     dst = await process.launch(record.spec_for("target"), "target", m.run_dir, incoming=True)
     m.inventory.save(record.with_instance(dst))
     async with qmp_session(Path(dst.qmp_socket)) as qmp:  # what the predecessor did before it died
         await qmp.set_capabilities({"x-ignore-shared": True})
         await qmp.execute("migrate-incoming", {"uri": f"unix:{incoming_socket(dst)}"})
-    [result] = await m.vmm().swap(str(newer.binary))
+    [result] = await m.vmm().swap(str(installed_qemu.binary))
     assert (result.outcome, result.path) == (Outcome.MOVED, HandoverPath.ZERO_COPY), result
     assert "destination was listening already (a predecessor started it)" in result.notes
-    assert (await m.vmm().view()).binaries == {"vm1": _real(newer.binary)}
+    assert (await m.vmm().view()).binaries == {"vm1": _real(installed_qemu.binary)}
     await GuestVerifier(m.owner_socket("vm1"), qemu_lab.root).assert_ok()

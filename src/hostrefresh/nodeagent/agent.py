@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -57,6 +58,18 @@ RETRY_BACKOFF_MAX_S = 30.0
 #: A step still running after this many seconds is reported Running; a quicker one is reported only
 #: with what follows it (its Done with the next step's start), which saves two writes per quick step.
 REPORT_RUNNING_AFTER = 0.25
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """What a RollBack directive finds, for either scope: whether undoing is possible, or done, and how."""
+
+    possible: bool
+    done: bool
+    impossible_at: Phase  # the step to report RollbackImpossible at, when the report names none
+    impossible: str
+    done_message: str
+    undo: Callable[[], Awaitable[StepOutcome]]
 
 
 class SwitchoverError(Exception):
@@ -222,29 +235,19 @@ class NodeAgent:
         obs = await self.rt.observe(target_sha)
 
         if hr.status.directive == Directive.ROLL_BACK:
-            if not can_still_roll_back(obs):
-                # The old host is gone (retired): there is nothing to go back to. Say so; only the
-                # forward steps can finish this node.
-                if agent.failure_reason != ROLLBACK_IMPOSSIBLE:
-                    await self._report_failure(
-                        name,
-                        hr,
-                        agent.step or Phase.RETIRING,
-                        ROLLBACK_IMPOSSIBLE,
-                        "the old host was retired: the node can only be driven forward",
-                        agent,
-                    )
-                return False
-            if rollback_done(obs):
-                if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
-                    await self._report(
-                        name, agent, Phase.ROLLING_BACK, StepState.DONE, "node is as it was", nested_off=True
-                    )
-                return False
-            failed_before = agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.FAILED
-            if failed_before and agent.updated_at is not None and not self._retry_due(agent.updated_at):
-                return False  # rollback is retried (it must converge), but not in a tight loop
-            return await self._run_step(name, hr, Phase.ROLLING_BACK, lambda: roll_back(self.rt, obs))
+            return await self._roll_back(
+                name,
+                hr,
+                agent,
+                Rollback(
+                    possible=can_still_roll_back(obs),
+                    done=rollback_done(obs),
+                    impossible_at=Phase.RETIRING,
+                    impossible="the old host was retired: the node can only be driven forward",
+                    done_message="node is as it was",
+                    undo=lambda: roll_back(self.rt, obs),
+                ),
+            )
 
         position = forward_position(obs)
         if position == Phase.PREFLIGHT and agent.step in FORWARD_STEPS and agent.step_state == StepState.DONE:
@@ -283,25 +286,19 @@ class NodeAgent:
         view = await self.rt.migrator.vmm().view()
         obs = VmmObservation(view.vms, view.binaries, view.pending, binary, view.settled)
         if hr.status.directive == Directive.ROLL_BACK:
-            if not vmm_can_still_roll_back(obs):
-                if agent.failure_reason != ROLLBACK_IMPOSSIBLE:
-                    await self._report_failure(
-                        name,
-                        hr,
-                        agent.step or Phase.VERIFYING,
-                        ROLLBACK_IMPOSSIBLE,
-                        "the new QEMU is every VM's own already: refresh back to the old build instead",
-                        agent,
-                    )
-                return False
-            if vmm_rollback_done(obs):
-                if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
-                    await self._report(name, agent, Phase.ROLLING_BACK, StepState.DONE, "every VM on its old QEMU")
-                return False
-            failed_before = agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.FAILED
-            if failed_before and agent.updated_at is not None and not self._retry_due(agent.updated_at):
-                return False
-            return await self._run_step(name, hr, Phase.ROLLING_BACK, lambda: vmmsteps.roll_back(self.rt, obs))
+            return await self._roll_back(
+                name,
+                hr,
+                agent,
+                Rollback(
+                    possible=vmm_can_still_roll_back(obs),
+                    done=vmm_rollback_done(obs),
+                    impossible_at=Phase.VERIFYING,
+                    impossible="the new QEMU is every VM's own already: refresh back to the old build instead",
+                    done_message="every VM on its old QEMU",
+                    undo=lambda: vmmsteps.roll_back(self.rt, obs),
+                ),
+            )
         position = vmm_forward_position(obs)
         if position == Phase.PREFLIGHT and agent.step in VMM_STEPS and agent.step_state == StepState.DONE:
             position = Phase.MIGRATING  # preflight leaves no trace to observe; its report is the record
@@ -324,6 +321,27 @@ class NodeAgent:
             return False
         step = vmmsteps.STEPS[position]
         return await self._run_step(name, hr, position, lambda: step(self.rt, hr.spec, obs))
+
+    async def _roll_back(self, name: str, hr: HostRefresh, agent: AgentStatus, rollback: Rollback) -> bool:
+        """The directive is RollBack: say it is too late, say it is done, or undo (retried, not in a tight loop)."""
+        if not rollback.possible:
+            # Past the point of no return: there is nothing to go back to. Say so; the operator then
+            # lets the refresh finish forward.
+            if agent.failure_reason != ROLLBACK_IMPOSSIBLE:
+                await self._report_failure(
+                    name, hr, agent.step or rollback.impossible_at, ROLLBACK_IMPOSSIBLE, rollback.impossible, agent
+                )
+            return False
+        if rollback.done:
+            if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
+                await self._report(
+                    name, agent, Phase.ROLLING_BACK, StepState.DONE, rollback.done_message, nested_off=True
+                )
+            return False
+        failed_before = agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.FAILED
+        if failed_before and agent.updated_at is not None and not self._retry_due(agent.updated_at):
+            return False  # rollback is retried (it must converge), but not in a tight loop
+        return await self._run_step(name, hr, Phase.ROLLING_BACK, rollback.undo)
 
     def _retry_due(self, since: datetime) -> bool:
         return (datetime.now(UTC) - since).total_seconds() >= self.retry_seconds * 5

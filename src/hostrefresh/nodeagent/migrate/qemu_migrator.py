@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from hostrefresh.nodeagent.migrate import process
@@ -119,19 +118,8 @@ class QemuMigrator:
         return records
 
     async def commit(self) -> None:
-        for record in self.inventory.records():
-            if record.owner != "target" or "source" in record.instances:
-                continue
-            inst = record.instances["target"]
-            self.inventory.save(
-                replace(
-                    record,
-                    spec=record.spec_for("target"),
-                    target_qemu=None,
-                    owner="source",
-                    instances={"source": replace(inst, role="source")},
-                )
-            )
+        """The target instances become each VM's own (relabelled "source"), as after a VMM refresh."""
+        await self._vmm.commit()
 
     def vmm(self) -> LocalVmm:
         return self._vmm
