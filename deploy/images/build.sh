@@ -12,24 +12,25 @@ BASE=debian:bookworm-slim
 SUITE=bookworm
 TAG=${TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/hostrefresh/Chart.yaml)}
 
-if ! docker info >/dev/null 2>&1; then
+docker=/usr/bin/docker
+if ! $docker info >/dev/null 2>&1; then
   echo "no Docker engine answers (docker info): install and start one (Debian: docker.io)" >&2
   exit 1
 fi
 
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  if ! docker pull -q "$BASE" >/dev/null 2>&1; then
+if ! $docker image inspect "$BASE" >/dev/null 2>&1; then
+  if ! $docker pull -q "$BASE" >/dev/null 2>&1; then
     echo "cannot pull $BASE: making it from Debian's packages (debootstrap $SUITE)" >&2
     command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
     rootfs=$(mktemp -d)
     trap 'rm -rf "$rootfs"' EXIT
     debootstrap --variant=minbase "$SUITE" "$rootfs" >/dev/null
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
-    tar -C "$rootfs" -c . | docker import -c 'CMD ["bash"]' - "$BASE" >/dev/null
+    tar -C "$rootfs" -c . | $docker import -c 'CMD ["bash"]' - "$BASE" >/dev/null
   fi
 fi
 
 for target in operator agent; do
-  docker build -q --build-arg "BASE=$BASE" --target "$target" -t "hostrefresh-$target:$TAG" -f deploy/images/Dockerfile . >/dev/null
+  $docker build -q --network host --build-arg "BASE=$BASE" --target "$target" -t "hostrefresh-$target:$TAG" -f deploy/images/Dockerfile . >/dev/null
   echo "hostrefresh-$target:$TAG"
 done
