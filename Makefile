@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
 
-.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench clean
+.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench images clean
 
 ## setup: Debian packages, the Python package with test extras, the Go-built control plane, promtool, and
 ## an older QEMU build unpacked beside the installed one (for the VMM-only refresh tests).
@@ -54,6 +54,12 @@ cluster-up: python-deps
 
 cluster-down:
 	@$(PYTHON) -m hostrefresh.controlplane down --dir $(CLUSTER_DIR)
+
+## images: the operator and agent images (deploy/images/) with a Docker engine, installed and started when
+## missing; the Debian base is made from Debian's packages when no registry serves it.
+images:
+	bash scripts/docker-engine.sh
+	bash deploy/images/build.sh
 
 bench: setup
 	$(PYTHON) bench/l0_calls.py

@@ -27,9 +27,14 @@ if ! $docker image inspect "$BASE" >/dev/null 2>&1; then
     debootstrap --variant=minbase "$SUITE" "$rootfs" >/dev/null
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
     tar -C "$rootfs" -c . | $docker import -c 'CMD ["bash"]' - "$BASE" >/dev/null
+    rm -rf "$rootfs"
+    trap - EXIT
   fi
 fi
 
+# pip in the build stage trusts what this machine trusts (see the Dockerfile).
+cp /etc/ssl/certs/ca-certificates.crt deploy/images/build-ca.crt
+trap 'rm -f deploy/images/build-ca.crt' EXIT
 for target in operator agent; do
   $docker build -q --network host --build-arg "BASE=$BASE" --target "$target" -t "hostrefresh-$target:$TAG" -f deploy/images/Dockerfile . >/dev/null
   echo "hostrefresh-$target:$TAG"
