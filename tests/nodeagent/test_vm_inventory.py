@@ -54,3 +54,12 @@ def test_location_from_observations(
     source: InstanceState, target: InstanceState, owner: str, expected: VmLocation
 ) -> None:
     assert location({"source": source, "target": target}, owner) is expected  # type: ignore[arg-type]
+
+
+def test_records_keep_the_shape_older_agents_read() -> None:
+    """``qemu`` is written only when set, and keys a newer agent added are ignored."""
+    plain = VmSpec("vm1", 64, "/img")
+    assert "qemu" not in plain.to_dict()
+    moved = VmSpec("vm1", 64, "/img", qemu="/images/qemu/bin/qemu-system-x86_64")
+    assert VmSpec.from_dict(moved.to_dict()) == moved
+    assert VmSpec.from_dict({**plain.to_dict(), "fromTheFuture": 1}) == plain

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from hostrefresh.api import Phase
 from hostrefresh.nodeagent.migrate import VmLocation
+from hostrefresh.nodeagent.migrate.process import Instance
+from hostrefresh.nodeagent.migrate.vmm import running_binary, same_binary
 from hostrefresh.nodeagent.progress import (
     VmmObservation,
     vmm_can_still_roll_back,
@@ -69,3 +76,30 @@ def test_a_move_left_unrecorded_by_a_crash_is_not_done() -> None:
     o = obs({"a": (T, NEW), "b": (T, NEW)}, {"a", "b"}, unsettled={"b"})
     assert not o.on_target("b")
     assert vmm_forward_position(o) == Phase.MIGRATING
+
+
+def test_a_binary_replaced_since_its_qemu_started_is_not_the_target(tmp_path: Path) -> None:
+    """/proc/<pid>/exe of a QEMU whose file was replaced reads '<path> (deleted)': not the new file."""
+    target = tmp_path / "qemu-system-x86_64"
+    target.write_bytes(b"new build")
+    assert same_binary(str(target), str(target))
+    assert not same_binary(f"{target} (deleted)", str(target))
+    o = VmmObservation({"a": S}, {"a": f"{target} (deleted)"}, frozenset(), str(target), frozenset({"a"}))
+    assert not o.on_target("a") and vmm_forward_position(o) == Phase.PREFLIGHT
+
+
+def test_a_process_whose_binary_was_replaced_does_not_run_the_new_file(tmp_path: Path) -> None:
+    binary = tmp_path / "qemu-system-x86_64"
+    shutil.copy2("/bin/sleep", binary)
+    proc = subprocess.Popen([str(binary), "30"])
+    try:
+        inst = Instance("source", proc.pid, str(binary), "", "", 0.0, 0.0)  # its command line names the path
+        assert same_binary(running_binary(inst), str(binary))
+        fresh = tmp_path / "fresh"
+        shutil.copy2("/bin/sleep", fresh)
+        os.replace(fresh, binary)  # a new build moved over the old one
+        assert running_binary(inst).endswith(" (deleted)")
+        assert not same_binary(running_binary(inst), str(binary))
+    finally:
+        proc.kill()
+        proc.wait()
