@@ -1,4 +1,4 @@
-"""``python -m hostrefresh.controlplane {build,promtool,up,down}``: the tools and a control plane for manual use."""
+"""``python -m hostrefresh.controlplane {build,kind-tools,promtool,up,down}``: the tools and a control plane for manual use."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from hostrefresh.controlplane.cluster import ControlPlane
-from hostrefresh.controlplane.tools import ensure_promtool, ensure_tools
+from hostrefresh.controlplane.tools import ensure_kind_tools, ensure_promtool, ensure_tools
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hostrefresh.controlplane", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build (or reuse) etcd, kube-apiserver, kubectl and helm; print the bin dir")
+    sub.add_parser("kind-tools", help="build (or reuse) kind, crictl and the node binaries; print the bin dir")
     sub.add_parser("promtool", help="build (or reuse) promtool, which tests the alerting rules; print its path")
     up = sub.add_parser("up", help="start a control plane that keeps running; print the KUBECONFIG line")
     up.add_argument("--dir", type=Path, default=Path(".cache/cluster"), help="data directory (default %(default)s)")
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "build":
         print(ensure_tools().bin_dir)
+        return 0
+    if args.command == "kind-tools":
+        print(ensure_kind_tools().bin_dir)
         return 0
     if args.command == "promtool":
         print(ensure_promtool())

@@ -83,8 +83,8 @@ class Toolset:
     def helm(self) -> Path:
         return self.path("helm")
 
-    def complete(self) -> bool:
-        return all(os.access(self.path(t.name), os.X_OK) for t in TARGETS) and (self.bin_dir / ".complete").exists()
+    def complete(self, targets: tuple[BuildTarget, ...] = TARGETS) -> bool:
+        return all(os.access(self.path(t.name), os.X_OK) for t in targets) and (self.bin_dir / ".complete").exists()
 
 
 def cache_root() -> Path:
@@ -96,14 +96,18 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "hostrefresh"
 
 
-def cache_key() -> str:
-    """Versions plus a hash of the wrapper modules, so any pin change means a new build."""
+def _modules_digest(targets: tuple[BuildTarget, ...]) -> str:
     digest = hashlib.sha256()
-    for module in sorted({t.module_dir for t in TARGETS}):
+    for module in sorted({t.module_dir for t in targets}):
         for name in ("go.mod", "go.sum"):
             digest.update((GO_MODULES / module / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_key() -> str:
+    """Versions plus a hash of the wrapper modules, so any pin change means a new build."""
     tag = f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_helm-{versions.HELM}"
-    return f"{tag}_{digest.hexdigest()[:12]}"
+    return f"{tag}_{_modules_digest(TARGETS)}"
 
 
 def toolset() -> Toolset:
@@ -160,30 +164,67 @@ def _build_one(target: BuildTarget, out_dir: Path, env: dict[str, str], console:
         raise RuntimeError(f"go build of {target.name} failed (exit {proc.returncode}):\n{tail}")
 
 
-def ensure_tools(console: Console | None = None) -> Toolset:
-    """Return the toolset, building it first if the cache has no complete build of these versions."""
-    tools = toolset()
-    if tools.complete():
+def _ensure(
+    tools: Toolset, targets: tuple[BuildTarget, ...], announce: str, console: Console | None, **env_extra: str
+) -> Toolset:
+    """Build `targets` into `tools.bin_dir` unless a complete build is there; one builder at a time."""
+    if tools.complete(targets):
         return tools
     console = console or Console(stderr=True)
     if shutil.which("go") is None:
-        raise RuntimeError("the Go toolchain is needed to build the control plane; install Go 1.24+ first")
+        raise RuntimeError("the Go toolchain is needed to build these tools; install Go 1.24+ first")
     tools.bin_dir.mkdir(parents=True, exist_ok=True)
     with open(tools.bin_dir.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if tools.complete():  # another process built it while we waited
+        if tools.complete(targets):  # another process built it while we waited
             return tools
-        env = dict(os.environ, GOFLAGS="-mod=readonly")
+        env = dict(os.environ, GOFLAGS="-mod=readonly", **env_extra)
         started = time.monotonic()
-        console.print(
-            f"building control plane (kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, helm {versions.HELM}) "
-            f"into {tools.bin_dir}; a cold build took about 6 minutes on 2 cores (modules downloaded)"
-        )
-        for target in TARGETS:
+        console.print(f"{announce} into {tools.bin_dir}")
+        for target in targets:
             _build_one(target, tools.bin_dir, env, console)
         (tools.bin_dir / ".complete").write_text(f"built in {time.monotonic() - started:.0f}s\n")
-        console.print(f"control plane tools built in {time.monotonic() - started:.0f}s")
+        console.print(f"built in {time.monotonic() - started:.0f}s")
     return tools
+
+
+def ensure_tools(console: Console | None = None) -> Toolset:
+    """Return the toolset, building it first if the cache has no complete build of these versions."""
+    announce = (
+        f"building control plane (kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, helm {versions.HELM}); "
+        "a cold build took about 6 minutes on 2 cores (modules downloaded)"
+    )
+    return _ensure(toolset(), TARGETS, announce, console)
+
+
+#: What a kind cluster built here needs beyond the control plane's tools: the node binaries of the same
+#: Kubernetes version (for the node image and its component images), kind itself, crictl and CoreDNS.
+KIND_TARGETS = (
+    *(
+        BuildTarget(name, "kubenode", f"./cmd/{name}", _k8s_ldflags())
+        for name in ("kubelet", "kubeadm", "kube-proxy", "kube-controller-manager", "kube-scheduler")
+    ),
+    BuildTarget("kind", "kind", ".", "-s -w"),
+    BuildTarget("crictl", "crictl", "sigs.k8s.io/cri-tools/cmd/crictl", "-s -w"),
+    BuildTarget("coredns", "coredns", "github.com/coredns/coredns", "-s -w"),
+)
+
+
+def kind_toolset() -> Toolset:
+    """Where the kind tools of the pinned versions live (built or not), keyed like the control plane's."""
+    tag = f"kind-{versions.KIND}_k8s-{versions.KUBERNETES}_crictl-{versions.CRICTL}_coredns-{versions.COREDNS}"
+    key = f"{tag}_{_modules_digest(KIND_TARGETS)}"
+    return Toolset(cache_root() / "kind" / key / "bin")
+
+
+def ensure_kind_tools(console: Console | None = None) -> Toolset:
+    """The kind tools, built first if the cache has none of these versions."""
+    announce = (
+        f"building kind {versions.KIND}, crictl {versions.CRICTL}, CoreDNS {versions.COREDNS} and the node binaries of kubernetes "
+        f"{versions.KUBERNETES}; a cold build took about 12 minutes on 2 cores"
+    )
+    # Static binaries: they run in the node image and in images made from it, whatever their C library.
+    return _ensure(kind_toolset(), KIND_TARGETS, announce, console, CGO_ENABLED="0")
 
 
 PROMTOOL = BuildTarget("promtool", "promtool", "github.com/prometheus/prometheus/cmd/promtool", "-s -w")

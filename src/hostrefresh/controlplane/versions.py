@@ -6,3 +6,9 @@ ETCD = "v3.6.4"
 HELM = "v3.19.0"
 #: promtool, which unit-tests the chart's alerting rules (Prometheus v3.16.0 is Go module v0.316.0).
 PROMETHEUS_MODULE = "v0.316.0"
+#: kind (its Go module), the version whose default node image is Kubernetes 1.34.
+KIND = "v0.30.0"
+#: crictl, which `kind load` calls on the nodes.
+CRICTL = "v1.34.0"
+#: CoreDNS, the version kubeadm 1.34 deploys as the cluster DNS.
+COREDNS = "v1.12.1"
