@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
 
-.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench images clean
+.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
 
 ## setup: Debian packages, the Python package with test extras, the Go-built control plane, promtool, and
 ## an older QEMU build unpacked beside the installed one (for the VMM-only refresh tests).
@@ -60,6 +60,21 @@ cluster-down:
 images:
 	bash scripts/docker-engine.sh
 	bash deploy/images/build.sh
+
+## node-image: the kind node image, built offline (deploy/kind/build-node-image.sh): Debian's systemd,
+## containerd, runc and CNI plugins, Kubernetes' node binaries and component images built here.
+node-image: python-deps
+	bash scripts/docker-engine.sh
+	$(PYTHON) -m hostrefresh.controlplane build >/dev/null
+	bash deploy/kind/build-node-image.sh
+
+## kind-up: a kind cluster (1 control plane, 3 workers) from that node image, the product's images loaded,
+## the chart installed (deploy/kind/up.sh); prints the KUBECONFIG line. kind-down deletes it.
+kind-up: python-deps
+	@bash deploy/kind/up.sh
+
+kind-down:
+	@bash deploy/kind/down.sh
 
 bench: setup
 	$(PYTHON) bench/l0_calls.py

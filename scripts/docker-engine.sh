@@ -7,7 +7,7 @@ set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()
-for p in docker.io debootstrap; do
+for p in docker.io debootstrap jq; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -17,8 +17,38 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian's own client, not another one earlier on PATH.
 docker=/usr/bin/docker
+
+# Machines whose capability bounding set lacks some capability (sandboxes without CAP_SYS_RESOURCE)
+# cannot start privileged containers with plain runc ("unable to apply caps"); kind nodes are
+# privileged containers. There, Docker's default runtime becomes the wrapper that drops what the
+# bounding set lacks (deploy/kind/node-image/files/usr/local/bin/hostrefresh-runc).
+restart=""
+bnd=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
+if [ "$((0x$bnd))" -ne "$(( (1 << ($(cat /proc/sys/kernel/cap_last_cap) + 1)) - 1 ))" ]; then
+  wrapper=/usr/local/bin/hostrefresh-runc
+  src="$(dirname "$0")/../deploy/kind/node-image/files/usr/local/bin/hostrefresh-runc"
+  if ! cmp -s "$src" "$wrapper"; then
+    $sudo install -m 0755 "$src" "$wrapper"
+  fi
+  conf=/etc/docker/daemon.json
+  current=$( [ -f $conf ] && cat $conf || echo '{}')
+  wanted=$(echo "$current" | jq --arg w "$wrapper" '.runtimes["hostrefresh-runc"] = {path: $w} | ."default-runtime" = "hostrefresh-runc"')
+  if [ "$(echo "$current" | jq -S .)" != "$(echo "$wanted" | jq -S .)" ]; then
+    echo "Docker's default runtime: $wrapper (the capability bounding set is $bnd)"
+    $sudo mkdir -p /etc/docker
+    echo "$wanted" | $sudo tee $conf >/dev/null
+    restart=1
+  fi
+fi
+
 if $docker info >/dev/null 2>&1; then
-  exit 0
+  [ -z "$restart" ] && exit 0
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl restart docker
+  else
+    $sudo pkill -x dockerd || true
+    for _ in $(seq 30); do pgrep -x dockerd >/dev/null || break; sleep 1; done
+  fi
 fi
 if [ -d /run/systemd/system ]; then
   $sudo systemctl start docker
