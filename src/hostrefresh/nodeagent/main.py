@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
 from hostrefresh.nodeagent.host import AgentHost
 from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_MAX_IMAGE_BYTES, ImageStore
 from hostrefresh.nodeagent.migrate import QemuMigrator
+from hostrefresh.nodeagent.migrate.placement import HostCgroup
+from hostrefresh.nodeagent.migrate.process import place_vms_in
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
@@ -122,6 +125,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="largest kernel or initrd the agent reads (default %(default)s); larger files, devices, FIFOs and "
         "directories are refused before they are read",
     )
+    parser.add_argument(
+        "--vm-cgroup",
+        default="",
+        metavar="NAME",
+        help="move each QEMU the agent starts into the host's cgroup NAME (under /proc/1/root/sys/fs/cgroup, "
+        "in every hierarchy), so that VMs outlive the agent's pod; empty (the default): leave them in the "
+        "agent's cgroup, as for an agent run by the host's init system",
+    )
     parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
     parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
     parser.add_argument("--sim-vms", type=flags.whole(0), default=3, help="simulated VMs per simulated node")
@@ -200,6 +211,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     for image_dir in args.image_dir:
         if not image_dir.is_absolute():
             parser.error(f"--image-dir must be an absolute path, not {image_dir}")
+    if args.vm_cgroup and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.vm_cgroup):
+        parser.error(f"--vm-cgroup must be one cgroup name (letters, digits, '.', '_', '-'), not {args.vm_cgroup!r}")
     if args.max_image_bytes < 1:
         parser.error(f"--max-image-bytes must be positive, not {args.max_image_bytes}")
     if args.l1_id is not None and args.l1_id < 1:
@@ -207,6 +220,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
+    if args.vm_cgroup:
+        place_vms_in(HostCgroup(args.vm_cgroup))
     images = ImageStore(args.image_dir, args.max_image_bytes)  # one checksum cache for all this agent's nodes
     if args.sim_root is not None:
         spec = SimNodeSpec(sim_vms=args.sim_vms)

@@ -9,7 +9,9 @@ machine simulator (``hostrefresh.simmachine``).
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,3 +75,29 @@ def open_sim_node(
         state_dir=base / "agent",
         images=images or ImageStore(),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hostrefresh.nodeagent.simnode ROOT NODE``: power on a simulated node (a simulated L0
+    state file and a simulated sysfs under ROOT/NODE) for an agent started with ``--l0-backend sim``,
+    ``--l0-sim-state ROOT/NODE/l0.state``, ``--sysfs-root ROOT/NODE/sysfs --fake-sysfs``. Prints the
+    directory."""
+    parser = argparse.ArgumentParser(prog="python -m hostrefresh.nodeagent.simnode", description=main.__doc__)
+    parser.add_argument("root", type=Path, help="directory of simulated nodes")
+    parser.add_argument("node", help="node name")
+    parser.add_argument("--cpus", type=int, default=SimNodeSpec.cpus, help="CPUs (default %(default)s)")
+    parser.add_argument(
+        "--memory-blocks",
+        type=int,
+        default=SimNodeSpec.memory_blocks,
+        help=f"memory in blocks of {BLOCK_SIZE >> 20} MiB (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.cpus < 2 or args.memory_blocks < 2:
+        parser.error("--cpus and --memory-blocks must be 2 or more (a host and a partition need one each)")
+    print(create_sim_node(args.root, args.node, SimNodeSpec(cpus=args.cpus, memory_blocks=args.memory_blocks)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

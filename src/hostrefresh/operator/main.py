@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import kopf
 from prometheus_client import start_http_server
@@ -138,6 +139,10 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
                 registry=registry,
                 clusterwide=True,
                 standalone=True,
+                # Our own name: kopf would otherwise derive one from the user name, which a container's
+                # arbitrary uid (no passwd entry) does not have.
+                # (kopf's Identity is a NewType of str it does not export.)
+                identity=cast(Any, config.identity),
                 memo=memo,
                 stop_flag=stop_flag,
             )

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hostrefresh.nodeagent.migrate.placement import HostCgroup, PlacementError
 from hostrefresh.nodeagent.migrate.types import Role, VmSpec
 from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
 
@@ -28,6 +29,20 @@ _SUN_PATH_MAX = 107
 
 class QemuStartError(RuntimeError):
     """QEMU exited or did not open its monitor in time; the message carries its log."""
+
+
+@dataclass
+class _Placement:
+    cgroup: HostCgroup | None = None
+
+
+_placement = _Placement()
+
+
+def place_vms_in(cgroup: HostCgroup | None) -> None:
+    """Every QEMU this process starts from now on joins `cgroup` (None: stays in ours). Set once at
+    start-up by an agent that runs in a pod (``--vm-cgroup``); see placement.py for why."""
+    _placement.cgroup = cgroup
 
 
 @dataclass(frozen=True)
@@ -160,6 +175,13 @@ async def launch(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    if _placement.cgroup is not None:
+        try:
+            _placement.cgroup.adopt(proc.pid)
+        except PlacementError as exc:
+            proc.kill()
+            proc.wait()
+            raise QemuStartError(f"{spec.name}/{role}: {exc}") from exc
     deadline = t0 + timeout
     while True:
         if proc.poll() is not None:
