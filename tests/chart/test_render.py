@@ -269,6 +269,7 @@ def test_agent_daemonset(default: list[Manifest]) -> None:
         "--state-dir=/var/lib/hostrefresh/agent",
         "--sysfs-root=/sys",
         "--l0-backend=vmcall",
+        "--vm-cgroup=hostrefresh-vms",  # VMs outlive the agent's pod
     ):
         assert expected in args
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
@@ -280,6 +281,11 @@ def test_agent_daemonset(default: list[Manifest]) -> None:
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/hostrefresh", "/tmp"}
     assert "--image-dir=/var/lib/hostrefresh/images" in args
     assert "--max-image-bytes=268435456" in args
+
+
+def test_vm_cgroup_can_be_left_out(helm_home: Path) -> None:
+    args = _pod_spec(find(render(helm_home, {"agent.vmCgroup": ""}), "DaemonSet", "-agent"))["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--vm-cgroup")]
 
 
 def test_agent_runs_only_on_labelled_amd64_hypervisors_by_default(default: list[Manifest], helm_home: Path) -> None:
@@ -320,6 +326,7 @@ def test_metrics_services_and_optional_service_monitors(default: list[Manifest],
         (["--set", "operator.metricsPort=70000"], "at '/operator/metricsPort'"),
         (["--set", "agent.image.digest=latest"], "at '/agent/image/digest'"),
         (["--set", "imagePullSecret=x"], "additional properties 'imagePullSecret' not allowed"),
+        (["--set", "agent.vmCgroup=../up"], "at '/agent/vmCgroup'"),
     ],
 )
 def test_a_typo_or_a_wrong_value_fails_naming_it(helm_home: Path, values: list[str], message: str) -> None:

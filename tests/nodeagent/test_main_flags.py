@@ -28,6 +28,8 @@ def _bad(tmp_path: Path) -> list[tuple[list[str], str]]:
         ([*sim, "--metrics-port=9091", "--health-port=9091"], "--metrics-port and --health-port are both 9091"),
         ([*sim, "--namespace=UPPER"], "--namespace: 'UPPER' is not a namespace name"),
         ([*sim, "--identity="], "--identity is empty"),
+        ([*sim, "--vm-cgroup=../escape"], "--vm-cgroup must be one cgroup name"),
+        ([*sim, "--vm-cgroup=a/b"], "--vm-cgroup must be one cgroup name"),
         ([f"--sim-root={tmp_path / 'nodes'}", "--sim-nodes=n1,Node_2"], "--sim-nodes: 'Node_2' is not a node name"),
         ([f"--sim-root={tmp_path / 'nodes'}", "--sim-nodes=n1,n1"], "--sim-nodes names a node twice"),
         ([f"--sim-root={tmp_path / 'nodes'}"], "--sim-nodes names the simulated nodes"),

@@ -1,0 +1,220 @@
+"""hostrefresh installed for real: the chart with default values on a kind cluster built here (1 control
+plane, 3 hypervisor workers), its operator and agent pods running the images `make images` builds,
+real QEMU test guests on every worker, and a RefreshPlan that survives losing its leading operator pod
+and an agent pod mid-refresh. The L0 is the simulator (kind nodes are containers: no L0 under them),
+and each agent's sysfs is a simulated one inside its node, never the machine's CPUs and memory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostrefresh.nodeagent.guest.build import guest_image
+
+from .conftest import NAMESPACE, Kind, wait_until
+
+pytestmark = [pytest.mark.kind, pytest.mark.slow]
+
+STATE = "/var/lib/hostrefresh"
+VMCTL = ("python3", "-m", "hostrefresh.nodeagent.guest.vmctl", f"--vm-runtime={STATE}/vms")
+GUESTS = ("vm-a", "vm-b")
+KERNEL = f"{STATE}/images/vmlinuz-2.0"
+TERMINAL = {"Succeeded", "Failed", "RolledBack"}
+
+
+def _refreshes(kind: Kind) -> dict[str, dict[str, Any]]:
+    """Node name -> HostRefresh."""
+    return {r["spec"]["nodeName"]: r for r in kind.get("hostrefreshes")["items"]}
+
+
+def _verify_guests(kind: Kind, node: str) -> dict[str, Any]:
+    result = kind.in_agent(node, *VMCTL, "verify", *GUESTS)
+    assert result.returncode == 0, f"guests on {node}: {result.stdout} {result.stderr}"
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def _in_vm_cgroup(kind: Kind, node: str, pid: int) -> bool:
+    cgroups = kind.docker("exec", node, "cat", f"/proc/{pid}/cgroup").stdout
+    return all(line.endswith("/hostrefresh-vms") for line in cgroups.splitlines() if line)
+
+
+def test_chart_defaults_operator_leads_and_one_agent_per_worker(kind_cluster: Kind) -> None:
+    kind = kind_cluster
+    deploy = kind.get("deployment", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=operator")["items"][0]
+    assert deploy["spec"]["replicas"] == 2 and deploy["status"].get("readyReplicas") == 2, deploy["status"]
+    pods = kind.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=operator")["items"]
+    names = {p["metadata"]["name"] for p in pods}
+    lease = wait_until(
+        lambda: kind.get("lease", "-n", NAMESPACE, "hostrefresh-operator")["spec"].get("holderIdentity") or None,
+        60,
+        "an operator leader",
+    )
+    assert lease in names, (lease, names)
+    workers = kind.workers()
+    assert len(workers) == 3
+    agents = kind.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=agent")["items"]
+    assert sorted(p["spec"]["nodeName"] for p in agents) == workers  # one per hypervisor, none elsewhere
+    for pod in agents:
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert ready["Ready"] == "True", pod["status"]
+
+
+def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_cluster: Kind) -> None:
+    kind = kind_cluster
+    workers = kind.workers()
+    image = guest_image()
+    kernel = b"simulated host kernel 2.0\n" * 64
+    checksum = hashlib.sha256(kernel).hexdigest()
+    for node in workers:
+        kind.docker("exec", node, "mkdir", "-p", f"{STATE}/guest", f"{STATE}/images")
+        kind.docker("cp", str(image), f"{node}:{STATE}/guest/hrguest.bin")
+        kind.docker("exec", node, "sh", "-c", f"printf '%s' '{kernel.decode()}' > {KERNEL}")
+        launched = kind.in_agent(
+            node,
+            *VMCTL,
+            "launch",
+            *GUESTS,
+            f"--image={STATE}/guest/hrguest.bin",
+            f"--ram-dir={STATE}/ram",
+            "--vm-cgroup=hostrefresh-vms",
+        )
+        assert launched.returncode == 0, launched.stderr
+        for vm in json.loads(launched.stdout).values():
+            assert _in_vm_cgroup(kind, node, vm["pid"])
+        assert all(r["ok"] for r in _verify_guests(kind, node).values())
+    assert kind.docker("exec", workers[0], "sha256sum", KERNEL).stdout.split()[0] == checksum
+    # The second worker's new host boots slowly (the simulated L0 takes 8 s), so that its agent pod can
+    # be deleted while the refresh runs.
+    slow = workers[1]
+    inject = (
+        "from hostrefresh.l0 import Call, FaultRule, Status, open_l0\n"
+        f"with open_l0('sim', '{STATE}/sim/l0.state') as l0:\n"
+        "    l0.sim_inject_fault(FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=8.0, times=1))\n"
+    )
+    assert kind.in_agent(slow, "python3", "-c", inject).returncode == 0
+
+    plan = {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "RefreshPlan",
+        "metadata": {"name": "kind-fleet"},
+        "spec": {
+            "nodeSelector": {"matchLabels": {"hostrefresh.io/pool": "compute"}},
+            "target": {"version": "2.0", "kernel": KERNEL, "checksum": f"sha256:{checksum}"},
+            "template": {"partition": {"cpus": 2, "memory": "1Gi"}},
+            "maxUnavailable": 1,
+            "soakSeconds": 0,
+        },
+    }
+    path = kind.kubeconfig.parent / "plan.json"
+    path.write_text(json.dumps(plan))
+    kind.kubectl("apply", "-f", str(path))
+
+    # The leading operator pod goes once the rollout has started.
+    wait_until(lambda: _refreshes(kind), 60, "the plan's first HostRefresh")
+    leader = kind.get("lease", "-n", NAMESPACE, "hostrefresh-operator")["spec"]["holderIdentity"]
+    kind.kubectl("delete", "pod", "-n", NAMESPACE, leader, "--wait=false")
+
+    # The slow worker's agent pod goes while its new host boots.
+    def booting() -> bool:
+        refresh = _refreshes(kind).get(slow) or {}
+        return bool((refresh.get("status") or {}).get("phase") == "BootingTarget")
+
+    wait_until(booting, 240, f"{slow} in BootingTarget", interval=0.3)
+    old_agent = kind.agent_pods()[slow]
+    kind.kubectl("delete", "pod", "-n", NAMESPACE, old_agent, "--wait=false")
+    wait_until(
+        lambda: kind.agent_pods().get(slow) not in (None, old_agent), 120, f"a new agent pod on {slow}", interval=0.5
+    )
+
+    def done() -> dict[str, Any] | None:
+        status = kind.get("refreshplan", "kind-fleet").get("status") or {}
+        return status if status.get("succeeded") == 3 or status.get("failed") else None
+
+    status = wait_until(done, 420, "the plan over 3 workers", interval=2)
+    refreshes = _refreshes(kind)
+    assert status.get("succeeded") == 3, (status, {n: r.get("status") for n, r in refreshes.items()})
+    new_leader = kind.get("lease", "-n", NAMESPACE, "hostrefresh-operator")["spec"]["holderIdentity"]
+    assert new_leader != leader
+    for node in workers:
+        st = refreshes[node]["status"]
+        assert st["phase"] == "Succeeded", st
+        assert {vm["name"]: vm["result"] for vm in st["agent"]["vms"]} == dict.fromkeys(GUESTS, "HandedOver")
+        report = _verify_guests(kind, node)
+        for name, vm in report.items():
+            assert vm["ok"] and vm["pagesChecked"] > 0, (node, name, vm)
+            assert _in_vm_cgroup(kind, node, vm["pid"]), (node, name, vm["pid"])
+
+    # The guests now run in QEMUs the agents started: an agent pod's end must not take them along.
+    first = workers[0]
+    before = _verify_guests(kind, first)
+    pod = kind.agent_pods()[first]
+    kind.kubectl("delete", "pod", "-n", NAMESPACE, pod, "--wait=true", timeout=180)
+    wait_until(lambda: kind.agent_pods().get(first) not in (None, pod), 120, f"a new agent pod on {first}")
+    after = _verify_guests(kind, first)
+    assert {n: v["pid"] for n, v in after.items()} == {n: v["pid"] for n, v in before.items()}
+    assert all(v["ok"] for v in after.values())
+
+
+def test_describe_and_plugin_show_what_a_user_needs(kind_cluster: Kind) -> None:
+    kind = kind_cluster
+    node = kind.workers()[0]
+    name = _refreshes(kind)[node]["metadata"]["name"]
+    described = kind.kubectl("describe", "hostrefresh", name).stdout
+    for needle in ("Phase:", "Succeeded", "Conditions:", "Ready", "PreflightPassed", node):
+        assert needle in described, (needle, described)
+    table = kind.kubectl("hostrefresh", "get").stdout
+    for worker in kind.workers():
+        assert worker in table, table
+    assert table.count("Succeeded") >= 3, table
+    plan = kind.kubectl("get", "refreshplan", "kind-fleet").stdout
+    assert "kind-fleet" in plan
+
+
+def test_agent_token_cannot_touch_another_workers_refresh(kind_cluster: Kind, tmp_path: Path) -> None:
+    kind = kind_cluster
+    node_a, node_b = kind.workers()[:2]
+    refreshes = _refreshes(kind)
+    token = kind.in_agent(node_a, "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token").stdout.strip()
+    assert token
+    admin = json.loads(kind.kubectl("config", "view", "--raw", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    config = tmp_path / "agent-a.kubeconfig"
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "kind", "cluster": cluster}],
+                "users": [{"name": "agent-a", "user": {"token": token}}],
+                "contexts": [{"name": "agent-a", "context": {"cluster": "kind", "user": "agent-a"}}],
+                "current-context": "agent-a",
+            }
+        )
+    )
+
+    def patch(node: str) -> Any:
+        return kind.kubectl(
+            f"--kubeconfig={config}",
+            "patch",
+            "hostrefresh",
+            refreshes[node]["metadata"]["name"],
+            "--subresource=status",
+            "--type=merge",
+            "--dry-run=server",
+            "-p",
+            json.dumps({"status": {"agent": {"message": "from the agent of " + node_a}}}),
+            check=False,
+        )
+
+    whoami = json.loads(kind.kubectl(f"--kubeconfig={config}", "auth", "whoami", "-o", "json").stdout)
+    assert whoami["status"]["userInfo"]["extra"]["authentication.kubernetes.io/node-name"] == [node_a]
+    own = patch(node_a)
+    assert own.returncode == 0, own.stderr
+    other = patch(node_b)
+    assert other.returncode != 0 and "forbidden" in other.stderr.lower(), other.stderr
+    assert f"is for node {node_b}" in other.stderr, other.stderr
