@@ -31,7 +31,7 @@ if [ "$((0x$bnd))" -ne "$(( (1 << ($(cat /proc/sys/kernel/cap_last_cap) + 1)) - 
     $sudo install -m 0755 "$src" "$wrapper"
   fi
   conf=/etc/docker/daemon.json
-  current=$( [ -f $conf ] && cat $conf || echo '{}')
+  current=$( [ -s $conf ] && cat $conf || echo '{}')
   wanted=$(echo "$current" | jq --arg w "$wrapper" '.runtimes["hostrefresh-runc"] = {path: $w} | ."default-runtime" = "hostrefresh-runc"')
   if [ "$(echo "$current" | jq -S .)" != "$(echo "$wanted" | jq -S .)" ]; then
     echo "Docker's default runtime: $wrapper (the capability bounding set is $bnd)"
@@ -46,8 +46,13 @@ if $docker info >/dev/null 2>&1; then
   if [ -d /run/systemd/system ]; then
     $sudo systemctl restart docker
   else
+    # (once, when the runtime is first configured: its containers stop with it)
     $sudo pkill -x dockerd || true
     for _ in $(seq 30); do pgrep -x dockerd >/dev/null || break; sleep 1; done
+    if pgrep -x dockerd >/dev/null; then
+      echo "dockerd did not stop within 30 s; restart it by hand to use $conf" >&2
+      exit 1
+    fi
   fi
 fi
 if [ -d /run/systemd/system ]; then

@@ -31,7 +31,7 @@ kind_bin=$($PYTHON -m hostrefresh.controlplane kind-tools)
 k8s=$($PYTHON -c 'from hostrefresh.controlplane import versions; print(versions.KUBERNETES)')
 etcd=$($PYTHON -c 'from hostrefresh.controlplane import versions; print(versions.ETCD.lstrip("v"))')
 coredns=$($PYTHON -c 'from hostrefresh.controlplane import versions; print(versions.COREDNS)')
-key=$( { basename "$cp_bin/.."; basename "$kind_bin/.."; find deploy/kind/node-image -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-12)
+key=$( { basename "$(dirname "$cp_bin")"; basename "$(dirname "$kind_bin")"; find deploy/kind/node-image -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-12)
 NODE_IMAGE=hostrefresh-kind-node:$k8s-$key
 if $docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
   echo "$NODE_IMAGE"
@@ -58,19 +58,18 @@ gcc -std=c11 -Wall -Wextra -Werror -O2 -static -o "$ctx/bin/pause" deploy/kind/n
 REPO=hostrefresh-kind
 build() { # TARGET TAG [BINARY]
   $docker build -q --network host --build-arg "BASE=$BASE" --build-arg "BINARY=${3:-}" --target "$1" -t "$2" \
-    -f "$ctx/components.Dockerfile" "$ctx" >/dev/null
-  echo "$2"
+    -f "$ctx/components.Dockerfile" "$ctx" >/dev/null || { echo "building image $2 failed" >&2; exit 1; }
+  images+=("$2")
 }
-images=(
-  "$(build component "$REPO/kube-apiserver:$k8s" kube-apiserver)"
-  "$(build component "$REPO/kube-controller-manager:$k8s" kube-controller-manager)"
-  "$(build component "$REPO/kube-scheduler:$k8s" kube-scheduler)"
-  "$(build component "$REPO/etcd:$etcd-0" etcd)"
-  "$(build kube-proxy "$REPO/kube-proxy:$k8s")"
-  "$(build coredns "$REPO/coredns:$coredns")"
-  "$(build pause "$REPO/pause:3.10.1")"
-  "$(build bridge-cni "$REPO/bridge-cni:1")"
-)
+images=()
+build component "$REPO/kube-apiserver:$k8s" kube-apiserver
+build component "$REPO/kube-controller-manager:$k8s" kube-controller-manager
+build component "$REPO/kube-scheduler:$k8s" kube-scheduler
+build component "$REPO/etcd:$etcd-0" etcd
+build kube-proxy "$REPO/kube-proxy:$k8s"
+build coredns "$REPO/coredns:$coredns"
+build pause "$REPO/pause:3.10.1"
+build bridge-cni "$REPO/bridge-cni:1"
 $docker save -o "$ctx/images.tar" "${images[@]}"
 
 # The node's file system, then its containerd's image store: containerd runs once in a container of

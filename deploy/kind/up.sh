@@ -38,6 +38,8 @@ if ! $kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   stamp "cluster $CLUSTER created"
 else
   $kind export kubeconfig --name "$CLUSTER" --kubeconfig "$KUBECONFIG_OUT" >/dev/null
+  running=$($docker inspect -f '{{.Config.Image}}' "$CLUSTER-control-plane" 2>/dev/null || true)
+  [ "$running" = "$NODE_IMAGE" ] || echo "note: cluster $CLUSTER runs node image $running, not $NODE_IMAGE (make kind-down, then up, to change)" >&2
 fi
 export KUBECONFIG=$KUBECONFIG_OUT
 
@@ -48,7 +50,7 @@ trap 'rm -f "$config"; rm -rf "$sim"' EXIT
 for node in $workers; do
   if ! $docker exec "$node" test -f /var/lib/hostrefresh/sim/l0.state; then
     $PYTHON -m hostrefresh.nodeagent.simnode "$sim" "$node" >/dev/null
-    $docker exec "$node" mkdir -p /var/lib/hostrefresh
+    $docker exec "$node" sh -c 'rm -rf /var/lib/hostrefresh/sim && mkdir -p /var/lib/hostrefresh'
     $docker cp "$sim/$node" "$node:/var/lib/hostrefresh/sim" >/dev/null
   fi
 done

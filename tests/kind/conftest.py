@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,13 +92,27 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     # HOSTREFRESH_KIND_KEEP=1 (for a developer iterating on these tests): reuse the cluster, keep it after.
     keep = os.environ.get("HOSTREFRESH_KIND_KEEP", "") not in ("", "0")
     if not keep:
-        subprocess.run(down, env=env, capture_output=True)  # a cluster left by an interrupted run
+        subprocess.run(down, env=env, capture_output=True, timeout=300)  # a cluster left by an interrupted run
     started = time.monotonic()
-    up = subprocess.run([str(REPO / "deploy/kind/up.sh")], env=env, capture_output=True, text=True, timeout=2400)
+    # Its own session: on a timeout, up.sh and everything it started (docker builds, kind) are killed.
+    up = subprocess.Popen(
+        [str(REPO / "deploy/kind/up.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
+        try:
+            out, err = up.communicate(timeout=2400)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            out, err = up.communicate()
+            raise AssertionError(f"deploy/kind/up.sh did not finish in 40 min:\n{err[-6000:]}") from None
         if up.returncode != 0:
-            raise AssertionError(f"deploy/kind/up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr[-6000:]}")
-        print(f"\nkind e2e cluster ready in {time.monotonic() - started:.0f}s:\n{up.stderr.strip()}")
+            raise AssertionError(f"deploy/kind/up.sh failed ({up.returncode}):\n{out}\n{err[-6000:]}")
+        print(f"\nkind e2e cluster ready in {time.monotonic() - started:.0f}s:\n{err.strip()}")
         yield Kind(CLUSTER, kubeconfig, ensure_tools().bin_dir, time.monotonic() - started)
     finally:
         if not keep:

@@ -2,7 +2,9 @@
 plane, 3 hypervisor workers), its operator and agent pods running the images `make images` builds,
 real QEMU test guests on every worker, and a RefreshPlan that survives losing its leading operator pod
 and an agent pod mid-refresh. The L0 is the simulator (kind nodes are containers: no L0 under them),
-and each agent's sysfs is a simulated one inside its node, never the machine's CPUs and memory."""
+and each agent's sysfs is a simulated one inside its node, never the machine's CPUs and memory.
+
+The tests share one cluster and run in file order: the later ones read what the plan test left."""
 
 from __future__ import annotations
 
@@ -66,6 +68,9 @@ def test_chart_defaults_operator_leads_and_one_agent_per_worker(kind_cluster: Ki
 
 def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_cluster: Kind) -> None:
     kind = kind_cluster
+    # A cluster kept from an earlier run (HOSTREFRESH_KIND_KEEP) starts over.
+    kind.kubectl("delete", "refreshplan", "kind-fleet", "--ignore-not-found", "--wait=true")
+    kind.kubectl("delete", "hostrefreshes", "--all", "--wait=true")
     workers = kind.workers()
     image = guest_image()
     kernel = b"simulated host kernel 2.0\n" * 64

@@ -33,6 +33,22 @@ def test_cgroup_v2_uses_the_unified_root(tmp_path: Path) -> None:
     assert (tmp_path / "vms" / "cgroup.procs").read_text() == "4242\n"
 
 
+def test_cgroup_v2_leaves_an_empty_cpuset_alone(tmp_path: Path) -> None:
+    """v2: the root has no cpuset files, a child has empty ones, which mean "the parent's"."""
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu memory\n")
+    (tmp_path / "vms").mkdir()
+    (tmp_path / "vms" / "cpuset.cpus").write_text("")
+    HostCgroup("vms", tmp_path).adopt(9)
+    assert (tmp_path / "vms" / "cpuset.cpus").read_text() == ""
+    assert (tmp_path / "vms" / "cgroup.procs").read_text() == "9\n"
+
+
+def test_only_one_cgroup_name(tmp_path: Path) -> None:
+    for bad in ("", "..", "../up", "a/b", "-x"):
+        with pytest.raises(ValueError, match="not one cgroup name"):
+            HostCgroup(bad, tmp_path)
+
+
 def test_cgroup_v1_every_hierarchy_once_and_cpuset_inherits(tmp_path: Path) -> None:
     _v1_tree(tmp_path)
     groups = HostCgroup("vms", tmp_path).adopt(77)

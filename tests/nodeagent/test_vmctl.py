@@ -32,6 +32,10 @@ def test_bad_arguments_name_the_flag(tmp_path: Path) -> None:
         f"--vm-runtime={tmp_path}", "launch", "vm", f"--image={image}", f"--ram-dir={tmp_path}", "--memory-mib=8"
     )
     assert big.returncode == 2 and "--memory-mib must be 16-4096" in big.stderr
+    escape = _vmctl(
+        f"--vm-runtime={tmp_path}", "launch", "vm", f"--image={image}", f"--ram-dir={tmp_path}", "--vm-cgroup=../x"
+    )
+    assert escape.returncode == 2 and "--vm-cgroup must be one cgroup name" in escape.stderr
     assert not (tmp_path / "run").exists()
 
 

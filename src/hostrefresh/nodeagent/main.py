@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import socket
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
 from hostrefresh.nodeagent.host import AgentHost
 from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_MAX_IMAGE_BYTES, ImageStore
 from hostrefresh.nodeagent.migrate import QemuMigrator
-from hostrefresh.nodeagent.migrate.placement import HostCgroup
+from hostrefresh.nodeagent.migrate.placement import HostCgroup, valid_cgroup_name
 from hostrefresh.nodeagent.migrate.process import place_vms_in
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
@@ -211,7 +210,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     for image_dir in args.image_dir:
         if not image_dir.is_absolute():
             parser.error(f"--image-dir must be an absolute path, not {image_dir}")
-    if args.vm_cgroup and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.vm_cgroup):
+    if args.vm_cgroup and not valid_cgroup_name(args.vm_cgroup):
         parser.error(f"--vm-cgroup must be one cgroup name (letters, digits, '.', '_', '-'), not {args.vm_cgroup!r}")
     if args.max_image_bytes < 1:
         parser.error(f"--max-image-bytes must be positive, not {args.max_image_bytes}")

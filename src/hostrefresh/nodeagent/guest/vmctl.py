@@ -18,7 +18,7 @@ from typing import Any
 
 from hostrefresh.nodeagent.guest.verifier import GuestVerifier
 from hostrefresh.nodeagent.migrate import QemuMigrator, VmSpec, choose_accel
-from hostrefresh.nodeagent.migrate.placement import HostCgroup
+from hostrefresh.nodeagent.migrate.placement import HostCgroup, valid_cgroup_name
 from hostrefresh.nodeagent.migrate.process import place_vms_in
 
 
@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.command == "launch":
         if not args.image.is_file():
             parser.error(f"--image {args.image} is not a file: copy the test guest's image to the node first")
+        if args.vm_cgroup and not valid_cgroup_name(args.vm_cgroup):
+            parser.error(
+                f"--vm-cgroup must be one cgroup name (letters, digits, '.', '_', '-'), not {args.vm_cgroup!r}"
+            )
         if not 16 <= args.memory_mib <= 4096:
             parser.error(f"--memory-mib must be 16-4096, not {args.memory_mib}")
     return args

@@ -14,6 +14,7 @@ private namespace), the write is made from PID 1's cgroup namespace (``nsenter -
 from __future__ import annotations
 
 import errno
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,11 @@ class PlacementError(RuntimeError):
     """A QEMU could not be moved into the host's cgroup (message: which hierarchy, why)."""
 
 
+def valid_cgroup_name(name: str) -> bool:
+    """One path component a cgroup may be named (no '/', no '..'): what --vm-cgroup accepts."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) is not None
+
+
 @dataclass(frozen=True)
 class HostCgroup:
     """The host cgroup ``name`` under ``root`` that adopts the agent's QEMU processes."""
@@ -32,10 +38,19 @@ class HostCgroup:
     name: str
     root: Path = HOST_CGROUP_ROOT
 
+    def __post_init__(self) -> None:
+        if not valid_cgroup_name(self.name):
+            raise ValueError(f"not one cgroup name: {self.name!r}")
+
+    @property
+    def unified(self) -> bool:
+        """cgroup v2 alone (not a hybrid host's v1 hierarchies beside a unified one)."""
+        return (self.root / "cgroup.controllers").exists()
+
     def hierarchies(self) -> list[Path]:
         """Roots to place a process in: the unified root (cgroup v2), else every v1 hierarchy (and the
         unified one a hybrid host mounts beside them). Symlinks (cpu -> cpu,cpuacct) count once."""
-        if (self.root / "cgroup.controllers").exists():
+        if self.unified:
             return [self.root]
         found = []
         for entry in sorted(self.root.iterdir()):
@@ -48,11 +63,13 @@ class HostCgroup:
     def adopt(self, pid: int) -> list[Path]:
         """Move process `pid` (all its threads) into this cgroup in every hierarchy; returns the groups."""
         groups = []
+        unified = self.unified
         for hierarchy in self.hierarchies():
             group = hierarchy / self.name
             try:
                 group.mkdir(exist_ok=True)
-                _inherit_cpuset(hierarchy, group)
+                if not unified:  # on v2 an empty cpuset means "the parent's"
+                    _inherit_cpuset(hierarchy, group)
                 _write_procs(group / "cgroup.procs", pid)
             except OSError as exc:
                 raise PlacementError(f"cannot move pid {pid} into {group}: {exc}") from exc

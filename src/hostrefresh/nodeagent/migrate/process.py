@@ -167,9 +167,11 @@ async def launch(
     for stale in (qmp, aux):
         stale.unlink(missing_ok=True)
     t0 = time.monotonic()
+    # A QEMU that must join a host cgroup starts paused and runs its guest only once it is there.
+    resume = _placement.cgroup is not None and not incoming and not paused
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            _at_normal_priority(qemu_command(spec, qmp, aux, incoming=incoming, paused=paused)),
+            _at_normal_priority(qemu_command(spec, qmp, aux, incoming=incoming, paused=paused or resume)),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -196,6 +198,9 @@ async def launch(
             proc.wait()
             raise QemuStartError(f"{spec.name}/{role}: monitor not up in {timeout}s: {log.read_text()[-2000:]}")
         await asyncio.sleep(0.005)
+    if resume:
+        async with qmp_session(qmp, timeout=5.0) as session:
+            await session.execute("cont")
     return Instance(
         role=role,
         pid=proc.pid,
