@@ -49,6 +49,7 @@ def test_launch_then_verify_a_guest(tmp_path: Path) -> None:
         )
         assert launched.returncode == 0, launched.stderr
         pid = json.loads(launched.stdout)["g1"]["pid"]
+        assert json.loads(launched.stdout)["g1"]["passes"] >= 1  # back once the guest wrote its pattern
         again = _vmctl(
             f"--vm-runtime={runtime}", "launch", "g1", f"--image={guest_image()}", f"--ram-dir={tmp_path / 'ram'}"
         )

@@ -65,15 +65,25 @@ async def _launch(args: argparse.Namespace) -> dict[str, Any]:
         )
         record = await migrator.launch(spec)
         out[name] = {"owner": record.owner, "pid": record.instances[record.owner].pid, "accel": accel}
+    # Back only once every guest has written its whole pattern once: from then on `verify` holds.
+    scratch = _scratch(args.vm_runtime)
+    for name in args.names:
+        ctl = await GuestVerifier(migrator.owner_socket(name), scratch).wait_dirtied(passes=1, timeout=120)
+        out[name]["passes"] = ctl.passes_completed
     return out
+
+
+def _scratch(vm_runtime: Path) -> Path:
+    """QEMU writes the guest's memory to a file for checks: in a directory of the node that it sees
+    too, whichever container's mount namespace it was started from (the shell's /tmp may be another)."""
+    scratch = vm_runtime / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
 
 
 async def _verify(args: argparse.Namespace) -> dict[str, Any]:
     migrator = QemuMigrator(args.vm_runtime)
-    # QEMU writes the guest's memory to a file for the check: in a directory of the node that it sees
-    # too, whichever container's mount namespace it was started from (the shell's /tmp may be another).
-    scratch = args.vm_runtime / "scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = _scratch(args.vm_runtime)
     out: dict[str, Any] = {}
     for name in args.names:
         try:
@@ -88,7 +98,7 @@ async def _verify(args: argparse.Namespace) -> dict[str, Any]:
             "ok": report.ok,
             "advancing": report.advancing,
             "pagesChecked": report.pages_checked,
-            "generation": report.control.generation if report.control else None,
+            "generation": report.control.generation if report.control and report.control.valid else None,
             "errors": report.errors[:10],
         }
     return out
