@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,20 @@ def test_chart_defaults_operator_leads_and_one_agent_per_worker(kind_cluster: Ki
     assert len(workers) == 3
     agents = kind.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=agent")["items"]
     assert sorted(p["spec"]["nodeName"] for p in agents) == workers  # one per hypervisor, none elsewhere
-    for pod in agents:
-        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
-        assert ready["Ready"] == "True", pod["status"]
+
+    def unready() -> list[Any]:
+        pods = kind.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=agent")["items"]
+        return [
+            (p["metadata"]["name"], p["status"].get("containerStatuses"))
+            for p in pods
+            if {c["type"]: c["status"] for c in p["status"]["conditions"]}.get("Ready") != "True"
+        ]
+
+    # Ready at once after `helm --wait`, or within a probe period or two on a loaded machine.
+    deadline = time.monotonic() + 90
+    while (pending := unready()) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert not pending, pending
 
 
 def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_cluster: Kind) -> None:
