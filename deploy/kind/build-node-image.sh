@@ -28,9 +28,8 @@ fi
 
 cp_bin=$($PYTHON -m hostrefresh.controlplane build)
 kind_bin=$($PYTHON -m hostrefresh.controlplane kind-tools)
-k8s=$($PYTHON -c 'from hostrefresh.controlplane import versions; print(versions.KUBERNETES)')
-etcd=$($PYTHON -c 'from hostrefresh.controlplane import versions; print(versions.ETCD.lstrip("v"))')
-coredns=$($PYTHON -c 'from hostrefresh.controlplane import versions; print(versions.COREDNS)')
+read -r k8s etcd coredns < <($PYTHON -c 'from hostrefresh.controlplane import versions as v
+print(v.KUBERNETES, v.ETCD.lstrip("v"), v.COREDNS)')
 key=$( { basename "$(dirname "$cp_bin")"; basename "$(dirname "$kind_bin")"; find deploy/kind/node-image -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-12)
 NODE_IMAGE=hostrefresh-kind-node:$k8s-$key
 if $docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
