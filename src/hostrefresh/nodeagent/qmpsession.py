@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from qemu.qmp import QMPClient
+from qemu.qmp.error import ProtocolError
+from qemu.qmp.protocol import ConnectError
+
+HANDSHAKE_RETRY_S = 0.02
 
 
 class QmpError(RuntimeError):
@@ -60,16 +65,40 @@ class QmpSession:
         return path.read_bytes()
 
 
+def _handshake_failed(exc: BaseException) -> bool:
+    """The socket accepted us but the greeting or negotiation went wrong (worth another try).
+
+    Seen with QEMU 7.2 right after a migration's switchover: a new client that QEMU accepts as the
+    previous one leaves may be sent an event before its greeting. A fresh connection then works.
+    """
+    cause = exc.exc if isinstance(exc, ConnectError) else exc
+    return isinstance(cause, ProtocolError | EOFError)
+
+
+async def connect(socket: Path | str, *, timeout: float = 5.0, name: str = "hostrefresh") -> QMPClient:
+    """A connected `QMPClient` for the monitor at `socket`; raises `QmpError` if none answers in `timeout`.
+
+    A refused or missing socket fails at once (the QEMU is gone); a failed handshake is retried
+    until `timeout`, with a fresh client each time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        client = QMPClient(name)
+        try:
+            await asyncio.wait_for(client.connect(str(socket)), max(0.05, deadline - time.monotonic()))
+            return client
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            if not _handshake_failed(exc) or time.monotonic() + HANDSHAKE_RETRY_S >= deadline:
+                raise QmpError(f"connect {socket}: {exc}") from exc
+        await asyncio.sleep(HANDSHAKE_RETRY_S)
+
+
 @contextlib.asynccontextmanager
 async def qmp_session(socket: Path, *, timeout: float = 5.0, name: str = "hostrefresh") -> AsyncIterator[QmpSession]:
     """Connect to the monitor at `socket`; raises `QmpError` if it does not answer in `timeout`."""
-    client = QMPClient(name)
-    try:
-        await asyncio.wait_for(client.connect(str(socket)), timeout)
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-        raise QmpError(f"connect {socket}: {exc}") from exc
+    client = await connect(socket, timeout=timeout, name=name)
     try:
         yield QmpSession(client)
     finally:

@@ -42,6 +42,7 @@ from hostrefresh.nodeagent.migrate.types import (
 )
 from hostrefresh.nodeagent.migrate.vmm import LocalVmm
 from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
+from hostrefresh.nodeagent.qmpsession import connect as qmp_connect
 
 log = logging.getLogger("hostrefresh.agent.handover")
 
@@ -412,7 +413,10 @@ class HostMigrator:
         if standing == ARRIVED:
             result.outcome = Outcome.ALREADY
             result.error = None
-            await self._finish_sent(transfer, record, await observe(own), result, True)
+            state = await observe(own)
+            if result.total_ms is None:  # the failure hid a migration that completed: keep its figures
+                _fill_figures(result, state.info)
+            await self._finish_sent(transfer, record, state, result, True)
             return
         released = await self._await_file(transfer.released, transfer.to, self.answer_timeout_s, POLL_S)
         if not released and await self.peer() == transfer.to:
@@ -476,11 +480,7 @@ class HostMigrator:
     ) -> None:
         """Hold the destination's monitor, listen for the end of the incoming migration, then decide."""
         user_paused = bool((transfer.offer() or {}).get("userPaused"))  # read now: nothing to read while paused
-        client = QMPClient("hostrefresh-receiver")
-        try:
-            await asyncio.wait_for(client.connect(dest.qmp_socket), 5.0)
-        except Exception as exc:
-            raise QmpError(f"connect {dest.qmp_socket}: {exc}") from exc
+        client = await qmp_connect(dest.qmp_socket, name="hostrefresh-receiver")
         try:
             with client.listener(names=["MIGRATION"]) as listener:
                 migration = await _incoming_status(client)
