@@ -26,11 +26,13 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
+from hostrefresh.api import API_VERSION
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.processes import stop_all
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, RefreshPlanResource
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.operator.views import ZONE_LABEL
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -68,7 +70,7 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
         }
         for i, name in enumerate(names):
             create_sim_node(workdir / "nodes", name, SimNodeSpec(cpus=4, memory_blocks=16, sim_vms=vms))
-            labels = {"fleet": "scale", "topology.kubernetes.io/zone": f"zone-{i % 4}"}
+            labels = {"fleet": "scale", ZONE_LABEL: f"zone-{i % 4}"}
             client.create(Node(metadata=ObjectMeta(name=name, labels=labels)))
             client.patch(Node.Status, name, {"status": {"conditions": [ready]}}, patch_type=PatchType.MERGE)
         setup_s = time.monotonic() - t0
@@ -113,7 +115,7 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
         image.write_bytes(b"simulated kernel\n" * 64)
         checksum = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
         plan = {
-            "apiVersion": "hostrefresh.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "RefreshPlan",
             "metadata": {"name": "scale"},
             "spec": {

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hostrefresh.api import API_VERSION, Phase
+from hostrefresh.api.phases import FORWARD_STEPS, TERMINAL
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
@@ -43,7 +45,8 @@ from hostrefresh.simmachine.layout import NodeLayout
 from hostrefresh.simmachine.vms import launch_in_host
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ["Partitioning", "NestedEnabling", "BootingTarget", "Migrating", "Retiring", "Devirtualizing"]
+#: The steps a host refresh takes between Preflight and Verifying, each timed on its own.
+PARTS = [str(p) for p in FORWARD_STEPS[1:-1]]
 
 
 def _union(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
@@ -140,7 +143,7 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
         asyncio.run(dirtied())
         digest = hashlib.sha256(image.read_bytes()).hexdigest()
         obj = {
-            "apiVersion": "hostrefresh.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "HostRefresh",
             "metadata": {"name": f"{node}-hr"},
             "spec": {
@@ -155,10 +158,10 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
         def finished() -> dict[str, Any] | None:
             out = cp.kubectl("get", "hostrefresh", f"{node}-hr", "-o", "json").stdout
             status = json.loads(out).get("status") or {}
-            return status if status.get("phase") in ("Succeeded", "RolledBack", "Failed") else None
+            return status if status.get("phase") in TERMINAL else None
 
         status = _wait(finished, 900, f"{node} refreshed")
-        if status["phase"] != "Succeeded":
+        if status["phase"] != Phase.SUCCEEDED:
             raise RuntimeError(f"{node}: {status['phase']}: {status.get('conditions')}")
 
         async def verified() -> bool:

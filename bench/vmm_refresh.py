@@ -32,6 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hostrefresh.api import API_VERSION, Phase
+from hostrefresh.api.phases import TERMINAL
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
@@ -45,7 +47,6 @@ from hostrefresh.simmachine.layout import NodeLayout
 from hostrefresh.simmachine.vms import driving_host, launch_in_host
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TERMINAL = ("Succeeded", "RolledBack", "Failed")
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> Any:
@@ -129,7 +130,7 @@ class Fleet:
 def row(fleet: Fleet, mechanism: str, obj: dict[str, Any], since: float) -> dict[str, Any]:
     status = obj["status"]
     node = obj["spec"]["nodeName"]
-    if status.get("phase") != "Succeeded":
+    if status.get("phase") != Phase.SUCCEEDED:
         raise RuntimeError(f"{obj['metadata']['name']}: {status.get('phase')}: {status.get('conditions')}")
     per_vm = status["agent"]["vms"]
     node_s, each = fleet.steps(node, since)
@@ -158,7 +159,7 @@ def vmm_plan(fleet: Fleet, target: dict[str, Any]) -> tuple[list[dict[str, Any]]
     cp = fleet.cp
     since = time.time()
     plan = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "RefreshPlan",
         "metadata": {"name": "vmm-bench"},
         "spec": {
@@ -187,7 +188,7 @@ def host_refresh(fleet: Fleet, node: str, image: Path) -> dict[str, Any]:
     since = time.time()
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     obj = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "HostRefresh",
         "metadata": {"name": f"{node}-host"},
         "spec": {
