@@ -3,7 +3,8 @@
 Starts its own control plane, registers N simulated nodes (Node object + simulated L0 + fake sysfs +
 simulated VMs), one agent process hosting all of them, the operator, and a RefreshPlan over all of
 them; measures how long the agent host takes to come up, its memory, the rollout's wall time and
-throughput, and the API server's and agent's CPU time. Prints a table and writes
+throughput, the API server's and agent's CPU time, the operator's peak memory, and the rollout's wall time
+against its ideal (waves x the median node's own refresh time). Prints a table and writes
 bench/results/fleet_scale.json and .md.
 
     python bench/fleet_scale.py [--nodes 1000] [--max-unavailable 10%] [--vms 2]
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from hostrefresh.api import API_VERSION
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.processes import stop_all
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE, RefreshPlanResource
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE, HostRefreshResource, RefreshPlanResource
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 from hostrefresh.operator.views import ZONE_LABEL
 
@@ -43,6 +45,28 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's high-water mark of resident memory (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _per_node_seconds(client: Any) -> list[float]:
+    """Each finished HostRefresh's own duration: its first phase timestamp to its last."""
+    out = []
+    for hr in client.list(HostRefreshResource, namespace=None):
+        stamps = [_parse(v) for v in ((hr.to_dict().get("status") or {}).get("phaseTimestamps") or {}).values()]
+        if len(stamps) >= 2:
+            out.append((max(stamps) - min(stamps)).total_seconds())
+    return sorted(out)
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -148,6 +172,10 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             time.sleep(2)
         print()
         rollout_s = time.monotonic() - t2
+        per_node = _per_node_seconds(client)
+        median = per_node[len(per_node) // 2] if per_node else 0.0
+        waves = int(status.get("wavesStarted", 0))
+        ideal_s = waves * median
         return {
             "nodes": nodes,
             "max_unavailable": max_unavailable,
@@ -159,7 +187,12 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             "agent_cpu_seconds": _cpu_seconds(agent.pid),
             "operator_rss_mib": round(_rss_mib(operator.pid), 1),
             "operator_cpu_seconds": _cpu_seconds(operator.pid),
+            "operator_peak_rss_mib": round(_peak_rss_mib(operator.pid), 1),
             "rollout_seconds": round(rollout_s, 1),
+            "waves": waves,
+            "per_node_seconds_median": round(median, 2),
+            "ideal_seconds": round(ideal_s, 1),
+            "rollout_over_ideal": round(rollout_s / ideal_s, 3) if ideal_s else None,
             "succeeded": status.get("succeeded", 0),
             "failed": status.get("failed", 0),
             "refreshes_per_minute": round(60 * status.get("succeeded", 0) / rollout_s, 1),

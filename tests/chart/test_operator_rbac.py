@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.operator.kube import EVENT_COMPONENT
+from hostrefresh.operator.objects import EVENT_COMPONENT
 from tests.chart.conftest import Release, install
 from tests.chart.helpers import manifest_json, now_rfc3339
 

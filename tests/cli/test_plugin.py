@@ -26,6 +26,7 @@ from hostrefresh.cli.fetch import get_refresh
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import load_config
 from hostrefresh.operator import kube as operator_kube
+from hostrefresh.operator import objects as operator_objects
 from tests.cli.fleet import (
     FORWARD,
     TARGET,
@@ -67,7 +68,7 @@ def _post_event(cp: ControlPlane, name: str, reason: str, message: str) -> None:
     """An Event about a HostRefresh, posted the way the operator posts them."""
     obj = get_refresh(client(cp), name)
     assert obj is not None
-    body = operator_kube.event_body(obj, "Warning", reason, message, "default", "test", datetime.now(UTC))
+    body = operator_objects.event_body(obj, "Warning", reason, message, "default", "test", datetime.now(UTC))
 
     async def post() -> None:
         ac = AsyncClient(config=load_config(cp.kubeconfig))

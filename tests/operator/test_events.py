@@ -19,7 +19,7 @@ from lightkube import AsyncClient
 from hostrefresh.cli.fetch import events, get_plan, get_refresh
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import load_config, sync_client
-from hostrefresh.operator import kube
+from hostrefresh.operator import kube, objects
 from tests.cli.fleet import make_plan, make_refresh
 
 pytestmark = pytest.mark.integration
@@ -45,11 +45,11 @@ def test_refresh_events_show_in_describe_and_events_for(crds: ControlPlane) -> N
     now = datetime.now(UTC)
     _post(
         crds,
-        kube.event_body(obj, "Normal", "PhasePreflight", "Pending -> Preflight: start granted", "default", "t", now),
+        objects.event_body(obj, "Normal", "PhasePreflight", "Pending -> Preflight: start granted", "default", "t", now),
     )
     _post(
         crds,
-        kube.event_body(
+        objects.event_body(
             obj,
             "Warning",
             "DeadlineExceeded",
@@ -60,7 +60,7 @@ def test_refresh_events_show_in_describe_and_events_for(crds: ControlPlane) -> N
         ),
     )
     later = now + timedelta(microseconds=300)
-    _post(crds, kube.event_body(obj, "Normal", "PhaseMigrating", "the same second, later", "default", "t", later))
+    _post(crds, objects.event_body(obj, "Normal", "PhaseMigrating", "the same second, later", "default", "t", later))
     described = crds.kubectl("describe", "hostrefresh", name).stdout
     assert "PhasePreflight" in described and "DeadlineExceeded" in described
     assert "phase Migrating exceeded its deadline" in described
@@ -70,7 +70,7 @@ def test_refresh_events_show_in_describe_and_events_for(crds: ControlPlane) -> N
     reasons = [e["reason"] for e in events(client, "HostRefresh", name)]
     assert reasons == ["PhasePreflight", "DeadlineExceeded", "PhaseMigrating"]
     # What kopf would have posted: involvedObject with a namespace. describe does not find it.
-    hidden = kube.event_body(obj, "Normal", "KopfStyle", "namespaced reference", "default", "t", now)
+    hidden = objects.event_body(obj, "Normal", "KopfStyle", "namespaced reference", "default", "t", now)
     hidden["involvedObject"]["namespace"] = "default"
     _post(crds, hidden)
     assert "KopfStyle" not in crds.kubectl("describe", "hostrefresh", name).stdout
@@ -82,7 +82,7 @@ def test_plan_events_show_in_describe_and_events_for(crds: ControlPlane) -> None
     make_plan(client, name, {})
     obj = get_plan(client, name)
     assert obj is not None
-    body = kube.event_body(obj, "Warning", "FailureThresholdReached", "2 failed", "default", "t", datetime.now(UTC))
+    body = objects.event_body(obj, "Warning", "FailureThresholdReached", "2 failed", "default", "t", datetime.now(UTC))
     assert "namespace" not in body["involvedObject"]
     _post(crds, body)
     assert "FailureThresholdReached" in crds.kubectl("describe", "refreshplan", name).stdout
@@ -91,7 +91,7 @@ def test_plan_events_show_in_describe_and_events_for(crds: ControlPlane) -> None
 
 def test_long_messages_are_cut_to_what_events_accept() -> None:
     obj = {"apiVersion": "hostrefresh.io/v1alpha1", "kind": "HostRefresh", "metadata": {"name": "x", "uid": "u"}}
-    body = kube.event_body(obj, "Warning", "StepFailed", "y" * 5000, "default", "t", datetime.now(UTC))
+    body = objects.event_body(obj, "Warning", "StepFailed", "y" * 5000, "default", "t", datetime.now(UTC))
     assert len(body["message"]) == kube.MAX_EVENT_MESSAGE and body["message"].endswith("...")
     assert body["involvedObject"] == {
         "apiVersion": "hostrefresh.io/v1alpha1",

@@ -10,7 +10,7 @@ import pytest
 from hostrefresh.api import Phase
 from hostrefresh.api.names import label_value
 from hostrefresh.kube.resources import NODE_ANNOTATION, NODE_LABEL, agent_lease_name
-from hostrefresh.operator.kube import heartbeat_node, owned_refresh
+from hostrefresh.operator.objects import heartbeat_node, owned_refresh
 
 
 def test_owned_refresh_from_a_written_status() -> None:

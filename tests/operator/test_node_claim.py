@@ -13,7 +13,7 @@ from lightkube import AsyncClient
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.client import load_config, sync_client
-from hostrefresh.operator import kube
+from hostrefresh.operator.kube import KubeWriter
 from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION
 from tests.cli.fleet import make_refresh
 
@@ -34,7 +34,9 @@ def _claim_all(cp: ControlPlane, node: str, names: list[str]) -> list[str | None
         clients = [AsyncClient(config=load_config(cp.kubeconfig)) for _ in names]
         try:
             return list(
-                await asyncio.gather(*(kube.claim_node(c, node, n, None) for c, n in zip(clients, names, strict=True)))
+                await asyncio.gather(
+                    *(KubeWriter(c).claim_node(node, n, None) for c, n in zip(clients, names, strict=True))
+                )
             )
         finally:
             for c in clients:

@@ -1,4 +1,4 @@
-"""Operator settings (flags and environment), passed to handlers through kopf's memo."""
+"""Operator settings (flags and environment); the reconcilers read them from ``OperatorState.config``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ class OperatorConfig:
     refresh_interval: float = 2.0  # re-check of refreshes waiting to start (node, Lease, plan changes)
     follow_interval: float = 5.0  # re-check of refreshes under way (deadlines, the agent's signs of life)
     max_starts_per_second: float = 10.0  # start pacing (see pacing.py); 0: none
-    start_backlog: int = 10  # grants wait while the backlog exceeds this (see handlers._backlog)
+    start_backlog: int = 10  # grants wait while the backlog exceeds this (see OperatorState.backlog)
     # Per-object kopf workers; None: unbounded. A bound deadlocks start-up once a watched kind has more
     # objects than the bound (kopf's workers index, then wait for every object of the kind to be indexed).
     workers: int | None = None
+    #: Passes of each kind (HostRefresh, RefreshPlan) run at once by the work queues' workers. Passes
+    #: mostly wait on the API server, so many at once cost little; a key never runs twice at once.
+    reconcilers: int = 64
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)

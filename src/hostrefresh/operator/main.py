@@ -25,6 +25,11 @@ from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.operator import handlers, metrics
 from hostrefresh.operator.config import OperatorConfig
+from hostrefresh.operator.kube import KubeWriter
+from hostrefresh.operator.reconcile_plan import reconcile_plan
+from hostrefresh.operator.reconcile_refresh import reconcile_refresh
+from hostrefresh.operator.state import OperatorState
+from hostrefresh.operator.workqueue import work
 
 log = logging.getLogger("hostrefresh.operator")
 
@@ -127,12 +132,17 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
     if config.kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(config.kubeconfig)  # for kopf's own login
     client = async_client(config.kubeconfig, field_manager="hostrefresh-operator")
-    memo = kopf.Memo(config=config, client=client)
     registry = handlers.registry()
     # Served by every replica (leader or standby): it says the process is alive, not who leads.
     health = await serve_health(config.health_port) if config.health_port else None
 
     async def lead() -> None:
+        # A new leader starts from nothing but the API objects (see state.py).
+        state = OperatorState(config=config, writer=KubeWriter(client))
+        workers = [
+            asyncio.create_task(work(state.refreshes, lambda name: reconcile_refresh(state, name), config.reconcilers)),
+            asyncio.create_task(work(state.plans, lambda name: reconcile_plan(state, name), config.reconcilers)),
+        ]
         metrics.LEADER.set(1)
         try:
             await kopf.operator(
@@ -143,11 +153,14 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
                 # arbitrary uid (no passwd entry) does not have.
                 # (kopf's Identity is a NewType of str it does not export.)
                 identity=cast(Any, config.identity),
-                memo=memo,
+                memo=kopf.Memo(state=state),
                 stop_flag=stop_flag,
             )
         finally:
             metrics.LEADER.set(0)
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     metrics.LEADER.set(0)
     try:

@@ -33,6 +33,16 @@ class StartPacer:
         """The start time reserved for ``name``, if any."""
         return self._slots.get(name)
 
+    def peek(self, name: str, now: datetime) -> datetime:
+        """The start ``reserve(name, now)`` would give, without reserving it."""
+        if self.rate == 0:
+            return now
+        held = self._slots.get(name)
+        if held is not None:
+            return held
+        tokens = self._refilled(now) - 1.0
+        return now + timedelta(seconds=0.0 if tokens >= 0 else -tokens / self.rate)
+
     def reserve(self, name: str, now: datetime) -> datetime:
         """The earliest start for ``name``: now when a token is left, later in order of asking otherwise."""
         if self.rate == 0:
@@ -40,15 +50,31 @@ class StartPacer:
         held = self._slots.get(name)
         if held is not None:
             return held
-        if self._at is not None:
-            elapsed = max((now - self._at).total_seconds(), 0.0)
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        start = self.peek(name, now)
+        self._tokens = self._refilled(now) - 1.0
         self._at = now
-        self._tokens -= 1.0
-        wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-        start = now + timedelta(seconds=wait)
         self._slots[name] = start
         return start
+
+    def _refilled(self, now: datetime) -> float:
+        """Tokens in the bucket at ``now``."""
+        if self._at is None:
+            return self._tokens
+        elapsed = max((now - self._at).total_seconds(), 0.0)
+        return min(float(self.burst), self._tokens + elapsed * self.rate)
+
+    def available(self, now: datetime) -> int | None:
+        """How many starts may be reserved at ``now`` without waiting (None: no pacing)."""
+        if self.rate == 0:
+            return None
+        return max(0, math.floor(self._refilled(now)))
+
+    def next_token_in(self, now: datetime) -> float:
+        """Seconds until the next start may be reserved without waiting (0: one may now)."""
+        if self.rate == 0:
+            return 0.0
+        missing = 1.0 - self._refilled(now)
+        return max(missing, 0.0) / self.rate
 
     def delay(self, name: str, start: datetime) -> None:
         """Move ``name``'s start to ``start`` (it keeps its place: no new token is taken)."""

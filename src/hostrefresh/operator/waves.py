@@ -55,6 +55,8 @@ class PlanInputs:
     agents: dict[str, AgentView]
     owned: tuple[OwnedRefresh, ...]
     now: datetime
+    #: Starts the operator may make now (start pacing, the API server's backlog); None: no limit.
+    start_budget: int | None = None
 
 
 @dataclass
@@ -62,6 +64,7 @@ class PlanDecision:
     """Nodes to start now and the plan's new status."""
 
     start: list[str] = field(default_factory=list)
+    deferred: int = 0  # nodes that could start but wait for the start budget (counted as pending)
     status: RefreshPlanStatus = field(default_factory=RefreshPlanStatus)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
@@ -172,10 +175,12 @@ def plan(inputs: PlanInputs) -> PlanDecision:
             hold_reason = (Reason.INVALID_SPEC, f"spec.maintenanceWindows: {exc}")
 
     if hold_reason is None and pending:
-        decision.start = _choose(inputs, ordered, pending, active, latest, succeeded)
+        chosen = _choose(inputs, ordered, pending, active, latest, succeeded)
+        budget = len(chosen) if inputs.start_budget is None else max(inputs.start_budget, 0)
+        decision.start, decision.deferred = chosen[:budget], max(len(chosen) - budget, 0)
         if decision.start and status.active == 0:  # a start from rest; refills of freed slots are not waves
             status.waves_started += 1
-        elif pending and status.active == 0:
+        elif pending and status.active == 0 and not decision.deferred:
             hold_reason = (Reason.SOAKING, "waiting for the soak time or for nodes that pass the health gates")
     status.active += len(decision.start)
     status.pending -= len(decision.start)

@@ -1,0 +1,117 @@
+"""Everything the operator remembers between passes, in one typed object (kopf's memo holds only it).
+
+Nothing here is the truth: the truth is in the API objects, and a new leader starts with an empty
+state. What is kept is what saves writes or time (each entry says which) and what the watch has
+not shown yet (our own writes). ``forget_refresh`` and ``forget_plan`` are the one way to drop an
+object, so nothing of a deleted object stays behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Collection, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hostrefresh.operator.config import OperatorConfig
+from hostrefresh.operator.nodemarks import NodeMarkLog
+from hostrefresh.operator.pacing import StartPacer
+from hostrefresh.operator.views import AgentView, NodeView, PeerView
+from hostrefresh.operator.waves import OwnedRefresh
+from hostrefresh.operator.workqueue import WorkQueue
+from hostrefresh.operator.writer import Writer
+
+log = logging.getLogger("hostrefresh.operator")
+
+#: A HostRefresh seen without any status counts towards the backlog for this long at most.
+UNVISITED_SECONDS = 10.0
+
+#: A kopf index as the reconcilers read it: key -> the values indexed under it.
+Index = Mapping[str, Collection[Any]]
+
+
+@dataclass
+class Caches:
+    """kopf's indexes, kept up to date from its watches (a reconcile reads no API objects)."""
+
+    nodes: Mapping[str, Collection[NodeView]]
+    agents: Mapping[str, Collection[AgentView]]
+    refreshes_by_node: Mapping[str, Collection[PeerView]]
+    children_by_plan: Mapping[str, Collection[OwnedRefresh]]
+    vmis_by_node: Mapping[str, Collection[tuple[str, bool]]]
+
+
+@dataclass
+class OperatorState:
+    """The leader's working memory; see the module docstring."""
+
+    config: OperatorConfig
+    writer: Writer
+    #: Names of HostRefreshes / RefreshPlans to reconcile, and when.
+    refreshes: WorkQueue[str] = field(default_factory=lambda: WorkQueue("hostrefresh"))
+    plans: WorkQueue[str] = field(default_factory=lambda: WorkQueue("refreshplan"))
+    #: The newest version of each object, from its last watch event or our own create.
+    latest_refresh: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    latest_plan: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    caches: Caches | None = None  # bound at the first event (kopf hands indexes to handlers only)
+    pacer: StartPacer = field(init=False)
+    #: Node mark patches sent and not yet seen in the watch (not sent again meanwhile: saves 409s).
+    node_marks_sent: NodeMarkLog = field(default_factory=NodeMarkLog)
+    #: Whether a deleted refresh may lose its finalizer (set by every pass; read by the delete handler).
+    released: dict[str, bool] = field(default_factory=dict)
+    #: resourceVersion each of our status writes replaced: that version's echo needs no pass.
+    replaced: dict[str, str] = field(default_factory=dict)
+    #: When a HostRefresh without status was first seen (for the backlog, see ``backlog``).
+    unvisited: dict[str, float] = field(default_factory=dict)
+    #: Per plan: children created or moved by us that the watch does not show yet (see waves.merge_ahead).
+    plan_ahead: dict[str, dict[str, OwnedRefresh]] = field(default_factory=dict)
+    #: Per plan: whether it is paused (its children's admission reads it).
+    plan_paused: dict[str, bool] = field(default_factory=dict)
+    #: Per plan: when its status was last written (counter-only changes wait a plan interval).
+    plan_written: dict[str, float] = field(default_factory=dict)
+    active_counted_at: float = -math.inf
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.pacer = StartPacer(self.config.max_starts_per_second)
+
+    def forget_refresh(self, name: str, plan: str | None) -> None:
+        """A HostRefresh is gone: drop all that is kept about it."""
+        self.refreshes.forget(name)
+        self.latest_refresh.pop(name, None)
+        self.pacer.forget(name)
+        self.node_marks_sent.forget(name)
+        self.released.pop(name, None)
+        self.replaced.pop(name, None)
+        self.unvisited.pop(name, None)
+        if plan is not None:
+            self.plan_ahead.get(plan, {}).pop(name, None)
+
+    def forget_plan(self, name: str) -> None:
+        """A RefreshPlan is gone: drop all that is kept about it."""
+        self.plans.forget(name)
+        self.latest_plan.pop(name, None)
+        self.plan_ahead.pop(name, None)
+        self.plan_paused.pop(name, None)
+        self.plan_written.pop(name, None)
+
+    def backlog(self) -> int:
+        """Work the API server has still to take from us: our unanswered writes, and new HostRefresh
+        objects not yet given a status (a burst of them is a burst of writes: theirs, kopf's, ours)."""
+        fresh = time.monotonic() - UNVISITED_SECONDS
+        return self.writer.in_flight + sum(1 for seen in self.unvisited.values() if seen > fresh)
+
+    def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` beside the caller (kept referenced until done; its failure is logged)."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            self.background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("background write failed", exc_info=task.exception())
+
+        task.add_done_callback(done)
