@@ -57,7 +57,7 @@ from hostrefresh.controlplane.cluster import free_port
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -413,7 +413,7 @@ class Bench:
         argv = [
             sys.executable,
             "-m",
-            "hostrefresh.nodeagent.main",
+            "hostrefresh.sim.agent",
             f"--kubeconfig={self.cp.user_kubeconfig(AGENT_USER, ('system:masters',))}",
             f"--namespace={namespace}",
             f"--sim-root={self.workdir / 'nodes'}",
