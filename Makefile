@@ -18,7 +18,7 @@ python-deps:
 tools:
 	$(PYTHON) -m hostrefresh.controlplane build
 	$(PYTHON) -m hostrefresh.controlplane promtool
-	$(PYTHON) -m hostrefresh.nodeagent.guest.qemubuilds
+	$(PYTHON) -m hostrefresh.sim.guest.qemubuilds
 
 ## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
 crds:

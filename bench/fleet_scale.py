@@ -33,8 +33,8 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.processes import stop_all
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, HostRefreshResource, RefreshPlanResource
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 from hostrefresh.operator.views import ZONE_LABEL
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -104,7 +104,7 @@ def run(nodes: int, max_unavailable: str, vms: int, workdir: Path) -> dict[str, 
             [
                 sys.executable,
                 "-m",
-                "hostrefresh.nodeagent.main",
+                "hostrefresh.sim.agent",
                 *kube,
                 "--sim-root",
                 str(workdir / "nodes"),

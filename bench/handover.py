@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab
 from hostrefresh.nodeagent.migrate import HandoverRecord, MigrationPolicy, QemuMigrator, choose_accel
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

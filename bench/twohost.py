@@ -37,12 +37,12 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab
 from hostrefresh.nodeagent.migrate import Inventory, choose_accel
 from hostrefresh.nodeagent.timing import parse
-from hostrefresh.simmachine.layout import NodeLayout
-from hostrefresh.simmachine.vms import launch_in_host
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.machine.layout import NodeLayout
+from hostrefresh.sim.machine.vms import launch_in_host
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The steps a host refresh takes between Preflight and Verifying, each timed on its own.
@@ -114,7 +114,7 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
         [
             sys.executable,
             "-m",
-            "hostrefresh.simmachine",
+            "hostrefresh.sim.machine",
             "run",
             f"--root={layout.base.parent}",
             f"--node={node}",

@@ -38,13 +38,13 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import image_tree, installed_build, other_build, target_spec
 from hostrefresh.nodeagent.migrate import Inventory, choose_accel
 from hostrefresh.nodeagent.timing import parse
-from hostrefresh.simmachine.layout import NodeLayout
-from hostrefresh.simmachine.vms import driving_host, launch_in_host
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.guest.qemubuilds import image_tree, installed_build, other_build, target_spec
+from hostrefresh.sim.machine.layout import NodeLayout
+from hostrefresh.sim.machine.vms import driving_host, launch_in_host
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -76,7 +76,7 @@ class Fleet:
         self.layouts = {n: NodeLayout(lab.root / "machines" / n) for n in self.names}
         for n in self.names:
             register_node(cp, n, {"bench": "vmm"})
-        argv = [sys.executable, "-m", "hostrefresh.simmachine", "run", f"--root={lab.root / 'machines'}"]
+        argv = [sys.executable, "-m", "hostrefresh.sim.machine", "run", f"--root={lab.root / 'machines'}"]
         argv += [f"--node={n}" for n in self.names]
         argv += ["--", f"--kubeconfig={cp.kubeconfig}", f"--namespace={DEFAULT_NAMESPACE}", f"--image-dir={images}"]
         self.machines = spawn(argv, workdir / "machines.log")

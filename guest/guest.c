@@ -2,7 +2,7 @@
  * hostrefresh test guest: writes a verifiable pattern into every page of its RAM, forever.
  *
  * Why: the handover tests must prove that no guest memory is lost or corrupted and that the guest keeps
- * running after any number of live migrations. A host-side verifier (hostrefresh.nodeagent.guest)
+ * running after any number of live migrations. A host-side verifier (hostrefresh.sim.guest)
  * reads the control block and the pages over QMP and checks them against the same formulas.
  *
  * Pattern: pages are numbered in region order (RAM from the multiboot memory map, from COVER_START up).
@@ -30,7 +30,7 @@ struct region {
 	u64 end;
 };
 
-/* Layout shared with hostrefresh/nodeagent/guest/pattern.py; keep in sync. */
+/* Layout shared with hostrefresh/sim/guest/pattern.py; keep in sync. */
 struct control {
 	u64 magic;
 	u64 version;

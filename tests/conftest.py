@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, installed_build, other_build
+from hostrefresh.sim.guest.qemubuilds import QemuBuild, installed_build, other_build
 
 
 @pytest.fixture(scope="session")

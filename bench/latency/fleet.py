@@ -23,7 +23,7 @@ from lightkube.types import PatchType
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.cluster import free_port
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 from .cpu import CpuMeter
 from .processes import Proc, leading, leases_ready, start_agent, start_operator

@@ -63,7 +63,7 @@ def start_agent(cp: ControlPlane, workdir: Path, name: str, namespace: str, node
     argv = [
         sys.executable,
         "-m",
-        "hostrefresh.nodeagent.main",
+        "hostrefresh.sim.agent",
         f"--kubeconfig={cp.user_kubeconfig(AGENT_USER, ('system:masters',))}",
         f"--namespace={namespace}",
         f"--sim-root={workdir / 'nodes'}",

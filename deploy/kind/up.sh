@@ -49,7 +49,7 @@ sim=$(mktemp -d)
 trap 'rm -f "$config"; rm -rf "$sim"' EXIT
 for node in $workers; do
   if ! $docker exec "$node" test -f /var/lib/hostrefresh/sim/l0.state; then
-    $PYTHON -m hostrefresh.nodeagent.simnode "$sim" "$node" >/dev/null
+    $PYTHON -m hostrefresh.sim.node "$sim" "$node" >/dev/null
     $docker exec "$node" sh -c 'rm -rf /var/lib/hostrefresh/sim && mkdir -p /var/lib/hostrefresh'
     $docker cp "$sim/$node" "$node:/var/lib/hostrefresh/sim" >/dev/null
   fi

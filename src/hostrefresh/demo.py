@@ -36,13 +36,13 @@ from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import image_tree, installed_build, other_build, target_spec
 from hostrefresh.nodeagent.migrate import Inventory
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
-from hostrefresh.simmachine.layout import NodeLayout
-from hostrefresh.simmachine.vms import driving_host, launch_in_host
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.guest.qemubuilds import image_tree, installed_build, other_build, target_spec
+from hostrefresh.sim.machine.layout import NodeLayout
+from hostrefresh.sim.machine.vms import driving_host, launch_in_host
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 PLAN = "demo-fleet"
 
@@ -94,7 +94,7 @@ def _real_machines(
     """Start the machine simulator for ``names`` and two real test guests (on QEMU ``qemu``, default
     the installed one) in each one's first host."""
     root = lab.root / "machines"
-    argv = [sys.executable, "-m", "hostrefresh.simmachine", "run", f"--root={root}"]
+    argv = [sys.executable, "-m", "hostrefresh.sim.machine", "run", f"--root={root}"]
     argv += [f"--node={name}" for name in names]
     argv += ["--", f"--kubeconfig={cp.kubeconfig}", f"--namespace={DEFAULT_NAMESPACE}", "--lease-seconds=15"]
     argv += [f"--image-dir={workdir / 'images'}"]  # where run() puts the target image
@@ -198,7 +198,7 @@ def run(
                     [
                         sys.executable,
                         "-m",
-                        "hostrefresh.nodeagent.main",
+                        "hostrefresh.sim.agent",
                         *kube,
                         "--sim-root",
                         str(workdir / "nodes"),

@@ -480,6 +480,14 @@ def test_helm_renders_the_crds_with_include_crds(helm_home: Path) -> None:
     assert crds == ["hostrefreshes.hostrefresh.io", "refreshplans.hostrefresh.io"]
 
 
+def test_the_simulators_agent_is_opt_in(helm_home: Path) -> None:
+    """kind's values run the agent with a fake sysfs: another command, the chart's flags kept."""
+    kind = render(helm_home, extra=["-f", str(REPO_ROOT / "deploy" / "kind" / "values-kind.yaml")])
+    [container] = _pod_spec(find(kind, "DaemonSet", "-agent"))["containers"]
+    assert container["command"] == ["python3", "-m", "hostrefresh.sim.agent"]
+    assert "--node=$(NODE_NAME)" in container["args"] and container["args"][-1] == "--fake-sysfs"
+
+
 def test_simulated_l0_is_opt_in(default: list[Manifest], helm_home: Path) -> None:
     args = _pod_spec(find(default, "DaemonSet", "-agent"))["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--l0-sim-state")]

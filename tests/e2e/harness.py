@@ -19,8 +19,8 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
-from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild, image_tree, target_spec
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.guest.qemubuilds import QemuBuild, image_tree, target_spec
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> Any:
@@ -161,7 +161,7 @@ def agent_process(cp: ControlPlane, workdir: Path, nodes: list[str], *extra: str
     argv = [
         sys.executable,
         "-m",
-        "hostrefresh.nodeagent.main",
+        "hostrefresh.sim.agent",
         f"--kubeconfig={cp.kubeconfig}",
         f"--namespace={DEFAULT_NAMESPACE}",
         f"--sim-root={workdir / 'nodes'}",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hostrefresh.l0 import Call, open_l0
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 from .harness import Cluster, agent_process, operator_process, running, slow_node, wait_for
 

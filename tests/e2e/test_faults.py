@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from hostrefresh.l0 import Call, FaultRule, L0State, Status, open_l0
-from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
-from hostrefresh.nodeagent.migrate import SimMigrator, SimVm, VmLocation
+from hostrefresh.nodeagent.migrate import VmLocation
 from hostrefresh.nodeagent.partitioner import Partitioner
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.migrator import SimMigrator, SimVm
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
+from hostrefresh.sim.sysfs import FakeSysfsIO
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for
 

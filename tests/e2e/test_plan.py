@@ -16,7 +16,7 @@ from lightkube import Client
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import PLAN_LABEL, HostRefreshResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from hostrefresh.l0 import Call, FaultRule, Status
-from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
-from hostrefresh.nodeagent.guest.lab import GuestLab
 from hostrefresh.nodeagent.migrate.accel import FORCE_TCG_ENV
 from hostrefresh.nodeagent.partitioner import Partitioner
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.sysfs import FakeSysfsIO
 
 from .harness import Cluster, Process, operator_process, wait_for
 from .twohost_nodes import TwoHostNode

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from hostrefresh.l0 import open_l0
-from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.guest.qemubuilds import QemuBuild
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for
 from .test_two_hosts import _diag, _terminal, _wait_step, machine_running

@@ -1,6 +1,6 @@
 """Nodes of the machine simulator: two real isolated hosts per node, real QEMU test guests in them.
 
-The test runs ``python -m hostrefresh.simmachine run`` as a real process (the machine); the machine
+The test runs ``python -m hostrefresh.sim.machine run`` as a real process (the machine); the machine
 starts a host (PID, mount and UTS namespaces, an init, an agent) for every running L1 of the node's
 simulated L0 and kills the whole host when the L0 retires or stops it. The test looks at the
 machine from outside: the hosts' own directories, their PID namespaces, the QEMU processes in each.
@@ -19,13 +19,13 @@ from pathlib import Path
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import FaultRule, L0State, open_l0
-from hostrefresh.nodeagent.guest import GuestVerifier, PatternReport
-from hostrefresh.nodeagent.guest.lab import GuestLab
 from hostrefresh.nodeagent.migrate import Inventory, VmRecord
 from hostrefresh.nodeagent.migrate.process import pid_alive
-from hostrefresh.simmachine.layout import NodeLayout
-from hostrefresh.simmachine.machine import processes_in
-from hostrefresh.simmachine.vms import init_pid, launch_in_host
+from hostrefresh.sim.guest import GuestVerifier, PatternReport
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.machine.layout import NodeLayout
+from hostrefresh.sim.machine.machine import processes_in
+from hostrefresh.sim.machine.vms import init_pid, launch_in_host
 
 from .harness import Process, image_dir, wait_for
 
@@ -55,7 +55,7 @@ class TwoHostNode:
         argv = [
             sys.executable,
             "-m",
-            "hostrefresh.simmachine",
+            "hostrefresh.sim.machine",
             "run",
             f"--root={self.layout.base.parent}",
             f"--node={self.name}",
@@ -157,7 +157,7 @@ class TwoHostNode:
         for pid in processes_in(ns):
             with contextlib.suppress(OSError):
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                if argv[1:3] == [b"-m", b"hostrefresh.nodeagent.main"]:  # not the init, whose argv names it too
+                if argv[1:3] == [b"-m", b"hostrefresh.sim.agent"]:  # not the init, whose argv names it too
                     return pid
         return None
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hostrefresh.l0 import Call, FaultRule, Status
-from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import installed_build, other_build
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.guest.qemubuilds import installed_build, other_build
 from tests.e2e.harness import running, wait_for
 from tests.e2e.twohost_nodes import TwoHostNode
 

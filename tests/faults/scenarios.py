@@ -17,7 +17,7 @@ from typing import Any
 from hostrefresh.controlplane.nodes import set_node_ready
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import Call, FaultRule, Status
-from hostrefresh.nodeagent.fakesysfs import FakeRules
+from hostrefresh.sim.sysfs import FakeRules
 from tests.e2e.harness import Process, running, wait_for
 
 from .qemu_scenario import qemu_kills

@@ -17,10 +17,11 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.l0 import FaultRule, open_l0
-from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, save_rules
-from hostrefresh.nodeagent.migrate import SimMigrator, SimVm, VmLocation
+from hostrefresh.nodeagent.migrate import VmLocation
 from hostrefresh.nodeagent.partitioner import Partitioner
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
+from hostrefresh.sim.migrator import SimMigrator, SimVm
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node
+from hostrefresh.sim.sysfs import FakeRules, FakeSysfsIO, save_rules
 from tests.e2e.harness import Cluster, Process, agent_process, operator_process, wait_for
 
 from .ledger import Ledger

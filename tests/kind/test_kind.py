@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from hostrefresh.nodeagent.guest.build import guest_image
+from hostrefresh.sim.guest.build import guest_image
 
 from .conftest import NAMESPACE, Kind, wait_until
 
 pytestmark = [pytest.mark.kind, pytest.mark.slow]
 
 STATE = "/var/lib/hostrefresh"
-VMCTL = ("python3", "-m", "hostrefresh.nodeagent.guest.vmctl", f"--vm-runtime={STATE}/vms")
+VMCTL = ("python3", "-m", "hostrefresh.sim.guest.vmctl", f"--vm-runtime={STATE}/vms")
 GUESTS = ("vm-a", "vm-b")
 KERNEL = f"{STATE}/images/vmlinuz-2.0"
 TERMINAL = {"Succeeded", "Failed", "RolledBack"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO, build_fake_sysfs
-from hostrefresh.nodeagent.guest.lab import GuestLab
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.sysfs import FakeSysfsIO, build_fake_sysfs
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
 from hostrefresh.l0 import Call, FaultRule, L0Error, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node, open_sim_node
 
 from .images import image_store, target_image
 

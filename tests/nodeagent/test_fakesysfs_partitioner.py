@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hostrefresh.nodeagent.fakesysfs import (
+from hostrefresh.nodeagent.partition import PartitionError
+from hostrefresh.nodeagent.partitioner import Baseline, Partitioner
+from hostrefresh.sim.sysfs import (
     FakeSysfsIO,
     build_fake_sysfs,
     cpu_online_path,
@@ -16,8 +18,6 @@ from hostrefresh.nodeagent.fakesysfs import (
     memory_state_path,
     save_rules,
 )
-from hostrefresh.nodeagent.partition import PartitionError
-from hostrefresh.nodeagent.partitioner import Baseline, Partitioner
 
 MiB = 1 << 20
 

@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from hostrefresh.api import HostRefreshSpec, TargetHost
 from hostrefresh.nodeagent import images as images_module
 from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, ImageRefusedError, ImageStore, hash_bounded
-from hostrefresh.nodeagent.main import build_runtimes, parse_args
+from hostrefresh.nodeagent.main import parse_args
 from hostrefresh.nodeagent.runtime import PreflightError
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
+from hostrefresh.sim import agent as sim_agent
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node, open_sim_node
 
 KERNEL = b"simulated kernel\n" * 64
 NO_SUCH_SUM = "sha256:" + "0" * 64
@@ -251,14 +252,22 @@ def test_the_runtime_reports_a_refusal_as_a_preflight_error(tmp_path: Path, imag
 
 
 def test_agent_flags_set_the_allowed_directories_and_the_bound(tmp_path: Path) -> None:
-    args = parse_args(["--sim-root", str(tmp_path), "--sim-nodes", "n1"])
-    assert args.image_dir == list(DEFAULT_IMAGE_DIRS)
+    node = ["--node=n1", f"--sysfs-root={tmp_path}"]
+    assert parse_args(node).image_dir == list(DEFAULT_IMAGE_DIRS)
     dirs = ["--image-dir", "/srv/a", "--image-dir=/srv/b"]
-    args = parse_args(["--sim-root", str(tmp_path), "--sim-nodes", "n1,n2", *dirs, "--max-image-bytes", "4096"])
-    runtimes = build_runtimes(args)
+    args = parse_args([*node, *dirs, "--max-image-bytes", "4096"])
+    assert args.image_dir == [Path("/srv/a"), Path("/srv/b")] and args.max_image_bytes == 4096
+    for bad in (["--image-dir", "images"], ["--max-image-bytes", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args([*node, *bad])
+
+
+def test_every_node_of_an_agent_process_shares_one_image_store(tmp_path: Path) -> None:
+    dirs = ["--image-dir", "/srv/a", "--image-dir=/srv/b"]
+    args = sim_agent.parse_args(
+        ["--sim-root", str(tmp_path), "--sim-nodes", "n1,n2", *dirs, "--max-image-bytes", "4096"]
+    )
+    runtimes = sim_agent.build_runtimes(args)
     assert [rt.images.dirs for rt in runtimes] == [(Path("/srv/a"), Path("/srv/b"))] * 2
     assert runtimes[0].images is runtimes[1].images  # one checksum cache for the process
     assert runtimes[0].images.max_bytes == 4096
-    for bad in (["--image-dir", "images"], ["--max-image-bytes", "0"]):
-        with pytest.raises(SystemExit):
-            parse_args(["--sim-root", str(tmp_path), "--sim-nodes", "n1", *bad])

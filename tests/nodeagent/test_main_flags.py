@@ -13,29 +13,25 @@ from hostrefresh.nodeagent.main import MAX_LEASE_SECONDS, parse_args
 
 
 def _bad(tmp_path: Path) -> list[tuple[list[str], str]]:
-    sim = [f"--sim-root={tmp_path / 'nodes'}", "--sim-nodes=n1"]
+    node = ["--node=n1", f"--sysfs-root={tmp_path}"]
     state = tmp_path / "l0.state"
     return [
         # The heartbeat: renewed every third of the Lease; two renewals must fit the default silence limit.
-        ([*sim, "--lease-seconds=0"], "--lease-seconds: '0' must be from 1 to 90"),
-        ([*sim, "--lease-seconds=91"], "--lease-seconds: '91' must be from 1 to 90"),
-        ([*sim, "--lease-seconds=2.5"], "--lease-seconds: '2.5' is not a whole number"),
-        ([*sim, "--retry-seconds=0"], "--retry-seconds: '0' must be more than 0 seconds"),
-        ([*sim, "--retry-seconds=inf"], "--retry-seconds: 'inf' is not a finite number"),
-        ([*sim, "--report-running-after=-1"], "--report-running-after: '-1' must be 0 or more"),
-        ([*sim, "--sim-vms=-1"], "--sim-vms: '-1' must be 0 or more"),
-        ([*sim, "--metrics-port=65536"], "--metrics-port: '65536' must be a port"),
-        ([*sim, "--metrics-port=9091", "--health-port=9091"], "--metrics-port and --health-port are both 9091"),
-        ([*sim, "--namespace=UPPER"], "--namespace: 'UPPER' is not a namespace name"),
-        ([*sim, "--identity="], "--identity is empty"),
-        ([*sim, "--vm-cgroup=../escape"], "--vm-cgroup must be one cgroup name"),
-        ([*sim, "--vm-cgroup=a/b"], "--vm-cgroup must be one cgroup name"),
-        ([f"--sim-root={tmp_path / 'nodes'}", "--sim-nodes=n1,Node_2"], "--sim-nodes: 'Node_2' is not a node name"),
-        ([f"--sim-root={tmp_path / 'nodes'}", "--sim-nodes=n1,n1"], "--sim-nodes names a node twice"),
-        ([f"--sim-root={tmp_path / 'nodes'}"], "--sim-nodes names the simulated nodes"),
-        (["--node=n1", "--sim-nodes=n1"], "--sim-nodes needs --sim-root"),
-        ([*sim, "--l1-id=1"], "--l1-id is for an agent in one host"),
-        ([*sim, "--fake-sysfs"], "--fake-sysfs is for one host's fake sysfs"),
+        ([*node, "--lease-seconds=0"], "--lease-seconds: '0' must be from 1 to 90"),
+        ([*node, "--lease-seconds=91"], "--lease-seconds: '91' must be from 1 to 90"),
+        ([*node, "--lease-seconds=2.5"], "--lease-seconds: '2.5' is not a whole number"),
+        ([*node, "--retry-seconds=0"], "--retry-seconds: '0' must be more than 0 seconds"),
+        ([*node, "--retry-seconds=inf"], "--retry-seconds: 'inf' is not a finite number"),
+        ([*node, "--report-running-after=-1"], "--report-running-after: '-1' must be 0 or more"),
+        ([*node, "--metrics-port=65536"], "--metrics-port: '65536' must be a port"),
+        ([*node, "--metrics-port=9091", "--health-port=9091"], "--metrics-port and --health-port are both 9091"),
+        ([*node, "--namespace=UPPER"], "--namespace: 'UPPER' is not a namespace name"),
+        ([*node, "--identity="], "--identity is empty"),
+        ([*node, "--vm-cgroup=../escape"], "--vm-cgroup must be one cgroup name"),
+        ([*node, "--vm-cgroup=a/b"], "--vm-cgroup must be one cgroup name"),
+        # The simulated parts are not the agent's: python -m hostrefresh.sim.agent adds them.
+        ([*node, f"--sim-root={tmp_path / 'nodes'}", "--sim-nodes=n1"], "unrecognized arguments: --sim-root"),
+        ([*node, "--fake-sysfs"], "unrecognized arguments: --fake-sysfs"),
         (["--node=-bad-"], "--node: '-bad-' is not a node name"),
         (["--node=" + "a" * 254], "--node"),
         (["--node=n1", "--l1-id=0"], "--l1-id: '0' must be 1 or more"),
@@ -51,7 +47,7 @@ def _bad(tmp_path: Path) -> list[tuple[list[str], str]]:
             ["--node=n1", "--l1-id=1", f"--sysfs-root={tmp_path}", f"--channel-dir={tmp_path / 'nochan'}"],
             f"--channel-dir {tmp_path / 'nochan'} is not a directory",
         ),
-        ([*sim, f"--kubeconfig={tmp_path / 'missing'}"], f"--kubeconfig {tmp_path / 'missing'}: no such file"),
+        ([*node, f"--kubeconfig={tmp_path / 'missing'}"], f"--kubeconfig {tmp_path / 'missing'}: no such file"),
     ]
 
 
@@ -62,7 +58,7 @@ def test_bad_flags_exit_naming_the_flag(tmp_path: Path, capsys: pytest.CaptureFi
         assert exit_.value.code == 2, argv
         err = capsys.readouterr().err
         assert message in err, (argv, err)
-    assert not (tmp_path / "nodes").exists()
+    assert not (tmp_path / "nodes").exists() and not (tmp_path / "agent").exists()
 
 
 @pytest.mark.parametrize(
@@ -87,23 +83,22 @@ def test_bad_environment_exits_naming_the_flag(
 
 
 def test_good_flags_pass(tmp_path: Path) -> None:
-    args = parse_args(
-        [f"--sim-root={tmp_path}", "--sim-nodes=n1,n2.example", f"--lease-seconds={MAX_LEASE_SECONDS}", "--nice=-20"]
-    )
-    assert args.lease_seconds == 90 and args.sim_nodes == "n1,n2.example"
+    args = parse_args(["--node=n1", f"--sysfs-root={tmp_path}", f"--lease-seconds={MAX_LEASE_SECONDS}", "--nice=-20"])
+    assert args.lease_seconds == 90 and args.node == "n1"
     long_node = ("n" * 62 + ".") * 4 + "n"  # 253 characters: a legal node name
     assert parse_args([f"--node={long_node}", f"--sysfs-root={tmp_path}"]).node == long_node
 
 
 def test_the_process_exits_2_and_creates_nothing(tmp_path: Path) -> None:
-    root = tmp_path / "nodes"
+    state = tmp_path / "agent"
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "hostrefresh.nodeagent.main",
-            f"--sim-root={root}",
-            "--sim-nodes=n1",
+            "--node=n1",
+            f"--sysfs-root={tmp_path}",
+            f"--state-dir={state}",
             "--lease-seconds=600",
         ],
         capture_output=True,
@@ -114,4 +109,4 @@ def test_the_process_exits_2_and_creates_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--lease-seconds: '600' must be from 1 to 90" in result.stderr
-    assert not root.exists()
+    assert not state.exists()

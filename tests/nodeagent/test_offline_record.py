@@ -11,11 +11,11 @@ import asyncio
 from pathlib import Path
 
 from hostrefresh.api import FORWARD_STEPS, HostRefreshSpec, Phase
-from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, save_rules
 from hostrefresh.nodeagent.progress import forward_position, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, roll_back
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node, open_sim_node
+from hostrefresh.sim.sysfs import FakeRules, FakeSysfsIO, save_rules
 
 from .images import image_store, target_image
 

@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import pytest
 
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab
 from hostrefresh.nodeagent.migrate import (
     HandoverError,
     HandoverHooks,
@@ -24,6 +22,8 @@ from hostrefresh.nodeagent.migrate import (
 from hostrefresh.nodeagent.migrate import handover as handover_module
 from hostrefresh.nodeagent.migrate.process import instance_alive
 from hostrefresh.nodeagent.qmpsession import qmp_session
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

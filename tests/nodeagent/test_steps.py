@@ -13,8 +13,8 @@ from hostrefresh.api.phases import RETIRE_REFUSED
 from hostrefresh.nodeagent.migrate import VmLocation
 from hostrefresh.nodeagent.progress import forward_position, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, roll_back
+from hostrefresh.sim.node import SimNodeSpec, create_sim_node, open_sim_node
 
 from .images import image_store, target_image
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab, kill_processes_mentioning
 from hostrefresh.nodeagent.migrate import HandoverPath, MigrationPolicy, Outcome, VmLocation
 from hostrefresh.nodeagent.migrate.channel import HandoverChannel
 from hostrefresh.nodeagent.migrate.observe import observe
 from hostrefresh.nodeagent.migrate.twohost import HostMigrator
 from hostrefresh.nodeagent.qmpsession import qmp_session
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab, kill_processes_mentioning
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from hostrefresh.nodeagent.guest import GuestVerifier
-from hostrefresh.nodeagent.guest.lab import GuestLab
-from hostrefresh.nodeagent.guest.qemubuilds import QemuBuild
 from hostrefresh.nodeagent.migrate import (
     HandoverPath,
     MigrationPolicy,
@@ -30,6 +27,9 @@ from hostrefresh.nodeagent.migrate import (
 from hostrefresh.nodeagent.migrate.handover import incoming_socket
 from hostrefresh.nodeagent.migrate.vmm import running_binary
 from hostrefresh.nodeagent.qmpsession import qmp_session
+from hostrefresh.sim.guest import GuestVerifier
+from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.guest.qemubuilds import QemuBuild
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

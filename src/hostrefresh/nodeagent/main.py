@@ -2,8 +2,10 @@
 
 On a real node (DaemonSet pod): ``--node $NODE_NAME`` with the real L0 (vmcall), /sys, and QEMU VMs
 under ``--vm-runtime``; with ``--l1-id`` it is the agent of one of the node's two hosts during a
-refresh (see docs/hosts.md). For the fleet simulator: ``--sim-root DIR --sim-nodes a,b,c`` hosts many
-simulated nodes (simulated L0 + fake sysfs + simulated VMs) in one process.
+refresh (see docs/hosts.md). The parts of a node (its sysfs, its migrator, the list of nodes) come in
+through ``main(nodes=...)``, so that ``python -m hostrefresh.sim.agent`` can run this same agent with
+simulated parts (a fake sysfs tree, or many simulated nodes in one process) without this package
+importing any of them.
 """
 
 from __future__ import annotations
@@ -13,19 +15,18 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import start_http_server
 
 from hostrefresh import eventloop, flags
 from hostrefresh.api.common import AGENT_LEASE_SECONDS, AGENT_SILENCE_DEFAULT_SECONDS, HEARTBEATS_PER_LEASE
-from hostrefresh.api.names import dns_subdomain_problem
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.resources import DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
-from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
 from hostrefresh.nodeagent.host import AgentHost
 from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_MAX_IMAGE_BYTES, ImageStore
 from hostrefresh.nodeagent.migrate import QemuMigrator
@@ -33,7 +34,6 @@ from hostrefresh.nodeagent.migrate.placement import HostCgroup, valid_cgroup_nam
 from hostrefresh.nodeagent.migrate.process import place_vms_in
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
-from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node, open_sim_node
 from hostrefresh.nodeagent.sysfs import RealSysfsIO, SysfsIO
 
 #: The longest heartbeat Lease: its renewals (every third of it) must fit twice into the default
@@ -41,9 +41,16 @@ from hostrefresh.nodeagent.sysfs import RealSysfsIO, SysfsIO
 #: refreshes of healthy agents.
 MAX_LEASE_SECONDS = AGENT_SILENCE_DEFAULT_SECONDS * HEARTBEATS_PER_LEASE // 2
 
+#: A sysfs implementation over a root directory (the kernel's, or a stand-in's).
+SysfsFactory = Callable[[Path], SysfsIO]
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="hostrefresh-agent", description=__doc__)
+#: The runtimes of the nodes an agent process serves, from its flags and its one image store.
+NodeRuntimes = Callable[[argparse.Namespace, ImageStore], list[NodeRuntime]]
+
+
+def build_parser(prog: str = "hostrefresh-agent", description: str | None = __doc__) -> argparse.ArgumentParser:
+    """Every flag of the agent; a wrapper (the simulator's agent) adds its own before parsing."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
     parser.add_argument(
         "--namespace",
@@ -62,11 +69,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--l0-sim-state", type=Path, default=None, help="simulated L0 state file (with --l0-backend sim)"
     )
     parser.add_argument("--sysfs-root", type=Path, default=Path("/sys"), help="sysfs root (default /sys)")
-    parser.add_argument(
-        "--fake-sysfs",
-        action="store_true",
-        help="--sysfs-root is a fake sysfs tree (a host of the machine simulator), not the kernel's",
-    )
     parser.add_argument(
         "--vm-runtime",
         type=Path,
@@ -132,9 +134,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "in every hierarchy), so that VMs outlive the agent's pod; empty (the default): leave them in the "
         "agent's cgroup, as for an agent run by the host's init system",
     )
-    parser.add_argument("--sim-root", type=Path, default=None, help="host simulated nodes under this directory")
-    parser.add_argument("--sim-nodes", default="", help="comma-separated simulated node names (with --sim-root)")
-    parser.add_argument("--sim-vms", type=flags.whole(0), default=3, help="simulated VMs per simulated node")
     parser.add_argument(
         "--lease-seconds",
         type=flags.whole(1, MAX_LEASE_SECONDS),
@@ -159,43 +158,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=flags.port, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=flags.port, default=0, help="serve /healthz here (0: off)")
     parser.add_argument("--identity", default=socket.gethostname() + f"-{os.getpid()}")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
     return args
 
 
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, *, one_node: bool = True) -> None:
     """What no single flag's type can see: flags that contradict each other, paths that must exist.
 
-    Runs before the agent touches anything (no simulated node, state directory or Lease is created).
+    Runs before the agent touches anything (no node, state directory or Lease is created). With
+    ``one_node=False`` the caller's ``NodeRuntimes`` makes the nodes from flags of its own (the
+    simulator's agent), so this process's one node (``--node``, ``--sysfs-root``) is neither
+    required nor checked.
     """
-    if args.sim_root is None and not args.node:
-        parser.error("--node (or $NODE_NAME) is required unless --sim-root hosts simulated nodes")
-    if args.sim_root is not None and not args.sim_nodes:
-        parser.error("--sim-nodes names the simulated nodes to host under --sim-root")
-    if args.sim_root is None and args.sim_nodes:
-        parser.error("--sim-nodes needs --sim-root, the directory to host the simulated nodes under")
-    if args.l1_id is not None and args.sim_root is not None:
-        parser.error("--l1-id is for an agent in one host of one node; --sim-root hosts many nodes in one process")
-    names = [n for n in args.sim_nodes.split(",") if n]
-    for name in names:
-        problem = dns_subdomain_problem(name)
-        if problem is not None:
-            parser.error(f"--sim-nodes: {name!r} is not a node name: it {problem}")
-    if len(set(names)) != len(names):
-        parser.error(f"--sim-nodes names a node twice: {args.sim_nodes}")
-    if args.sim_root is not None and args.sim_root.exists() and not args.sim_root.is_dir():
-        parser.error(f"--sim-root {args.sim_root} is not a directory")
+    if one_node and not args.node:
+        parser.error("--node (or $NODE_NAME) is required")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         parser.error(f"--kubeconfig {args.kubeconfig}: no such file; give the path of a kubeconfig, or leave it out")
     if args.l0_sim_state is not None and args.l0_backend != "sim":
         parser.error("--l0-sim-state is the simulated L0's state file: it needs --l0-backend sim")
     if args.l0_sim_state is not None and not args.l0_sim_state.is_file():
         parser.error(f"--l0-sim-state {args.l0_sim_state}: no such file; power the simulated L0 on first")
-    if args.sim_root is None and not args.sysfs_root.is_dir():
-        parser.error(f"--sysfs-root {args.sysfs_root} is not a directory; give the (fake) sysfs root")
-    if args.fake_sysfs and args.sim_root is not None:
-        parser.error("--fake-sysfs is for one host's fake sysfs; --sim-root makes its own for each simulated node")
+    if one_node and not args.sysfs_root.is_dir():
+        parser.error(f"--sysfs-root {args.sysfs_root} is not a directory; give the sysfs root")
     if args.l1_id is not None:
         for flag, path in (("--channel-dir", args.channel_dir), ("--handoff-dir", args.handoff_dir)):
             if not path.is_dir():
@@ -218,27 +208,20 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"--l1-id must be the L0's id of this host (1 or more), not {args.l1_id}")
 
 
-def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
-    if args.vm_cgroup:
-        place_vms_in(HostCgroup(args.vm_cgroup))
-    images = ImageStore(args.image_dir, args.max_image_bytes)  # one checksum cache for all this agent's nodes
-    if args.sim_root is not None:
-        spec = SimNodeSpec(sim_vms=args.sim_vms)
-        names = [n for n in args.sim_nodes.split(",") if n]
-        for name in names:
-            create_sim_node(args.sim_root, name, spec)
-        return [open_sim_node(args.sim_root, name, images=images) for name in names]
+def one_node(args: argparse.Namespace, images: ImageStore, sysfs: SysfsFactory = RealSysfsIO) -> list[NodeRuntime]:
+    """The one node of ``--node``: its L0, its sysfs under ``--sysfs-root`` (read and written through
+    ``sysfs``), its QEMU VMs; with ``--l1-id`` one of its two hosts."""
     l0 = open_l0(args.l0_backend, args.l0_sim_state)
-    sysfs: SysfsIO = FakeSysfsIO(args.sysfs_root) if args.fake_sysfs else RealSysfsIO(args.sysfs_root)
+    io = sysfs(args.sysfs_root)
     if args.l1_id is not None:
         return [
-            host_runtime(args.node, l0, args.l1_id, sysfs, args.vm_runtime, args.channel_dir, args.handoff_dir, images)
+            host_runtime(args.node, l0, args.l1_id, io, args.vm_runtime, args.channel_dir, args.handoff_dir, images)
         ]
     return [
         NodeRuntime(
             node=args.node,
             l0=l0,
-            partitioner=Partitioner(sysfs),
+            partitioner=Partitioner(io),
             migrator=QemuMigrator(args.vm_runtime),
             state_dir=args.state_dir,
             images=images,
@@ -246,11 +229,19 @@ def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
     ]
 
 
-async def run(args: argparse.Namespace) -> None:
+def build_runtimes(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> list[NodeRuntime]:
+    """What every agent process sets up once (where its QEMUs go, one image store), then its nodes."""
+    if args.vm_cgroup:
+        place_vms_in(HostCgroup(args.vm_cgroup))
+    images = ImageStore(args.image_dir, args.max_image_bytes)  # one checksum cache for all this agent's nodes
+    return nodes(args, images)
+
+
+async def run(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> None:
     client = async_client(args.kubeconfig, field_manager="hostrefresh-agent")
     host = AgentHost(
         client,
-        build_runtimes(args),
+        build_runtimes(args, nodes),
         namespace=args.namespace,
         identity=args.identity,
         lease_seconds=args.lease_seconds,
@@ -266,8 +257,14 @@ async def run(args: argparse.Namespace) -> None:
         await client.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(
+    argv: list[str] | None = None,
+    *,
+    parse: Callable[[list[str] | None], argparse.Namespace] = parse_args,
+    nodes: NodeRuntimes = one_node,
+) -> int:
+    """The agent process; ``parse`` and ``nodes`` let a wrapper add flags and bring its own nodes."""
+    args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -281,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port)
     try:
-        eventloop.run(run(args))
+        eventloop.run(run(args, nodes))
     except KeyboardInterrupt:
         return 0
     return 0

@@ -3,7 +3,7 @@
 Why an interface: a kernel sysfs write can fail with EBUSY or block for a long time (memory offlining
 migrates pages), which plain files in a test directory cannot do. All partitioning code goes through
 `SysfsIO`; `RealSysfsIO` issues one write(2) per value exactly like `echo`, keeping the kernel's errno;
-`hostrefresh.nodeagent.fakesysfs.FakeSysfsIO` reproduces the kernel's behaviour on a directory tree,
+`hostrefresh.sim.sysfs.FakeSysfsIO` reproduces the kernel's behaviour on a directory tree,
 so tests run the same code path (chosen over FUSE: no kernel module or privileges needed).
 """
 

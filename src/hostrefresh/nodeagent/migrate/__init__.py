@@ -1,7 +1,8 @@
-"""VM handover between the old L1 and the new L1: real QEMU local live migration, or a simulator.
+"""VM handover between the old L1 and the new L1: real QEMU local live migration.
 
 The agent uses the `Migrator` protocol; `QemuMigrator` hands over real QEMU VMs (zero-copy with
-x-ignore-shared when RAM is a shared file, copy migration otherwise), `SimMigrator` fakes it at scale.
+x-ignore-shared when RAM is a shared file, copy migration otherwise). A simulator that fakes it at
+scale (`hostrefresh.sim.migrator.SimMigrator`) implements the same protocol outside production code.
 """
 
 from hostrefresh.nodeagent.migrate.accel import choose_accel, kvm_usable
@@ -10,7 +11,6 @@ from hostrefresh.nodeagent.migrate.handover import HandoverError, HandoverHooks
 from hostrefresh.nodeagent.migrate.inventory import Inventory, VmRecord
 from hostrefresh.nodeagent.migrate.process import Instance, QemuStartError
 from hostrefresh.nodeagent.migrate.qemu_migrator import QemuMigrator, failed
-from hostrefresh.nodeagent.migrate.sim import SimBehaviour, SimMigrator, SimVm
 from hostrefresh.nodeagent.migrate.types import (
     HandoverPath,
     HandoverRecord,
@@ -24,8 +24,8 @@ from hostrefresh.nodeagent.migrate.types import (
 from hostrefresh.nodeagent.migrate.vmm import LocalVmm
 
 
-def _conforms(m: QemuMigrator | SimMigrator) -> Migrator:
-    """Static check (mypy) that both implementations satisfy the protocol."""
+def _conforms(m: QemuMigrator) -> Migrator:
+    """Static check (mypy) that the implementation satisfies the protocol."""
     return m
 
 
@@ -43,9 +43,6 @@ __all__ = [
     "QemuMigrator",
     "QemuStartError",
     "Role",
-    "SimBehaviour",
-    "SimMigrator",
-    "SimVm",
     "VmLocation",
     "VmRecord",
     "VmSpec",

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hostrefresh.nodeagent.guest.pattern import (
+from hostrefresh.nodeagent.qmpsession import QmpSession, qmp_session
+from hostrefresh.sim.guest.pattern import (
     CONTROL_ADDR,
     CONTROL_SIZE,
     ControlBlock,
@@ -21,7 +22,6 @@ from hostrefresh.nodeagent.guest.pattern import (
     check_pages,
     sample_ranges,
 )
-from hostrefresh.nodeagent.qmpsession import QmpSession, qmp_session
 
 
 class VerificationError(AssertionError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from hostrefresh.nodeagent.guest.pattern import (
+from hostrefresh.sim.guest.pattern import (
     CTL_MAGIC,
     PAGE_MAGIC,
     PAGE_SIZE,

@@ -4,7 +4,7 @@ The simulated L0 stands in for the real L0 hypervisor (which cannot run on devel
 everything else is the agent's real code. The VMs are simulated (``SimMigrator``) so that fleets of
 hundreds of nodes fit in one agent process, which then plays both hosts of each node in turn (a new
 agent object after the retire). Nodes with real QEMU guests in two real hosts are machines of the
-machine simulator (``hostrefresh.simmachine``).
+machine simulator (``hostrefresh.sim.machine``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hostrefresh.l0 import open_l0, sim_create
-from hostrefresh.nodeagent.fakesysfs import FakeRules, FakeSysfsIO, build_fake_sysfs
 from hostrefresh.nodeagent.images import ImageStore
-from hostrefresh.nodeagent.migrate import MigrationPolicy, SimBehaviour, SimMigrator, SimVm
+from hostrefresh.nodeagent.migrate import MigrationPolicy
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime
+from hostrefresh.sim.migrator import SimBehaviour, SimMigrator, SimVm
+from hostrefresh.sim.sysfs import FakeRules, FakeSysfsIO, build_fake_sysfs
 
 BLOCK_SIZE = 128 << 20
 
@@ -78,11 +79,11 @@ def open_sim_node(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hostrefresh.nodeagent.simnode ROOT NODE``: power on a simulated node (a simulated L0
-    state file and a simulated sysfs under ROOT/NODE) for an agent started with ``--l0-backend sim``,
-    ``--l0-sim-state ROOT/NODE/l0.state``, ``--sysfs-root ROOT/NODE/sysfs --fake-sysfs``. Prints the
-    directory."""
-    parser = argparse.ArgumentParser(prog="python -m hostrefresh.nodeagent.simnode", description=main.__doc__)
+    """``python -m hostrefresh.sim.node ROOT NODE``: power on a simulated node (a simulated L0
+    state file and a simulated sysfs under ROOT/NODE) for an agent started as ``python -m
+    hostrefresh.sim.agent --l0-backend sim --l0-sim-state ROOT/NODE/l0.state --sysfs-root
+    ROOT/NODE/sysfs --fake-sysfs``. Prints the directory."""
+    parser = argparse.ArgumentParser(prog="python -m hostrefresh.sim.node", description=main.__doc__)
     parser.add_argument("root", type=Path, help="directory of simulated nodes")
     parser.add_argument("node", help="node name")
     parser.add_argument("--cpus", type=int, default=SimNodeSpec.cpus, help="CPUs (default %(default)s)")

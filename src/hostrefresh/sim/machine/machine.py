@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hostrefresh.l0 import L0Error, L0State, L1State, open_l0, sim_create
-from hostrefresh.nodeagent.fakesysfs import FakeRules, build_fake_sysfs
-from hostrefresh.simmachine.hostsysfs import boot_view, hot_add
-from hostrefresh.simmachine.layout import NodeLayout
+from hostrefresh.sim.machine.hostsysfs import boot_view, hot_add
+from hostrefresh.sim.machine.layout import NodeLayout
+from hostrefresh.sim.sysfs import FakeRules, build_fake_sysfs
 
-log = logging.getLogger("hostrefresh.simmachine")
+log = logging.getLogger("hostrefresh.sim.machine")
 BLOCK_SIZE = 128 << 20
 POLL_S = 0.02
 
@@ -61,7 +61,7 @@ class HostProcess:
             "--uts",
             sys.executable,
             "-m",
-            "hostrefresh.simmachine.hostinit",
+            "hostrefresh.sim.machine.hostinit",
             f"--node-dir={layout.base}",
             f"--l1={l1}",
             f"--hostname={layout.node}-l1-{l1}",

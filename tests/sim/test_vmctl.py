@@ -1,5 +1,5 @@
-"""`python -m hostrefresh.nodeagent.guest.vmctl`: test guests started and checked from a shell, as the
-kind e2e does in the agent's pod, and the simulated node a kind worker gets (simnode's CLI)."""
+"""`python -m hostrefresh.sim.guest.vmctl`: test guests started and checked from a shell, as the
+kind e2e does in the agent's pod, and the simulated node a kind worker gets (`python -m hostrefresh.sim.node`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from hostrefresh.l0 import open_l0
-from hostrefresh.nodeagent.guest.build import guest_image
-from hostrefresh.nodeagent.guest.lab import kill_processes_mentioning
+from hostrefresh.sim.guest.build import guest_image
+from hostrefresh.sim.guest.lab import kill_processes_mentioning
 
 
 def _vmctl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hostrefresh.nodeagent.guest.vmctl", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hostrefresh.sim.guest.vmctl", *args], capture_output=True, text=True, timeout=120
     )
 
 
@@ -65,9 +65,9 @@ def test_launch_then_verify_a_guest(tmp_path: Path) -> None:
         subprocess.run(["rm", "-rf", str(runtime)], check=False)
 
 
-def test_simnode_cli_powers_on_a_simulated_node(tmp_path: Path) -> None:
+def test_sim_node_cli_powers_on_a_simulated_node(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "hostrefresh.nodeagent.simnode", str(tmp_path), "w1", "--cpus=4"],
+        [sys.executable, "-m", "hostrefresh.sim.node", str(tmp_path), "w1", "--cpus=4"],
         capture_output=True,
         text=True,
         check=True,
@@ -78,7 +78,7 @@ def test_simnode_cli_powers_on_a_simulated_node(tmp_path: Path) -> None:
         state = l0.query()
     assert len(state.running_l1s) == 1 and not state.nested
     bad = subprocess.run(
-        [sys.executable, "-m", "hostrefresh.nodeagent.simnode", str(tmp_path), "w2", "--cpus=1"],
+        [sys.executable, "-m", "hostrefresh.sim.node", str(tmp_path), "w2", "--cpus=1"],
         capture_output=True,
         text=True,
     )

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from hostrefresh.simmachine.layout import NodeLayout
+from hostrefresh.sim.machine.layout import NodeLayout
 
 RESTART_DELAY_S = 0.5
 

@@ -1,4 +1,4 @@
-"""``python -m hostrefresh.nodeagent.guest.vmctl``: start and check test-guest VMs on a node.
+"""``python -m hostrefresh.sim.guest.vmctl``: start and check test-guest VMs on a node.
 
 For clusters where the agent runs in a pod (the kind e2e, a user trying the product on kind): the
 test guests must be real QEMU VMs in the node's VM inventory, started from a shell in the agent's
@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hostrefresh.nodeagent.guest.verifier import GuestVerifier
 from hostrefresh.nodeagent.migrate import QemuMigrator, VmSpec, choose_accel
 from hostrefresh.nodeagent.migrate.placement import HostCgroup, valid_cgroup_name
 from hostrefresh.nodeagent.migrate.process import place_vms_in
+from hostrefresh.sim.guest.verifier import GuestVerifier
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m hostrefresh.nodeagent.guest.vmctl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hostrefresh.sim.guest.vmctl", description=__doc__)
     parser.add_argument("--vm-runtime", type=Path, required=True, help="the agent's --vm-runtime directory")
     sub = parser.add_subparsers(dest="command", required=True)
     launch = sub.add_parser("launch", help="start test guests (idempotent: a running one is left alone)")

@@ -1,4 +1,4 @@
-"""``python -m hostrefresh.simmachine``: run simulated machines with two-host nodes, start VMs in them.
+"""``python -m hostrefresh.sim.machine``: run simulated machines with two-host nodes, start VMs in them.
 
 run --root DIR --node NAME [--node NAME ...] [--cpus N --memory-blocks N] -- AGENT-ARGS...
 vm-start --node-dir DIR --l1 N --spec JSON      (inside a host; see vms.py)
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hostrefresh.nodeagent.migrate import VmSpec
-from hostrefresh.simmachine.layout import NodeLayout
-from hostrefresh.simmachine.machine import POLL_S, Machine, MachineSpec, power_on
-from hostrefresh.simmachine.vms import vm_start
+from hostrefresh.sim.machine.layout import NodeLayout
+from hostrefresh.sim.machine.machine import POLL_S, Machine, MachineSpec, power_on
+from hostrefresh.sim.machine.vms import vm_start
 
 
 def agent_command(extra: list[str]) -> Callable[[NodeLayout, int], list[str]]:
@@ -27,7 +27,7 @@ def agent_command(extra: list[str]) -> Callable[[NodeLayout, int], list[str]]:
         return [
             sys.executable,
             "-m",
-            "hostrefresh.nodeagent.main",
+            "hostrefresh.sim.agent",
             f"--node={layout.node}",
             f"--l1-id={l1}",
             "--l0-backend=sim",
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hostrefresh.simmachine", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hostrefresh.sim.machine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="simulated machines, one host per running L1, until SIGTERM")
     r.add_argument("--root", type=Path, required=True, help="the machines' directory (one subdirectory a node)")

@@ -1,4 +1,4 @@
-"""A simulated migrator (no QEMU) with the same interface, for fleet tests with a thousand nodes.
+"""A simulated migrator (no QEMU) with the agent's `Migrator` interface, for fleets of a thousand nodes.
 
 VM placement is kept in one small JSON file per node (or only in memory), so a restarted simulated
 agent observes what its predecessor did, like the real inventory. Delays and failures are configurable
@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hostrefresh.nodeagent.migrate.base import Migrator
 from hostrefresh.nodeagent.migrate.types import (
     HandoverPath,
     HandoverRecord,
@@ -212,3 +213,8 @@ class SimVmm:
                     state[n] = {"binary": s["target"], "target": None}
             self._save(state)
             self.sim._save(dict.fromkeys(self.sim.vms, "source"))
+
+
+def _conforms(m: SimMigrator) -> Migrator:
+    """Static check (mypy) that the simulator satisfies the protocol the agent programs against."""
+    return m

@@ -14,7 +14,6 @@ import signal
 import tempfile
 from pathlib import Path
 
-from hostrefresh.nodeagent.guest.build import guest_image
 from hostrefresh.nodeagent.migrate import (
     HandoverHooks,
     MigrationPolicy,
@@ -22,6 +21,7 @@ from hostrefresh.nodeagent.migrate import (
     VmSpec,
     choose_accel,
 )
+from hostrefresh.sim.guest.build import guest_image
 
 
 def kill_processes_mentioning(marker: str) -> list[int]:

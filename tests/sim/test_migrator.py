@@ -6,15 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from hostrefresh.nodeagent.migrate import (
-    HandoverPath,
-    MigrationPolicy,
-    Outcome,
-    SimBehaviour,
-    SimMigrator,
-    SimVm,
-    VmLocation,
-)
+from hostrefresh.nodeagent.migrate import HandoverPath, MigrationPolicy, Outcome, VmLocation
+from hostrefresh.sim.migrator import SimBehaviour, SimMigrator, SimVm
 
 
 async def test_sim_paths_failures_and_idempotency(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.migrate import VmSpec
 from hostrefresh.nodeagent.migrate.channel import HandoverChannel
 from hostrefresh.nodeagent.migrate.twohost import HostMigrator
-from hostrefresh.simmachine.layout import NodeLayout
+from hostrefresh.sim.machine.layout import NodeLayout
 
 
 def driving_host(layout: NodeLayout) -> int:
@@ -43,7 +43,7 @@ def launch_in_host(layout: NodeLayout, spec: VmSpec, l1: int | None = None) -> i
         "--",
         sys.executable,
         "-m",
-        "hostrefresh.simmachine",
+        "hostrefresh.sim.machine",
         "vm-start",
         f"--node-dir={layout.base}",
         f"--l1={l1}",

@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from hostrefresh.nodeagent.fakesysfs import FakeRules, load_rules, save_rules
 from hostrefresh.nodeagent.sysfs import CPU_DIR, MEMORY_DIR
+from hostrefresh.sim.sysfs import FakeRules, load_rules, save_rules
 
 
 def _appear(final: Path, files: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ into the cache (``<cache>/qemu/<version>/``), without installing anything: the m
 QEMU, and the tests hand VMs between the two. The unpacked binary reads its firmware and keymaps
 from the installed data package (linked in beside it), which is fine within one release.
 
-``python -m hostrefresh.nodeagent.guest.qemubuilds`` fetches it ahead (``make setup``) and prints it.
+``python -m hostrefresh.sim.guest.qemubuilds`` fetches it ahead (``make setup``) and prints it.
 """
 
 from __future__ import annotations
