@@ -51,11 +51,12 @@ from lightkube.types import PatchType
 from rich.console import Console
 from rich.table import Table
 
+from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.api.phases import FORWARD_STEPS, TERMINAL, Phase
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.cluster import free_port
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
+from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.simnode import SimNodeSpec, create_sim_node
 

@@ -22,7 +22,7 @@ from hostrefresh.api.common import AGENT_LEASE_SECONDS, AGENT_SILENCE_DEFAULT_SE
 from hostrefresh.api.names import dns_subdomain_problem
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.resources import AGENT, DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
 from hostrefresh.nodeagent.fakesysfs import FakeSysfsIO
@@ -43,7 +43,7 @@ MAX_LEASE_SECONDS = AGENT_SILENCE_DEFAULT_SECONDS * HEARTBEATS_PER_LEASE // 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="hostrefresh-agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog=AGENT, description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
     parser.add_argument(
         "--namespace",
@@ -247,7 +247,7 @@ def build_runtimes(args: argparse.Namespace) -> list[NodeRuntime]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    client = async_client(args.kubeconfig, field_manager="hostrefresh-agent")
+    client = async_client(args.kubeconfig, field_manager=AGENT)
     host = AgentHost(
         client,
         build_runtimes(args),
