@@ -27,7 +27,6 @@ class Reason:
     """CamelCase reasons; one constant per distinct situation so tools can match on them."""
 
     NOT_STARTED = "NotStarted"
-    STARTED = "Started"
     IN_PROGRESS = "InProgress"
     SUCCEEDED = "RefreshSucceeded"
     ROLLING_BACK = "RollingBack"

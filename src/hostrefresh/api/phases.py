@@ -45,8 +45,8 @@ def forward_steps(scope: str) -> tuple[Phase, ...]:
     return VMM_STEPS if scope == RefreshScope.VMM else FORWARD_STEPS
 
 
-#: Phases after which the old L1 is gone: failures roll forward or end Failed, never roll back.
-POINT_OF_NO_RETURN = Phase.RETIRING
+#: Phases from Retiring (the point of no return) on, after which the old L1 is gone: failures roll
+#: forward or end Failed, never roll back.
 PAST_NO_RETURN: frozenset[Phase] = frozenset(
     {Phase.RETIRING, Phase.DEVIRTUALIZING, Phase.VERIFYING, Phase.SUCCEEDED, Phase.FAILED}
 )

@@ -137,7 +137,6 @@ class RefreshView:
     nested_seconds: float
     vms: list[VMRecord]
     agent_step: str
-    agent_message: str
     why: str  # the condition that stopped or holds it, for humans
     stopping_condition: Obj = field(default_factory=dict)
     scope: str = RefreshScope.HOST.value  # Host (a new host booted beside the old one) or VMM (QEMU only)
@@ -279,7 +278,6 @@ def refresh_view(obj: Obj, now: datetime | None = None) -> RefreshView:
             for v in agent.get("vms") or []
         ],
         agent_step=f"{agent.get('step', '')} {agent.get('stepState', '')}".strip(),
-        agent_message=agent.get("message", ""),
         why=sentence,
         stopping_condition=stopping if refresh_outcome(obj) == Outcome.FAILED else {},
         scope=spec.get("scope") or RefreshScope.HOST.value,

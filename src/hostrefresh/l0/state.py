@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +85,6 @@ class Feature(enum.IntFlag):
 
 ABI_VERSION: int = b.L0_ABI_VERSION
 MEM_ALIGN: int = b.L0_MEM_ALIGN
-
-
-def abi_str(version: int) -> str:
-    return f"{version >> 16}.{version & 0xFFFF}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +236,3 @@ class FaultRule:
     latency_s: float = 0.0
     hits: int = 0
     fired: int = 0
-
-
-def cpus_from(cpus: Iterable[int]) -> frozenset[int]:
-    return frozenset(int(c) for c in cpus)

@@ -497,11 +497,3 @@ def _failed_at(agent: AgentStatus, position: Phase) -> bool:
 def _newer(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
     """Whether our own last report is newer than the one in a watch event (RFC 3339 UTC sorts as text)."""
     return str(mine.get("updatedAt") or "") > str(theirs.get("updatedAt") or "")
-
-
-def vm_summary(vms: Mapping[str, VmLocation]) -> str:
-    """``3 on source, 1 on target`` for logs."""
-    counts: dict[str, int] = {}
-    for loc in vms.values():
-        counts[str(loc)] = counts.get(str(loc), 0) + 1
-    return ", ".join(f"{n} on {where}" for where, n in sorted(counts.items())) or "no VMs"
