@@ -1,4 +1,4 @@
-"""Per-call cost of libl0 against the simulated L0: C, the thin Python layer, the friendly layer.
+"""Per-call cost of libl0 against the simulated L0: C, the thin layer (`hostrefresh.l0._binding`), the friendly layer.
 
 Target (issue 3): a query through Python costs at most 2 us more than from C.
 Run from the repo root: ``python bench/l0_calls.py [--iterations N]``.
@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hostrefresh.l0 import _binding as b
 from hostrefresh.l0 import open_l0, sim_create
-from hostrefresh.l0._binding import ffi, lib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "l0_calls.json"
@@ -61,8 +61,8 @@ def python_costs(path: Path, n: int, durable: bool) -> dict[str, float]:
     sim_create(path, cpus=64, memory_bytes=256 << 30, durable=durable)
     with open_l0("sim", path) as l0:
         h = l0._h
-        buf = ffi.new("l0_state *")
-        query = lib.l0_query
+        buf = b.new_state()
+        query = b.query
         thin_query_ns = per_call_ns(lambda: query(h, buf), n)
         friendly_query_ns = per_call_ns(l0.query, n)
 
@@ -71,7 +71,7 @@ def python_costs(path: Path, n: int, durable: bool) -> dict[str, float]:
             return l0.query()
 
         friendly_query_uncached_ns = per_call_ns(uncached, n // 4)
-        flip = [lib.l0_nested_enable, lib.l0_nested_disable]
+        flip = [b.nested_enable, b.nested_disable]
         state = {"i": 0}
 
         def thin_toggle() -> None:

@@ -19,8 +19,9 @@ from typing import Any
 from lightkube import Client
 
 from hostrefresh.api import Directive
+from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.api.phases import TERMINAL
-from hostrefresh.kube.resources import PLAN_LABEL, HostRefreshResource
+from hostrefresh.kube.resources import HostRefreshResource
 
 #: Directives under which a refresh counts as started, as the operator counts it (a PeerView's
 #: ``started``): in flight from then until its phase is terminal.

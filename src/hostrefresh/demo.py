@@ -29,12 +29,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from hostrefresh.api import API_VERSION, GROUP, RefreshPlan, RefreshScope
+from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.cli.timeline import render_plan_timeline
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
+from hostrefresh.kube.resources import DEFAULT_NAMESPACE, HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.migrate import Inventory
 from hostrefresh.sim.guest import GuestVerifier
@@ -45,6 +47,8 @@ from hostrefresh.sim.machine.vms import driving_host, launch_in_host
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 PLAN = "demo-fleet"
+#: The label of the demo's nodes, which its plan selects.
+POOL_LABEL = {f"{GROUP}/pool": "demo"}
 
 
 def _dict(obj: Any) -> dict[str, Any]:
@@ -176,9 +180,7 @@ def run(
         names = [f"worker-{i:02d}" for i in range(nodes)]
         real = set(names[:real_nodes])
         for i, name in enumerate(names):
-            register_node(
-                cp, name, {"hostrefresh.io/pool": "demo", "topology.kubernetes.io/zone": f"zone-{i % zone_count}"}
-            )
+            register_node(cp, name, {**POOL_LABEL, "topology.kubernetes.io/zone": f"zone-{i % zone_count}"})
         target, guest_qemu = _target(scope, workdir / "images")
         guests = _real_machines(cp, lab, names[:real_nodes], workdir, procs, guest_qemu) if lab is not None else {}
         for name in names[real_nodes:]:
@@ -211,13 +213,16 @@ def run(
                 )
             )
         plan = {
-            "apiVersion": "hostrefresh.io/v1alpha1",
-            "kind": "RefreshPlan",
+            "apiVersion": API_VERSION,
+            "kind": RefreshPlan.KIND,
             "metadata": {"name": PLAN},
             "spec": {
-                "nodeSelector": {"matchLabels": {"hostrefresh.io/pool": "demo"}},
+                "nodeSelector": {"matchLabels": POOL_LABEL},
                 "target": target,
-                "template": {"scope": "VMM" if scope == "vmm" else "Host", "partition": {"cpus": 2, "memory": "2Gi"}},
+                "template": {
+                    "scope": (RefreshScope.VMM if scope == "vmm" else RefreshScope.HOST).value,
+                    "partition": {"cpus": 2, "memory": "2Gi"},
+                },
                 "maxUnavailable": max_unavailable,
                 "maxUnavailablePerZone": 1,
                 "canary": 1,

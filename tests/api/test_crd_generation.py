@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from hostrefresh.api import CMDLINE_MAX, IMAGE_PATH_MAX, HostRefresh, LabelSelector, RefreshPlan, TargetHost
 from hostrefresh.api.crd import render_all
-from hostrefresh.l0._binding import ffi, lib
+from hostrefresh.l0 import _binding as b
 from hostrefresh.l0.client import _set_str
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -117,18 +117,18 @@ def test_image_fields_fit_what_the_l0_takes(name: str) -> None:
     assert any("has(self.target.kernel) && has(self.target.checksum)" in r["rule"] for r in spec_rules)
     assert any("has(self.target.qemu)" in r["rule"] for r in spec_rules)
     assert fields["qemu"]["required"] == ["binary", "checksum"]
-    for field, limit in (("kernel", lib.L0_PATH_MAX), ("initrd", lib.L0_PATH_MAX), ("cmdline", lib.L0_CMDLINE_MAX)):
+    for field, limit in (("kernel", b.L0_PATH_MAX), ("initrd", b.L0_PATH_MAX), ("cmdline", b.L0_CMDLINE_MAX)):
         assert fields[field]["maxLength"] == limit - 1, field
         assert re.fullmatch(r"\^/?\[ -~\]\*\$", fields[field]["pattern"]), field  # ASCII: characters are bytes
-    assert (IMAGE_PATH_MAX, CMDLINE_MAX) == (lib.L0_PATH_MAX - 1, lib.L0_CMDLINE_MAX - 1)
+    assert (IMAGE_PATH_MAX, CMDLINE_MAX) == (b.L0_PATH_MAX - 1, b.L0_CMDLINE_MAX - 1)
     # The longest the models accept goes into the descriptor.
     longest = TargetHost(
         version="1", kernel="/" + "k" * 254, initrd="/" + "i" * 254, cmdline="c" * 1023, checksum="sha256:" + "0" * 64
     )
-    img = ffi.new("l0_image *")
-    _set_str(img.kernel, longest.kernel, lib.L0_PATH_MAX, "kernel path")
-    _set_str(img.initrd, longest.initrd or "", lib.L0_PATH_MAX, "initrd path")
-    _set_str(img.cmdline, longest.cmdline, lib.L0_CMDLINE_MAX, "command line")
+    img = b.new_image()
+    _set_str(img.kernel, longest.kernel, b.L0_PATH_MAX, "kernel path")
+    _set_str(img.initrd, longest.initrd or "", b.L0_PATH_MAX, "initrd path")
+    _set_str(img.cmdline, longest.cmdline, b.L0_CMDLINE_MAX, "command line")
     with pytest.raises(ValidationError):
         TargetHost(version="1", kernel="/" + "k" * 255, checksum="sha256:" + "0" * 64)
     with pytest.raises(ValidationError):

@@ -17,9 +17,10 @@ from lightkube import Client
 from lightkube.types import PatchType
 
 import hostrefresh
+from hostrefresh.api.names import NODE_LABEL, PLAN_LABEL
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import NODE_LABEL, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
+from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 
 SRC = Path(hostrefresh.__file__).resolve().parents[1]
 T0 = datetime.now(UTC) - timedelta(minutes=30)

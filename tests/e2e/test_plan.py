@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from lightkube import Client
 
+from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import PLAN_LABEL, HostRefreshResource
+from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 

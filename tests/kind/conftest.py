@@ -30,7 +30,6 @@ class Kind:
     name: str
     kubeconfig: Path
     bin_dir: Path
-    setup_seconds: float
 
     def kubectl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
@@ -113,7 +112,7 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
         if up.returncode != 0:
             raise AssertionError(f"deploy/kind/up.sh failed ({up.returncode}):\n{out}\n{err[-6000:]}")
         print(f"\nkind e2e cluster ready in {time.monotonic() - started:.0f}s:\n{err.strip()}")
-        yield Kind(CLUSTER, kubeconfig, ensure_tools().bin_dir, time.monotonic() - started)
+        yield Kind(CLUSTER, kubeconfig, ensure_tools().bin_dir)
     finally:
         if not keep:
             subprocess.run(down, env=env, capture_output=True, timeout=300)

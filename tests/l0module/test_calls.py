@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -43,7 +46,6 @@ from hostrefresh.l0 import (
     sim_create,
 )
 from hostrefresh.l0 import _binding as b
-from hostrefresh.l0._binding import ffi, lib
 
 from .conftest import GiB
 
@@ -113,7 +115,7 @@ def test_unavailable_and_invalid_open() -> None:
     with pytest.raises(InvalidArgumentError, match="no state path"):
         L0("sim", None) if "HOSTREFRESH_L0_SIM_STATE" not in os.environ else None
     # vmcall is built on this x86-64 machine; off x86-64 opening it raises UnavailableError.
-    assert UnavailableError.status == lib.L0_E_UNAVAILABLE
+    assert UnavailableError.status == b.L0_E_UNAVAILABLE
     with pytest.raises(ValueError):
         select_backend("hyperv")
 
@@ -283,10 +285,10 @@ def test_every_status_maps_to_its_exception(l0: L0, status: Status) -> None:
 
 
 def test_every_header_status_has_one_class() -> None:
-    codes = {getattr(lib, n) for n in dir(lib) if n.startswith("L0_E_")}
+    codes = {getattr(b, n) for n in b.__all__ if n.startswith("L0_E_")}
     assert codes == set(ERRORS) == {s.value for s in Status} - {0}
     assert len({c.__name__ for c in ERRORS.values()}) == len(codes)
-    assert {getattr(lib, n) for n in dir(lib) if n.startswith("L0_CALL_") and n != "L0_CALL_LAST"} == set(Call)
+    assert {getattr(b, n) for n in b.__all__ if n.startswith("L0_CALL_") and n != "L0_CALL_LAST"} == set(Call)
 
 
 def test_fault_probability_and_latency(l0: L0) -> None:
@@ -351,15 +353,39 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch, sim_path: Path) -> N
 
 def test_thin_layer_is_one_to_one(sim_path: Path) -> None:
     sim_create(sim_path, cpus=2, memory_bytes=GiB, durable=False)
-    rc, h = b.open_handle(lib.L0_BACKEND_SIM, os.fsencode(sim_path))
-    assert rc == lib.L0_OK
-    st = ffi.new("l0_state *")
-    assert b.query(h, st) == lib.L0_OK and st.n_cpus == 2
-    assert b.nested_disable(h) == lib.L0_E_ALREADY
+    rc, h = b.open_handle(b.L0_BACKEND_SIM, os.fsencode(sim_path))
+    assert rc == b.L0_OK
+    st = b.new_state()
+    assert b.query(h, st) == b.L0_OK and st.n_cpus == 2
+    assert b.nested_disable(h) == b.L0_E_ALREADY
     assert "already disabled" in b.last_detail(h)
-    assert b.status_name(lib.L0_E_BUSY) == "L0_E_BUSY"
-    assert b.call_name(lib.L0_CALL_L1_STOP) == "L0_CALL_L1_STOP"
+    assert b.status_name(b.L0_E_BUSY) == "L0_E_BUSY"
+    assert b.call_name(b.L0_CALL_L1_STOP) == "L0_CALL_L1_STOP"
     b.close(h)
+
+
+def test_thin_layer_has_every_constant_of_the_header() -> None:
+    ext = importlib.import_module("hostrefresh.l0._l0_cffi")
+    constants = [n for n in dir(ext.lib) if n.startswith("L0_")]
+    assert constants
+    assert {n: getattr(b, n, None) for n in constants} == {n: getattr(ext.lib, n) for n in constants}
+    assert set(constants) <= set(b.__all__)
+
+
+@pytest.mark.parametrize("module", ["client", "state", "errors"])
+def test_friendly_layer_goes_through_the_thin_layer_only(module: str) -> None:
+    """Like pynacl's classes over nacl.bindings: no ffi, no lib, no cffi module outside _binding."""
+    source = inspect.getsource(importlib.import_module(f"hostrefresh.l0.{module}"))
+    tree = ast.parse(source)
+    imported = {
+        alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {i for i in imported if "cffi" in i or i.endswith((".ffi", ".lib"))}, imported
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert not names & {"ffi", "lib"}, f"hostrefresh.l0.{module} reaches past the thin layer"
 
 
 def test_closed_handle_and_context_manager(sim_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hostrefresh.l0._binding import lib
+from hostrefresh.l0 import _binding as b
 
 from .conftest import L0MODULE
 
@@ -27,15 +27,15 @@ def test_every_call_has_a_block_with_number_and_sections() -> None:
         block = m[1]
         for field in (f":Number: {number}", ":C:", ":Registers:", ":Returns:", ":Errors:", ":Legal:"):
             assert field in block, f"{name}: missing {field}"
-        assert getattr(lib, name) == number
+        assert getattr(b, name) == number
 
 
 def test_every_status_is_documented_with_its_number() -> None:
     statuses = _enum("l0_status")
-    assert len(statuses) == lib.L0_STATUS_LAST + 1
+    assert len(statuses) == b.L0_STATUS_LAST + 1
     for name, number in statuses.items():
         assert re.search(rf"^{number}\s+``{name}``", DOC, re.M), f"{name} missing in the status table"
-        assert getattr(lib, name) == number
+        assert getattr(b, name) == number
     for name in statuses:
         if name != "L0_OK":
             assert DOC.count(f"``{name}``") >= 2, f"{name} is never explained beyond the table"

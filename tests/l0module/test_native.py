@@ -10,10 +10,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import hostrefresh.l0._l0_cffi as ext
 import pytest
 
 from hostrefresh.l0 import Backend, Image, L0Error, MemRange, NoL0Error, open_l0
-from hostrefresh.l0._binding import lib
+from hostrefresh.l0 import _binding as b
 
 from .conftest import L0MODULE, ROOT
 
@@ -49,7 +50,7 @@ def test_extension_imports_from_elsewhere(tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout) == lib.L0_ABI_VERSION
+    assert int(proc.stdout) == b.L0_ABI_VERSION
 
 
 def test_vmcall_without_l0_fails_cleanly() -> None:
@@ -90,5 +91,6 @@ def test_header_and_build_agree() -> None:
     header = (L0MODULE / "include" / "l0.h").read_text()
     region = header[header.index("L0_CDEF_BEGIN") : header.index("L0_CDEF_END")]
     for name in re.findall(r"^#define\s+(L0_\w+)", region, re.MULTILINE):
-        assert hasattr(lib, name), name
+        assert hasattr(ext.lib, name), name
+        assert getattr(b, name) == getattr(ext.lib, name), f"the thin layer lacks {name}"
     assert (ROOT / "src" / "hostrefresh" / "l0" / "_build.py").exists()

@@ -27,10 +27,8 @@ class RecordingReporter:
     def __init__(self) -> None:
         self.writes: list[AgentStatus] = []
         self.names: set[str] = set()
-        self.requests = 0
 
     async def report(self, name: str, agent: AgentStatus) -> None:
-        self.requests += 1
         self.names.add(name)
         self.writes.append(agent.model_copy(deep=True))
 

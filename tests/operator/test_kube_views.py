@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from hostrefresh.api import Phase
-from hostrefresh.api.names import label_value
-from hostrefresh.kube.resources import NODE_ANNOTATION, NODE_LABEL, agent_lease_name
+from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
+from hostrefresh.kube.resources import agent_lease_name
 from hostrefresh.operator.objects import heartbeat_node, owned_refresh
 
 

@@ -15,9 +15,6 @@ from hostrefresh.api.common import (
     UnmovableVMPolicy,
 )
 from hostrefresh.api.hostrefresh import (
-    API_VERSION,
-    GROUP,
-    VERSION,
     AgentStatus,
     Directive,
     HandoverPath,
@@ -29,15 +26,27 @@ from hostrefresh.api.hostrefresh import (
     VMResultState,
 )
 from hostrefresh.api.meta import Condition, ConditionStatus, LabelSelector
-from hostrefresh.api.phases import FORWARD_STEPS, VMM_STEPS, Phase, can_roll_back, forward_steps
+from hostrefresh.api.names import API_VERSION, GROUP, VERSION
+from hostrefresh.api.phases import (
+    FAILED_ENDS,
+    FORWARD_STEPS,
+    TERMINAL,
+    VMM_STEPS,
+    Phase,
+    can_roll_back,
+    forward_steps,
+    is_terminal,
+)
 from hostrefresh.api.refreshplan import HealthGates, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
 
 __all__ = [
     "API_VERSION",
     "CMDLINE_MAX",
+    "FAILED_ENDS",
     "FORWARD_STEPS",
     "GROUP",
     "IMAGE_PATH_MAX",
+    "TERMINAL",
     "VERSION",
     "VMM_STEPS",
     "AgentStatus",
@@ -69,4 +78,5 @@ __all__ = [
     "VMResultState",
     "can_roll_back",
     "forward_steps",
+    "is_terminal",
 ]

@@ -16,15 +16,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from hostrefresh.api.conditions import NESTED_ACTIVE
 from hostrefresh.api.hostrefresh import (
-    GROUP,
     SPEC_FROZEN_WHILE_RUNNING,
     SPEC_RULES,
-    VERSION,
     HostRefresh,
     HostRefreshSpec,
     HostRefreshStatus,
 )
+from hostrefresh.api.names import GROUP, VERSION
 from hostrefresh.api.refreshplan import (
     PLAN_ROOT_RULES,
     PLAN_SPEC_RULES,
@@ -218,7 +218,7 @@ def host_refresh_crd() -> dict[str, Any]:
         {
             "name": "Nested",
             "type": "string",
-            "jsonPath": '.status.conditions[?(@.type=="NestedActive")].status',
+            "jsonPath": f'.status.conditions[?(@.type=="{NESTED_ACTIVE}")].status',
             "description": "Whether nested virtualization is on now.",
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

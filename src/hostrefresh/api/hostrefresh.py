@@ -13,11 +13,10 @@ from pydantic import Field, model_validator
 from hostrefresh.api.base import ApiModel, rule
 from hostrefresh.api.common import RefreshTemplate, TargetHost, scope_problems, scope_rules
 from hostrefresh.api.meta import Condition
-from hostrefresh.api.phases import Phase
+from hostrefresh.api.names import API_VERSION, ApiVersion
+from hostrefresh.api.phases import TERMINAL, Phase
 
-GROUP = "hostrefresh.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+_TERMINAL_CEL = ", ".join(f"'{p}'" for p in Phase if p in TERMINAL)
 
 
 #: The spec a started refresh works to stays as it started: an edit of what the agent acts on
@@ -25,7 +24,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 #: at the root because it reads the status (the directive and phase) next to the spec.
 SPEC_FROZEN_WHILE_RUNNING = rule(
     "!has(oldSelf.status) || !has(oldSelf.status.directive) || oldSelf.status.directive == 'Wait'"
-    " || (has(oldSelf.status.phase) && oldSelf.status.phase in ['Succeeded', 'RolledBack', 'Failed'])"
+    f" || (has(oldSelf.status.phase) && oldSelf.status.phase in [{_TERMINAL_CEL}])"
     " || (self.spec.target == oldSelf.spec.target && self.spec.partition == oldSelf.spec.partition"
     " && self.spec.handover == oldSelf.spec.handover && self.spec.scope == oldSelf.spec.scope)",
     "spec.target, spec.scope, spec.partition and spec.handover cannot change while the refresh runs (status.directive is "
@@ -226,7 +225,7 @@ class HostRefresh(ApiModel):
     SINGULAR: ClassVar[str] = "hostrefresh"
     SHORT_NAMES: ClassVar[list[str]] = ["hrf", "hostref"]
 
-    api_version: Literal["hostrefresh.io/v1alpha1"] = "hostrefresh.io/v1alpha1"
+    api_version: ApiVersion = API_VERSION
     kind: Literal["HostRefresh"] = "HostRefresh"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: HostRefreshSpec

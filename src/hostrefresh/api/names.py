@@ -1,9 +1,34 @@
-"""Object names where Kubernetes allows less than a name: label values and taint values."""
+"""The API's names, each defined once: group and version, label, annotation, taint and finalizer keys;
+and object names where Kubernetes allows less than a name (label values and taint values).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Final, Literal, get_args
+
+#: ``hostrefresh.io/v1alpha1``, the apiVersion of HostRefresh and RefreshPlan: the one spelling of the
+#: API group and version. The models type their ``apiVersion`` with this Literal; GROUP and VERSION
+#: are cut from it.
+ApiVersion = Literal["hostrefresh.io/v1alpha1"]
+API_VERSION: Final[ApiVersion] = get_args(ApiVersion)[0]
+GROUP: Final = API_VERSION.partition("/")[0]
+VERSION: Final = API_VERSION.partition("/")[2]
+
+#: ``hostrefresh.io/node``: label naming the node of a HostRefresh and of an agent's heartbeat Lease
+#: (its `label_value` form); the annotation of the same key holds the node's whole name.
+NODE_LABEL: Final = f"{GROUP}/node"
+NODE_ANNOTATION: Final = NODE_LABEL
+#: ``hostrefresh.io/plan``: label naming the RefreshPlan that created a HostRefresh.
+PLAN_LABEL: Final = f"{GROUP}/plan"
+#: ``hostrefresh.io/finalizer``: the operator's finalizer on HostRefresh objects (kopf's, under our group).
+FINALIZER: Final = f"{GROUP}/finalizer"
+#: ``hostrefresh.io/refreshing``: key of the NoSchedule taint on a node while a host refresh runs, and
+#: of the operator's default marker annotation on a refreshing node.
+REFRESH_TAINT_KEY: Final = f"{GROUP}/refreshing"
+#: ``hostrefresh.io/claimed-by``: annotation naming the one HostRefresh that holds a node.
+CLAIM_ANNOTATION: Final = f"{GROUP}/claimed-by"
 
 #: A label value (and a taint value) holds at most this many characters.
 LABEL_VALUE_MAX = 63

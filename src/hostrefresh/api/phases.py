@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from hostrefresh.api.common import RefreshScope
+
 
 class Phase(StrEnum):
     """Phase of a HostRefresh; informational for humans, decisions read conditions and observed state."""
@@ -40,15 +42,23 @@ VMM_STEPS: tuple[Phase, ...] = (Phase.PREFLIGHT, Phase.MIGRATING, Phase.VERIFYIN
 
 def forward_steps(scope: str) -> tuple[Phase, ...]:
     """The steps a refresh of ``scope`` (Host or VMM) runs, in order."""
-    return VMM_STEPS if scope == "VMM" else FORWARD_STEPS
+    return VMM_STEPS if scope == RefreshScope.VMM else FORWARD_STEPS
 
 
-#: Phases after which the old L1 is gone: failures roll forward or end Failed, never roll back.
-POINT_OF_NO_RETURN = Phase.RETIRING
+#: Phases from Retiring (the point of no return) on, after which the old L1 is gone: failures roll
+#: forward or end Failed, never roll back.
 PAST_NO_RETURN: frozenset[Phase] = frozenset(
     {Phase.RETIRING, Phase.DEVIRTUALIZING, Phase.VERIFYING, Phase.SUCCEEDED, Phase.FAILED}
 )
+#: Phases nothing follows: the refresh is over.
 TERMINAL: frozenset[Phase] = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED})
+#: The terminal phases short of the target: the node does not run it, and the refresh may be retried.
+FAILED_ENDS: frozenset[Phase] = frozenset({Phase.ROLLED_BACK, Phase.FAILED})
+
+
+def is_terminal(phase: Phase | str | None) -> bool:
+    """Whether a refresh in ``phase`` (as read from a status: a string, or None when unset) is over."""
+    return phase in TERMINAL
 
 
 def can_roll_back(phase: Phase) -> bool:

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from hostrefresh.api.base import ApiModel, rule
 from hostrefresh.api.common import MaintenanceWindow, RefreshTemplate, TargetHost, scope_problems, scope_rules
 from hostrefresh.api.meta import Condition, LabelSelector
-from hostrefresh.api.names import LABEL_VALUE_MAX
+from hostrefresh.api.names import API_VERSION, LABEL_VALUE_MAX, PLAN_LABEL, ApiVersion
 
 PERCENT_OR_COUNT_RULE = rule(
     "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
@@ -169,7 +169,7 @@ class RefreshPlan(ApiModel):
     SINGULAR: ClassVar[str] = "refreshplan"
     SHORT_NAMES: ClassVar[list[str]] = ["rplan"]
 
-    api_version: Literal["hostrefresh.io/v1alpha1"] = "hostrefresh.io/v1alpha1"
+    api_version: ApiVersion = API_VERSION
     kind: Literal["RefreshPlan"] = "RefreshPlan"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: RefreshPlanSpec
@@ -181,7 +181,7 @@ PLAN_ROOT_RULES = [
     rule(
         f"size(self.metadata.name) <= {LABEL_VALUE_MAX}",
         f"metadata.name must be at most {LABEL_VALUE_MAX} characters: it is the value of the label "
-        "hostrefresh.io/plan on every HostRefresh the plan creates; choose a shorter name",
+        f"{PLAN_LABEL} on every HostRefresh the plan creates; choose a shorter name",
     ),
 ]
 

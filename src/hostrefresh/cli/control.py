@@ -14,10 +14,11 @@ from lightkube.types import PatchType
 from pydantic import ValidationError
 from rich.console import Console
 
-from hostrefresh.api import HostRefresh
+from hostrefresh.api import API_VERSION, FAILED_ENDS, HostRefresh, RefreshScope
+from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.cli import fetch
 from hostrefresh.cli.errors import CliError, Exit
-from hostrefresh.cli.model import FAILED_PHASES, Obj, refresh_outcome
+from hostrefresh.cli.model import Obj, refresh_outcome
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 
 KINDS = {
@@ -67,14 +68,14 @@ def cmd_start(client: Client, args: argparse.Namespace, out: Console) -> int:
     target: dict[str, Any] = {"version": args.version}
     spec: dict[str, Any] = {"nodeName": args.node, "target": target}
     if args.scope == "vmm":
-        spec["scope"] = "VMM"
+        spec["scope"] = RefreshScope.VMM.value
         target["qemu"] = {"binary": args.qemu, "checksum": args.qemu_checksum}
     else:
         target.update({"kernel": args.kernel, "checksum": args.checksum, "cmdline": args.cmdline})
         if args.initrd:
             target["initrd"] = args.initrd
         spec["partition"] = {"cpus": args.cpus, "memory": args.memory}
-    body = {"apiVersion": "hostrefresh.io/v1alpha1", "kind": "HostRefresh", "metadata": {"name": name}, "spec": spec}
+    body = {"apiVersion": API_VERSION, "kind": HostRefresh.KIND, "metadata": {"name": name}, "spec": spec}
     try:
         HostRefresh.model_validate(body)  # the same rules as the API server, with field names
     except ValidationError as exc:
@@ -134,7 +135,7 @@ def cmd_abort(client: Client, args: argparse.Namespace, out: Console) -> int:
 
 
 def _failed(obj: Obj) -> bool:
-    return (obj.get("status") or {}).get("phase") in FAILED_PHASES
+    return (obj.get("status") or {}).get("phase") in FAILED_ENDS
 
 
 def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
@@ -161,11 +162,10 @@ def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
             Exit.USAGE,
         )
     labels = obj["metadata"].get("labels") or {}
-    if "hostrefresh.io/plan" in labels:
+    if PLAN_LABEL in labels:
         _delete(client, target.name)
         out.print(
-            f"hostrefresh {target.name} deleted: plan {labels['hostrefresh.io/plan']} retries node "
-            f"{obj['spec']['nodeName']}",
+            f"hostrefresh {target.name} deleted: plan {labels[PLAN_LABEL]} retries node {obj['spec']['nodeName']}",
             markup=False,
         )
         return Exit.OK
@@ -176,8 +176,8 @@ def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
         n += 1
     name = f"{base}-retry-{n}"[:253]
     body = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
-        "kind": "HostRefresh",
+        "apiVersion": API_VERSION,
+        "kind": HostRefresh.KIND,
         "metadata": {"name": name, "labels": labels},
         "spec": {**obj["spec"], "abort": False, "paused": False},
     }

@@ -12,9 +12,9 @@ from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Event
 
-from hostrefresh.api import GROUP
+from hostrefresh.api.names import GROUP, NODE_LABEL, PLAN_LABEL
 from hostrefresh.cli.errors import CliError, Exit
-from hostrefresh.kube.resources import NODE_LABEL, PLAN_LABEL, HostRefreshResource, RefreshPlanResource
+from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 
 Obj = dict[str, Any]
 T = TypeVar("T")

@@ -20,8 +20,6 @@ from hostrefresh.cli.errors import EXIT_CODES_HELP, CliError, Exit
 from hostrefresh.cli.output import console, error_console
 
 Handler = Callable[[Client, argparse.Namespace, Console], int]
-#: Verbs that need no cluster.
-OFFLINE = {"completion"}
 
 
 def parse_duration(text: str) -> float:

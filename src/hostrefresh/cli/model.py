@@ -11,13 +11,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from hostrefresh.api import Phase
+from hostrefresh.api import FAILED_ENDS, Phase, RefreshScope, is_terminal
+from hostrefresh.api.conditions import DEGRADED, PAUSED, PROGRESSING, READY, Reason
+from hostrefresh.api.names import PLAN_LABEL
 
 Obj = dict[str, Any]
-
-FAILED_PHASES = frozenset({Phase.FAILED, Phase.ROLLED_BACK})
-TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.ROLLED_BACK})
-HALTED_REASON = "FailureThresholdReached"
 
 
 class Outcome(StrEnum):
@@ -63,7 +61,7 @@ def refresh_outcome(obj: Obj) -> Outcome:
     phase = status.get("phase")
     if phase == Phase.SUCCEEDED:
         return Outcome.SUCCEEDED
-    if phase in FAILED_PHASES:
+    if phase in FAILED_ENDS:
         return Outcome.FAILED
     if (obj.get("spec") or {}).get("paused"):
         return Outcome.PAUSED
@@ -76,12 +74,12 @@ def plan_outcome(obj: Obj) -> Outcome:
     status = obj.get("status") or {}
     if _stale(obj) or not status:
         return Outcome.PENDING if not status else Outcome.PROGRESSING
-    if condition(obj, "Ready").get("status") == "True":
+    if condition(obj, READY).get("status") == "True":
         return Outcome.SUCCEEDED
-    if status.get("paused") and condition(obj, "Paused").get("reason") == HALTED_REASON:
+    if status.get("paused") and condition(obj, PAUSED).get("reason") == Reason.FAILURE_THRESHOLD:
         return Outcome.HALTED
-    progressing = condition(obj, "Progressing")
-    if progressing.get("status") == "False" and progressing.get("reason") == "RefreshFailed":
+    progressing = condition(obj, PROGRESSING)
+    if progressing.get("status") == "False" and progressing.get("reason") == Reason.FAILED:
         return Outcome.FAILED
     if (obj.get("spec") or {}).get("paused"):
         return Outcome.PAUSED
@@ -139,10 +137,9 @@ class RefreshView:
     nested_seconds: float
     vms: list[VMRecord]
     agent_step: str
-    agent_message: str
     why: str  # the condition that stopped or holds it, for humans
     stopping_condition: Obj = field(default_factory=dict)
-    scope: str = "Host"  # Host (a new host booted beside the old one) or VMM (QEMU only)
+    scope: str = RefreshScope.HOST.value  # Host (a new host booted beside the old one) or VMM (QEMU only)
 
     def to_json(self) -> Obj:
         return {
@@ -204,7 +201,7 @@ def segments(status: Obj, created: datetime | None, now: datetime) -> list[Segme
     for i, (start, phase) in enumerate(stamps):
         if i + 1 < len(stamps):
             end = stamps[i + 1][0]
-        elif phase in TERMINAL_PHASES:
+        elif is_terminal(phase):
             end = start
         else:
             end = completed or now
@@ -235,14 +232,14 @@ def nested_window(status: Obj, now: datetime) -> Window | None:
 
 def why(obj: Obj) -> tuple[str, Obj]:
     """The sentence that explains where the refresh stands, and the condition it comes from."""
-    degraded = condition(obj, "Degraded")
+    degraded = condition(obj, DEGRADED)
     if degraded.get("status") == "True":
         return f"{degraded.get('reason')}: {degraded.get('message', '')}", degraded
-    progressing = condition(obj, "Progressing")
+    progressing = condition(obj, PROGRESSING)
     phase = (obj.get("status") or {}).get("phase")
     if phase in (None, Phase.PENDING) and progressing:
         return f"{progressing.get('reason')}: {progressing.get('message', '')}", progressing
-    ready = condition(obj, "Ready")
+    ready = condition(obj, READY)
     if ready:
         return f"{ready.get('reason')}: {ready.get('message', '')}", ready
     return "", {}
@@ -260,7 +257,7 @@ def refresh_view(obj: Obj, now: datetime | None = None) -> RefreshView:
         name=meta.get("name", ""),
         node=spec.get("nodeName", ""),
         target=(spec.get("target") or {}).get("version", ""),
-        plan=(meta.get("labels") or {}).get("hostrefresh.io/plan"),
+        plan=(meta.get("labels") or {}).get(PLAN_LABEL),
         phase=status.get("phase") or Phase.PENDING,
         outcome=refresh_outcome(obj),
         created=created,
@@ -281,10 +278,9 @@ def refresh_view(obj: Obj, now: datetime | None = None) -> RefreshView:
             for v in agent.get("vms") or []
         ],
         agent_step=f"{agent.get('step', '')} {agent.get('stepState', '')}".strip(),
-        agent_message=agent.get("message", ""),
         why=sentence,
         stopping_condition=stopping if refresh_outcome(obj) == Outcome.FAILED else {},
-        scope=spec.get("scope") or "Host",
+        scope=spec.get("scope") or RefreshScope.HOST.value,
     )
 
 
@@ -356,11 +352,11 @@ def plan_view(obj: Obj) -> PlanView:
     status = obj.get("status") or {}
     outcome = plan_outcome(obj)
     source = {
-        Outcome.HALTED: "Paused",
-        Outcome.FAILED: "Degraded",
-        Outcome.PAUSED: "Paused",
-        Outcome.SUCCEEDED: "Ready",
-    }.get(outcome, "Progressing")
+        Outcome.HALTED: PAUSED,
+        Outcome.FAILED: DEGRADED,
+        Outcome.PAUSED: PAUSED,
+        Outcome.SUCCEEDED: READY,
+    }.get(outcome, PROGRESSING)
     cond = condition(obj, source)
     return PlanView(
         name=(obj.get("metadata") or {}).get("name", ""),

@@ -11,10 +11,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from hostrefresh.api import GROUP, HostRefresh, RefreshPlan
 from hostrefresh.cli.model import Obj, PlanView, RefreshView, duration
 
 FORMATS = ("json", "yaml", "wide", "name")
-PLURAL = {"RefreshPlan": "refreshplan.hostrefresh.io", "HostRefresh": "hostrefresh.hostrefresh.io"}
+PLURAL = {kind.KIND: f"{kind.SINGULAR}.{GROUP}" for kind in (RefreshPlan, HostRefresh)}
 
 
 def dump(data: Any, fmt: str) -> str:

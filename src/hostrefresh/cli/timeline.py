@@ -24,25 +24,26 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from rich.console import Console
 
+from hostrefresh.api import Phase
 from hostrefresh.cli import fetch
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.model import Obj, PlanRow, duration, plan_view, rollout
 
 FORMATS = ("png", "svg", "html")
-PHASE_COLOURS = {
-    "Pending": "#d9d9d9",
-    "Preflight": "#9ecae1",
-    "Partitioning": "#6baed6",
-    "NestedEnabling": "#fdd49e",
-    "BootingTarget": "#fdae6b",
-    "Migrating": "#f16913",
-    "Retiring": "#a1d99b",
-    "Devirtualizing": "#74c476",
-    "Verifying": "#31a354",
-    "Succeeded": "#006d2c",
-    "RollingBack": "#fb6a4a",
-    "RolledBack": "#cb181d",
-    "Failed": "#67000d",
+PHASE_COLOURS: dict[str, str] = {
+    Phase.PENDING: "#d9d9d9",
+    Phase.PREFLIGHT: "#9ecae1",
+    Phase.PARTITIONING: "#6baed6",
+    Phase.NESTED_ENABLING: "#fdd49e",
+    Phase.BOOTING_TARGET: "#fdae6b",
+    Phase.MIGRATING: "#f16913",
+    Phase.RETIRING: "#a1d99b",
+    Phase.DEVIRTUALIZING: "#74c476",
+    Phase.VERIFYING: "#31a354",
+    Phase.SUCCEEDED: "#006d2c",
+    Phase.ROLLING_BACK: "#fb6a4a",
+    Phase.ROLLED_BACK: "#cb181d",
+    Phase.FAILED: "#67000d",
 }
 #: Terminal phases are instants; they get a marker this wide (as a share of the time axis).
 MARK_SHARE = 0.006
@@ -112,7 +113,7 @@ def figure(plan: Obj, rows: list[PlanRow], now: datetime) -> Figure:
     if not rows:
         ax.text(0.5, 0.5, "no node has started yet", transform=ax.transAxes, ha="center")
     seen = [p for p in PHASE_COLOURS if any(s.phase == p for r in rows for s in r.view.segments)]
-    handles: list[Patch] = [Patch(color=PHASE_COLOURS[p], label=p) for p in seen]
+    handles: list[Patch] = [Patch(color=PHASE_COLOURS[p], label=str(p)) for p in seen]
     handles.append(Patch(fill=False, edgecolor="#3f007d", hatch="///", label="nested window"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.06, 1.0), frameon=False)
     ax.grid(axis="x", color="#eeeeee")

@@ -12,11 +12,12 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from rich.console import Console
 
 import hostrefresh
+from hostrefresh.api import GROUP, HostRefresh, RefreshPlan
 from hostrefresh.cli.errors import Exit
 from hostrefresh.cli.fetch import api_errors
 from hostrefresh.cli.output import dump
 
-CRDS = ("hostrefreshes.hostrefresh.io", "refreshplans.hostrefresh.io")
+CRDS = tuple(f"{kind.PLURAL}.{GROUP}" for kind in (HostRefresh, RefreshPlan))
 
 
 def served(client: Client) -> dict[str, list[str] | None]:

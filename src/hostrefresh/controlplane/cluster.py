@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from hostrefresh.api.crd import render_all
 from hostrefresh.controlplane.pki import ControlPlanePKI, KeyPair, write_pki
 from hostrefresh.controlplane.tools import Toolset, ensure_tools
 
@@ -36,7 +37,6 @@ STATE_FILE = "controlplane.json"
 #: shares with the operator, the agents and the tests; 400 (heap up to five times the live data, a
 #: few hundred MB here) gives most of that CPU back.
 GO_GC_PERCENT = 400
-CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"
 
 
 def free_port() -> int:
@@ -258,8 +258,12 @@ class ControlPlane:
         return True
 
     def install_crds(self, namespace: str | None = None) -> None:
-        """Apply the repository's CRDs, wait until they are Established, and create ``namespace``."""
-        self.kubectl("apply", "-f", str(CRDS_DIR))
+        """Apply the CRDs, wait until they are Established, and create ``namespace``.
+
+        The CRDs are rendered from the API models, the same YAML as the committed ``crds/`` (a test keeps
+        those current), so no source checkout is needed.
+        """
+        self.kubectl("apply", "-f", "-", stdin="---\n".join(render_all().values()))
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         if namespace and not self.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout:
             self.kubectl("create", "namespace", namespace)

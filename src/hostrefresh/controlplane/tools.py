@@ -24,9 +24,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hostrefresh.controlplane import versions
+from hostrefresh.sourcetree import source_tree
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-GO_MODULES = REPO_ROOT / "controlplane"
+
+def go_modules() -> Path:
+    """The Go wrapper modules (``controlplane/`` of the source checkout)."""
+    return source_tree("controlplane") / "controlplane"
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,10 @@ def cache_root() -> Path:
 
 def _modules_digest(targets: tuple[BuildTarget, ...]) -> str:
     digest = hashlib.sha256()
+    modules = go_modules()
     for module in sorted({t.module_dir for t in targets}):
         for name in ("go.mod", "go.sum"):
-            digest.update((GO_MODULES / module / name).read_bytes())
+            digest.update((modules / module / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -118,7 +122,7 @@ def toolset() -> Toolset:
 def _count_packages(target: BuildTarget, env: dict[str, str]) -> int:
     out = subprocess.run(
         ["go", "list", "-deps", target.package],
-        cwd=GO_MODULES / target.module_dir,
+        cwd=go_modules() / target.module_dir,
         env=env,
         capture_output=True,
         text=True,
@@ -134,7 +138,7 @@ def _build_one(target: BuildTarget, out_dir: Path, env: dict[str, str], console:
     cmd.append(target.package)
     proc = subprocess.Popen(
         cmd,
-        cwd=GO_MODULES / target.module_dir,
+        cwd=go_modules() / target.module_dir,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -235,7 +239,7 @@ def promtool_path() -> Path:
     changed nothing for the control plane's."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
-        digest.update((GO_MODULES / PROMTOOL.module_dir / name).read_bytes())
+        digest.update((go_modules() / PROMTOOL.module_dir / name).read_bytes())
     key = f"prometheus-{versions.PROMETHEUS_MODULE}_{digest.hexdigest()[:12]}"
     return cache_root() / "promtool" / key / "bin" / "promtool"
 
@@ -260,7 +264,7 @@ def ensure_promtool(console: Console | None = None) -> Path:
         console.print(f"building promtool (prometheus module {versions.PROMETHEUS_MODULE}) into {path.parent}")
         cmd = ["nice", "-n", "19", "go", "build", "-p", "1", "-ldflags", PROMTOOL.ldflags, "-o", str(path)]
         result = subprocess.run(
-            [*cmd, PROMTOOL.package], cwd=GO_MODULES / PROMTOOL.module_dir, env=env, capture_output=True, text=True
+            [*cmd, PROMTOOL.package], cwd=go_modules() / PROMTOOL.module_dir, env=env, capture_output=True, text=True
         )
         if result.returncode != 0:
             raise RuntimeError(f"go build of promtool failed (exit {result.returncode}):\n{result.stderr[-4000:]}")

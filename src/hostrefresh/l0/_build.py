@@ -3,17 +3,19 @@
 The cdef is cut out of ``l0module/include/l0.h`` (between the L0_CDEF markers)
 so the header stays the one definition of the ABI; every ``#define X value``
 becomes ``#define X ...`` and cffi reads the value from the compiled header.
-The extension compiles the same C sources the Makefile and C tests use.
+The extension compiles the same C sources the Makefile and C tests use, so it is built from the
+source checkout (``hostrefresh.sourcetree``; ``setup.py`` makes that importable while pip builds).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from cffi import FFI  # type: ignore[import-untyped,unused-ignore]  # no stubs in [test]
 
-ROOT = Path(__file__).resolve().parents[3]
+from hostrefresh.sourcetree import source_tree
+
+ROOT = source_tree("l0module")
 L0MODULE = ROOT / "l0module"
 HEADER = L0MODULE / "include" / "l0.h"
 SOURCES = sorted((L0MODULE / "src").glob("*.c"))

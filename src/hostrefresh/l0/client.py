@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Final
 
 from hostrefresh.l0 import _binding as b
-from hostrefresh.l0._binding import CData, ffi, lib
+from hostrefresh.l0._binding import CData
 from hostrefresh.l0.errors import InvalidArgumentError, error_for
 from hostrefresh.l0.state import (
     L1,
@@ -53,7 +53,7 @@ def _fspath(path: str | os.PathLike[str] | None) -> bytes | None:
 
 
 def _check(status: int, call: int | None, detail: str) -> None:
-    if status != lib.L0_OK:
+    if status != b.L0_OK:
         raise error_for(status, call, detail)
 
 
@@ -63,7 +63,7 @@ def _ranges(c_ranges: CData, n: int) -> tuple[MemRange, ...]:
 
 def _cpus(cset: CData) -> frozenset[int]:
     out = []
-    for w in range(lib.L0_CPUSET_WORDS):
+    for w in range(b.L0_CPUSET_WORDS):
         bits = cset.bits[w]
         while bits:
             low = bits & -bits
@@ -108,7 +108,7 @@ def _state_from(c: CData) -> L0State:
 
 def _fill_ranges(dst: CData, ranges: Sequence[MemRange], limit: int, what: str) -> None:
     if len(ranges) > limit:
-        raise InvalidArgumentError(lib.L0_E_INVALID, None, f"{len(ranges)} {what} given, at most {limit}")
+        raise InvalidArgumentError(b.L0_E_INVALID, None, f"{len(ranges)} {what} given, at most {limit}")
     for i, r in enumerate(ranges):
         dst[i].base = r.base
         dst[i].size = r.size
@@ -117,8 +117,8 @@ def _fill_ranges(dst: CData, ranges: Sequence[MemRange], limit: int, what: str) 
 def _set_str(field: CData, value: str, cap: int, what: str) -> None:
     raw = value.encode()
     if len(raw) >= cap or b"\0" in raw:
-        raise InvalidArgumentError(lib.L0_E_INVALID, None, f"image {what} is {len(raw)} bytes, limit {cap - 1}")
-    ffi.memmove(field, raw, len(raw))
+        raise InvalidArgumentError(b.L0_E_INVALID, None, f"image {what} is {len(raw)} bytes, limit {cap - 1}")
+    b.write_bytes(field, raw)
 
 
 class L0:
@@ -130,16 +130,16 @@ class L0:
             sim_state = os.environ.get(ENV_SIM_STATE)
         self.sim_state = Path(sim_state) if sim_state is not None else None
         rc, handle = b.open_handle(self.backend.code, _fspath(sim_state))
-        if rc != lib.L0_OK:
+        if rc != b.L0_OK:
             what = f"opening the {self.backend.value} backend"
             if self.backend is Backend.SIM and sim_state is None:
                 what += f" (no state path and {ENV_SIM_STATE} unset)"
             raise error_for(rc, None, what)
-        self._h = ffi.gc(handle, lib.l0_close)
+        self._h = b.owned(handle)
         self._lock = threading.Lock()
-        self._state_buf = ffi.new("l0_state *")
-        self._probe_buf = ffi.new("l0_probe_info *")
-        self._id = ffi.new("uint32_t *")
+        self._state_buf = b.new_state()
+        self._probe_buf = b.new_probe_info()
+        self._id = b.new_u32()
         self._last_raw = b""
         self._last_state: L0State | None = None
 
@@ -147,9 +147,9 @@ class L0:
     def close(self) -> None:
         """Release the handle now instead of at garbage collection."""
         with self._lock:
-            if self._h != ffi.NULL:
-                ffi.release(self._h)  # runs the l0_close destructor now
-                self._h = ffi.NULL  # later calls fail cleanly with InvalidArgumentError
+            if self._h != b.NULL:
+                b.release(self._h)  # runs the l0_close destructor now
+                self._h = b.NULL  # later calls fail cleanly with InvalidArgumentError
 
     def __enter__(self) -> L0:
         return self
@@ -164,25 +164,25 @@ class L0:
     def probe(self) -> ProbeInfo:
         """Handshake: whether an L0 is present, its ABI version and features (never NoL0Error)."""
         with self._lock:
-            rc = lib.l0_probe(self._h, self._probe_buf)
-            if rc != lib.L0_OK:
+            rc = b.probe(self._h, self._probe_buf)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.PROBE)
             p = self._probe_buf
             return ProbeInfo(
                 present=bool(p.l0_present),
                 abi_version=p.abi_version,
                 features=Feature(p.features),
-                backend=Backend.SIM if p.backend == lib.L0_BACKEND_SIM else Backend.VMCALL,
-                signature=ffi.string(p.signature).decode("ascii", "replace"),
+                backend=Backend.SIM if p.backend == b.L0_BACKEND_SIM else Backend.VMCALL,
+                signature=b.string_at(p.signature).decode("ascii", "replace"),
             )
 
     def query(self) -> L0State:
         """The full L0 state.  Unchanged state returns the same (immutable) snapshot object."""
         with self._lock:
-            rc = lib.l0_query(self._h, self._state_buf)
-            if rc != lib.L0_OK:
+            rc = b.query(self._h, self._state_buf)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.QUERY)
-            raw = ffi.buffer(self._state_buf)[:]
+            raw = b.raw_bytes(self._state_buf)
             if raw != self._last_raw or self._last_state is None:
                 self._last_state = _state_from(self._state_buf)
                 self._last_raw = raw
@@ -190,82 +190,82 @@ class L0:
 
     def partition_create(self, cpus: Iterable[int], memory: Sequence[MemRange]) -> int:
         """Carve a partition out of the (single) partition that owns these CPUs and memory."""
-        spec = ffi.new("l0_partition_spec *")
+        spec = b.new_partition_spec()
         for c in cpus:
-            if not 0 <= c < lib.L0_MAX_CPUS:
-                raise InvalidArgumentError(lib.L0_E_INVALID, int(Call.PARTITION_CREATE), f"CPU {c} out of range")
+            if not 0 <= c < b.L0_MAX_CPUS:
+                raise InvalidArgumentError(b.L0_E_INVALID, int(Call.PARTITION_CREATE), f"CPU {c} out of range")
             spec.cpus.bits[c // 64] |= 1 << (c % 64)
-        _fill_ranges(spec.ranges, memory, lib.L0_MAX_RANGES, "memory ranges")
+        _fill_ranges(spec.ranges, memory, b.L0_MAX_RANGES, "memory ranges")
         spec.n_ranges = len(memory)
         with self._lock:
-            rc = lib.l0_partition_create(self._h, spec, self._id)
-            if rc != lib.L0_OK:
+            rc = b.partition_create(self._h, spec, self._id)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.PARTITION_CREATE)
             return int(self._id[0])
 
     def partition_destroy(self, partition: int) -> None:
         """Return a partition's resources to its parent (its L1 must not be running)."""
         with self._lock:
-            rc = lib.l0_partition_destroy(self._h, partition)
-            if rc != lib.L0_OK:
+            rc = b.partition_destroy(self._h, partition)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.PARTITION_DESTROY)
 
     def nested_enable(self) -> None:
         """Swap VMCS/VMCB so the current L1 runs as a guest."""
         with self._lock:
-            rc = lib.l0_nested_enable(self._h)
-            if rc != lib.L0_OK:
+            rc = b.nested_enable(self._h)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.NESTED_ENABLE)
 
     def nested_disable(self) -> None:
         """Hand the hardware back to the one remaining L1."""
         with self._lock:
-            rc = lib.l0_nested_disable(self._h)
-            if rc != lib.L0_OK:
+            rc = b.nested_disable(self._h)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.NESTED_DISABLE)
 
     def l1_boot(self, partition: int, image: Image) -> int:
         """Boot a new L1 in an empty partition; returns its L1 id."""
-        img = ffi.new("l0_image *")
-        _set_str(img.kernel, image.kernel, lib.L0_PATH_MAX, "kernel path")
-        _set_str(img.initrd, image.initrd, lib.L0_PATH_MAX, "initrd path")
-        _set_str(img.cmdline, image.cmdline, lib.L0_CMDLINE_MAX, "command line")
-        if len(image.sha256) != lib.L0_SHA256_LEN:
-            raise InvalidArgumentError(lib.L0_E_INVALID, int(Call.L1_BOOT), "image sha256 must be 32 bytes")
-        ffi.memmove(img.sha256, image.sha256, lib.L0_SHA256_LEN)
+        img = b.new_image()
+        _set_str(img.kernel, image.kernel, b.L0_PATH_MAX, "kernel path")
+        _set_str(img.initrd, image.initrd, b.L0_PATH_MAX, "initrd path")
+        _set_str(img.cmdline, image.cmdline, b.L0_CMDLINE_MAX, "command line")
+        if len(image.sha256) != b.L0_SHA256_LEN:
+            raise InvalidArgumentError(b.L0_E_INVALID, int(Call.L1_BOOT), "image sha256 must be 32 bytes")
+        b.write_bytes(img.sha256, image.sha256)
         with self._lock:
-            rc = lib.l0_l1_boot(self._h, partition, img, self._id)
-            if rc != lib.L0_OK:
+            rc = b.l1_boot(self._h, partition, img, self._id)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.L1_BOOT)
             return int(self._id[0])
 
     def mem_grant(self, source_l1: int, target_l1: int, memory: Sequence[MemRange] = ()) -> None:
         """Let the target L1 map the source L1's guest memory; no ranges records a copy handover."""
-        arr = ffi.new("l0_range[]", max(1, len(memory)))
-        _fill_ranges(arr, memory, lib.L0_MAX_GRANT_RANGES, "grant ranges")
+        arr = b.new_ranges(max(1, len(memory)))
+        _fill_ranges(arr, memory, b.L0_MAX_GRANT_RANGES, "grant ranges")
         with self._lock:
-            rc = lib.l0_mem_grant(self._h, source_l1, target_l1, arr, len(memory))
-            if rc != lib.L0_OK:
+            rc = b.mem_grant(self._h, source_l1, target_l1, arr, len(memory))
+            if rc != b.L0_OK:
                 self._fail(rc, Call.MEM_GRANT)
 
     def l1_retire(self, source_l1: int, target_l1: int) -> None:
         """Stop the source L1 for good; its partition merges into the target's (no return)."""
         with self._lock:
-            rc = lib.l0_l1_retire(self._h, source_l1, target_l1)
-            if rc != lib.L0_OK:
+            rc = b.l1_retire(self._h, source_l1, target_l1)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.L1_RETIRE)
 
     def l1_stop(self, l1: int) -> None:
         """Abandon a booted L1 (rollback); its partition can then be destroyed."""
         with self._lock:
-            rc = lib.l0_l1_stop(self._h, l1)
-            if rc != lib.L0_OK:
+            rc = b.l1_stop(self._h, l1)
+            if rc != b.L0_OK:
                 self._fail(rc, Call.L1_STOP)
 
     # -- simulated L0 only ----------------------------------------------------
     def sim_inject_fault(self, rule: FaultRule) -> None:
         """Arm a fault rule in the simulated L0's state file (seen by every process)."""
-        f = ffi.new("l0_sim_fault *")
+        f = b.new_sim_fault()
         f.call = 0 if rule.call is None else int(rule.call)
         f.status = int(rule.status)
         f.nth = rule.nth
@@ -273,21 +273,21 @@ class L0:
         f.probability_ppm = round(rule.probability * _PPM)
         f.latency_us = round(rule.latency_s * _PPM)
         with self._lock:
-            rc = lib.l0_sim_fault_set(self._h, f)
+            rc = b.sim_fault_set(self._h, f)
         _check(rc, None, f"simulated L0 fault rule {rule}: {b.last_detail(self._h)}")
 
     def sim_clear_faults(self) -> None:
         """Remove every fault rule from the simulated L0."""
         with self._lock:
-            rc = lib.l0_sim_fault_clear(self._h)
+            rc = b.sim_fault_clear(self._h)
         _check(rc, None, f"clearing simulated L0 faults: {b.last_detail(self._h)}")
 
     def sim_faults(self) -> tuple[FaultRule, ...]:
         """The armed rules with their hit and fire counters."""
-        out = ffi.new("l0_sim_fault[]", lib.L0_MAX_FAULTS)
-        n = ffi.new("uint32_t *")
+        out = b.new_sim_faults(b.L0_MAX_FAULTS)
+        n = b.new_u32()
         with self._lock:
-            rc = lib.l0_sim_fault_list(self._h, out, n)
+            rc = b.sim_fault_list(self._h, out, n)
         _check(rc, None, f"listing simulated L0 faults: {b.last_detail(self._h)}")
         return tuple(
             FaultRule(
@@ -324,7 +324,7 @@ def sim_create(
     override what the simulated L0 advertises (to test the handshake);
     `durable=False` skips fsync (kill -9 safety does not need it, power loss does).
     """
-    m = ffi.new("l0_sim_machine *")
+    m = b.new_sim_machine()
     m.n_cpus = cpus
     m.mem_bytes = memory_bytes
     m.abi_version = abi_version or 0
@@ -335,5 +335,5 @@ def sim_create(
         rc,
         None,
         f"creating simulated L0 at {path} with {cpus} CPUs and {memory_bytes} bytes "
-        f"(CPUs 1..{lib.L0_MAX_CPUS}, memory a non-zero multiple of {lib.L0_MEM_ALIGN})",
+        f"(CPUs 1..{b.L0_MAX_CPUS}, memory a non-zero multiple of {b.L0_MEM_ALIGN})",
     )

@@ -2,18 +2,17 @@
 
 Snapshots are frozen dataclasses: the node agent resumes from them after a
 crash, so they must be plain values that cannot drift from the L0's state.
-Every number below is read from the C header through the cffi module.
+Every number below is read from the C header through the thin layer (`_binding`).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostrefresh.l0._binding import lib
+from hostrefresh.l0 import _binding as b
 
 
 class Backend(enum.StrEnum):
@@ -24,72 +23,68 @@ class Backend(enum.StrEnum):
 
     @property
     def code(self) -> int:
-        return int(lib.L0_BACKEND_SIM if self is Backend.SIM else lib.L0_BACKEND_VMCALL)
+        return int(b.L0_BACKEND_SIM if self is Backend.SIM else b.L0_BACKEND_VMCALL)
 
 
 class Call(enum.IntEnum):
     """Hypercall numbers."""
 
-    PROBE = lib.L0_CALL_PROBE
-    QUERY = lib.L0_CALL_QUERY
-    PARTITION_CREATE = lib.L0_CALL_PARTITION_CREATE
-    PARTITION_DESTROY = lib.L0_CALL_PARTITION_DESTROY
-    NESTED_ENABLE = lib.L0_CALL_NESTED_ENABLE
-    NESTED_DISABLE = lib.L0_CALL_NESTED_DISABLE
-    L1_BOOT = lib.L0_CALL_L1_BOOT
-    MEM_GRANT = lib.L0_CALL_MEM_GRANT
-    L1_RETIRE = lib.L0_CALL_L1_RETIRE
-    L1_STOP = lib.L0_CALL_L1_STOP
+    PROBE = b.L0_CALL_PROBE
+    QUERY = b.L0_CALL_QUERY
+    PARTITION_CREATE = b.L0_CALL_PARTITION_CREATE
+    PARTITION_DESTROY = b.L0_CALL_PARTITION_DESTROY
+    NESTED_ENABLE = b.L0_CALL_NESTED_ENABLE
+    NESTED_DISABLE = b.L0_CALL_NESTED_DISABLE
+    L1_BOOT = b.L0_CALL_L1_BOOT
+    MEM_GRANT = b.L0_CALL_MEM_GRANT
+    L1_RETIRE = b.L0_CALL_L1_RETIRE
+    L1_STOP = b.L0_CALL_L1_STOP
 
 
 class Status(enum.IntEnum):
     """Status codes returned by every call."""
 
-    OK = lib.L0_OK
-    E_NO_L0 = lib.L0_E_NO_L0
-    E_UNAVAILABLE = lib.L0_E_UNAVAILABLE
-    E_ABI = lib.L0_E_ABI
-    E_INVALID = lib.L0_E_INVALID
-    E_UNKNOWN_CALL = lib.L0_E_UNKNOWN_CALL
-    E_NOT_FOUND = lib.L0_E_NOT_FOUND
-    E_ALREADY = lib.L0_E_ALREADY
-    E_WRONG_STATE = lib.L0_E_WRONG_STATE
-    E_BUSY = lib.L0_E_BUSY
-    E_RESOURCE = lib.L0_E_RESOURCE
-    E_LIMIT = lib.L0_E_LIMIT
-    E_NO_GRANT = lib.L0_E_NO_GRANT
-    E_IMAGE = lib.L0_E_IMAGE
-    E_HW = lib.L0_E_HW
-    E_IO = lib.L0_E_IO
-    E_CORRUPT = lib.L0_E_CORRUPT
+    OK = b.L0_OK
+    E_NO_L0 = b.L0_E_NO_L0
+    E_UNAVAILABLE = b.L0_E_UNAVAILABLE
+    E_ABI = b.L0_E_ABI
+    E_INVALID = b.L0_E_INVALID
+    E_UNKNOWN_CALL = b.L0_E_UNKNOWN_CALL
+    E_NOT_FOUND = b.L0_E_NOT_FOUND
+    E_ALREADY = b.L0_E_ALREADY
+    E_WRONG_STATE = b.L0_E_WRONG_STATE
+    E_BUSY = b.L0_E_BUSY
+    E_RESOURCE = b.L0_E_RESOURCE
+    E_LIMIT = b.L0_E_LIMIT
+    E_NO_GRANT = b.L0_E_NO_GRANT
+    E_IMAGE = b.L0_E_IMAGE
+    E_HW = b.L0_E_HW
+    E_IO = b.L0_E_IO
+    E_CORRUPT = b.L0_E_CORRUPT
 
 
 class L1State(enum.IntEnum):
     """Lifecycle of an L1 as the L0 sees it."""
 
-    RUNNING = lib.L0_L1_RUNNING
-    RETIRED = lib.L0_L1_RETIRED
-    STOPPED = lib.L0_L1_STOPPED
+    RUNNING = b.L0_L1_RUNNING
+    RETIRED = b.L0_L1_RETIRED
+    STOPPED = b.L0_L1_STOPPED
 
 
 class Feature(enum.IntFlag):
     """Feature bits from probe; a call whose bit is missing fails with UnknownCallError."""
 
-    PARTITION = lib.L0_FEAT_PARTITION
-    NESTED = lib.L0_FEAT_NESTED
-    L1_BOOT = lib.L0_FEAT_L1_BOOT
-    MEM_GRANT = lib.L0_FEAT_MEM_GRANT
-    L1_RETIRE = lib.L0_FEAT_L1_RETIRE
-    L1_STOP = lib.L0_FEAT_L1_STOP
-    SIMULATED = lib.L0_FEAT_SIMULATED
+    PARTITION = b.L0_FEAT_PARTITION
+    NESTED = b.L0_FEAT_NESTED
+    L1_BOOT = b.L0_FEAT_L1_BOOT
+    MEM_GRANT = b.L0_FEAT_MEM_GRANT
+    L1_RETIRE = b.L0_FEAT_L1_RETIRE
+    L1_STOP = b.L0_FEAT_L1_STOP
+    SIMULATED = b.L0_FEAT_SIMULATED
 
 
-ABI_VERSION: int = lib.L0_ABI_VERSION
-MEM_ALIGN: int = lib.L0_MEM_ALIGN
-
-
-def abi_str(version: int) -> str:
-    return f"{version >> 16}.{version & 0xFFFF}"
+ABI_VERSION: int = b.L0_ABI_VERSION
+MEM_ALIGN: int = b.L0_MEM_ALIGN
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +236,3 @@ class FaultRule:
     latency_s: float = 0.0
     hits: int = 0
     fired: int = 0
-
-
-def cpus_from(cpus: Iterable[int]) -> frozenset[int]:
-    return frozenset(int(c) for c in cpus)

@@ -29,6 +29,7 @@ from hostrefresh.api import (
     Phase,
     RefreshScope,
     StepState,
+    is_terminal,
 )
 from hostrefresh.api.phases import ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.l0 import L0Error
@@ -48,7 +49,6 @@ from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
 from hostrefresh.nodeagent.steps import STEPS, StepFailedError, StepOutcome, roll_back
 
 log = logging.getLogger("hostrefresh.agent")
-TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED}
 #: Steps after the old host is gone: only going forward finishes the node, so a failure there is
 #: retried with backoff for as long as the refresh exists, reported as progress, never as the step
 #: failing (the operator would declare the refresh Failed on a transient L0 or sysfs error).
@@ -140,7 +140,7 @@ class NodeAgent:
             status = body.get("status") or {}
             if status.get("directive") not in (Directive.PROCEED, Directive.ROLL_BACK):
                 continue
-            if status.get("phase") in TERMINAL:
+            if is_terminal(status.get("phase")):
                 continue
             try:
                 hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
@@ -497,11 +497,3 @@ def _failed_at(agent: AgentStatus, position: Phase) -> bool:
 def _newer(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
     """Whether our own last report is newer than the one in a watch event (RFC 3339 UTC sorts as text)."""
     return str(mine.get("updatedAt") or "") > str(theirs.get("updatedAt") or "")
-
-
-def vm_summary(vms: Mapping[str, VmLocation]) -> str:
-    """``3 on source, 1 on target`` for logs."""
-    counts: dict[str, int] = {}
-    for loc in vms.values():
-        counts[str(loc)] = counts.get(str(loc), 0) + 1
-    return ", ".join(f"{n} on {where}" for where, n in sorted(counts.items())) or "no VMs"

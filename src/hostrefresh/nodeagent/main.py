@@ -24,7 +24,7 @@ from hostrefresh import eventloop, flags
 from hostrefresh.api.common import AGENT_LEASE_SECONDS, AGENT_SILENCE_DEFAULT_SECONDS, HEARTBEATS_PER_LEASE
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.resources import AGENT, DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
 from hostrefresh.nodeagent.host import AgentHost
@@ -48,7 +48,7 @@ SysfsFactory = Callable[[Path], SysfsIO]
 NodeRuntimes = Callable[[argparse.Namespace, ImageStore], list[NodeRuntime]]
 
 
-def build_parser(prog: str = "hostrefresh-agent", description: str | None = __doc__) -> argparse.ArgumentParser:
+def build_parser(prog: str = AGENT, description: str | None = __doc__) -> argparse.ArgumentParser:
     """Every flag of the agent; a wrapper (the simulator's agent) adds its own before parsing."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
@@ -238,7 +238,7 @@ def build_runtimes(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> 
 
 
 async def run(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> None:
-    client = async_client(args.kubeconfig, field_manager="hostrefresh-agent")
+    client = async_client(args.kubeconfig, field_manager=AGENT)
     host = AgentHost(
         client,
         build_runtimes(args, nodes),

@@ -51,7 +51,6 @@ class Reporter:
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
-        self.requests = 0
 
     async def report(self, name: str, agent: AgentStatus) -> None:
         agent.updated_at = datetime.now(UTC)
@@ -60,5 +59,4 @@ class Reporter:
             body["status"]["agent"]["nestedSince"] = None  # merge patch: clear it
         if agent.failure_reason is None:
             body["status"]["agent"]["failureReason"] = None
-        self.requests += 1
         await self.client.patch(HostRefreshResource.Status, name, body, patch_type=PatchType.MERGE)

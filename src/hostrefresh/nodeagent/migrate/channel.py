@@ -149,9 +149,6 @@ class HandoverChannel:
     def request_recall(self, vm: str, to: int) -> None:
         _write_atomic(self.root / vm / "recall.json", {"to": to})
 
-    def clear_recall(self, vm: str) -> None:
-        (self.root / vm / "recall.json").unlink(missing_ok=True)
-
     def forget(self, vm: str) -> None:
         """The VM's handovers are over (committed or rolled back): nothing of them is kept."""
         shutil.rmtree(self.root / vm, ignore_errors=True)

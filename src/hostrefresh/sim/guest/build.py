@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from hostrefresh.sourcetree import SourceTreeNotFoundError, source_tree
+
 GUEST_DIR_ENV = "HOSTREFRESH_GUEST_DIR"
 GUEST_BUILD_ENV = "HOSTREFRESH_GUEST_BUILD"
 IMAGE_NAME = "hrguest.bin"
@@ -22,15 +24,14 @@ class GuestBuildError(RuntimeError):
 
 
 def guest_source_dir() -> Path:
-    """The `guest/` source directory: $HOSTREFRESH_GUEST_DIR, else found above this file."""
+    """The `guest/` source directory: $HOSTREFRESH_GUEST_DIR, else the source checkout's."""
     env = os.environ.get(GUEST_DIR_ENV)
     if env:
         return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "guest"
-        if (candidate / "Makefile").is_file() and (candidate / "guest.c").is_file():
-            return candidate
-    raise GuestBuildError(f"test guest sources not found; set {GUEST_DIR_ENV}")
+    try:
+        return source_tree("guest/Makefile", "guest/guest.c") / "guest"
+    except SourceTreeNotFoundError as exc:
+        raise GuestBuildError(f"test guest sources not found ({exc}); set {GUEST_DIR_ENV}") from exc
 
 
 def _stale(image: Path, src: Path) -> bool:

@@ -94,9 +94,6 @@ class ControlBlock:
             return (gen, gen - 1)  # in flight: written, counter not yet bumped (or torn)
         return (gen - 1,)
 
-    def covered_bytes(self) -> int:
-        return self.page_count * PAGE_SIZE
-
 
 @dataclass
 class PatternReport:
