@@ -33,7 +33,8 @@ from hostrefresh.api import API_VERSION
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.processes import stop_all
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE, HostRefreshResource, RefreshPlanResource
+from hostrefresh.kube.names import DEFAULT_NAMESPACE
+from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.operator.views import ZONE_LABEL
 from hostrefresh.operator.waves import resolve_count

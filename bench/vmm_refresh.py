@@ -37,7 +37,7 @@ from hostrefresh.api.phases import TERMINAL
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE
 from hostrefresh.nodeagent.migrate import Inventory, choose_accel
 from hostrefresh.nodeagent.timing import parse
 from hostrefresh.sim.guest import GuestVerifier

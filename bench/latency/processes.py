@@ -18,7 +18,7 @@ from lightkube import Client
 from lightkube.resources.coordination_v1 import Lease
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL
+from hostrefresh.kube.names import AGENT_COMPONENT_LABEL
 
 from .audit import AGENT_USER, OPERATOR_USER
 

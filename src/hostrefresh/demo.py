@@ -36,7 +36,8 @@ from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.controlplane.processes import spawn, stop_all
 from hostrefresh.kube.client import sync_client
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE, HostRefreshResource, RefreshPlanResource
+from hostrefresh.kube.names import DEFAULT_NAMESPACE
+from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.migrate import Inventory
 from hostrefresh.sim.guest import GuestVerifier

@@ -17,7 +17,7 @@ from typing import Any
 
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.sim.guest.qemubuilds import QemuBuild, image_tree, target_spec
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node

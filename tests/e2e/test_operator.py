@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hostrefresh.api.names import NODE_LABEL
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, DEFAULT_NAMESPACE, agent_lease_name
+from hostrefresh.kube.names import AGENT_COMPONENT_LABEL, DEFAULT_NAMESPACE, agent_lease_name
 from hostrefresh.l0 import Call, open_l0
 
 from .harness import Cluster, agent_process, operator_process, running, slow_node, wait_for

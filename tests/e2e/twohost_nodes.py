@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE
 from hostrefresh.l0 import FaultRule, L0State, open_l0
 from hostrefresh.nodeagent.migrate import Inventory, VmRecord
 from hostrefresh.nodeagent.migrate.process import pid_alive

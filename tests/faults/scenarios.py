@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hostrefresh.controlplane.nodes import set_node_ready
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE
 from hostrefresh.l0 import Call, FaultRule, Status
 from hostrefresh.sim.sysfs import FakeRules
 from tests.e2e.harness import Process, running, wait_for

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hostrefresh.kube.resources import FINALIZER, PLAN_LABEL
+from hostrefresh.api.names import FINALIZER, PLAN_LABEL
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.nodemarks import NodeMarkPatch
 from hostrefresh.operator.state import Caches, OperatorState

@@ -9,7 +9,7 @@ import pytest
 
 from hostrefresh.api import Phase
 from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
-from hostrefresh.kube.resources import agent_lease_name
+from hostrefresh.kube.names import agent_lease_name
 from hostrefresh.operator.objects import heartbeat_node, owned_refresh
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from lightkube import AsyncClient
 
+from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.client import load_config, sync_client
 from hostrefresh.operator.kube import KubeWriter
-from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION
 from tests.cli.fleet import make_refresh
 
 pytestmark = pytest.mark.integration

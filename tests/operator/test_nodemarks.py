@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hostrefresh.api.names import label_value
-from hostrefresh.operator.nodemarks import REFRESH_TAINT_KEY, NodeMarkLog, mark, unmark
+from hostrefresh.api.names import REFRESH_TAINT_KEY, label_value
+from hostrefresh.operator.nodemarks import NodeMarkLog, mark, unmark
 from hostrefresh.operator.views import NodeView, Taint
 
 

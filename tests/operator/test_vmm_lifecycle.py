@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from hostrefresh.api import Directive, Phase, RefreshScope
+from hostrefresh.api.names import REFRESH_TAINT_KEY
 from hostrefresh.api.phases import VMM_STEPS, forward_steps
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.lifecycle import decide
-from hostrefresh.operator.nodemarks import REFRESH_TAINT_KEY, mark, taints_node
+from hostrefresh.operator.nodemarks import mark, taints_node
 from hostrefresh.operator.views import NodeView
 
 from .helpers import NODE_A, host_refresh, inputs, started

@@ -18,7 +18,8 @@ from lightkube import AsyncClient
 from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
 from hostrefresh.kube.errors import status_code
 from hostrefresh.kube.leases import Heartbeats
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, HostRefreshResource, agent_lease_name
+from hostrefresh.kube.names import AGENT_COMPONENT_LABEL, agent_lease_name
+from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER, NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.nodeagent.runtime import NodeRuntime

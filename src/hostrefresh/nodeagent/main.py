@@ -24,7 +24,7 @@ from hostrefresh import eventloop, flags
 from hostrefresh.api.common import AGENT_LEASE_SECONDS, AGENT_SILENCE_DEFAULT_SECONDS, HEARTBEATS_PER_LEASE
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
-from hostrefresh.kube.resources import AGENT, DEFAULT_NAMESPACE
+from hostrefresh.kube.names import AGENT, DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
 from hostrefresh.nodeagent.host import AgentHost

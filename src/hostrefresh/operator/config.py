@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE, OPERATOR
 from hostrefresh.operator.nodemarks import DEFAULT_MARKER_ANNOTATIONS
 
 
@@ -15,7 +15,7 @@ class OperatorConfig:
 
     kubeconfig: Path | None = None
     namespace: str = DEFAULT_NAMESPACE
-    identity: str = "hostrefresh-operator"
+    identity: str = OPERATOR
     leader_elect: bool = True
     lease_seconds: float = 15.0
     plan_interval: float = 1.0

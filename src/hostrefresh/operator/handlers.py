@@ -16,15 +16,16 @@ from typing import Any
 
 import kopf
 
-from hostrefresh.api import GROUP, VERSION
-from hostrefresh.kube.resources import AGENT_COMPONENT_LABEL, FINALIZER, PLAN_LABEL
+from hostrefresh.api import GROUP, VERSION, is_terminal
+from hostrefresh.api.names import FINALIZER, PLAN_LABEL
+from hostrefresh.kube.names import AGENT_COMPONENT_LABEL
 from hostrefresh.operator import metrics, objects
 from hostrefresh.operator.bookkeeping import NoDiffBase
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.reconcile_refresh import PLAN_WAKING_PHASES
 from hostrefresh.operator.snapshot import plan_of
 from hostrefresh.operator.state import Caches, OperatorState
-from hostrefresh.operator.views import AgentView, NodeView, PeerView, is_terminal
+from hostrefresh.operator.views import AgentView, NodeView, PeerView
 from hostrefresh.operator.waves import OwnedRefresh
 
 log = logging.getLogger("hostrefresh.operator")

@@ -15,18 +15,13 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Event, Node
 from lightkube.types import PatchType
 
-from hostrefresh.api.names import label_value
-from hostrefresh.kube.resources import (
-    FINALIZER,
-    NODE_LABEL,
-    PLAN_LABEL,
-    HostRefreshResource,
-    RefreshPlanResource,
-)
+from hostrefresh.api import API_VERSION, HostRefresh, RefreshPlan, is_terminal
+from hostrefresh.api.names import CLAIM_ANNOTATION, FINALIZER, NODE_LABEL, PLAN_LABEL, label_value
+from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.operator import metrics
-from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkPatch
+from hostrefresh.operator.nodemarks import NodeMarkPatch
 from hostrefresh.operator.objects import node_view
-from hostrefresh.operator.views import NodeView, is_terminal
+from hostrefresh.operator.views import NodeView
 
 T = TypeVar("T")
 CONFLICT = 409
@@ -191,8 +186,8 @@ async def create_refresh(
     """Create a plan's HostRefresh (owned by the plan): the object as created, None if it already exists."""
     meta = plan["metadata"]
     obj = {
-        "apiVersion": "hostrefresh.io/v1alpha1",
-        "kind": "HostRefresh",
+        "apiVersion": API_VERSION,
+        "kind": HostRefresh.KIND,
         "metadata": {
             "name": name,
             "labels": {PLAN_LABEL: meta["name"], NODE_LABEL: label_value(node)},
@@ -201,8 +196,8 @@ async def create_refresh(
             "finalizers": [FINALIZER],
             "ownerReferences": [
                 {
-                    "apiVersion": "hostrefresh.io/v1alpha1",
-                    "kind": "RefreshPlan",
+                    "apiVersion": API_VERSION,
+                    "kind": RefreshPlan.KIND,
                     "name": meta["name"],
                     "uid": meta["uid"],
                     "controller": True,

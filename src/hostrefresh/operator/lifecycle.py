@@ -21,14 +21,15 @@ from hostrefresh.api import (
     RefreshScope,
     StepState,
     can_roll_back,
+    is_terminal,
 )
 from hostrefresh.api.hostrefresh import VMIInventory
 from hostrefresh.api.meta import Condition
-from hostrefresh.api.phases import FORWARD_STEPS, RETIRE_REFUSED, ROLLBACK_IMPOSSIBLE, VMS_LOST
+from hostrefresh.api.phases import FAILED_ENDS, FORWARD_STEPS, RETIRE_REFUSED, ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
 from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
-from hostrefresh.operator.views import RefreshInputs, is_terminal
+from hostrefresh.operator.views import RefreshInputs
 
 _TIMEOUT_FIELD = {
     Phase.PREFLIGHT: "preflight_seconds",
@@ -121,7 +122,7 @@ def _set_phase(decision: Decision, inputs: RefreshInputs, phase: Phase, message:
     previous = status.phase
     status.phase = phase
     status.phase_timestamps.setdefault(str(phase), inputs.now)
-    warning = phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.FAILED)
+    warning = phase == Phase.ROLLING_BACK or phase in FAILED_ENDS
     decision.events.append(
         EventSpec(
             "Warning" if warning else "Normal",

@@ -22,7 +22,7 @@ from hostrefresh import eventloop, flags
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
-from hostrefresh.kube.resources import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE, OPERATOR
 from hostrefresh.operator import handlers, metrics
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.kube import KubeWriter
@@ -36,7 +36,7 @@ log = logging.getLogger("hostrefresh.operator")
 
 def parse_args(argv: list[str] | None) -> OperatorConfig:
     """The operator's settings from flags and environment; a bad one exits (code 2) naming the flag."""
-    parser = argparse.ArgumentParser(prog="hostrefresh-operator", description=__doc__)
+    parser = argparse.ArgumentParser(prog=OPERATOR, description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig (default: in-cluster or $KUBECONFIG)")
     parser.add_argument(
         "--namespace",
@@ -131,7 +131,7 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
     """Run until stopped (or until leadership is lost, which raises)."""
     if config.kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(config.kubeconfig)  # for kopf's own login
-    client = async_client(config.kubeconfig, field_manager="hostrefresh-operator")
+    client = async_client(config.kubeconfig, field_manager=OPERATOR)
     registry = handlers.registry()
     # Served by every replica (leader or standby): it says the process is alive, not who leads.
     health = await serve_health(config.health_port) if config.health_port else None
@@ -165,9 +165,7 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
     metrics.LEADER.set(0)
     try:
         if config.leader_elect:
-            elector = LeaderElector(
-                client, config.namespace, "hostrefresh-operator", config.identity, config.lease_seconds
-            )
+            elector = LeaderElector(client, config.namespace, OPERATOR, config.identity, config.lease_seconds)
             await elector.run(lead)
         else:
             await lead()

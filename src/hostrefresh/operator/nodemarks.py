@@ -10,20 +10,18 @@ import time
 from dataclasses import dataclass, field
 
 from hostrefresh.api import RefreshScope
-from hostrefresh.api.names import label_value
+from hostrefresh.api.names import REFRESH_TAINT_KEY, label_value
 from hostrefresh.operator.views import NodeView, Taint
 
-REFRESH_TAINT_KEY = "hostrefresh.io/refreshing"
 REFRESH_TAINT_EFFECT = "NoSchedule"
-#: The one refresh that may run on a node: set (guarded by the Node's resourceVersion) before a start
-#: is granted, removed with the other marks at the end. Two refreshes of one node (two standalone
-#: ones, a standalone one and a plan's child, children of two plans) can never both hold it, however
-#: stale the operator's view of the other refreshes is.
-CLAIM_ANNOTATION = "hostrefresh.io/claimed-by"
+# CLAIM_ANNOTATION names the one refresh that may run on a node: set (guarded by the Node's
+# resourceVersion) before a start is granted, removed with the other marks at the end. Two refreshes
+# of one node (two standalone ones, a standalone one and a plan's child, children of two plans) can
+# never both hold it, however stale the operator's view of the other refreshes is.
 #: Annotation keys set while a node refreshes; other node actors (health checkers, remediation,
 #: autoscalers) are configured to leave such nodes alone. Values are the HostRefresh name (the taint's
 #: value is its label-value form: at most 63 characters, see ``label_value``).
-DEFAULT_MARKER_ANNOTATIONS = ("hostrefresh.io/refreshing",)
+DEFAULT_MARKER_ANNOTATIONS = (REFRESH_TAINT_KEY,)
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from hostrefresh.api import HostRefreshStatus, Phase
-from hostrefresh.api.names import label_value
-from hostrefresh.kube.resources import NODE_ANNOTATION, NODE_LABEL, agent_lease_name
+from hostrefresh.api import API_VERSION, HostRefresh, HostRefreshStatus, Phase
+from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
+from hostrefresh.kube.names import OPERATOR, agent_lease_name
 from hostrefresh.operator.views import AgentView, NodeView, Taint
 from hostrefresh.operator.waves import OwnedRefresh
 
-#: Where the Events of our (cluster-scoped) objects go: like a Node's, in ``default``.
-EVENTS_NAMESPACE = "default"
-EVENT_COMPONENT = "hostrefresh-operator"
+EVENT_COMPONENT = OPERATOR
 MAX_EVENT_MESSAGE = 1024
 
 
@@ -115,8 +113,8 @@ def event_body(
     """
     meta = obj.get("metadata") or {}
     ref = {
-        "apiVersion": obj.get("apiVersion") or "hostrefresh.io/v1alpha1",
-        "kind": obj.get("kind") or "HostRefresh",
+        "apiVersion": obj.get("apiVersion") or API_VERSION,
+        "kind": obj.get("kind") or HostRefresh.KIND,
         "name": meta.get("name"),
         "uid": meta.get("uid"),
         "resourceVersion": meta.get("resourceVersion"),

@@ -23,7 +23,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from hostrefresh.api import RefreshPlanStatus
+from hostrefresh.api import RefreshPlan, RefreshPlanStatus
+from hostrefresh.operator import conditions as cond
 from hostrefresh.operator import metrics
 from hostrefresh.operator.reconcile_refresh import post_event
 from hostrefresh.operator.snapshot import BACKLOG_RETRY_SECONDS, plan_inputs
@@ -82,7 +83,7 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
     for type_, reason, message in decision.events:
         post_event(state, body, type_, reason, message)
     _export(name, decision.status)
-    metrics.RECONCILE_SECONDS.labels("RefreshPlan").observe(time.perf_counter() - started)
+    metrics.RECONCILE_SECONDS.labels(RefreshPlan.KIND).observe(time.perf_counter() - started)
     return due_in
 
 
@@ -94,6 +95,7 @@ def _export(name: str, st: RefreshPlanStatus) -> None:
         st.waves_started,
         st.paused,
         halted=any(
-            c.type == "Paused" and c.status == "True" and c.reason == "FailureThresholdReached" for c in st.conditions
+            c.type == cond.PAUSED and c.status == cond.TRUE and c.reason == cond.Reason.FAILURE_THRESHOLD
+            for c in st.conditions
         ),
     )

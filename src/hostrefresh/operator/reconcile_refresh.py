@@ -26,10 +26,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hostrefresh.api import HostRefresh, HostRefreshStatus, Phase
+from hostrefresh.api import HostRefresh, HostRefreshStatus, Phase, is_terminal
+from hostrefresh.api.names import CLAIM_ANNOTATION
+from hostrefresh.api.phases import TERMINAL
 from hostrefresh.operator import metrics, objects
 from hostrefresh.operator.lifecycle import Decision, decide
-from hostrefresh.operator.nodemarks import CLAIM_ANNOTATION, NodeMarkPatch, mark, taints_node, unmark
+from hostrefresh.operator.nodemarks import NodeMarkPatch, mark, taints_node, unmark
 from hostrefresh.operator.snapshot import (
     BACKLOG_RETRY_SECONDS,
     grants_start,
@@ -41,14 +43,14 @@ from hostrefresh.operator.snapshot import (
     waits_for_start,
 )
 from hostrefresh.operator.state import OperatorState
-from hostrefresh.operator.views import NodeView, is_terminal
+from hostrefresh.operator.views import NodeView
 
 log = logging.getLogger("hostrefresh.operator")
 
 #: A start found the node claimed by another refresh: look again after this long.
 CLAIM_RETRY_SECONDS = 2.0
 #: Child phases that change what its plan may do: a slot frees, or the health gate counts a failure.
-PLAN_WAKING_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED, Phase.ROLLING_BACK})
+PLAN_WAKING_PHASES = TERMINAL | {Phase.ROLLING_BACK}
 
 
 def next_pass(state: OperatorState, body: Mapping[str, Any], now: datetime, name: str) -> float | None:
@@ -109,7 +111,7 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     report = hr.status.agent
     nested_since = report.nested_since if report is not None and not is_terminal(decision.status.phase) else None
     metrics.NESTED_NOW.set(hr.spec.node_name, nested_since)
-    metrics.RECONCILE_SECONDS.labels("HostRefresh").observe(time.perf_counter() - started)
+    metrics.RECONCILE_SECONDS.labels(HostRefresh.KIND).observe(time.perf_counter() - started)
     return next_pass(state, {"metadata": meta, "status": objects.operator_status_json(decision.status)}, now, name)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hostrefresh.api import Directive, HostRefresh, HostRefreshStatus, RefreshPlanSpec, RefreshPlanStatus
-from hostrefresh.kube.resources import FINALIZER, PLAN_LABEL
+from hostrefresh.api.names import FINALIZER, PLAN_LABEL
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator import objects
 from hostrefresh.operator.conditions import Reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hostrefresh.api import HostRefresh, Phase
+from hostrefresh.api import HostRefresh
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
@@ -75,9 +75,6 @@ class AgentView:
             return False
         return (now - self.heard_at).total_seconds() <= limit
 
-    def silent_for(self, now: datetime) -> float | None:
-        return None if self.heard_at is None else (now - self.heard_at).total_seconds()
-
 
 @dataclass(frozen=True)
 class PeerView:
@@ -113,7 +110,3 @@ class RefreshInputs:
     vmis: VMIView | None
     now: datetime
     start_at: datetime | None = None  # the start slot reserved by the operator's start pacing
-
-
-def is_terminal(phase: Phase | str | None) -> bool:
-    return phase in (Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED)

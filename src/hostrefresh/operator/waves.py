@@ -19,11 +19,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus, is_terminal
 from hostrefresh.api.meta import ConditionStatus
+from hostrefresh.api.phases import FAILED_ENDS
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import FALSE, TRUE, Reason
-from hostrefresh.operator.views import AgentView, NodeView, is_terminal
+from hostrefresh.operator.views import AgentView, NodeView
 from hostrefresh.operator.windows import WindowError, any_window_open
 
 
@@ -121,9 +122,7 @@ def plan(inputs: PlanInputs) -> PlanDecision:
                 latest[owned.node] = owned
     active = [o for o in inputs.owned if o.active]
     succeeded = {n for n, o in latest.items() if o.target_version == target and o.phase == Phase.SUCCEEDED}
-    failed = {
-        n for n, o in latest.items() if o.target_version == target and o.phase in (Phase.ROLLED_BACK, Phase.FAILED)
-    }
+    failed = {n for n, o in latest.items() if o.target_version == target and o.phase in FAILED_ENDS}
     troubled = [o for o in active if o.degraded or o.phase == Phase.ROLLING_BACK]
     pending = [
         n
