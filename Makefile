@@ -25,7 +25,7 @@ crds:
 	$(PYTHON) -m hostrefresh.api.crd crds
 	cp crds/*.yaml charts/hostrefresh/crds/
 
-## lint: ruff, mypy (strict) and the import-layer contracts.
+## lint: ruff, mypy (strict, over src and tests) and the import-layer contracts.
 lint:
 	ruff check src tests bench
 	ruff format --check src tests bench

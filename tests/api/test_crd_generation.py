@@ -126,7 +126,7 @@ def test_image_fields_fit_what_the_l0_takes(name: str) -> None:
         version="1", kernel="/" + "k" * 254, initrd="/" + "i" * 254, cmdline="c" * 1023, checksum="sha256:" + "0" * 64
     )
     img = b.new_image()
-    _set_str(img.kernel, longest.kernel, b.L0_PATH_MAX, "kernel path")
+    _set_str(img.kernel, longest.kernel or "", b.L0_PATH_MAX, "kernel path")
     _set_str(img.initrd, longest.initrd or "", b.L0_PATH_MAX, "initrd path")
     _set_str(img.cmdline, longest.cmdline, b.L0_CMDLINE_MAX, "command line")
     with pytest.raises(ValidationError):

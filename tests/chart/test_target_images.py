@@ -26,7 +26,7 @@ def _target(**overrides: str) -> dict[str, str]:
     return {"version": "6.12.4-kvm1", "kernel": f"{ALLOWED}/vmlinuz-6.12.4-kvm1", "checksum": CHECKSUM, **overrides}
 
 
-def _refresh(release: Release, target: dict[str, str], labelled: bool = True) -> dict[str, Any]:
+def _refresh(release: Release, target: dict[str, Any], labelled: bool = True) -> dict[str, Any]:
     labels = {TARGET_IMAGES_LABEL: release.name} if labelled else {}
     return {
         "apiVersion": "hostrefresh.io/v1alpha1",
@@ -36,7 +36,7 @@ def _refresh(release: Release, target: dict[str, str], labelled: bool = True) ->
     }
 
 
-def _plan(release: Release, target: dict[str, str]) -> dict[str, Any]:
+def _plan(release: Release, target: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "hostrefresh.io/v1alpha1",
         "kind": "RefreshPlan",

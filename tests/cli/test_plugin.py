@@ -351,7 +351,16 @@ def test_timeline_svg_and_html_of_a_failed_plan(fleet: Fleet, tmp_path: Path) ->
 
 def test_start_pause_resume_abort(crds: ControlPlane, fleet: Fleet) -> None:
     name, node = unique("cli-hr"), unique("cli-node")
-    args = ("start", node, "--version", "7.1", "--kernel", "/var/lib/hostrefresh/images/vmlinuz-7.1", "--checksum", SUM)
+    args: tuple[str, ...] = (
+        "start",
+        node,
+        "--version",
+        "7.1",
+        "--kernel",
+        "/var/lib/hostrefresh/images/vmlinuz-7.1",
+        "--checksum",
+        SUM,
+    )
     args += ("--memory", "2Gi", "--name", name)
     out = fleet.kc.run(*args)
     assert out.returncode == 0, out.stderr

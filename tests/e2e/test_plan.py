@@ -63,7 +63,7 @@ def watch_plan(client: Client, plan: str) -> Iterator[RolloutWatch]:
         while not seen.stop.is_set():
             try:
                 for _, obj in client.watch(HostRefreshResource, labels={PLAN_LABEL: plan}, server_timeout=2):
-                    body = obj.to_dict()
+                    body = obj.to_dict()  # type: ignore[no-untyped-call]
                     node = body["spec"]["nodeName"]
                     first = first or node
                     status = dict(body.get("status") or {})

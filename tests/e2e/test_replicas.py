@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
 
 
-def _events(cluster: Cluster, prefix: str) -> list[dict[str, str]]:
+def _events(cluster: Cluster, prefix: str) -> list[dict[str, Any]]:
     items = json.loads(cluster.cp.kubectl("get", "events", "-A", "-o", "json").stdout)["items"]
     return [e for e in items if e["involvedObject"].get("name", "").startswith(prefix)]
 

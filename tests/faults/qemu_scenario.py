@@ -33,7 +33,7 @@ class QemuCase:
     fault: str  # the fault's kind, for the report
     rules: tuple[FaultRule, ...]
     step: str | None  # act when the agent runs this step (None: at once; the act waits for its moment)
-    act: Callable[[TwoHostNode], None] | None  # None: the rules are the fault
+    act: Callable[[TwoHostNode], object] | None  # None: the rules are the fault (its result is ignored)
     lost: tuple[str, ...]  # guests the fault takes with it
     # VMM: a VMM-only refresh of guests that start on an older QEMU build (copied RAM, so that each
     # move lasts long enough to be hit), to the installed build, in the node's one host.
@@ -98,9 +98,7 @@ CASES = [
         _kill_qemu("vm1", 2),
         ("vm1",),
     ),
-    QemuCase(
-        "host-dies", "new-host-dies-after-boot", (SLOW_GRANT,), "Migrating", lambda n: n.kill_host(2) and None, ()
-    ),
+    QemuCase("host-dies", "new-host-dies-after-boot", (SLOW_GRANT,), "Migrating", lambda n: n.kill_host(2), ()),
     QemuCase(
         "vmm-src",
         "qemu-old-build-killed-in-vmm-refresh",
@@ -179,7 +177,7 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
         status = obj["status"]
         phase = status["phase"]
         world.ledger.outcome(phase)
-        degraded = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
+        degraded: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
         if case.lost:
             check(
                 phase == "Failed"

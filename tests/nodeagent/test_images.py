@@ -193,7 +193,11 @@ def test_missing_file_and_relative_path(image_dir: Path) -> None:
     _refused(ImageStore([image_dir]), _target(image_dir / "absent"), "does not exist")
     store = ImageStore([image_dir])
     with pytest.raises(ImageRefusedError, match="not an absolute path"):
-        store.load_sync(TargetHost.model_construct(version="2", kernel="vmlinuz", checksum=_sum(KERNEL), cmdline=""))
+        store.load_sync(
+            TargetHost.model_construct(
+                version="2", kernel="vmlinuz", checksum=_sum(KERNEL), cmdline="", initrd=None, qemu=None
+            )
+        )
 
 
 def test_hashing_runs_off_the_event_loop_and_once_per_file_version(

@@ -92,7 +92,7 @@ def test_plan_events_show_in_describe_and_events_for(crds: ControlPlane) -> None
 def test_long_messages_are_cut_to_what_events_accept() -> None:
     obj = {"apiVersion": "hostrefresh.io/v1alpha1", "kind": "HostRefresh", "metadata": {"name": "x", "uid": "u"}}
     body = objects.event_body(obj, "Warning", "StepFailed", "y" * 5000, "default", "t", datetime.now(UTC))
-    assert len(body["message"]) == kube.MAX_EVENT_MESSAGE and body["message"].endswith("...")
+    assert len(body["message"]) == objects.MAX_EVENT_MESSAGE and body["message"].endswith("...")
     assert body["involvedObject"] == {
         "apiVersion": "hostrefresh.io/v1alpha1",
         "kind": "HostRefresh",
