@@ -7,15 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hostrefresh.api.names import FINALIZER, PLAN_LABEL
+from hostrefresh.api.names import CLAIM_ANNOTATION, FINALIZER, PLAN_LABEL, REFRESH_TAINT_KEY
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.nodemarks import NodeMarkPatch
 from hostrefresh.operator.state import Caches, OperatorState
-from hostrefresh.operator.views import AgentView, NodeView, PeerView
+from hostrefresh.operator.views import AgentView, NodeView, PeerView, Taint
 from hostrefresh.operator.waves import OwnedRefresh
 
 CHECKSUM = "sha256:0f5e3b0c4a7d2e1b9c8f6a5d4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c"
 TARGET = {"version": "2.0", "kernel": "/k", "checksum": CHECKSUM}
+
+
+class ApiFailureError(RuntimeError):
+    """What a write raises when the API server fails it (not a conflict: that is a False return)."""
 
 
 @dataclass
@@ -25,6 +29,9 @@ class FakeWriter:
     conflict: bool = False  # status patches fail with 409
     holder: str | None = None  # claim_node finds the node held by this refresh
     in_flight: int = 0
+    fail_marks: int = 0  # the first so many node-mark patches raise (an API error)
+    fail_create: frozenset[str] = frozenset()  # creating a child for these nodes raises
+    during_status: Callable[[], None] | None = None  # runs while a status patch is in flight
     calls: list[tuple[Any, ...]] = field(default_factory=list)
 
     def kinds(self) -> list[str]:
@@ -32,6 +39,8 @@ class FakeWriter:
 
     async def patch_refresh_status(self, name: str, resource_version: str, status: dict[str, Any]) -> bool:
         self.calls.append(("refresh_status", name, status))
+        if self.during_status is not None:
+            self.during_status()
         return not self.conflict
 
     async def patch_plan_status(self, name: str, resource_version: str, status: dict[str, Any]) -> bool:
@@ -47,12 +56,17 @@ class FakeWriter:
     ) -> NodeMarkPatch | None:
         patch = compute(known or NodeView(node))
         self.calls.append(("marks", node, patch))
+        if self.fail_marks > 0:
+            self.fail_marks -= 1
+            raise ApiFailureError(f"patch node {node}: 500")
         return patch
 
     async def create_refresh(
         self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
     ) -> dict[str, Any] | None:
         self.calls.append(("create", name, node))
+        if node in self.fail_create:
+            raise ApiFailureError(f"create {name}: 500")
         meta = {
             "name": name,
             "resourceVersion": "1",
@@ -85,13 +99,22 @@ def caches(
     now: datetime,
     nodes: tuple[str, ...] = ("node-a",),
     *,
+    marked_by: str | None = None,
     peers: Mapping[str, list[PeerView]] | None = None,
     children: Mapping[str, list[OwnedRefresh]] | None = None,
 ) -> Caches:
     """Ready nodes labelled ``fleet=a``, each with an agent heard from a second ago."""
     agent = AgentView(renewed_at=now - timedelta(seconds=1), seen_at=now - timedelta(seconds=1), lease_seconds=30)
+    marks = {}
+    taints: tuple[Taint, ...] = ()
+    if marked_by is not None:  # the node carries that refresh's taint, marker and claim
+        marks = {REFRESH_TAINT_KEY: marked_by, CLAIM_ANNOTATION: marked_by}
+        taints = (Taint(REFRESH_TAINT_KEY, "NoSchedule", marked_by),)
+    view = {
+        n: NodeView(n, labels={"fleet": "a"}, annotations=marks, taints=taints, resource_version="1") for n in nodes
+    }
     return Caches(
-        nodes={n: [NodeView(n, labels={"fleet": "a"}, resource_version="1")] for n in nodes},
+        nodes={n: [view[n]] for n in nodes},
         agents={n: [agent] for n in nodes},
         refreshes_by_node=dict(peers or {}),
         children_by_plan=dict(children or {}),

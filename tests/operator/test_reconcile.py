@@ -14,8 +14,9 @@ from hostrefresh.operator.reconcile_refresh import CLAIM_RETRY_SECONDS, reconcil
 from hostrefresh.operator.snapshot import BACKLOG_RETRY_SECONDS
 from hostrefresh.operator.state import OperatorState
 from hostrefresh.operator.views import PeerView
+from hostrefresh.operator.waves import OwnedRefresh
 
-from .fakes import FakeWriter, caches, operator_state, plan_body, refresh_body
+from .fakes import ApiFailureError, FakeWriter, caches, operator_state, plan_body, refresh_body
 from .helpers import started
 
 
@@ -182,18 +183,133 @@ async def test_plan_pass(case: PlanCase) -> None:
         assert state.latest_refresh[child]["metadata"]["name"] == child
 
 
-async def test_forgetting_a_refresh_drops_everything_kept_about_it() -> None:
+def _ended(name: str = "hr-a") -> dict[str, Any]:
+    """Status of a refresh that succeeded and recorded the marks it added to its node."""
+    now = datetime.now(UTC).isoformat()
+    status = started("Succeeded")
+    status.update(
+        completedAt=now,
+        addedTaints=["hostrefresh.io/refreshing"],
+        addedAnnotations=["hostrefresh.io/refreshing", "hostrefresh.io/claimed-by"],
+    )
+    return status
+
+
+async def test_an_unmark_that_failed_is_sent_again_at_the_retry_and_followed_until_gone() -> None:
+    writer = FakeWriter(fail_marks=1)
+    state = operator_state(writer, follow_interval=5.0)
+    state.caches = caches(datetime.now(UTC), marked_by="hr-a")
+    state.latest_refresh["hr-a"] = refresh_body(status=_ended())
+    with pytest.raises(ApiFailureError):
+        await reconcile_refresh(state, "hr-a")
+    written = next(c[2] for c in writer.calls if c[0] == "refresh_status")
+    echo = refresh_body(status=written)
+    echo["metadata"]["resourceVersion"] = "8"
+    state.latest_refresh["hr-a"] = echo  # the status write's echo
+    again = await reconcile_refresh(state, "hr-a")  # the work queue's retry, within the echo window
+    await _settled(state)
+    assert writer.kinds().count("marks") == 2, "the failed patch does not count as sent"
+    assert again == 5.0, "an ended refresh whose node still shows its marks is looked at again"
+    state.caches = caches(datetime.now(UTC))  # the watch shows the node unmarked
+    assert await reconcile_refresh(state, "hr-a") is None
+
+
+async def test_a_child_whose_create_failed_does_not_hold_a_slot() -> None:
+    writer = FakeWriter(fail_create=frozenset({"node-a"}))
+    state = operator_state(writer, plan_interval=1.0)
+    state.caches = caches(datetime.now(UTC), ("node-a", "node-b"))
+    state.latest_plan["fleet"] = plan_body(canary=0, maxUnavailable=1)
+    with pytest.raises(ApiFailureError):
+        await reconcile_plan(state, "fleet")
+    assert state.plan_ahead["fleet"] == {}, "nothing counted as created"
+    writer.fail_create = frozenset()
+    await reconcile_plan(state, "fleet")
+    await _settled(state)
+    created = [c[2] for c in writer.calls if c[0] == "create"]
+    assert created == ["node-a", "node-a"], "the same node is chosen again"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param({}, id="never-visited"),
+        pytest.param(
+            {
+                "phase": "Pending",
+                "directive": "Wait",
+                "conditions": [
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "StartPaced",
+                        "message": "ready; starts at ...",
+                        "lastTransitionTime": "2026-11-24T12:00:00Z",
+                        "observedGeneration": 1,
+                    }
+                ],
+            },
+            id="waiting-for-its-start-slot",
+        ),
+        pytest.param(None, id="ended"),
+    ],
+)
+async def test_a_deleted_refresh_that_is_not_under_way_is_released_by_its_pass(status: dict[str, Any] | None) -> None:
+    writer = FakeWriter(in_flight=50)  # the API server is behind: a start would be held, a release is not
+    state = operator_state(writer)
+    state.caches = caches(datetime.now(UTC))
+    body = refresh_body(status=_ended() if status is None else status)
+    body["metadata"]["deletionTimestamp"] = datetime.now(UTC).isoformat()
+    state.latest_refresh["hr-a"] = body
+    waiting = asyncio.create_task(state.wait_released("hr-a", timeout=5.0))
+    await asyncio.sleep(0)
+    await reconcile_refresh(state, "hr-a")
+    assert await asyncio.wait_for(waiting, 1.0), "the delete handler is woken by the pass"
+    assert state.pacer.slot("hr-a") is None, "no start slot taken by an object being deleted"
+
+
+async def test_a_refresh_under_way_is_not_released_when_deleted() -> None:
+    state = operator_state(FakeWriter())
+    state.caches = caches(datetime.now(UTC), marked_by="hr-a")
+    body = refresh_body(status=_under_way("Migrating"))
+    body["metadata"]["deletionTimestamp"] = datetime.now(UTC).isoformat()
+    state.latest_refresh["hr-a"] = body
+    await reconcile_refresh(state, "hr-a")
+    assert not await state.wait_released("hr-a", timeout=0.05)
+    assert "hr-a" not in state.release_waiters, "a waiter that timed out leaves nothing behind"
+
+
+async def test_a_refresh_deleted_while_its_pass_writes_leaves_nothing_behind() -> None:
     writer = FakeWriter()
     state = operator_state(writer)
     state.caches = caches(datetime.now(UTC))
     state.latest_refresh["hr-a"] = refresh_body()
-    state.refreshes.add("hr-a")
-    await reconcile_refresh(state, "hr-a")
+    writer.during_status = lambda: state.forget_refresh("hr-a", None)  # its DELETED event meanwhile
+    assert await reconcile_refresh(state, "hr-a") is None
     await _settled(state)
-    state.unvisited["hr-a"] = 1.0
-    state.plan_ahead.setdefault("fleet", {})
-    state.forget_refresh("hr-a", "fleet")
-    assert "hr-a" not in state.latest_refresh
-    assert "hr-a" not in state.released and "hr-a" not in state.replaced and "hr-a" not in state.unvisited
+    assert "hr-a" not in state.released and "hr-a" not in state.replaced
     assert state.pacer.slot("hr-a") is None
+    assert len(state.refreshes) == 0
+
+
+async def test_forgetting_a_refresh_drops_everything_kept_about_it() -> None:
+    writer = FakeWriter()
+    state = operator_state(writer, max_starts_per_second=1.0)
+    now = datetime.now(UTC)
+    state.caches = caches(now, ("node-a", "node-b"))
+    state.latest_refresh["hr-a"] = refresh_body("hr-a", "node-a")
+    state.latest_refresh["hr-b"] = refresh_body("hr-b", "node-b")
+    await reconcile_refresh(state, "hr-a")
+    await reconcile_refresh(state, "hr-b")  # waits for its slot: holds one
+    await _settled(state)
+    assert state.pacer.slot("hr-b") is not None
+    state.refreshes.add("hr-b")
+    state.unvisited["hr-b"] = 1.0
+    state.plan_ahead.setdefault("fleet", {})["hr-b"] = OwnedRefresh("hr-b", "node-b", "2.0", None)
+    state.node_marks_sent.due("hr-b", "mark")
+    state.forget_refresh("hr-b", "fleet")
+    assert "hr-b" not in state.latest_refresh
+    assert "hr-b" not in state.released and "hr-b" not in state.replaced and "hr-b" not in state.unvisited
+    assert state.pacer.slot("hr-b") is None
+    assert state.plan_ahead["fleet"] == {}
+    assert state.node_marks_sent.due("hr-b", "mark"), "its echo window is gone too"
     assert len(state.refreshes) == 0

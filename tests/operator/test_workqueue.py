@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hostrefresh.operator.workqueue import WorkQueue, work
+from hostrefresh.operator.workqueue import FAILED_RETRY_MAX_SECONDS, WorkQueue, failed_retry, work
 
 
 class FakeClock:
@@ -49,8 +49,9 @@ def test_a_delayed_add_is_due_only_at_its_time_and_an_earlier_add_wins(clock: Fa
     queue.add("a", after=1.0)  # sooner: wins
     clock.now += 1.0
     assert queue.take() == "a"
+    queue.done("a")
     clock.now += 10.0
-    assert queue.take() is None, "the superseded later entry does not come back"
+    assert queue.take() is None, "the superseded later entries do not come back"
 
 
 def test_keys_come_out_in_due_order(clock: FakeClock) -> None:
@@ -114,6 +115,61 @@ async def test_workers_run_due_passes_and_requeue_as_asked() -> None:
         workers.cancel()
         await asyncio.gather(workers, return_exceptions=True)
     assert passes.count("again") == 3
-    assert 1 <= passes.count("a") <= 2
+    assert passes.count("a") == 1, "adds before its pass coalesce into it"
     assert passes.count("boom") == 1, "a failed pass is retried after a second, not at once"
     assert overlap == []
+
+
+async def test_an_add_during_a_pass_gets_exactly_one_more_pass_after_it() -> None:
+    queue: WorkQueue[str] = WorkQueue("t")
+    passes: list[tuple[str, float]] = []
+    inside = 0
+    overlap = False
+
+    async def reconcile(key: str) -> float | None:
+        nonlocal inside, overlap
+        inside += 1
+        overlap = overlap or inside > 1
+        passes.append((key, asyncio.get_running_loop().time()))
+        if len(passes) == 1:
+            for _ in range(3):
+                queue.add(key)  # events while the pass runs: one more pass, after this one
+            await asyncio.sleep(0.05)
+        inside -= 1
+        return None
+
+    workers = asyncio.create_task(work(queue, reconcile, workers=4))
+    try:
+        queue.add("a")
+        await asyncio.sleep(0.3)
+    finally:
+        workers.cancel()
+        await asyncio.gather(workers, return_exceptions=True)
+    assert [k for k, _ in passes] == ["a", "a"]
+    assert not overlap
+    assert passes[1][1] - passes[0][1] >= 0.05, "the second pass starts after the first ended"
+
+
+def test_failed_passes_back_off_up_to_a_minute() -> None:
+    assert [failed_retry(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert failed_retry(30) == FAILED_RETRY_MAX_SECONDS
+
+
+async def test_a_pass_cancelled_from_inside_keeps_its_key() -> None:
+    queue: WorkQueue[str] = WorkQueue("t")
+    passes: list[str] = []
+
+    async def reconcile(key: str) -> float | None:
+        passes.append(key)
+        if len(passes) == 1:
+            raise asyncio.CancelledError  # as a client's own timeout may raise it
+        return None
+
+    workers = asyncio.create_task(work(queue, reconcile, workers=1))
+    try:
+        queue.add("a")
+        await asyncio.sleep(1.3)
+    finally:
+        workers.cancel()
+        await asyncio.gather(workers, return_exceptions=True)
+    assert passes == ["a", "a"], "retried after a second instead of dropped"

@@ -1,11 +1,11 @@
 """kopf's per-object bookkeeping, trimmed to what the operator's handlers use.
 
 kopf stores a "last handled configuration" annotation on every object to diff it for ``on.create``,
-``on.update``, ``on.resume`` and ``on.field`` handlers. The operator has none of those (it reconciles
-from the latest body in a daemon, and handles deletion with ``on.delete``), so that annotation would
+``on.update``, ``on.resume`` and ``on.field`` handlers. The operator has none of those (its work queues reconcile
+the latest body, and it handles deletion with ``on.delete``), so that annotation would
 cost one extra write per object and about a kilobyte in every later write and watch event, for
-nothing. ``NoDiffBase`` makes every event look unchanged to kopf's diffing: ``on.event``, daemons,
-indexes and the deletion finalizer work as before. ``changing_handlers`` lets a test keep it honest.
+nothing. ``NoDiffBase`` makes every event look unchanged to kopf's diffing: ``on.event``, indexes
+and the deletion finalizer work as before. ``changing_handlers`` lets a test keep it honest.
 """
 
 from __future__ import annotations

@@ -164,10 +164,14 @@ async def refresh_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: 
 async def refresh_deleted(name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The finalizer: a refresh deleted mid-way rolls back (before Retiring) or finishes first."""
     state: OperatorState = memo.state
-    if not state.released.get(name):
-        state.latest_refresh[name] = body
-        state.refreshes.add(name)
+    state.latest_refresh[name] = body
+    if not await state.wait_released(name, RELEASE_WAIT_SECONDS):
         raise kopf.TemporaryError("waiting for the refresh to roll back or finish before deletion", delay=1)
+
+
+#: How long the finalizer waits for a pass to release a deleted refresh before kopf retries it. A refresh
+#: that never started, or has ended, is released by its next pass; one under way rolls back first.
+RELEASE_WAIT_SECONDS = 5.0
 
 
 def _count_active(state: OperatorState) -> None:

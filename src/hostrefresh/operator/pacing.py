@@ -52,7 +52,7 @@ class StartPacer:
             return held
         start = self.peek(name, now)
         self._tokens = self._refilled(now) - 1.0
-        self._at = now
+        self._at = now if self._at is None else max(self._at, now)  # a late caller's older clock: no refill twice
         self._slots[name] = start
         return start
 

@@ -59,12 +59,16 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
     decision = plan(replace(inputs, start_budget=start_budget(state, now)))
     state.plan_paused[name] = decision.status.paused
     template = inputs.spec.template.to_json()
-    for node in decision.start:
-        child = refresh_name(name, node, inputs.spec.target.version)
+    version = inputs.spec.target.version
+    children = [(node, refresh_name(name, node, version)) for node in decision.start]
+    for _, child in children:  # all before the first await: no one else takes the budget's tokens
         state.pacer.reserve(child, now)  # the child finds its slot at its first pass: no second wait
-        ahead[child] = OwnedRefresh(child, node, inputs.spec.target.version, None)
+    for node, child in children:
         spec = {**template, "nodeName": node, "target": inputs.spec.target.to_json()}
         created = await state.writer.create_refresh(child, body, node, spec)
+        # Counted ahead of the watch once it exists (created now, or by an earlier pass: 409); a failed
+        # create raises, so the node is chosen again instead of holding a slot for nothing.
+        ahead[child] = OwnedRefresh(child, node, version, None)
         post_event(state, body, "Normal", "NodeRefreshStarted", f"created {child} for {node}")
         if created is not None:
             # Its first pass now, from the object as created: the grant need not wait for the watch.
@@ -73,6 +77,9 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
     due_in = config.plan_interval
     if decision.deferred:
         due_in = min(due_in, budget_due_in(state, now))
+    if name not in state.latest_plan:  # deleted while this pass awaited
+        state.forget_plan(name)
+        return None
     new_status = decision.status.to_json()
     if new_status != inputs.status.to_json():
         since = time.monotonic() - state.plan_written.get(name, -math.inf)

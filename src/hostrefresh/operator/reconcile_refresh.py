@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -86,7 +86,7 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     slot = state.pacer.peek(name, now)
     start = start_at(slot, backlogged, now)
     decision = decide(replace(inputs, start_at=start))
-    if grants_start(hr.status, decision.status) or waits_for_start(decision.status):
+    if not inputs.deleting and (grants_start(hr.status, decision.status) or waits_for_start(decision.status)):
         state.pacer.reserve(name, now)  # its place in line, whether it starts now or waits
         if start > slot:
             state.pacer.delay(name, start)
@@ -107,12 +107,24 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     if not await _write_status(state, body, hr, decision, plan_name):
         return None  # someone moved the object on; its next event brings it back
     await _write_marks(state, decision, inputs.node, hr, name, planned)
-    state.released[name] = decision.release
+    if name not in state.latest_refresh:  # deleted while this pass awaited: keep nothing of it
+        state.forget_refresh(name, plan_name)
+        return None
+    state.set_released(name, decision.release)
     report = hr.status.agent
     nested_since = report.nested_since if report is not None and not is_terminal(decision.status.phase) else None
     metrics.NESTED_NOW.set(hr.spec.node_name, nested_since)
     metrics.RECONCILE_SECONDS.labels(HostRefresh.KIND).observe(time.perf_counter() - started)
-    return next_pass(state, {"metadata": meta, "status": objects.operator_status_json(decision.status)}, now, name)
+    again = next_pass(state, {"metadata": meta, "status": objects.operator_status_json(decision.status)}, now, name)
+    if again is None and decision.unmark_node and _marks_left(inputs.node, name, decision):
+        # Ended, but the node (as last seen) still carries our marks: look again until it does not.
+        again = state.config.follow_interval
+    return again
+
+
+def _marks_left(node: NodeView | None, name: str, decision: Decision) -> bool:
+    status = decision.status
+    return node is not None and not unmark(node, name, status.added_taints, status.added_annotations).empty
 
 
 def _plan_marks(
@@ -148,7 +160,8 @@ async def _write_status(
     if not await state.writer.patch_refresh_status(name, version, new_status):
         return False
     state.replaced[name] = version
-    if plan_name and status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase:
+    if plan_name in state.latest_plan and status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase:
+        assert plan_name is not None
         state.plan_ahead.setdefault(plan_name, {})[name] = objects.owned_refresh(name, body.get("spec", {}), new_status)
         state.plans.add(plan_name)
     for event in decision.events:
@@ -173,19 +186,31 @@ async def _write_marks(
     taint = taints_node(hr.spec.scope)
     if planned is not None and not planned.empty:
         if state.node_marks_sent.due(name, "mark"):
-            await state.writer.patch_node_marks(
-                node.name,
+            await _patch_marks(
+                state,
+                name,
+                node,
                 lambda view: mark(
                     view, name, status.added_taints, status.added_annotations, config.marker_annotations, taint=taint
                 ),
-                node,
             )
     elif decision.unmark_node:
         stale = unmark(node, name, status.added_taints, status.added_annotations)
         if not stale.empty and state.node_marks_sent.due(name, "unmark"):
-            await state.writer.patch_node_marks(
-                node.name, lambda view: unmark(view, name, status.added_taints, status.added_annotations), node
+            await _patch_marks(
+                state, name, node, lambda view: unmark(view, name, status.added_taints, status.added_annotations)
             )
+
+
+async def _patch_marks(
+    state: OperatorState, name: str, node: NodeView, compute: Callable[[NodeView], NodeMarkPatch]
+) -> None:
+    """Patch the node's marks; a patch that failed was not sent (the retry must not wait for its echo)."""
+    try:
+        await state.writer.patch_node_marks(node.name, compute, node)
+    except BaseException:
+        state.node_marks_sent.forget(name)
+        raise
 
 
 def post_event(state: OperatorState, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:

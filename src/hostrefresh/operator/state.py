@@ -9,6 +9,7 @@ object, so nothing of a deleted object stays behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -62,6 +63,8 @@ class OperatorState:
     node_marks_sent: NodeMarkLog = field(default_factory=NodeMarkLog)
     #: Whether a deleted refresh may lose its finalizer (set by every pass; read by the delete handler).
     released: dict[str, bool] = field(default_factory=dict)
+    #: Delete handlers waiting for a pass to release their refresh.
+    release_waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     #: resourceVersion each of our status writes replaced: that version's echo needs no pass.
     replaced: dict[str, str] = field(default_factory=dict)
     #: When a HostRefresh without status was first seen (for the backlog, see ``backlog``).
@@ -85,6 +88,9 @@ class OperatorState:
         self.pacer.forget(name)
         self.node_marks_sent.forget(name)
         self.released.pop(name, None)
+        waiter = self.release_waiters.pop(name, None)
+        if waiter is not None:
+            waiter.set()
         self.replaced.pop(name, None)
         self.unvisited.pop(name, None)
         if plan is not None:
@@ -97,6 +103,24 @@ class OperatorState:
         self.plan_ahead.pop(name, None)
         self.plan_paused.pop(name, None)
         self.plan_written.pop(name, None)
+
+    def set_released(self, name: str, released: bool) -> None:
+        """Record a pass's verdict on deletion, and wake a delete handler waiting for it."""
+        self.released[name] = released
+        if released and (waiter := self.release_waiters.get(name)) is not None:
+            waiter.set()
+
+    async def wait_released(self, name: str, timeout: float) -> bool:
+        """Whether a pass released refresh ``name`` within ``timeout`` seconds (queue one if needed)."""
+        if self.released.get(name):
+            return True
+        waiter = self.release_waiters.setdefault(name, asyncio.Event())
+        self.refreshes.add(name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), timeout)
+        if self.release_waiters.get(name) is waiter and not waiter.is_set():
+            del self.release_waiters[name]
+        return bool(self.released.get(name))
 
     def backlog(self) -> int:
         """Work the API server has still to take from us: our unanswered writes, and new HostRefresh

@@ -104,18 +104,28 @@ async def work(queue: WorkQueue[K], reconcile: Reconcile[K], workers: int) -> No
     """Run passes of due keys, at most ``workers`` at once, until cancelled.
 
     One dispatcher waits on the queue (no herd of idle workers woken by every add) and runs each pass
-    as a task; a pass that raises is logged and retried after ``FAILED_RETRY_SECONDS``.
+    as a task; a pass that raises is logged and retried, later after each failure in a row.
     """
     slots = asyncio.Semaphore(workers)
     running: set[asyncio.Task[None]] = set()
+    failures: dict[K, int] = {}
 
     async def one(key: K) -> None:
         again: float | None = None
         try:
             again = await reconcile(key)
+            failures.pop(key, None)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # shutting down
+            again = FAILED_RETRY_SECONDS  # cancelled from inside (a client's timeout): not the end of the key
         except Exception:
-            log.exception("%s: reconcile of %s failed; retrying", queue.name, key)
-            again = FAILED_RETRY_SECONDS
+            failures[key] = failures.get(key, 0) + 1
+            again = failed_retry(failures[key])
+            log.exception(
+                "%s: reconcile of %s failed (%d in a row); again in %.0f s", queue.name, key, failures[key], again
+            )
         finally:
             queue.done(key)
             slots.release()
@@ -135,5 +145,12 @@ async def work(queue: WorkQueue[K], reconcile: Reconcile[K], workers: int) -> No
         await asyncio.gather(*running, return_exceptions=True)
 
 
-#: A pass that raised is tried again after this long (an API error, usually gone by then).
+#: A pass that raised is tried again after this long (an API error, usually gone by then), doubled for
+#: each further failure in a row up to ``FAILED_RETRY_MAX_SECONDS``.
 FAILED_RETRY_SECONDS = 1.0
+FAILED_RETRY_MAX_SECONDS = 60.0
+
+
+def failed_retry(failures: int) -> float:
+    """Seconds before the next pass of a key whose last ``failures`` passes raised."""
+    return min(FAILED_RETRY_SECONDS * 2.0 ** max(failures - 1, 0), FAILED_RETRY_MAX_SECONDS)
