@@ -158,7 +158,7 @@ def test_refused_retire_recalls_every_vm_from_the_new_host(cluster: Cluster, tmp
         assert status["phase"] == "RolledBack", _diag(status, node)
         results = {vm["name"]: vm["result"] for vm in status["agent"]["vms"]}
         assert results == dict.fromkeys(VMS, "HandedBack"), results
-        assert node.channel_empty(), "a finished rollback leaves transfers in the channel"
+        assert node.channel_empty(), f"a finished rollback leaves transfers in the channel: {node.channel_files()}"
         _assert_in_one_host(node, 1, VMS)
 
 

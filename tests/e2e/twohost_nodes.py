@@ -131,6 +131,11 @@ class TwoHostNode:
     def channel_empty(self) -> bool:
         return not any(self.layout.channel.iterdir())
 
+    def channel_files(self) -> list[str]:
+        """What the channel holds (for a failure's message)."""
+        root = self.layout.channel
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
     def l0_state(self) -> L0State:
         with open_l0("sim", self.layout.l0_state) as l0:
             return l0.query()

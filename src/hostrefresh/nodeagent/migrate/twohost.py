@@ -536,6 +536,20 @@ class HostMigrator:
         )
         result.outcome = Outcome.MOVED
 
+    async def _receive_once(self, transfer: Transfer) -> HandoverRecord:
+        """Receive ``transfer``, or join the receive this host's service loop already started for it.
+
+        Both may see the new host's offer first; two receivers would each start a destination QEMU for
+        one guest (one of them left over), and the loser would write into the channel after the
+        transfer was forgotten. The service loop skips a VM with work under way in ``_busy``.
+        """
+        task = self._busy.get(transfer.vm)
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._receive(transfer))
+            self._busy[transfer.vm] = task
+        result: HandoverRecord = await task
+        return result
+
     async def _release(self, transfer: Transfer) -> None:
         """The outcome is ``aborted``: stop the destination (it never ran the guest) and say so."""
         record = self.inventory.get(transfer.vm)
@@ -572,7 +586,7 @@ class HostMigrator:
             result.outcome = Outcome.FAILED
             result.error = "the new host did not send the VM back"
             return result
-        result = await self._receive(back)
+        result = await self._receive_once(back)
         if result.outcome in (Outcome.MOVED, Outcome.ALREADY):
             # Forget the transfer only once the new host stopped its stale QEMU (it says ``released``).
             await self._await_file(back.released, peer, self.answer_timeout_s, POLL_S)
