@@ -149,14 +149,17 @@ def page() -> str:
         "## Fleet time",
         "",
         f"`bench/results/fleet_scale.json`: {fleet['nodes']} simulated nodes ({fleet['vms_per_node']} VMs each), "
-        f"maxUnavailable {fleet['max_unavailable']}, one operator and agents for all nodes on one 2-core machine.",
+        f"maxUnavailable {fleet['max_unavailable']}, each new host booting in {fleet['boot_seconds']:g} s, one operator "
+        "and agents for all nodes on one 2-core machine.",
         "",
         "| figure | value |",
         "|---|---:|",
         f"| rollout of the whole fleet | {fleet['rollout_seconds']:.0f} s |",
+        f"| its ideal: {fleet['waves']} waves x the median node's {fleet['per_node_seconds_median']:.1f} s | "
+        f"{fleet['ideal_seconds']:.0f} s ({fleet['rollout_over_ideal']:.2f}x) |",
         f"| node refreshes per minute | {fleet['refreshes_per_minute']:g} |",
         f"| succeeded / failed | {fleet['succeeded']} / {fleet['failed']} |",
-        f"| operator CPU / RSS | {fleet['operator_cpu_seconds']:.0f} s / {fleet['operator_rss_mib']:.0f} MiB |",
+        f"| operator CPU / peak RSS | {fleet['operator_cpu_seconds']:.0f} s / {fleet['operator_peak_rss_mib']:.0f} MiB |",
         f"| agents' CPU / RSS after | {fleet['agent_cpu_seconds']:.0f} s / {fleet['agent_rss_mib_after']:.0f} MiB |",
         "",
         f"`bench/results/operator_latency.json` ({latency['label']}, {len(runs)} runs): 100 standalone refreshes took "

@@ -41,7 +41,6 @@ class RefreshCase:
     next_pass: float | None
     writer: dict[str, Any] = field(default_factory=dict)
     backlog: int = 0
-    replaced: bool = False
 
 
 REFRESH_CASES = [
@@ -62,7 +61,6 @@ REFRESH_CASES = [
     RefreshCase(
         "status-conflict-stops-the-pass", refresh_body(), ["claim", "refresh_status"], None, writer={"conflict": True}
     ),
-    RefreshCase("echo-of-our-own-write-is-skipped", refresh_body(), [], 2.0, replaced=True),
     RefreshCase(
         "backlogged-first-visit-writes-its-wait",
         refresh_body(),
@@ -99,8 +97,6 @@ async def test_refresh_pass(case: RefreshCase) -> None:
     state.caches = caches(datetime.now(UTC))
     state.latest_refresh["hr-a"] = case.body
     writer.in_flight = case.backlog
-    if case.replaced:
-        state.replaced["hr-a"] = case.body["metadata"]["resourceVersion"]
     again = await reconcile_refresh(state, "hr-a")
     await _settled(state)
     assert writer.kinds() == case.writes, writer.calls
@@ -286,7 +282,7 @@ async def test_a_refresh_deleted_while_its_pass_writes_leaves_nothing_behind() -
     writer.during_status = lambda: state.forget_refresh("hr-a", None)  # its DELETED event meanwhile
     assert await reconcile_refresh(state, "hr-a") is None
     await _settled(state)
-    assert "hr-a" not in state.released and "hr-a" not in state.replaced
+    assert "hr-a" not in state.released
     assert state.pacer.slot("hr-a") is None
     assert len(state.refreshes) == 0
 
@@ -308,7 +304,7 @@ async def test_forgetting_a_refresh_drops_everything_kept_about_it() -> None:
     state.node_marks_sent.due("hr-b", "mark")
     state.forget_refresh("hr-b", "fleet")
     assert "hr-b" not in state.latest_refresh
-    assert "hr-b" not in state.released and "hr-b" not in state.replaced and "hr-b" not in state.unvisited
+    assert "hr-b" not in state.released and "hr-b" not in state.unvisited
     assert state.pacer.slot("hr-b") is None
     assert state.plan_ahead["fleet"] == {}
     assert state.node_marks_sent.due("hr-b", "mark"), "its echo window is gone too"

@@ -28,7 +28,7 @@ class OperatorConfig:
     workers: int | None = None
     #: Passes of each kind (HostRefresh, RefreshPlan) run at once by the work queues' workers. Passes
     #: mostly wait on the API server, so many at once cost little; a key never runs twice at once.
-    reconcilers: int = 64
+    reconcilers: int = 256
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)

@@ -3,15 +3,15 @@
 Called by the HostRefresh work queue's workers only (see handlers.py for what adds to the queue).
 Returns when the next pass is due. Write-saving tricks, each with the invariant it relies on:
 
-- **Echo skip** (``state.replaced``): a version our own status write replaced needs no pass; the
-  write's echo brings the newer version. Relies on every status write being guarded by the
-  ``resourceVersion`` it was decided on (a 409 means someone else moved it: no entry is kept).
 - **Mark echo window** (``state.node_marks_sent``): node marks are not patched again within a few
   seconds of our own patch, before the watch shows it. Relies on marks carrying the refresh's name
   and being computed from the node as seen, so a late or repeated patch is harmless.
 - **Plan woken by our write** (``state.plan_ahead``): a child's phase that frees a slot reaches its
   plan from our write, not its echo. Relies on ``waves.merge_ahead`` keeping such an entry only until
   the watch shows that phase (or a terminal one), so the plan never counts a child twice.
+- (Removed, measured: skipping a pass over a version our own status write had replaced. With the
+  work queue coalescing events it saved 0.07 API requests per refresh of 19.6, within noise; a stale
+  version now makes a write that fails with 409, and the write's echo brings the newer one.)
 - **Start pacing and the backlog hold** (``snapshot.start_at``): inputs of the one decision, not a
   second decision. Relies on ``lifecycle.decide`` being level-based: a held start is granted by a
   later pass from the same facts.
@@ -77,8 +77,6 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     started = time.perf_counter()
     now = datetime.now(UTC)
     meta = body["metadata"]
-    if state.replaced.get(name) == meta["resourceVersion"]:
-        return next_pass(state, body, now, name)  # our own write replaced it; its echo brings the newer one
     plan_name = plan_of(meta)
     inputs = refresh_inputs(name, body, state.caches, state.plan_paused.get(plan_name) if plan_name else None, now)
     hr = inputs.hr
@@ -159,7 +157,6 @@ async def _write_status(
         return True
     if not await state.writer.patch_refresh_status(name, version, new_status):
         return False
-    state.replaced[name] = version
     if plan_name in state.latest_plan and status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase:
         assert plan_name is not None
         state.plan_ahead.setdefault(plan_name, {})[name] = objects.owned_refresh(name, body.get("spec", {}), new_status)

@@ -65,8 +65,6 @@ class OperatorState:
     released: dict[str, bool] = field(default_factory=dict)
     #: Delete handlers waiting for a pass to release their refresh.
     release_waiters: dict[str, asyncio.Event] = field(default_factory=dict)
-    #: resourceVersion each of our status writes replaced: that version's echo needs no pass.
-    replaced: dict[str, str] = field(default_factory=dict)
     #: When a HostRefresh without status was first seen (for the backlog, see ``backlog``).
     unvisited: dict[str, float] = field(default_factory=dict)
     #: Per plan: children created or moved by us that the watch does not show yet (see waves.merge_ahead).
@@ -91,7 +89,6 @@ class OperatorState:
         waiter = self.release_waiters.pop(name, None)
         if waiter is not None:
             waiter.set()
-        self.replaced.pop(name, None)
         self.unvisited.pop(name, None)
         if plan is not None:
             self.plan_ahead.get(plan, {}).pop(name, None)
