@@ -18,10 +18,16 @@ from typing import Any
 LATENCY_ROWS = [
     ("standalone: report -> status p50 / p99 (ms)", "standalone", ("report_to_status",)),
     ("standalone: same, on the API server's clock", "standalone", ("at_api_server", "report_to_status")),
+    (
+        "standalone: same, once all 100 are granted",
+        "standalone",
+        ("report_to_status_after_first_wave_granted",),
+    ),
     ("standalone: API requests per refresh (operator)", "standalone", ("api", "per_refresh")),
     ("standalone: operator CPU (s)", "standalone", ("cpu", "cpu_s", "operator")),
     ("plan: report -> status p50 / p99 (ms)", "plan", ("report_to_status",)),
     ("plan: same, on the API server's clock", "plan", ("at_api_server", "report_to_status")),
+    ("plan: same, once the first wave is granted", "plan", ("report_to_status_after_first_wave_granted",)),
     ("plan: slot free -> next grant p50 / p99 (ms)", "plan", ("slot_free_to_grant",)),
     ("plan: same, on the API server's clock", "plan", ("at_api_server", "slot_free_to_grant")),
     ("plan: API requests per refresh (operator)", "plan", ("api", "per_refresh")),
