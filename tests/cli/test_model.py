@@ -17,6 +17,7 @@ from hostrefresh.cli import config, fetch
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.main import parse_duration
 from hostrefresh.cli.model import Outcome, duration, plan_outcome, refresh_outcome, refresh_view, rollout
+from hostrefresh.cli.output import dump
 from tests.cli.fleet import FORWARD, T0, cond, refresh_status
 
 NOW = T0 + timedelta(seconds=100)
@@ -176,3 +177,17 @@ def test_api_errors_become_exit_codes() -> None:
 def test_times_parse_as_the_api_server_writes_them() -> None:
     view = refresh_view(hr("a", {"startedAt": "2026-01-02T03:04:05Z"}), NOW)
     assert view.started == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_a_refresh_without_status_prints_as_yaml_and_json() -> None:
+    """A refresh the operator has not visited yet: its phase is Pending, as plain text in every format."""
+    obj = {
+        "apiVersion": "hostrefresh.io/v1alpha1",
+        "kind": "HostRefresh",
+        "metadata": {"name": "fresh", "creationTimestamp": "2026-11-30T12:00:00Z"},
+        "spec": {"nodeName": "n1", "target": {"version": "2.0"}},
+    }
+    view = refresh_view(obj).to_json()
+    assert view["phase"] == "Pending"
+    assert "phase: Pending" in dump(view, "yaml")
+    assert '"phase": "Pending"' in dump(view, "json")
