@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,7 @@ def _under_way(phase: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RefreshCase:
     id: str
-    body: dict[str, Any]
+    body: Callable[[], dict[str, Any]]  # built when the test runs: its timestamps are "now" then
     writes: list[str]  # kinds of writes, in order
     next_pass: float | None
     writer: dict[str, Any] = field(default_factory=dict)
@@ -46,44 +47,50 @@ class RefreshCase:
 REFRESH_CASES = [
     RefreshCase(
         "fresh-refresh-is-claimed-granted-and-marked",
-        refresh_body(),
+        refresh_body,
         ["claim", "refresh_status", "marks", "event"],
         5.0,
     ),
-    RefreshCase("no-finalizer-yet-nothing-happens", refresh_body(finalizer=False), [], None),
+    RefreshCase("no-finalizer-yet-nothing-happens", lambda: refresh_body(finalizer=False), [], None),
     RefreshCase(
         "node-held-by-another-refresh-nothing-written",
-        refresh_body(),
+        refresh_body,
         ["claim"],
         CLAIM_RETRY_SECONDS,
         writer={"holder": "hr-other"},
     ),
     RefreshCase(
-        "status-conflict-stops-the-pass", refresh_body(), ["claim", "refresh_status"], None, writer={"conflict": True}
+        "status-conflict-stops-the-pass",
+        refresh_body,
+        ["claim", "refresh_status"],
+        None,
+        writer={"conflict": True},
     ),
     RefreshCase(
         "backlogged-first-visit-writes-its-wait",
-        refresh_body(),
+        refresh_body,
         ["refresh_status"],
         BACKLOG_RETRY_SECONDS,
         backlog=50,
     ),
     RefreshCase(
         "backlogged-after-first-visit-writes-nothing",
-        refresh_body(status={"phase": "Pending", "directive": "Wait"}),
+        lambda: refresh_body(status={"phase": "Pending", "directive": "Wait"}),
         [],
         BACKLOG_RETRY_SECONDS,
         backlog=50,
     ),
     RefreshCase(
         "under-way-writes-its-conditions-and-restores-its-marks",
-        refresh_body(status=_under_way("Migrating")),
+        lambda: refresh_body(status=_under_way("Migrating")),
         ["refresh_status", "marks"],
         5.0,
     ),
     RefreshCase(
         "ended-refresh-is-not-looked-at-again-without-an-event",
-        refresh_body(status={**started("Succeeded"), "directive": "Proceed", "completedAt": "2026-11-24T12:00:00Z"}),
+        lambda: refresh_body(
+            status={**started("Succeeded"), "directive": "Proceed", "completedAt": "2026-11-24T12:00:00Z"}
+        ),
         ["refresh_status"],
         None,
     ),
@@ -95,7 +102,7 @@ async def test_refresh_pass(case: RefreshCase) -> None:
     writer = FakeWriter(**case.writer)
     state = operator_state(writer, refresh_interval=2.0, follow_interval=5.0)
     state.caches = caches(datetime.now(UTC))
-    state.latest_refresh["hr-a"] = case.body
+    state.latest_refresh["hr-a"] = case.body()
     writer.in_flight = case.backlog
     again = await reconcile_refresh(state, "hr-a")
     await _settled(state)
