@@ -157,8 +157,8 @@ async def _write_status(
         return True
     if not await state.writer.patch_refresh_status(name, version, new_status):
         return False
-    if plan_name in state.latest_plan and status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase:
-        assert plan_name is not None
+    woke_plan = status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase
+    if woke_plan and plan_name is not None and plan_name in state.latest_plan:
         state.plan_ahead.setdefault(plan_name, {})[name] = objects.owned_refresh(name, body.get("spec", {}), new_status)
         state.plans.add(plan_name)
     for event in decision.events:

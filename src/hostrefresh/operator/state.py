@@ -30,9 +30,6 @@ log = logging.getLogger("hostrefresh.operator")
 #: A HostRefresh seen without any status counts towards the backlog for this long at most.
 UNVISITED_SECONDS = 10.0
 
-#: A kopf index as the reconcilers read it: key -> the values indexed under it.
-Index = Mapping[str, Collection[Any]]
-
 
 @dataclass
 class Caches:
