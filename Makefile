@@ -3,11 +3,16 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
 
-.PHONY: setup system-deps python-deps tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
+.PHONY: setup test-setup system-deps python-deps tools test-tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
 
-## setup: Debian packages, the Python package with test extras, the Go-built control plane, promtool, and
-## an older QEMU build unpacked beside the installed one (for the VMM-only refresh tests).
+## setup: what `make demo` needs: Debian packages, the Python package with test extras, the Go-built control
+## plane, and an older QEMU build unpacked beside the installed one (for VMM-only refreshes).
 setup: system-deps python-deps tools
+
+## test-setup: setup, plus what only the tests need: promtool (from Debian's prometheus package), and for the
+## kind e2e a Docker engine, the kind tools, the product images and the node image. Done here, before the
+## tests, so that no test's time limit ever covers a cold build.
+test-setup: setup test-tools
 
 system-deps:
 	bash scripts/install-system-deps.sh
@@ -17,8 +22,14 @@ python-deps:
 
 tools:
 	$(PYTHON) -m hostrefresh.controlplane build
-	$(PYTHON) -m hostrefresh.controlplane promtool
 	$(PYTHON) -m hostrefresh.sim.guest.qemubuilds
+
+test-tools:
+	$(PYTHON) -m hostrefresh.controlplane promtool
+	$(PYTHON) -m hostrefresh.controlplane kind-tools
+	bash scripts/docker-engine.sh
+	bash deploy/images/build.sh
+	bash deploy/kind/build-node-image.sh
 
 ## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
 crds:
@@ -33,7 +44,7 @@ lint:
 	lint-imports
 
 ## test: everything CI runs: set-up, lint, then the whole suite (unit, integration, e2e, slow ones too).
-test: setup lint
+test: test-setup lint
 	$(PYTHON) -m pytest --require-all-tests $(PYTEST_ARGS)
 
 ## test-fast: the fast set only (no control plane, no QEMU, nothing slow).
@@ -42,7 +53,7 @@ test-fast:
 
 ## faults: the whole fault campaign (make test runs a bounded matrix of it); prints the report and
 ## records it in bench/results/faults.json.
-faults: setup
+faults: test-setup
 	$(PYTHON) -m pytest -m faults tests/faults --faults-all --faults-report bench/results/faults.json $(PYTEST_ARGS)
 
 ## demo: a local demo fleet on an embedded control plane.

@@ -9,8 +9,6 @@ memory pattern is verified in the host they end up in.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,16 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.qemu, pytest
 VMS = ["vm1", "vm2", "vm3"]
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
 SLOW_CALL_S = 2.5
-
-
-@pytest.fixture
-def lab() -> Iterator[GuestLab]:
-    if shutil.which("qemu-system-x86_64") is None or shutil.which("unshare") is None:
-        pytest.skip("qemu-system-x86_64 and unshare are needed")
-    lab = GuestLab()
-    yield lab
-    strays = asyncio.run(lab.close())
-    assert not strays, f"processes left behind by the test: {strays}"
 
 
 @contextmanager

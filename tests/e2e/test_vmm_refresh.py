@@ -7,11 +7,9 @@ build in the same host (and back, when the refresh fails before its last VM).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
 VMS = ["vm1", "vm2", "vm3"]
 VMM_PHASES = {"Pending", "Preflight", "Migrating", "Verifying", "Succeeded"}
-
-
-@pytest.fixture
-def lab() -> Iterator[GuestLab]:
-    lab = GuestLab()
-    yield lab
-    strays = asyncio.run(lab.close())
-    assert not strays, f"processes left behind by the test: {strays}"
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:

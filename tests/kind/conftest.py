@@ -91,7 +91,9 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     # HOSTREFRESH_KIND_KEEP=1 (for a developer iterating on these tests): reuse the cluster, keep it after.
     keep = os.environ.get("HOSTREFRESH_KIND_KEEP", "") not in ("", "0")
     if not keep:
-        subprocess.run(down, env=env, capture_output=True, timeout=300)  # a cluster left by an interrupted run
+        # A cluster left by an interrupted run. down.sh builds nothing (the builds are `make test-setup`'s,
+        # or up.sh's below), so this is quick even on a machine that has built nothing yet.
+        subprocess.run(down, env=env, capture_output=True, timeout=120)
     started = time.monotonic()
     # Its own session: on a timeout, up.sh and everything it started (docker builds, kind) are killed.
     up = subprocess.Popen(

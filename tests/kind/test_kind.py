@@ -20,7 +20,11 @@ from hostrefresh.sim.guest.build import guest_image
 
 from .conftest import NAMESPACE, Kind, wait_until
 
-pytestmark = [pytest.mark.kind, pytest.mark.slow]
+# The first test sets the cluster up. `make test` builds the images, node image and kind tools first
+# (make test-setup), so up.sh only creates the cluster; run alone on a machine that has built nothing,
+# up.sh builds them all (about 30 minutes on 2 cores) under its own 40-minute limit, which pytest-timeout
+# must not cut short.
+pytestmark = [pytest.mark.kind, pytest.mark.slow, pytest.mark.timeout(2700)]
 
 STATE = "/var/lib/hostrefresh"
 VMCTL = ("python3", "-m", "hostrefresh.sim.guest.vmctl", f"--vm-runtime={STATE}/vms")

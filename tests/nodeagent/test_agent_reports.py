@@ -16,6 +16,7 @@ from typing import Any
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
 from hostrefresh.l0 import Call, FaultRule, L0Error, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
+from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node, open_sim_node
 
 from .images import image_store, target_image
@@ -43,7 +44,7 @@ def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -
     return {"metadata": {"name": "hr"}, "spec": spec, "status": {"phase": "Preflight", "directive": directive}}
 
 
-def _agent(tmp_path: Path, reporter: RecordingReporter, report_running_after: float = 0.0) -> NodeAgent:
+def _agent(tmp_path: Path, reporter: RecordingReporter | Reporter, report_running_after: float = 0.0) -> NodeAgent:
     create_sim_node(tmp_path, "n1", SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=2))
     runtime = open_sim_node(tmp_path, "n1", images=image_store(tmp_path))
     return NodeAgent(runtime, reporter, "test/n1", 0.05, report_running_after)  # type: ignore[arg-type]
@@ -181,3 +182,41 @@ def test_an_error_outside_a_step_is_retried_and_never_writes_over_a_failed_steps
     asyncio.run(asyncio.wait_for(scenario(), 20))
     assert calls >= 3, "the agent stopped after an error outside a step"
     assert reporter.writes == [], [w.message for w in reporter.writes]
+
+
+class OutageClient:
+    """Stands in for the API client under ``Reporter``: every report meets an outage first (the
+    connection refused, then a 503) before the API server answers it."""
+
+    def __init__(self, failures_per_report: int = 2) -> None:
+        self.failures_per_report = failures_per_report
+        self.failed = 0
+        self.pending = failures_per_report
+        self.written: list[dict[str, Any]] = []
+
+    async def patch(self, resource: Any, name: str, body: dict[str, Any], patch_type: Any = None) -> None:
+        if self.pending > 0:
+            self.pending -= 1
+            self.failed += 1
+            raise ConnectionRefusedError("kube-apiserver is restarting")
+        self.pending = self.failures_per_report
+        self.written.append(body["status"]["agent"])
+
+
+def test_reports_that_meet_an_outage_are_sent_again_and_no_step_fails(tmp_path: Path) -> None:
+    """Every report of a whole refresh meets a restarting API server: the refresh still finishes, and
+    no report ever says a step failed (the issue this guards: "BootingTarget failed (AgentError):
+    RemoteProtocolError" while kube-apiserver restarted)."""
+    client = OutageClient()
+    reporter = Reporter(client, max_retry_delay=0.02)  # type: ignore[arg-type]
+    agent = _agent(tmp_path, reporter)
+    agent.update(_body(tmp_path), "hr")
+
+    def finished() -> bool:
+        last = client.written[-1] if client.written else None
+        return last is not None and (last["step"], last["stepState"]) == ("Verifying", "Done")
+
+    asyncio.run(_drive_until(agent, finished))
+    states = [(w["step"], w["stepState"]) for w in client.written]
+    assert all(state != "Failed" for _, state in states), states
+    assert client.failed >= 2 * len(client.written)  # every report did meet the outage

@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 
 from hostrefresh.api import Phase
+from hostrefresh.kube.link import ApiLink
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import Reason
+from hostrefresh.operator.kube import WritesInFlight
 from hostrefresh.operator.lifecycle import decide
 from hostrefresh.operator.views import AgentView
 
@@ -46,3 +48,42 @@ def test_a_report_stamped_in_the_future_does_not_hide_a_silent_agent() -> None:
 def test_a_recent_report_is_a_sign_of_life() -> None:
     d = _with_agent(agent_seen_ago=120, report_stamp=-timedelta(seconds=5))
     assert d.status.phase == Phase.MIGRATING  # type: ignore[attr-defined]
+
+
+def _silent_through_outage(link_trusted_since: timedelta | None) -> object:
+    """The agent last heard 120 s ago (limit 60 s in the helpers' spec); the operator's own link to the
+    API server came back ``link_trusted_since`` before now (None: it never went down)."""
+    now = T0 + timedelta(seconds=600)
+    status = started("Migrating", "Migrating", updatedAt=(now - timedelta(seconds=120)).isoformat())
+    base = inputs(host_refresh(status=status), now=now)
+    agent = AgentView(renewed_at=now - timedelta(seconds=120), lease_seconds=30, seen_at=now - timedelta(seconds=120))
+    trusted = now - link_trusted_since if link_trusted_since is not None else None
+    return decide(type(base)(**{**base.__dict__, "agent": agent, "link_trusted_since": trusted}))
+
+
+def test_silence_while_the_operator_could_not_reach_the_api_server_is_not_the_agents() -> None:
+    # The link came back 5 s ago: the agent's renewals since then have yet to arrive; no verdict.
+    d = _silent_through_outage(timedelta(seconds=5))
+    assert d.status.phase == Phase.MIGRATING  # type: ignore[attr-defined]
+    # The link is down right now (trusted since now): no verdict either.
+    d = _silent_through_outage(timedelta(0))
+    assert d.status.phase == Phase.MIGRATING  # type: ignore[attr-defined]
+
+
+def test_silence_after_the_link_came_back_is_the_agents() -> None:
+    # Back for longer than the silence limit, and nothing heard since: the agent is silent.
+    d = _silent_through_outage(timedelta(seconds=100))
+    assert d.status.phase == Phase.ROLLING_BACK  # type: ignore[attr-defined]
+    d = _silent_through_outage(None)
+    assert d.status.phase == Phase.ROLLING_BACK  # type: ignore[attr-defined]
+
+
+def test_the_operators_writes_tell_its_link_when_the_api_server_is_away() -> None:
+    link = ApiLink()
+    writes = WritesInFlight(link)
+    with pytest.raises(ConnectionRefusedError), writes:
+        raise ConnectionRefusedError("kube-apiserver restarting")
+    assert link.down_since is not None and link.back_at is None
+    with writes:  # the next write is answered
+        pass
+    assert link.down_since is None and link.back_at is not None and writes.count == 0

@@ -7,15 +7,31 @@ import sys
 from pathlib import Path
 
 from hostrefresh.controlplane.cluster import ControlPlane
-from hostrefresh.controlplane.tools import ensure_kind_tools, ensure_promtool, ensure_tools
+from hostrefresh.controlplane.tools import (
+    KIND_TARGETS,
+    ensure_kind_tools,
+    ensure_promtool,
+    ensure_tools,
+    kind_toolset,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hostrefresh.controlplane", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build (or reuse) etcd, kube-apiserver, kubectl and helm; print the bin dir")
-    sub.add_parser("kind-tools", help="build (or reuse) kind, crictl and the node binaries; print the bin dir")
-    sub.add_parser("promtool", help="build (or reuse) promtool, which tests the alerting rules; print its path")
+    kind_tools = sub.add_parser(
+        "kind-tools", help="build (or reuse) kind, crictl and the node binaries; print the bin dir"
+    )
+    kind_tools.add_argument(
+        "--if-built",
+        action="store_true",
+        help="build nothing: print the bin dir if the tools are built, else exit 3 (for clean-up scripts)",
+    )
+    sub.add_parser(
+        "promtool",
+        help="unpack (or reuse) promtool from Debian's prometheus package, which tests the alerting rules; print its path",
+    )
     up = sub.add_parser("up", help="start a control plane that keeps running; print the KUBECONFIG line")
     up.add_argument("--dir", type=Path, default=Path(".cache/cluster"), help="data directory (default %(default)s)")
     down = sub.add_parser("down", help="stop the control plane started by `up`")
@@ -26,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         print(ensure_tools().bin_dir)
         return 0
     if args.command == "kind-tools":
+        if args.if_built:
+            built = kind_toolset()
+            if not built.complete(KIND_TARGETS):
+                return 3
+            print(built.bin_dir)
+            return 0
         print(ensure_kind_tools().bin_dir)
         return 0
     if args.command == "promtool":

@@ -4,8 +4,6 @@ KUBERNETES = "v1.34.4"
 #: The etcd that controller-runtime's envtest pairs with Kubernetes 1.34.
 ETCD = "v3.6.4"
 HELM = "v3.19.0"
-#: promtool, which unit-tests the chart's alerting rules (Prometheus v3.16.0 is Go module v0.316.0).
-PROMETHEUS_MODULE = "v0.316.0"
 #: kind (its Go module), the version whose default node image is Kubernetes 1.34.
 KIND = "v0.30.0"
 #: crictl, which `kind load` calls on the nodes.

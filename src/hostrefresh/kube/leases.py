@@ -20,6 +20,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
 from hostrefresh.kube.errors import is_transient
+from hostrefresh.kube.link import ApiLink
 
 log = logging.getLogger("hostrefresh.leases")
 CONFLICT, NOT_FOUND = 409, 404
@@ -111,19 +112,32 @@ class LeadershipLostError(RuntimeError):
 class LeaderElector:
     """Lease-based leader election, as client-go's leaderelection does it."""
 
-    def __init__(self, client: AsyncClient, namespace: str, name: str, identity: str, lease_seconds: float = 15.0):
+    def __init__(
+        self,
+        client: AsyncClient,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_seconds: float = 15.0,
+        link: ApiLink | None = None,
+    ):
         self.client, self.namespace, self.name, self.identity = client, namespace, name, identity
         self.lease_seconds = lease_seconds
+        self.link = link or ApiLink()  # every attempt tells it whether the API server answered
 
     async def _attempt(self) -> bool | None:
         """One acquire-or-renew: True held, False another replica holds it, None the API server failed."""
         try:
-            return await self._try_acquire()
+            held = await self._try_acquire()
         except Exception as exc:
             if not is_transient(exc):
+                self.link.answered()
                 raise
+            self.link.unanswered()
             log.warning("leader Lease %s/%s: API server unavailable (%s); trying again", self.namespace, self.name, exc)
             return None
+        self.link.answered()
+        return held
 
     async def _try_acquire(self) -> bool:
         now = _now()

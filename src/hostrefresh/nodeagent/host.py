@@ -55,7 +55,8 @@ class AgentHost:
         self.lease_seconds = lease_seconds
         self.retry_seconds = retry_seconds
         self.report_running_after = report_running_after
-        self.reporter = Reporter(client)
+        # A report the API server did not answer is sent again soon after it is back.
+        self.reporter = Reporter(client, max_retry_delay=min(5.0, 4 * retry_seconds))
         self.runtimes = {rt.node: rt for rt in runtimes}
         self.generations = dict.fromkeys(self.runtimes, 0)
         self.agents = {node: self._new_agent(rt) for node, rt in self.runtimes.items()}

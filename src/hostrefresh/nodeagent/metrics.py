@@ -28,3 +28,8 @@ VMS_LOST = Gauge(
     "VMs of the node that run nowhere (their last host died with them); kept for a person to look at",
     ["node"],
 )
+API_RETRIES = Counter(
+    "hostrefresh_agent_api_retries_total",
+    "API requests made again because the API server did not answer (restarting, overloaded), by request",
+    ["request"],
+)

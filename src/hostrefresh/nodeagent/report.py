@@ -9,7 +9,9 @@ from lightkube import AsyncClient
 from lightkube.types import PatchType
 
 from hostrefresh.api import AgentStatus, HandoverPath, VMResult, VMResultState
+from hostrefresh.kube.errors import until_answered
 from hostrefresh.kube.resources import HostRefreshResource
+from hostrefresh.nodeagent import metrics
 from hostrefresh.nodeagent.migrate import HandoverPath as MigratorPath
 from hostrefresh.nodeagent.migrate import HandoverRecord, Outcome
 
@@ -47,16 +49,30 @@ def merge_vms(previous: list[VMResult], records: list[HandoverRecord], handing_b
 
 
 class Reporter:
-    """Merge-patches ``status.agent``; the agent is its only writer, so no resourceVersion guard."""
+    """Merge-patches ``status.agent``; the agent is its only writer, so no resourceVersion guard.
 
-    def __init__(self, client: AsyncClient) -> None:
+    A report the API server does not answer (restarted, overloaded, a connection reset) is sent again
+    until it is answered: the API server's condition is never the step's. Without this a step whose
+    Running report met a restarting API server was reported failed (AgentError), and one past the point
+    of no return could end Failed with the node half-way. While the report waits, the step it reports
+    goes on; what waits is only the next decision that needs the report written.
+    """
+
+    def __init__(self, client: AsyncClient, max_retry_delay: float = 5.0) -> None:
         self.client = client
+        self.max_retry_delay = max_retry_delay
 
     async def report(self, name: str, agent: AgentStatus) -> None:
-        agent.updated_at = datetime.now(UTC)
-        body: dict[str, Any] = {"status": {"agent": agent.to_json()}}
-        if agent.nested_since is None:
-            body["status"]["agent"]["nestedSince"] = None  # merge patch: clear it
-        if agent.failure_reason is None:
-            body["status"]["agent"]["failureReason"] = None
-        await self.client.patch(HostRefreshResource.Status, name, body, patch_type=PatchType.MERGE)
+        async def patch() -> None:
+            agent.updated_at = datetime.now(UTC)  # stamped when sent: the operator reads it as a sign of life
+            body: dict[str, Any] = {"status": {"agent": agent.to_json()}}
+            if agent.nested_since is None:
+                body["status"]["agent"]["nestedSince"] = None  # merge patch: clear it
+            if agent.failure_reason is None:
+                body["status"]["agent"]["failureReason"] = None
+            await self.client.patch(HostRefreshResource.Status, name, body, patch_type=PatchType.MERGE)
+
+        def count(exc: BaseException, delay: float) -> None:
+            metrics.API_RETRIES.labels("report").inc()
+
+        await until_answered(patch, f"report on HostRefresh {name}", max_delay=self.max_retry_delay, on_retry=count)

@@ -17,6 +17,8 @@ from lightkube.types import PatchType
 
 from hostrefresh.api import API_VERSION, HostRefresh, RefreshPlan, is_terminal
 from hostrefresh.api.names import CLAIM_ANNOTATION, FINALIZER, NODE_LABEL, PLAN_LABEL, label_value
+from hostrefresh.kube.errors import is_transient
+from hostrefresh.kube.link import ApiLink
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.operator import metrics
 from hostrefresh.operator.nodemarks import NodeMarkPatch
@@ -33,19 +35,25 @@ class WritesInFlight:
     """The operator's API writes sent and not yet answered: how far the API server is behind on them.
 
     ``with writes: await client.patch(...)``. Start grants wait while it is high (see state.backlog).
-    One per writer (``writer.KubeWriter``).
+    One per writer (``writer.KubeWriter``). Each answer, or failure, also tells ``link`` whether the API
+    server is answering (see ``hostrefresh.kube.link``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, link: ApiLink | None = None) -> None:
         self.count = 0
+        self.link = link or ApiLink()
 
     def __enter__(self) -> None:
         self.count += 1
         metrics.WRITES_IN_FLIGHT.set(self.count)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.count -= 1
         metrics.WRITES_IN_FLIGHT.set(self.count)
+        if exc is None or (isinstance(exc, Exception) and not is_transient(exc)):
+            self.link.answered()
+        elif isinstance(exc, Exception):  # (a cancellation says nothing of the API server)
+            self.link.unanswered()
 
 
 async def _patch_status(
@@ -238,9 +246,9 @@ async def post_event(client: AsyncClient, body: dict[str, Any]) -> None:
 class KubeWriter:
     """The ``writer.Writer`` of a running operator: the functions above, on one client and one counter."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, link: ApiLink | None = None) -> None:
         self.client = client
-        self.writes = WritesInFlight()
+        self.writes = WritesInFlight(link)
 
     @property
     def in_flight(self) -> int:

@@ -294,9 +294,12 @@ def _silent_for(decision: Decision, inputs: RefreshInputs) -> float:
     Signs of life: its Lease renewals (as the operator saw them), and its own reports on this
     refresh. A report stamped ahead of the operator's clock (an agent whose clock runs ahead, or a
     forged report) is no sign of life: it would hide the agent's silence for as long as it is ahead.
+    While the operator's own link to the API server is down, and until it is back, nothing can be
+    heard: silence counts from the end of its last outage at the earliest, so the renewals the agent
+    makes once the API server is back are seen before any verdict.
     """
     started = decision.status.started_at or inputs.now
-    last = [inputs.agent.heard_at, started]
+    last = [inputs.agent.heard_at, started, inputs.link_trusted_since]
     reported = inputs.hr.status.agent.updated_at if inputs.hr.status.agent else None
     if reported is not None and reported <= inputs.now:
         last.append(reported)

@@ -22,6 +22,7 @@ from hostrefresh import eventloop, flags
 from hostrefresh.health import serve_health
 from hostrefresh.kube.client import async_client
 from hostrefresh.kube.leases import LeaderElector, LeadershipLostError
+from hostrefresh.kube.link import ApiLink
 from hostrefresh.kube.names import DEFAULT_NAMESPACE, OPERATOR
 from hostrefresh.operator import handlers, metrics
 from hostrefresh.operator.config import OperatorConfig
@@ -135,10 +136,12 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
     registry = handlers.registry()
     # Served by every replica (leader or standby): it says the process is alive, not who leads.
     health = await serve_health(config.health_port) if config.health_port else None
+    # One view of the API server's answers for the process: its writes and its leader election feed it.
+    link = ApiLink()
 
     async def lead() -> None:
         # A new leader starts from nothing but the API objects (see state.py).
-        state = OperatorState(config=config, writer=KubeWriter(client))
+        state = OperatorState(config=config, writer=KubeWriter(client, link), link=link)
         workers = [
             asyncio.create_task(work(state.refreshes, lambda name: reconcile_refresh(state, name), config.reconcilers)),
             asyncio.create_task(work(state.plans, lambda name: reconcile_plan(state, name), config.reconcilers)),
@@ -165,7 +168,9 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
     metrics.LEADER.set(0)
     try:
         if config.leader_elect:
-            elector = LeaderElector(client, config.namespace, OPERATOR, config.identity, config.lease_seconds)
+            elector = LeaderElector(
+                client, config.namespace, OPERATOR, config.identity, config.lease_seconds, link=link
+            )
             await elector.run(lead)
         else:
             await lead()

@@ -78,7 +78,8 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     now = datetime.now(UTC)
     meta = body["metadata"]
     plan_name = plan_of(meta)
-    inputs = refresh_inputs(name, body, state.caches, state.plan_paused.get(plan_name) if plan_name else None, now)
+    paused = state.plan_paused.get(plan_name) if plan_name else None
+    inputs = refresh_inputs(name, body, state.caches, paused, now, state.link.trusted_since(now))
     hr = inputs.hr
     backlogged = plan_name is None and state.backlog() > state.config.start_backlog
     slot = state.pacer.peek(name, now)

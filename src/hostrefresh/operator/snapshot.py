@@ -49,7 +49,12 @@ def vmis_on(index: Mapping[str, Collection[tuple[str, bool]]], node: str) -> VMI
 
 
 def refresh_inputs(
-    name: str, body: Mapping[str, Any], caches: Caches, plan_paused: bool | None, now: datetime
+    name: str,
+    body: Mapping[str, Any],
+    caches: Caches,
+    plan_paused: bool | None,
+    now: datetime,
+    link_trusted_since: datetime | None = None,
 ) -> RefreshInputs:
     """One HostRefresh as ``lifecycle.decide`` sees it (its start time is the caller's: see ``start_at``)."""
     meta = body["metadata"]
@@ -69,6 +74,7 @@ def refresh_inputs(
         plan_paused=plan_paused,
         vmis=vmis_on(caches.vmis_by_node, node_name),
         now=now,
+        link_trusted_since=link_trusted_since,
     )
 
 

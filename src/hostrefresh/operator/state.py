@@ -17,6 +17,7 @@ from collections.abc import Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hostrefresh.kube.link import ApiLink
 from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.nodemarks import NodeMarkLog
 from hostrefresh.operator.pacing import StartPacer
@@ -48,6 +49,8 @@ class OperatorState:
 
     config: OperatorConfig
     writer: Writer
+    #: Whether the API server answers this process, and when it last came back (silence verdicts).
+    link: ApiLink = field(default_factory=ApiLink)
     #: Names of HostRefreshes / RefreshPlans to reconcile, and when.
     refreshes: WorkQueue[str] = field(default_factory=lambda: WorkQueue("hostrefresh"))
     plans: WorkQueue[str] = field(default_factory=lambda: WorkQueue("refreshplan"))

@@ -110,3 +110,6 @@ class RefreshInputs:
     vmis: VMIView | None
     now: datetime
     start_at: datetime | None = None  # the start slot reserved by the operator's start pacing
+    #: Silence before this is the operator's own (its API link was down): now while it is down, the end
+    #: of its last outage after one (see hostrefresh.kube.link).
+    link_trusted_since: datetime | None = None
