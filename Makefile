@@ -45,7 +45,7 @@ lint:
 
 ## test: everything CI runs: set-up, lint, then the whole suite (unit, integration, e2e, slow ones too).
 test: test-setup lint
-	$(PYTHON) -m pytest --require-all-tests $(PYTEST_ARGS)
+	$(PYTHON) -m pytest --require-all-tests --durations=40 $(PYTEST_ARGS)
 
 ## test-fast: the fast set only (no control plane, no QEMU, nothing slow).
 test-fast:

@@ -317,9 +317,12 @@ def control_plane_restarts(world: FaultWorld, full: bool) -> None:
     _fleet(world, "cpr", 6)
     with world.monitor({"cpr": 2}), world.supervised(world.operator(), world.agent(list(world.nodes))):
         world.plan("cpr", {"fleet": "cpr"}, maxUnavailable=2, canary=0)
-        for component in ["kube-apiserver", "etcd"] * (2 if full else 1):
-            time.sleep(3.0)
-            world.cp.crash_restart(component, down_seconds=2.0)
+        # Short outages close together: a request in flight when the server dies (RemoteProtocolError),
+        # and a report whose failure would reach the API server once it is back, both happen.
+        outages = [("kube-apiserver", 2.0), ("etcd", 2.0), ("kube-apiserver", 0.0), ("kube-apiserver", 1.0)]
+        for component, down in outages * (2 if full else 1):
+            time.sleep(2.0)
+            world.cp.crash_restart(component, down_seconds=down)
             world.ledger.fault(f"{component}-restart")
         for obj in _plan_done(world, len(world.nodes)):
             world.check_end(obj, allowed=frozenset({"Succeeded"}))
