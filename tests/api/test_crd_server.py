@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hostrefresh.api.quantity import parse_quantity
+from hostrefresh.api.quantity import MIN_BYTES, parse_quantity
 from hostrefresh.controlplane import ControlPlane
 from tests.api.quantity_table import ACCEPTED, EDGES, REJECTED
 
@@ -296,7 +296,7 @@ def test_memory_quantities_the_server_accepts_are_the_ones_the_agent_parses(crds
     for text in EDGES:
         accepted, _ = _server_accepts(crds, hr("spec.partition.memory", text))
         if accepted:
-            assert parse_quantity(text) >= 1, text
+            assert parse_quantity(text) >= MIN_BYTES, text
 
 
 def test_long_names_within_limits_are_accepted(crds: ControlPlane) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostrefresh.api.quantity import MAX_BYTES, parse_quantity
+from hostrefresh.api.quantity import MAX_BYTES, MIN_BYTES, parse_quantity
 from tests.api.quantity_table import ACCEPTED, EDGES, REJECTED
 
 
@@ -15,13 +15,26 @@ def test_accepted_quantity_parses_to_whole_bytes(text: str, expected: int) -> No
 
 @pytest.mark.parametrize("text", REJECTED, ids=[repr(t) for t in REJECTED])
 def test_rejected_quantity_raises_naming_the_form(text: str) -> None:
-    with pytest.raises(ValueError, match=r"quantity|more than 1Ei"):
+    with pytest.raises(ValueError, match=r"quantity|more than 1Ei|whole number of bytes|one memory block"):
+        parse_quantity(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [("0.5", "whole number of bytes"), ("500m", "whole number of bytes"), ("1Ki", "128Mi or more")],
+)
+def test_a_fraction_of_a_byte_or_less_than_a_block_says_what_to_write(text: str, fix: str) -> None:
+    with pytest.raises(ValueError, match=fix):
         parse_quantity(text)
 
 
 @pytest.mark.parametrize("text", EDGES, ids=[repr(t) for t in EDGES])
-def test_edge_forms_parse_to_at_least_one_byte(text: str) -> None:
-    assert 1 <= parse_quantity(text) <= MAX_BYTES
+def test_edge_forms_parse_to_at_least_one_block_or_are_refused(text: str) -> None:
+    try:
+        parsed = parse_quantity(text)
+    except ValueError:
+        return  # the server refuses these as well (tests/api/test_crd_server.py)
+    assert MIN_BYTES <= parsed <= MAX_BYTES
 
 
 def test_huge_exponent_is_refused_quickly() -> None:

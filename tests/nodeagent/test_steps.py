@@ -108,3 +108,19 @@ def test_retire_is_refused_for_a_vm_not_on_the_new_host(tmp_path: Path) -> None:
         return str(failed.value)
 
     assert "n1-vm1" in asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("memory", "blocks", "rounded"),
+    [("1Gi", 8, False), ("200Mi", 2, True), ("1G", 8, True)],
+)
+def test_partitioning_says_when_it_rounded_the_memory_up_to_whole_blocks(
+    tmp_path: Path, memory: str, blocks: int, rounded: bool
+) -> None:
+    rt, spec, sha = _node(tmp_path)
+    spec = spec.model_copy(update={"partition": spec.partition.model_copy(update={"memory": memory})})
+    obs = asyncio.run(rt.observe(sha))
+    outcome = asyncio.run(STEPS[Phase.PARTITIONING](rt, spec, obs))
+    assert f"{blocks * 128} MiB created" in outcome.message, outcome.message
+    note = f"spec.partition.memory {memory} rounded up to {blocks} whole memory blocks of 128 MiB"
+    assert (note in outcome.message) is rounded, outcome.message

@@ -87,3 +87,30 @@ def test_the_operators_writes_tell_its_link_when_the_api_server_is_away() -> Non
     with writes:  # the next write is answered
         pass
     assert link.down_since is None and link.back_at is not None and writes.count == 0
+
+
+def test_a_relisted_lease_keeps_the_time_its_renewal_was_first_seen() -> None:
+    renewed = T0 - timedelta(seconds=5)
+    first = AgentView(renewed_at=renewed, lease_seconds=30).seen(None, T0)
+    assert first.seen_at == T0
+    # The watch relists 10 minutes later: the same renewal, seen again, is not heard again.
+    relisted = AgentView(renewed_at=renewed, lease_seconds=30).seen(first, T0 + timedelta(minutes=10))
+    assert relisted.seen_at == T0
+    assert not relisted.alive(T0 + timedelta(minutes=10))
+    # A real renewal is.
+    later = T0 + timedelta(minutes=10)
+    renewal = AgentView(renewed_at=later, lease_seconds=30).seen(relisted, later)
+    assert renewal.seen_at == later and renewal.alive(later)
+
+
+def test_a_lease_seen_only_now_but_renewed_long_ago_is_silence() -> None:
+    # An operator just started (or a relist with no earlier record) sees a Lease renewed 10 minutes
+    # ago by the agent's stamp: the agent is silent, however recently the operator saw the Lease.
+    now = T0 + timedelta(seconds=600)
+    status = started("Migrating", "Migrating", updatedAt=(now - timedelta(minutes=10)).isoformat())
+    base = inputs(host_refresh(status=status), now=now)
+    agent = AgentView(renewed_at=now - timedelta(minutes=10), lease_seconds=30, seen_at=now)
+    d = decide(type(base)(**{**base.__dict__, "agent": agent}))
+    assert d.status.phase == Phase.ROLLING_BACK
+    degraded = cond.get(d.status.conditions, cond.DEGRADED)
+    assert degraded is not None and degraded.reason == Reason.AGENT_SILENT

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from hostrefresh.api.base import ApiModel, rule
+from hostrefresh.api.quantity import MIN_TEXT
 from hostrefresh.api.schedule import CRON_PATTERN, DURATION_PATTERN, TIME_ZONE_PATTERN
 
 #: The node agent renews its heartbeat Lease every 1/HEARTBEATS_PER_LEASE of its duration
@@ -25,6 +26,23 @@ QUANTITY_RULE = rule(
     f"self.matches('{QUANTITY_SHAPE}') && isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))"
     " && quantity(self).compareTo(quantity('1Ei')) <= 0",
     "must be a positive memory quantity of at most 1Ei, such as 4Gi, 512Mi, 1.5Gi or 4e9",
+)
+_IS_QUANTITY = f"self.matches('{QUANTITY_SHAPE}') && isQuantity(self)"
+#: A memory amount is whole bytes: 0.5 or 500m (half a byte) is a slip, never silently one block.
+#: (Not ``isInteger()``: that is false for whole amounts the API server keeps as decimals, 1Pi or
+#: 1.5Gi. Below 2**53 bytes the float is exact; above it every float is whole, and so are the bytes
+#: of any quantity short enough to be accepted, but for a fraction in its 17th digit.)
+WHOLE_BYTES_RULE = rule(
+    f"!({_IS_QUANTITY} && quantity(self).compareTo(quantity('1Ei')) <= 0)"
+    " || double(int(quantity(self).asApproximateFloat())) == quantity(self).asApproximateFloat()",
+    "must be a whole number of bytes (0.5 and 500m are half a byte): write the amount meant, such as 512Mi or 4Gi",
+)
+#: The smallest memory block Linux hot-unplugs on x86_64 (the agent rounds up to its node's block size).
+MEMORY_MIN_TEXT = MIN_TEXT
+AT_LEAST_ONE_BLOCK_RULE = rule(
+    f"!({_IS_QUANTITY}) || quantity(self).compareTo(quantity('{MEMORY_MIN_TEXT}')) >= 0",
+    f"must be at least {MEMORY_MIN_TEXT}, one memory block: the partition takes whole blocks; write {MEMORY_MIN_TEXT} "
+    "or more, such as 4Gi",
 )
 
 
@@ -172,9 +190,10 @@ class PartitionSpec(ApiModel):
         Field(
             default="4Gi",
             max_length=32,
-            description="Memory to hot-unplug into the new partition, a positive quantity of at most 1Ei (e.g. "
-            "4Gi, 1.5Gi, 4e9); the agent rounds it up to whole memory blocks.",
-            json_schema_extra={"x-kubernetes-validations": [QUANTITY_RULE]},
+            description=f"Memory to hot-unplug into the new partition: whole bytes, from {MEMORY_MIN_TEXT} (one "
+            "memory block) to 1Ei (e.g. 4Gi, 1.5Gi, 4e9); the agent rounds it up to whole memory blocks of its node "
+            "and says so in the Partitioning step's message.",
+            json_schema_extra={"x-kubernetes-validations": [QUANTITY_RULE, WHOLE_BYTES_RULE, AT_LEAST_ONE_BLOCK_RULE]},
         ),
     ]
 

@@ -9,9 +9,11 @@ every string the CRD accepts for ``spec.partition.memory`` parses here too:
                | n | u | m | k | M | G | T | P | E       (decimal)
                | ("e" | "E") [+-] digits                  (decimal exponent)
 
-A fraction of a byte (``1.5``, ``100m``, ``1e-3``) rounds up to a whole byte; the agent then rounds
-bytes up to whole memory blocks. Amounts beyond :data:`MAX_BYTES` are refused instead of being
-turned into an integer with millions of digits (``1e999999``).
+Memory comes in whole bytes: a fraction of a byte (``0.5``, ``500m``, ``1e-3``) is refused, as the CRD
+refuses it (rounding it up to a memory block would run a refresh with an amount nobody asked for).
+So is less than :data:`MIN_BYTES` (one memory block). The agent rounds bytes up to whole memory
+blocks of its node. Amounts beyond :data:`MAX_BYTES` are refused instead of being turned into an
+integer with millions of digits (``1e999999``).
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ _QUANTITY = re.compile(
 #: The largest amount accepted (1 EiB; also the CRD's upper bound for spec.partition.memory).
 MAX_BYTES = 1 << 60
 MAX_TEXT = "1Ei"
+#: The smallest amount accepted: one memory block of the smallest size Linux hot-unplugs on x86_64
+#: (the CRD's lower bound too, api.common.MEMORY_MIN_TEXT).
+MIN_BYTES = 128 << 20
+MIN_TEXT = "128Mi"
 #: Enough digits for any mantissa of a 32-character quantity times 2**60, so nothing is rounded off.
 _EXACT = Context(prec=100, rounding=ROUND_CEILING)
 
 
 def parse_quantity(text: str) -> int:
-    """Whole bytes in a positive quantity (fractions round up); raises ValueError naming the form."""
+    """The bytes of a memory quantity; raises ValueError naming the form, or the fix."""
     match = _QUANTITY.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a quantity such as 4Gi, 512Mi, 1.5Gi or 4e9")
@@ -53,9 +59,15 @@ def parse_quantity(text: str) -> int:
     if number.adjusted() + exponent + math.ceil(base2 * math.log10(2)) > 19:
         raise ValueError(f"{text!r} is more than {MAX_TEXT}")
     if number.adjusted() + exponent < -30:
-        return 1  # a positive amount far below a byte: one byte (the agent takes a whole block)
+        raise ValueError(f"{text!r} is less than {MIN_TEXT}, one memory block: write {MIN_TEXT} or more, such as 4Gi")
     value = _EXACT.multiply(_EXACT.scaleb(number, exponent), Decimal(1 << base2))
-    whole = max(1, int(value.to_integral_value(rounding=ROUND_CEILING)))
+    whole = int(value.to_integral_value(rounding=ROUND_CEILING))
+    if whole != value:
+        raise ValueError(
+            f"{text!r} is not a whole number of bytes ({value.normalize()}): write the amount meant, such as 512Mi or 4Gi"
+        )
     if whole > MAX_BYTES:
         raise ValueError(f"{text!r} is more than {MAX_TEXT}")
+    if whole < MIN_BYTES:
+        raise ValueError(f"{text!r} is less than {MIN_TEXT}, one memory block: write {MIN_TEXT} or more, such as 4Gi")
     return whole

@@ -110,14 +110,21 @@ async def partitioning(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation)
             f"cannot record what is offline before the refresh in {rt.state_dir} ({exc}): free space there or make "
             "it writable (the agent's hostPath), then start a new refresh",
         ) from exc
+    asked = _memory_bytes(spec)
     try:
-        taken = await rt.partitioner.take(spec.partition.cpus, _memory_bytes(spec), baseline)
+        taken = await rt.partitioner.take(spec.partition.cpus, asked, baseline)
     except PartitionError as exc:
         raise StepFailedError("HotUnplugFailed", str(exc)) from exc
     ranges = rt.block_ranges(taken.memory_blocks, taken.block_size)
     await _l0("partition_create", rt.l0.partition_create, taken.cpus, ranges)
+    rounded = (
+        f" (spec.partition.memory {spec.partition.memory} rounded up to {len(taken.memory_blocks)} whole memory "
+        f"blocks of {taken.block_size >> 20} MiB)"
+        if taken.memory_bytes != asked
+        else ""
+    )
     return StepOutcome(
-        f"partition of {len(taken.cpus)} CPUs and {taken.memory_bytes >> 20} MiB created"
+        f"partition of {len(taken.cpus)} CPUs and {taken.memory_bytes >> 20} MiB created{rounded}"
         + (f" (skipped: {'; '.join(taken.failures)})" if taken.failures else "")
     )
 

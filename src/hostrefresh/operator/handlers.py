@@ -21,7 +21,6 @@ from hostrefresh.api.names import FINALIZER, PLAN_LABEL
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL
 from hostrefresh.operator import metrics, objects
 from hostrefresh.operator.bookkeeping import NoDiffBase
-from hostrefresh.operator.config import OperatorConfig
 from hostrefresh.operator.reconcile_refresh import PLAN_WAKING_PHASES
 from hostrefresh.operator.snapshot import plan_of
 from hostrefresh.operator.state import Caches, OperatorState
@@ -51,13 +50,18 @@ async def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeView
 async def lease_index(
     name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[str, AgentView]:
-    config: OperatorConfig = memo.state.config
+    state: OperatorState = memo.state
     meta = body.get("metadata", {})
     node = objects.heartbeat_node(
-        name, namespace, meta.get("labels") or {}, config.namespace, meta.get("annotations") or {}
+        name, namespace, meta.get("labels") or {}, state.config.namespace, meta.get("annotations") or {}
     )
-    # Each renewal is a watch event: the time it arrives is the operator's own clock's view of it.
-    return {node: objects.agent_view(body, seen_at=datetime.now(UTC))} if node is not None else {}
+    if node is None:
+        return {}
+    # Each renewal is a watch event: the time it arrives is the operator's own clock's view of it. A
+    # relist shows the same renewal again: it keeps the time the renewal was first seen.
+    view = objects.agent_view(body).seen(state.heartbeats.get(node), datetime.now(UTC))
+    state.heartbeats[node] = view
+    return {node: view}
 
 
 @kopf.index(GROUP, VERSION, "hostrefreshes", registry=REGISTRY)

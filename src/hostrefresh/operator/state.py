@@ -73,6 +73,9 @@ class OperatorState:
     plan_paused: dict[str, bool] = field(default_factory=dict)
     #: Per plan: when its status was last written (counter-only changes wait a plan interval).
     plan_written: dict[str, float] = field(default_factory=dict)
+    #: Per node: its agent's Lease as last indexed, with when its renewal was first seen (a relist of
+    #: the Lease watch is no renewal: see AgentView.seen). One small entry per node that has an agent.
+    heartbeats: dict[str, AgentView] = field(default_factory=dict)
     active_counted_at: float = -math.inf
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from hostrefresh.api import HostRefresh
 
@@ -61,10 +61,22 @@ class AgentView:
     lease_seconds: int = 30
     seen_at: datetime | None = None
 
+    def seen(self, previous: AgentView | None, now: datetime) -> AgentView:
+        """This view of the Lease, stamped with when the operator saw its renewal: ``now`` for a renewal
+        it had not seen (another ``renewed_at``), the earlier stamp for one it had. A watch relists
+        every object now and then; a relist is no renewal, and must not make a dead agent look alive."""
+        if previous is not None and previous.renewed_at == self.renewed_at and previous.seen_at is not None:
+            return replace(self, seen_at=previous.seen_at)
+        return replace(self, seen_at=now)
+
     @property
     def heard_at(self) -> datetime | None:
-        """When the operator last saw a renewal (the agent's stamp when that is unknown)."""
-        return self.seen_at or self.renewed_at
+        """When the operator last saw a renewal (the agent's stamp when that is unknown), but never
+        later than the agent's own stamp allows: a Lease seen only now (an operator just started, a
+        relist of its watch) whose renewal the agent stamped long ago is no recent sign of life."""
+        if self.seen_at is None or self.renewed_at is None:
+            return self.seen_at or self.renewed_at
+        return min(self.seen_at, self.renewed_at + timedelta(seconds=MAX_CLOCK_SKEW_SECONDS))
 
     def alive(self, now: datetime, tolerance_seconds: float | None = None) -> bool:
         """Fresh when a renewal was seen within the lease duration (or an explicit tolerance)."""
