@@ -10,7 +10,7 @@ import pytest
 from hostrefresh.api import Directive, Phase
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import Reason
-from hostrefresh.operator.lifecycle import decide
+from hostrefresh.operator.lifecycle import decide, phase_deadline
 from hostrefresh.operator.views import NodeView, PeerView, VMIView
 
 from .helpers import T0, host_refresh, inputs, started
@@ -269,3 +269,32 @@ def test_vms_lost_after_the_point_of_no_return_ends_failed_naming_them() -> None
     d = decide(inputs(host_refresh(status=status)))
     assert d.status.phase == Phase.FAILED
     assert _cond(d, cond.DEGRADED) == ("True", Reason.VMS_LOST)
+
+
+@pytest.mark.parametrize(
+    ("took", "expected_phase", "expected_directive"),
+    [
+        (290, Phase.NESTED_ENABLING, Directive.PROCEED),  # within Partitioning's 300 s
+        (305, Phase.ROLLING_BACK, Directive.ROLL_BACK),  # over it, though over by the time it was seen
+    ],
+)
+def test_a_phase_that_overran_is_judged_when_it_ends(
+    took: int, expected_phase: Phase, expected_directive: Directive
+) -> None:
+    """The operator last saw Partitioning; the agent's next report (Partitioning done, NestedEnabling
+    started) came ``took`` seconds after Partitioning began: between two passes, the deadline went by."""
+    ended_at = T0 + timedelta(seconds=took)
+    status = started("Partitioning", "NestedEnabling", updatedAt=ended_at.isoformat())
+    d = decide(inputs(host_refresh(status=status), now=ended_at + timedelta(seconds=1), agent_age=1.0))
+    assert (d.status.phase, d.status.directive) == (expected_phase, expected_directive)
+    if expected_directive == Directive.ROLL_BACK:
+        degraded = cond.get(d.status.conditions, cond.DEGRADED)
+        assert degraded is not None and degraded.reason == Reason.DEADLINE_EXCEEDED
+        assert "Partitioning took 305s" in degraded.message
+
+
+def test_the_next_pass_comes_when_the_phase_deadline_does() -> None:
+    hr = host_refresh(status=started("BootingTarget", "BootingTarget"), timeouts={"bootingTargetSeconds": 1})
+    assert phase_deadline(hr.status, hr.spec.timeouts) == T0 + timedelta(seconds=1)
+    done = host_refresh(status=started("Succeeded", "Verifying", step_state="Done"))
+    assert phase_deadline(done.status, done.spec.timeouts) is None

@@ -34,6 +34,11 @@ def _under_way(phase: str) -> dict[str, Any]:
     return status
 
 
+def _with_timeouts(body: dict[str, Any], **timeouts: int) -> dict[str, Any]:
+    body["spec"]["timeouts"] = timeouts
+    return body
+
+
 @dataclass(frozen=True)
 class RefreshCase:
     id: str
@@ -85,6 +90,12 @@ REFRESH_CASES = [
         lambda: refresh_body(status=_under_way("Migrating")),
         ["refresh_status", "marks"],
         5.0,
+    ),
+    RefreshCase(
+        "a-phase-deadline-before-the-next-follow-pass-brings-the-pass-forward",
+        lambda: _with_timeouts(refresh_body(status=_under_way("BootingTarget")), bootingTargetSeconds=1),
+        ["refresh_status", "marks"],
+        1.0,
     ),
     RefreshCase(
         "ended-refresh-is-not-looked-at-again-without-an-event",

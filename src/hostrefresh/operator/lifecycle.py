@@ -9,7 +9,7 @@ on the same snapshot yields the same result, so restarts and duplicate events ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hostrefresh.api import (
     AgentStatus,
@@ -220,7 +220,11 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
             )
             _finish(decision, inputs, Phase.SUCCEEDED)
             return
+        ended = Phase(status.phase) if status.phase is not None and status.phase != reported else None
         _set_phase(decision, inputs, reported, agent.message if agent else "")
+        judged = ended is not None and not spec.paused and not failed
+        if judged and ended is not None and _check_ended_phase(decision, inputs, ended, reported):
+            return
         phase = reported
 
     if failed and reported is not None:
@@ -253,6 +257,33 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
         _check_agent(decision, inputs, Phase(status.phase or phase))
 
 
+def phase_deadline(status: HostRefreshStatus, timeouts: PhaseTimeouts) -> datetime | None:
+    """When the current phase overruns its deadline (None: no phase under way, or no deadline). The
+    operator looks again right then, not at its next periodic pass (a phase can start and overrun
+    between two of those)."""
+    if status.phase is None or is_terminal(status.phase):
+        return None
+    limit = phase_timeout(timeouts, Phase(status.phase))
+    since = status.phase_timestamps.get(str(status.phase))
+    return None if limit is None or since is None else since + timedelta(seconds=limit)
+
+
+def _check_ended_phase(decision: Decision, inputs: RefreshInputs, ended: Phase, now_in: Phase) -> bool:
+    """``ended`` is over (the agent is in ``now_in``): judge whether it overran its deadline, by when the
+    agent's report said it ended (never later than the operator's clock). True: it overran."""
+    limit = phase_timeout(inputs.hr.spec.timeouts, ended)
+    since = decision.status.phase_timestamps.get(str(ended))
+    if limit is None or since is None:
+        return False
+    agent = inputs.hr.status.agent
+    ended_at = min(agent.updated_at, inputs.now) if agent is not None and agent.updated_at else inputs.now
+    took = (ended_at - since).total_seconds()
+    if took <= limit:
+        return False
+    _overran(decision, inputs, now_in, f"phase {ended} took {took:.0f}s, over its deadline of {limit}s")
+    return True
+
+
 def _check_deadline(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
     limit = phase_timeout(inputs.hr.spec.timeouts, phase)
     since = decision.status.phase_timestamps.get(str(phase))
@@ -261,7 +292,11 @@ def _check_deadline(decision: Decision, inputs: RefreshInputs, phase: Phase) -> 
     elapsed = (inputs.now - since).total_seconds()
     if elapsed <= limit:
         return
-    msg = f"phase {phase} exceeded its deadline of {limit}s ({elapsed:.0f}s)"
+    _overran(decision, inputs, phase, f"phase {phase} exceeded its deadline of {limit}s ({elapsed:.0f}s)")
+
+
+def _overran(decision: Decision, inputs: RefreshInputs, phase: Phase, msg: str) -> None:
+    """A deadline passed while the refresh is in ``phase``: roll back while that is possible."""
     if phase == Phase.ROLLING_BACK and _silent_for(decision, inputs) > inputs.hr.spec.timeouts.agent_silence_seconds:
         _fail(
             decision, inputs, Reason.DEADLINE_EXCEEDED, msg + " and the agent is silent: the node may be half-way back"

@@ -30,7 +30,7 @@ from hostrefresh.api import HostRefresh, HostRefreshStatus, Phase, is_terminal
 from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.api.phases import TERMINAL
 from hostrefresh.operator import metrics, objects
-from hostrefresh.operator.lifecycle import Decision, decide
+from hostrefresh.operator.lifecycle import Decision, decide, phase_deadline
 from hostrefresh.operator.nodemarks import NodeMarkPatch, mark, taints_node, unmark
 from hostrefresh.operator.snapshot import (
     BACKLOG_RETRY_SECONDS,
@@ -53,18 +53,25 @@ CLAIM_RETRY_SECONDS = 2.0
 PLAN_WAKING_PHASES = TERMINAL | {Phase.ROLLING_BACK}
 
 
-def next_pass(state: OperatorState, body: Mapping[str, Any], now: datetime, name: str) -> float | None:
+def next_pass(
+    state: OperatorState, body: Mapping[str, Any], now: datetime, name: str, deadline: datetime | None = None
+) -> float | None:
     """Seconds to the next pass: deadlines and the agent's signs of life need no event, so a refresh
     under way is looked at every ``follow_interval``, one waiting to start every ``refresh_interval``
-    (node and Lease changes do not wake it), sooner when its start slot comes due; an ended one
-    (not being deleted) only on events."""
+    (node and Lease changes do not wake it), sooner when its start slot or its phase's ``deadline``
+    comes due (just after it: a phase of 1 s must not run 5 s unjudged); an ended one (not being
+    deleted) only on events."""
     status = body.get("status") or {}
     if is_terminal(status.get("phase")) and not body["metadata"].get("deletionTimestamp"):
         return None
     periodic = state.config.follow_interval if under_way(body) else state.config.refresh_interval
+    due = [periodic]
     slot = state.pacer.slot(name)
-    ahead = (slot - now).total_seconds() if slot is not None else 0.0
-    return min(periodic, ahead + 0.001) if ahead > 0 else periodic
+    for when in (slot, deadline):
+        ahead = (when - now).total_seconds() if when is not None else 0.0
+        if ahead > 0:
+            due.append(ahead + 0.001)
+    return min(due)
 
 
 async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
@@ -114,7 +121,9 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     nested_since = report.nested_since if report is not None and not is_terminal(decision.status.phase) else None
     metrics.NESTED_NOW.set(hr.spec.node_name, nested_since)
     metrics.RECONCILE_SECONDS.labels(HostRefresh.KIND).observe(time.perf_counter() - started)
-    again = next_pass(state, {"metadata": meta, "status": objects.operator_status_json(decision.status)}, now, name)
+    deadline = phase_deadline(decision.status, hr.spec.timeouts)
+    status_json = objects.operator_status_json(decision.status)
+    again = next_pass(state, {"metadata": meta, "status": status_json}, now, name, deadline)
     if again is None and decision.unmark_node and _marks_left(inputs.node, name, decision):
         # Ended, but the node (as last seen) still carries our marks: look again until it does not.
         again = state.config.follow_interval
