@@ -395,16 +395,22 @@ def test_retry(crds: ControlPlane, fleet: Fleet) -> None:
     out = fleet.kc.run("retry", node)
     assert out.returncode == 0, out.stderr
     assert crds.kubectl("get", "hrf", f"{name}-retry-1", "-o", "jsonpath={.spec.nodeName}").stdout == node
+    retry_of = crds.kubectl("get", "hrf", f"{name}-retry-1", "-o", "jsonpath={.metadata.annotations}").stdout
+    assert json.loads(retry_of) == {"hostrefresh.io/retry-of": name}
+    assert crds.kubectl("get", "hrf", name, "-o", "jsonpath={.status.phase}").stdout == "RolledBack"  # the record
     assert fleet.kc.run("retry", fleet.done_nodes[1]).returncode == 2  # succeeded: nothing to retry
-    # A plan's failed refreshes are deleted, so the plan starts their nodes again.
+    # A plan's failed refreshes are kept as the record, marked for the plan to start their nodes again.
     plan = unique("retry")
     make_plan(c, plan, {})
     make_refresh(c, f"{plan}-a", unique("ra"), plan, refresh_status(0, "Failed", steps=FORWARD[:6]))
     make_refresh(c, f"{plan}-b", unique("rb"), plan, refresh_status(0, "Succeeded"))
     out = fleet.kc.run("retry", "plan", plan)
     assert out.returncode == 0, out.stderr
-    assert crds.kubectl("get", "hrf", f"{plan}-a", "--ignore-not-found", "-o", "name").stdout == ""
+    kept = json.loads(crds.kubectl("get", "hrf", f"{plan}-a", "-o", "json").stdout)
+    assert kept["status"]["phase"] == "Failed" and "hostrefresh.io/retry" in kept["metadata"]["annotations"]
     assert crds.kubectl("get", "hrf", f"{plan}-b", "-o", "name").stdout.strip() != ""
+    again = fleet.kc.run("retry", "plan", plan)
+    assert again.returncode == 2 and "no failed refresh" in again.stderr  # asked once is enough
 
 
 def test_bad_input_names_the_field_and_changes_nothing(crds: ControlPlane, fleet: Fleet) -> None:

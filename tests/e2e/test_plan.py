@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -110,6 +111,12 @@ def _plan(cluster: Cluster, name: str, fleet: str, **spec: Any) -> None:
     )
 
 
+def _children(cluster: Cluster, plan: str) -> list[dict[str, Any]]:
+    out = cluster.cp.kubectl("get", "hostrefresh", "-l", f"{PLAN_LABEL}={plan}", "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
 def _plan_status(cluster: Cluster, name: str) -> dict[str, Any]:
     obj = cluster.get("refreshplan", name) or {}
     return obj.get("status") or {}
@@ -175,3 +182,19 @@ def test_pause_window_and_failure_threshold(cluster: Cluster, tmp_path: Path) ->
         # resume: unpausing starts the paused plan
         cluster.cp.kubectl("patch", "refreshplan", "fpause", "--type=merge", "-p", '{"spec":{"paused":false}}')
         wait_for(lambda: _plan_status(cluster, "fpause").get("succeeded") == 3, timeout=120, what="resumed plan done")
+
+        # retry (what `kubectl hostrefresh retry` does): the failed refresh stays as the record; the plan
+        # starts its node again under a new name that names it, and that one succeeds (the fault fired once).
+        (failed_name,) = fail_seen.states
+        cluster.cp.kubectl("annotate", "hostrefresh", failed_name, "hostrefresh.io/retry=2026-12-07T00:00:00Z")
+
+        def retry_done() -> dict[str, Any] | None:
+            for item in _children(cluster, "ffail"):
+                if (item["metadata"].get("annotations") or {}).get("hostrefresh.io/retry-of") == failed_name:
+                    return item if (item.get("status") or {}).get("phase") == "Succeeded" else None
+            return None
+
+        retry = wait_for(retry_done, timeout=120, what="the retry of the failed node succeeded")
+        assert retry["spec"]["nodeName"] == fail_seen.states[failed_name]["node"]
+        record = cluster.get("hostrefresh", failed_name) or {}
+        assert (record.get("status") or {}).get("phase") in ("Failed", "RolledBack"), "the record was lost"

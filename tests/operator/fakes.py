@@ -33,6 +33,7 @@ class FakeWriter:
     fail_create: frozenset[str] = frozenset()  # creating a child for these nodes raises
     during_status: Callable[[], None] | None = None  # runs while a status patch is in flight
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    retries_of: dict[str, str | None] = field(default_factory=dict)  # created child -> the one it retries
 
     def kinds(self) -> list[str]:
         return [c[0] for c in self.calls]
@@ -62,9 +63,10 @@ class FakeWriter:
         return patch
 
     async def create_refresh(
-        self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
+        self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any], retry_of: str | None = None
     ) -> dict[str, Any] | None:
         self.calls.append(("create", name, node))
+        self.retries_of[name] = retry_of
         if node in self.fail_create:
             raise ApiFailureError(f"create {name}: 500")
         meta = {

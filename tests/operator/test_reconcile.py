@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
+from hostrefresh.api import Phase
 from hostrefresh.operator.reconcile_plan import reconcile_plan
 from hostrefresh.operator.reconcile_refresh import CLAIM_RETRY_SECONDS, reconcile_refresh
 from hostrefresh.operator.snapshot import BACKLOG_RETRY_SECONDS
 from hostrefresh.operator.state import OperatorState
 from hostrefresh.operator.views import PeerView
-from hostrefresh.operator.waves import OwnedRefresh
+from hostrefresh.operator.waves import OwnedRefresh, refresh_name
 
-from .fakes import ApiFailureError, FakeWriter, caches, operator_state, plan_body, refresh_body
+from .fakes import TARGET, ApiFailureError, FakeWriter, caches, operator_state, plan_body, refresh_body
 from .helpers import started
 
 
@@ -327,3 +328,19 @@ async def test_forgetting_a_refresh_drops_everything_kept_about_it() -> None:
     assert state.plan_ahead["fleet"] == {}
     assert state.node_marks_sent.due("hr-b", "mark"), "its echo window is gone too"
     assert len(state.refreshes) == 0
+
+
+async def test_a_plan_retries_a_failed_node_under_a_new_name_that_names_the_failed_one() -> None:
+    writer = FakeWriter()
+    state = operator_state(writer, plan_interval=1.0)
+    now = datetime.now(UTC)
+    failed = OwnedRefresh(
+        refresh_name("fleet", "node-a", TARGET["version"]), "node-a", TARGET["version"], Phase.FAILED, retried=True
+    )
+    state.caches = caches(now, ("node-a",), children={"fleet": [failed]})
+    state.latest_plan["fleet"] = plan_body(canary=0, maxUnavailable=1)
+    await reconcile_plan(state, "fleet")
+    await _settled(state)
+    created = [c[1] for c in writer.calls if c[0] == "create"]
+    assert created == [refresh_name("fleet", "node-a", TARGET["version"], 1)]
+    assert writer.retries_of == {created[0]: failed.name}

@@ -205,3 +205,23 @@ def test_refresh_name_is_a_valid_object_name(plan_name: str, node: str) -> None:
     name = refresh_name(plan_name, node, "2.0")
     assert len(name) <= 253
     assert re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", name), name
+
+
+def test_a_retried_failure_is_kept_as_the_record_and_its_node_refreshed_again() -> None:
+    s = spec(maxUnavailable=2, failureThreshold=1)
+    failed = done("n00", phase=Phase.FAILED)
+    halted = run(s, nodes(2), (failed, done("n01")))
+    assert halted.start == [] and halted.status.failed == 1 and halted.status.paused
+    # `kubectl hostrefresh retry` marked it: the plan no longer counts it, and starts its node again
+    # under the name of a first retry, saying which refresh it retries.
+    retried = OwnedRefresh(failed.name, "n00", "2.0", Phase.FAILED, completed_at=T0, retried=True)
+    again = run(s, nodes(2), (retried, done("n01")))
+    assert again.start == ["n00"] and again.status.failed == 0 and not again.status.paused
+    assert again.retries == {"n00": (1, failed.name)}
+    assert refresh_name("p", "n00", "2.0", 1) != failed.name
+    # The retry failed as well and was retried in turn: the second retry has a name of its own.
+    second = OwnedRefresh(refresh_name("p", "n00", "2.0", 1), "n00", "2.0", Phase.ROLLED_BACK, completed_at=T0)
+    assert run(s, nodes(2), (retried, second, done("n01"))).status.failed == 1
+    marked = OwnedRefresh(second.name, "n00", "2.0", Phase.ROLLED_BACK, completed_at=T0 + timedelta(1), retried=True)
+    third = run(s, nodes(2), (retried, marked, done("n01")))
+    assert third.retries == {"n00": (2, second.name)}

@@ -29,6 +29,12 @@ FINALIZER: Final = f"{GROUP}/finalizer"
 REFRESH_TAINT_KEY: Final = f"{GROUP}/refreshing"
 #: ``hostrefresh.io/claimed-by``: annotation naming the one HostRefresh that holds a node.
 CLAIM_ANNOTATION: Final = f"{GROUP}/claimed-by"
+#: ``hostrefresh.io/retry``: annotation on a failed HostRefresh of a plan asking the plan to refresh its
+#: node again (``kubectl hostrefresh retry`` sets it to when it was asked). The failed object stays,
+#: as the record of what failed; the plan no longer counts it as failed.
+RETRY_ANNOTATION: Final = f"{GROUP}/retry"
+#: ``hostrefresh.io/retry-of``: annotation on a HostRefresh naming the failed one it retries.
+RETRY_OF_ANNOTATION: Final = f"{GROUP}/retry-of"
 
 #: A label value (and a taint value) holds at most this many characters.
 LABEL_VALUE_MAX = 63

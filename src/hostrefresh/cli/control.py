@@ -7,6 +7,7 @@ or delete failed ones so their plan retries the node; everything else is the ope
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import Client
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from hostrefresh.api import API_VERSION, FAILED_ENDS, HostRefresh, RefreshScope
-from hostrefresh.api.names import PLAN_LABEL
+from hostrefresh.api.names import PLAN_LABEL, RETRY_ANNOTATION, RETRY_OF_ANNOTATION
 from hostrefresh.cli import fetch
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.model import Obj, refresh_outcome
@@ -138,19 +139,25 @@ def _failed(obj: Obj) -> bool:
     return (obj.get("status") or {}).get("phase") in FAILED_ENDS
 
 
+def _retried(obj: Obj) -> bool:
+    return RETRY_ANNOTATION in (obj["metadata"].get("annotations") or {})
+
+
 def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
-    """Retry failed nodes: a plan's failed refreshes are deleted (the plan starts the nodes again); a
-    standalone failed refresh is created anew as ``<name>-retry-N`` with the same spec."""
+    """Retry failed nodes, keeping each failed refresh as the record of what failed: a plan's failed
+    refreshes are marked for retry (the plan starts their nodes again, under new names that say which
+    refresh they retry); a standalone failed refresh is created anew as ``<name>-retry-N``."""
     target = target_of(client, args.target)
     if target.kind == "RefreshPlan":
-        failed = [c for c in fetch.list_refreshes(client, target.name) if _failed(c)]
+        failed = [c for c in fetch.list_refreshes(client, target.name) if _failed(c) and not _retried(c)]
         if not failed:
             raise CliError(f"refreshplan {target.name} has no failed refresh", "nothing to retry", Exit.USAGE)
         for child in failed:
-            _delete(client, child["metadata"]["name"])
+            _mark_retry(client, child["metadata"]["name"])
         out.print(
             f"refreshplan {target.name}: {len(failed)} node(s) will be retried: "
-            + ", ".join(c["spec"]["nodeName"] for c in failed),
+            + ", ".join(c["spec"]["nodeName"] for c in failed)
+            + " (the failed refreshes are kept as the record)",
             markup=False,
         )
         return Exit.OK
@@ -163,9 +170,16 @@ def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
         )
     labels = obj["metadata"].get("labels") or {}
     if PLAN_LABEL in labels:
-        _delete(client, target.name)
+        if _retried(obj):
+            raise CliError(
+                f"hostrefresh {target.name} is being retried already",
+                f"kubectl hostrefresh get {labels[PLAN_LABEL]} shows the new refresh of its node",
+                Exit.USAGE,
+            )
+        _mark_retry(client, target.name)
         out.print(
-            f"hostrefresh {target.name} deleted: plan {labels[PLAN_LABEL]} retries node {obj['spec']['nodeName']}",
+            f"hostrefresh {target.name} kept as record: plan {labels[PLAN_LABEL]} retries node "
+            f"{obj['spec']['nodeName']}",
             markup=False,
         )
         return Exit.OK
@@ -178,7 +192,7 @@ def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
     body = {
         "apiVersion": API_VERSION,
         "kind": HostRefresh.KIND,
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {"name": name, "labels": labels, "annotations": {RETRY_OF_ANNOTATION: target.name}},
         "spec": {**obj["spec"], "abort": False, "paused": False},
     }
     fetch.write(f"creating HostRefresh {name}", lambda: client.create(HostRefreshResource.from_dict(body)))
@@ -189,5 +203,10 @@ def cmd_retry(client: Client, args: argparse.Namespace, out: Console) -> int:
     return Exit.OK
 
 
-def _delete(client: Client, name: str) -> None:
-    fetch.write(f"deleting HostRefresh {name}", lambda: client.delete(HostRefreshResource, name))
+def _mark_retry(client: Client, name: str) -> None:
+    """Ask the refresh's plan to refresh its node again (the failed refresh itself stays as it is)."""
+    patch = {"metadata": {"annotations": {RETRY_ANNOTATION: datetime.now(UTC).isoformat(timespec="seconds")}}}
+    fetch.write(
+        f"marking HostRefresh {name} for retry",
+        lambda: client.patch(HostRefreshResource, name, patch, patch_type=PatchType.MERGE),
+    )

@@ -82,9 +82,9 @@ async def refresh_index(
 
 @kopf.index(GROUP, VERSION, "hostrefreshes", labels={PLAN_LABEL: kopf.PRESENT}, registry=REGISTRY)
 async def plan_children(
-    name: str, spec: kopf.Spec, status: kopf.Status, labels: kopf.Labels, **_: Any
+    name: str, spec: kopf.Spec, status: kopf.Status, labels: kopf.Labels, annotations: kopf.Annotations, **_: Any
 ) -> dict[str, OwnedRefresh]:
-    return {str(labels[PLAN_LABEL]): objects.owned_refresh(name, spec, status)}
+    return {str(labels[PLAN_LABEL]): objects.owned_refresh(name, spec, status, annotations)}
 
 
 @kopf.index("kubevirt.io", "v1", "virtualmachineinstances", registry=REGISTRY)

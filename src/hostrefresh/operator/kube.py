@@ -16,7 +16,14 @@ from lightkube.resources.core_v1 import Event, Node
 from lightkube.types import PatchType
 
 from hostrefresh.api import API_VERSION, HostRefresh, RefreshPlan, is_terminal
-from hostrefresh.api.names import CLAIM_ANNOTATION, FINALIZER, NODE_LABEL, PLAN_LABEL, label_value
+from hostrefresh.api.names import (
+    CLAIM_ANNOTATION,
+    FINALIZER,
+    NODE_LABEL,
+    PLAN_LABEL,
+    RETRY_OF_ANNOTATION,
+    label_value,
+)
 from hostrefresh.kube.errors import is_transient
 from hostrefresh.kube.link import ApiLink
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
@@ -189,11 +196,17 @@ async def _refresh_active(client: AsyncClient, name: str) -> bool:
 
 
 async def create_refresh(
-    client: AsyncClient, writes: WritesInFlight, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
+    client: AsyncClient,
+    writes: WritesInFlight,
+    name: str,
+    plan: Mapping[str, Any],
+    node: str,
+    spec: dict[str, Any],
+    retry_of: str | None = None,
 ) -> dict[str, Any] | None:
     """Create a plan's HostRefresh (owned by the plan): the object as created, None if it already exists."""
     meta = plan["metadata"]
-    obj = {
+    obj: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": HostRefresh.KIND,
         "metadata": {
@@ -215,6 +228,8 @@ async def create_refresh(
         },
         "spec": spec,
     }
+    if retry_of is not None:
+        obj["metadata"]["annotations"] = {RETRY_OF_ANNOTATION: retry_of}
     metrics.API_REQUESTS.labels("create_refresh").inc()
     try:
         with writes:
@@ -269,9 +284,9 @@ class KubeWriter:
         return await patch_node_marks(self.client, self.writes, node, compute, known)
 
     async def create_refresh(
-        self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
+        self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any], retry_of: str | None = None
     ) -> dict[str, Any] | None:
-        return await create_refresh(self.client, self.writes, name, plan, node, spec)
+        return await create_refresh(self.client, self.writes, name, plan, node, spec, retry_of)
 
     async def post_event(self, body: dict[str, Any]) -> None:
         await post_event(self.client, body)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hostrefresh.api import API_VERSION, HostRefresh, HostRefreshStatus, Phase
-from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
+from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, RETRY_ANNOTATION, label_value
 from hostrefresh.kube.names import OPERATOR, agent_lease_name
 from hostrefresh.operator.views import AgentView, NodeView, Taint
 from hostrefresh.operator.waves import OwnedRefresh
@@ -80,7 +80,9 @@ def agent_view(body: Mapping[str, Any], seen_at: datetime | None = None) -> Agen
     )
 
 
-def owned_refresh(name: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -> OwnedRefresh:
+def owned_refresh(
+    name: str, spec: Mapping[str, Any], status: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+) -> OwnedRefresh:
     """A plan's HostRefresh as wave planning sees it (from the object, or from a status just written)."""
     conditions = status.get("conditions") or []
     phase = status.get("phase")
@@ -91,6 +93,7 @@ def owned_refresh(name: str, spec: Mapping[str, Any], status: Mapping[str, Any])
         phase=Phase(phase) if phase else None,
         degraded=any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions),
         completed_at=parse_time(status.get("completedAt")),
+        retried=RETRY_ANNOTATION in (annotations or {}),
     )
 
 

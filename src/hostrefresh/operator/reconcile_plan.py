@@ -60,12 +60,14 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
     state.plan_paused[name] = decision.status.paused
     template = inputs.spec.template.to_json()
     version = inputs.spec.target.version
-    children = [(node, refresh_name(name, node, version)) for node in decision.start]
+    attempts = {node: decision.retries.get(node, (0, ""))[0] for node in decision.start}
+    children = [(node, refresh_name(name, node, version, attempts[node])) for node in decision.start]
     for _, child in children:  # all before the first await: no one else takes the budget's tokens
         state.pacer.reserve(child, now)  # the child finds its slot at its first pass: no second wait
     for node, child in children:
         spec = {**template, "nodeName": node, "target": inputs.spec.target.to_json()}
-        created = await state.writer.create_refresh(child, body, node, spec)
+        retry_of = decision.retries[node][1] if node in decision.retries else None
+        created = await state.writer.create_refresh(child, body, node, spec, retry_of=retry_of)
         # Counted ahead of the watch once it exists (created now, or by an earlier pass: 409); a failed
         # create raises, so the node is chosen again instead of holding a slot for nothing.
         ahead[child] = OwnedRefresh(child, node, version, None)

@@ -169,7 +169,9 @@ async def _write_status(
         return False
     woke_plan = status.phase in PLAN_WAKING_PHASES and status.phase != hr.status.phase
     if woke_plan and plan_name is not None and plan_name in state.latest_plan:
-        state.plan_ahead.setdefault(plan_name, {})[name] = objects.owned_refresh(name, body.get("spec", {}), new_status)
+        annotations = body["metadata"].get("annotations") or {}
+        ahead = objects.owned_refresh(name, body.get("spec", {}), new_status, annotations)
+        state.plan_ahead.setdefault(plan_name, {})[name] = ahead
         state.plans.add(plan_name)
     for event in decision.events:
         post_event(state, body, event.type, event.reason, event.message)

@@ -38,10 +38,16 @@ class OwnedRefresh:
     phase: Phase | None
     degraded: bool = False
     completed_at: datetime | None = None
+    retried: bool = False  # a failed refresh someone asked to retry (RETRY_ANNOTATION): a record only
 
     @property
     def active(self) -> bool:
         return not is_terminal(self.phase)
+
+    @property
+    def superseded(self) -> bool:
+        """A failed refresh whose node is to be refreshed again: kept as the record, counted for nothing."""
+        return self.retried and self.phase in FAILED_ENDS
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class PlanDecision:
     """Nodes to start now and the plan's new status."""
 
     start: list[str] = field(default_factory=list)
+    #: Per node in ``start`` that retries failed refreshes: how many of its refreshes of this target
+    #: were retried (the attempt number in its child's name), and the last of them (its record).
+    retries: dict[str, tuple[int, str]] = field(default_factory=dict)
     deferred: int = 0  # nodes that could start but wait for the start budget (counted as pending)
     status: RefreshPlanStatus = field(default_factory=RefreshPlanStatus)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
@@ -80,9 +89,11 @@ def resolve_count(value: int | str | None, total: int) -> int | None:
     return max(1, math.floor(total * percent / 100))
 
 
-def refresh_name(plan: str, node: str, version: str) -> str:
-    """Deterministic HostRefresh name: a re-run after a crash finds, not duplicates, the object."""
-    digest = hashlib.sha256(f"{plan}\0{node}\0{version}".encode()).hexdigest()[:8]
+def refresh_name(plan: str, node: str, version: str, attempt: int = 0) -> str:
+    """Deterministic HostRefresh name: a re-run after a crash finds, not duplicates, the object. A
+    retry (``attempt`` 1, 2, ...) has a name of its own: the failed refresh it retries stays."""
+    key = f"{plan}\0{node}\0{version}" + (f"\0{attempt}" if attempt else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     base = f"{plan}-{node}"[: 253 - 9].rstrip("-.")  # a cut before a dot or dash leaves a valid name
     return f"{base}-{digest}"
 
@@ -113,8 +124,13 @@ def plan(inputs: PlanInputs) -> PlanDecision:
     ordered = spread_by_zone(list(inputs.nodes))
     latest: dict[str, OwnedRefresh] = {}
     selected = {n.name for n in ordered}
+    retried: dict[str, list[OwnedRefresh]] = defaultdict(list)
     for owned in inputs.owned:
         if owned.node not in selected and not owned.active:
+            continue
+        if owned.superseded:
+            if owned.target_version == target:
+                retried[owned.node].append(owned)
             continue
         if owned.target_version == target or owned.active:
             prev = latest.get(owned.node)
@@ -149,7 +165,7 @@ def plan(inputs: PlanInputs) -> PlanDecision:
         hold_reason = (
             Reason.FAILURE_THRESHOLD,
             f"{len(failed)} refresh(es) failed or rolled back (failureThreshold {spec.failure_threshold}); "
-            "inspect them, then delete them to retry or raise spec.failureThreshold",
+            "inspect them, then retry them (kubectl hostrefresh retry PLAN) or raise spec.failureThreshold",
         )
     paused = hold_reason is not None and hold_reason[0] in (Reason.PAUSED_BY_USER, Reason.FAILURE_THRESHOLD)
     if paused and not status.paused:
@@ -177,6 +193,10 @@ def plan(inputs: PlanInputs) -> PlanDecision:
         chosen = _choose(inputs, ordered, pending, active, latest, succeeded)
         budget = len(chosen) if inputs.start_budget is None else max(inputs.start_budget, 0)
         decision.start, decision.deferred = chosen[:budget], max(len(chosen) - budget, 0)
+        for node_name in decision.start:
+            if retried.get(node_name):
+                records = sorted(retried[node_name], key=lambda o: o.completed_at or now)
+                decision.retries[node_name] = (len(records), records[-1].name)
         if decision.start and status.active == 0:  # a start from rest; refills of freed slots are not waves
             status.waves_started += 1
         elif pending and status.active == 0 and not decision.deferred:

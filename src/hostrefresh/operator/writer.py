@@ -41,9 +41,10 @@ class Writer(Protocol):
         ...
 
     async def create_refresh(
-        self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any]
+        self, name: str, plan: Mapping[str, Any], node: str, spec: dict[str, Any], retry_of: str | None = None
     ) -> dict[str, Any] | None:
-        """Create a plan's child; the object as created, None if it exists already."""
+        """Create a plan's child (``retry_of``: the failed child it retries); the object as created, None
+        if it exists already."""
         ...
 
     async def post_event(self, body: dict[str, Any]) -> None:
