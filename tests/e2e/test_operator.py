@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from hostrefresh.api.names import NODE_LABEL
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL, DEFAULT_NAMESPACE, agent_lease_name
 from hostrefresh.l0 import Call, open_l0
 
-from .harness import Cluster, agent_process, operator_process, running, slow_node, wait_for
+from .harness import Cluster, Process, agent_process, operator_process, running, slow_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
@@ -227,3 +228,52 @@ def test_only_the_node_agents_own_lease_counts_as_its_heartbeat(cluster: Cluster
         with running(agent_process(cluster.cp, tmp_path, [node], name="forged-agent")):
             done = cluster.wait_phase("forged-hr", TERMINAL, timeout=120)
     assert done["status"]["phase"] == "Succeeded"
+
+
+def test_a_node_without_an_l0_gets_no_host_refresh_and_is_told_why(cluster: Cluster, tmp_path: Path) -> None:
+    """The real agent, as the chart runs it (vmcall backend), on this machine, which has no L0 under it:
+    its Lease says so, and the operator lets a host refresh wait, nothing tainted, naming the fix."""
+    node = "no-l0"
+    cluster.add_node(node)
+    for sub in ("vms", "state", "images"):
+        (tmp_path / sub).mkdir()
+    agent = Process(
+        [
+            sys.executable,
+            "-m",
+            "hostrefresh.nodeagent.main",
+            f"--kubeconfig={cluster.cp.kubeconfig}",
+            f"--namespace={DEFAULT_NAMESPACE}",
+            f"--node={node}",
+            "--l0-backend=vmcall",
+            f"--vm-runtime={tmp_path / 'vms'}",
+            f"--state-dir={tmp_path / 'state'}",
+            f"--image-dir={tmp_path / 'images'}",
+            "--lease-seconds=10",
+            "--identity=agent-no-l0",
+        ],
+        tmp_path / "agent-no-l0.log",
+    )
+    with running(operator_process(cluster.cp, tmp_path, "op-no-l0"), agent):
+        lease_name = agent_lease_name(node)
+
+        def reported() -> dict[str, Any] | None:
+            lease = cluster.get("lease", lease_name, DEFAULT_NAMESPACE) or {}
+            text = ((lease.get("metadata") or {}).get("annotations") or {}).get("hostrefresh.io/capabilities")
+            return json.loads(text) if text else None
+
+        report = wait_for(reported, timeout=30, what=f"{node}: the agent's capabilities on its Lease")
+        assert report["l0"] == "absent" and report["l0Backend"] == "vmcall", report
+        cluster.host_refresh("no-l0-hr", node)
+
+        def waiting() -> dict[str, Any] | None:
+            status = (cluster.get("hostrefresh", "no-l0-hr") or {}).get("status") or {}
+            conds = {c["type"]: c for c in status.get("conditions") or []}
+            return conds.get("Progressing") if conds.get("Progressing", {}).get("reason") == "NoL0" else None
+
+        progressing = wait_for(waiting, timeout=30, what="the refresh waiting for an L0")
+        assert "spec.scope: VMM" in progressing["message"], progressing
+        status = (cluster.get("hostrefresh", "no-l0-hr") or {}).get("status") or {}
+        assert status.get("directive") == "Wait" and not status.get("addedTaints"), status
+        taints = ((cluster.get("node", node) or {}).get("spec") or {}).get("taints") or []
+        assert not [t for t in taints if t["key"].startswith("hostrefresh.io/")], taints

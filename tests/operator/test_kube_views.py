@@ -10,7 +10,7 @@ import pytest
 from hostrefresh.api import Phase
 from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
 from hostrefresh.kube.names import agent_lease_name
-from hostrefresh.operator.objects import heartbeat_node, owned_refresh
+from hostrefresh.operator.objects import agent_view, heartbeat_node, owned_refresh
 
 
 def test_owned_refresh_from_a_written_status() -> None:
@@ -95,3 +95,17 @@ def test_label_value_fits_a_label(name: str) -> None:
     value = label_value(name)
     assert len(value) <= 63 and LABEL_VALUE.match(value), value
     assert value == name if len(name) <= 63 else value != label_value(name + "0")
+
+
+def test_the_agents_capabilities_are_read_from_its_lease_and_nothing_is_assumed_without_them() -> None:
+    lease = {
+        "metadata": {
+            "annotations": {"hostrefresh.io/capabilities": '{"kernel":"6.1","l0":"absent","l0Backend":"vmcall"}'}
+        },
+        "spec": {"renewTime": "2026-12-07T00:00:00Z", "leaseDurationSeconds": 30},
+    }
+    view = agent_view(lease)
+    assert (view.l0, view.l0_backend) == ("absent", "vmcall")
+    assert agent_view({"spec": {}}).l0 is None
+    garbled = {"metadata": {"annotations": {"hostrefresh.io/capabilities": "{not json"}}, "spec": {}}
+    assert agent_view(garbled).l0 is None

@@ -11,7 +11,7 @@ from hostrefresh.api import Directive, Phase
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import Reason
 from hostrefresh.operator.lifecycle import decide, phase_deadline
-from hostrefresh.operator.views import NodeView, PeerView, VMIView
+from hostrefresh.operator.views import AgentView, NodeView, PeerView, VMIView
 
 from .helpers import T0, host_refresh, inputs, started
 
@@ -298,3 +298,28 @@ def test_the_next_pass_comes_when_the_phase_deadline_does() -> None:
     assert phase_deadline(hr.status, hr.spec.timeouts) == T0 + timedelta(seconds=1)
     done = host_refresh(status=started("Succeeded", "Verifying", step_state="Done"))
     assert phase_deadline(done.status, done.spec.timeouts) is None
+
+
+def _with_l0(hr: Any, l0: str | None, backend: str = "vmcall") -> Any:
+    base = inputs(hr)
+    agent = AgentView(renewed_at=base.agent.renewed_at, lease_seconds=30, l0=l0, l0_backend=backend)
+    return decide(type(base)(**{**base.__dict__, "agent": agent}))
+
+
+@pytest.mark.parametrize("l0", ["absent", "incompatible"])
+def test_a_host_refresh_waits_untainted_on_a_node_without_an_l0_and_says_what_to_do(l0: str) -> None:
+    d = _with_l0(host_refresh(), l0)
+    assert (d.status.phase, d.status.directive) == (Phase.PENDING, Directive.WAIT)
+    assert not d.mark_node and d.status.added_taints == []
+    progressing = cond.get(d.status.conditions, cond.PROGRESSING)
+    assert progressing is not None and progressing.reason == Reason.NO_L0
+    assert "spec.scope: VMM" in progressing.message and "install the L0" in progressing.message
+    assert "vmcall" in progressing.message
+
+
+def test_a_vmm_refresh_needs_no_l0_and_an_unreported_l0_blocks_nothing() -> None:
+    qemu = {"binary": "/var/lib/hostrefresh/images/qemu/bin/qemu-system-x86_64", "checksum": "sha256:" + "ab" * 32}
+    vmm = host_refresh(scope="VMM", target={"version": "q2", "qemu": qemu})
+    assert _with_l0(vmm, "absent").status.directive == Directive.PROCEED
+    assert _with_l0(host_refresh(), None).status.directive == Directive.PROCEED  # an older agent
+    assert _with_l0(host_refresh(), "present").status.directive == Directive.PROCEED

@@ -47,6 +47,7 @@ class Reason:
     NODE_BUSY = "NodeBusy"
     NODE_NOT_READY = "NodeNotReady"
     AGENT_NOT_ALIVE = "AgentNotAlive"
+    NO_L0 = "NoL0"
     PLAN_PAUSED = "PlanPaused"
     UNMOVABLE_VMS = "UnmovableVMs"
     PAUSED = "Paused"

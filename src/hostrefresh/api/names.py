@@ -29,6 +29,10 @@ FINALIZER: Final = f"{GROUP}/finalizer"
 REFRESH_TAINT_KEY: Final = f"{GROUP}/refreshing"
 #: ``hostrefresh.io/claimed-by``: annotation naming the one HostRefresh that holds a node.
 CLAIM_ANNOTATION: Final = f"{GROUP}/claimed-by"
+#: ``hostrefresh.io/capabilities``: annotation on an agent's heartbeat Lease saying what its node can do,
+#: as JSON: ``l0`` (``present``, ``absent`` or ``incompatible``), ``l0Backend``, ``kernel``. The
+#: operator grants a host refresh only to a node whose L0 is present.
+CAPABILITIES_ANNOTATION: Final = f"{GROUP}/capabilities"
 #: ``hostrefresh.io/retry``: annotation on a failed HostRefresh of a plan asking the plan to refresh its
 #: node again (``kubectl hostrefresh retry`` sets it to when it was asked). The failed object stays,
 #: as the record of what failed; the plan no longer counts it as failed.

@@ -78,6 +78,10 @@ class Heartbeats:
         assert lease.spec is not None
         lease.spec.holderIdentity, lease.spec.renewTime = holder, now
         lease.spec.leaseDurationSeconds = self.duration
+        # A new agent process (an upgrade, a restart) states its labels and annotations afresh.
+        if lease.metadata is not None:
+            lease.metadata.labels = {**(lease.metadata.labels or {}), **labels}
+            lease.metadata.annotations = {**(lease.metadata.annotations or {}), **(annotations or {})}
         return await self.client.replace(lease)
 
     async def renew_all(

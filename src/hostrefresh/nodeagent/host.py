@@ -15,12 +15,13 @@ from typing import Any
 
 from lightkube import AsyncClient
 
-from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
+from hostrefresh.api.names import CAPABILITIES_ANNOTATION, NODE_ANNOTATION, NODE_LABEL, label_value
 from hostrefresh.kube.errors import status_code
 from hostrefresh.kube.leases import Heartbeats
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL, agent_lease_name
 from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER, NodeAgent, SwitchoverError
+from hostrefresh.nodeagent.capabilities import annotation_value, capabilities
 from hostrefresh.nodeagent.report import Reporter
 from hostrefresh.nodeagent.runtime import NodeRuntime
 
@@ -65,6 +66,8 @@ class AgentHost:
         # Which hosted agents drive their node (write its status, renew its heartbeat). An agent in
         # one of two hosts of a node waits for its turn (see NodeRuntime.primary); others always do.
         self.driving = {node: rt.l1_id is None for node, rt in self.runtimes.items()}
+        #: Per node: the runtime its capabilities were asked of, and the report (see _capabilities).
+        self._reported: dict[str, tuple[NodeRuntime, str]] = {}
 
     def _new_agent(self, rt: NodeRuntime) -> NodeAgent:
         if rt.l1_id is not None:
@@ -157,6 +160,15 @@ class AgentHost:
                     log.exception("node %s: handover channel service failed; retrying", rt.node)
             await asyncio.sleep(SERVE_INTERVAL_S)
 
+    async def _capabilities(self, node: str) -> str:
+        """What ``node`` can do (its L0 asked once per runtime: a new L0 comes with a reboot)."""
+        rt = self.runtimes[node]
+        known = self._reported.get(node)
+        if known is None or known[0] is not rt:
+            report = annotation_value(await asyncio.to_thread(capabilities, rt.l0))
+            self._reported[node] = known = (rt, report)
+        return known[1]
+
     async def _heartbeats(self) -> None:
         interval = max(self.lease_seconds / 3, 0.5)
         beats = Heartbeats(self.client, self.namespace, self.lease_seconds)
@@ -167,7 +179,7 @@ class AgentHost:
                 agent_lease_name(node): (
                     agent.agent_id,
                     {**AGENT_COMPONENT_LABEL, NODE_LABEL: label_value(node)},
-                    {NODE_ANNOTATION: node},
+                    {NODE_ANNOTATION: node, CAPABILITIES_ANNOTATION: await self._capabilities(node)},
                 )
                 for node, agent in self.agents.items()
                 if self.driving[node]

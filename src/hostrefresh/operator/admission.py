@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hostrefresh.api import UnmovableVMPolicy
+from hostrefresh.api import RefreshScope, UnmovableVMPolicy
 from hostrefresh.operator.conditions import Reason
 from hostrefresh.operator.views import RefreshInputs
 
@@ -45,6 +45,15 @@ def admission(inputs: RefreshInputs) -> Blocked | None:
         return Blocked(
             Reason.AGENT_NOT_ALIVE,
             f"the hostrefresh agent on {node_name} has not renewed its Lease recently; is the DaemonSet running there?",
+        )
+    if spec.scope == RefreshScope.HOST and inputs.agent.l0 in ("absent", "incompatible"):
+        backend = f" with its {inputs.agent.l0_backend} backend" if inputs.agent.l0_backend else ""
+        what = "finds no L0 hypervisor" if inputs.agent.l0 == "absent" else "finds an L0 of another ABI version"
+        return Blocked(
+            Reason.NO_L0,
+            f"the hostrefresh agent on {node_name} {what}{backend}: a host refresh needs the L0 under the node's "
+            "host. To refresh only QEMU, set spec.scope: VMM (no L0 needed); to refresh the host, install the L0 "
+            "on the node (docs/troubleshooting.md, 'No L0')",
         )
     if inputs.vmis is not None and inputs.vmis.unmovable and spec.unmovable_vm_policy == UnmovableVMPolicy.BLOCK:
         names = ", ".join(inputs.vmis.unmovable[:5])

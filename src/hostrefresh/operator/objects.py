@@ -6,12 +6,19 @@ indexes, the reconcilers' bookkeeping) imports no API client.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from hostrefresh.api import API_VERSION, HostRefresh, HostRefreshStatus, Phase
-from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, RETRY_ANNOTATION, label_value
+from hostrefresh.api.names import (
+    CAPABILITIES_ANNOTATION,
+    NODE_ANNOTATION,
+    NODE_LABEL,
+    RETRY_ANNOTATION,
+    label_value,
+)
 from hostrefresh.kube.names import OPERATOR, agent_lease_name
 from hostrefresh.operator.views import AgentView, NodeView, Taint
 from hostrefresh.operator.waves import OwnedRefresh
@@ -73,11 +80,24 @@ def heartbeat_node(
 def agent_view(body: Mapping[str, Any], seen_at: datetime | None = None) -> AgentView:
     """An agent heartbeat Lease as the decision functions see it; ``seen_at``: when the operator saw it."""
     spec = body.get("spec", {}) or {}
+    capabilities = _capabilities((body.get("metadata") or {}).get("annotations") or {})
+    l0 = capabilities.get("l0")
     return AgentView(
         renewed_at=parse_time(spec.get("renewTime")),
         lease_seconds=int(spec.get("leaseDurationSeconds") or 30),
         seen_at=seen_at,
+        l0=l0 if isinstance(l0, str) else None,
+        l0_backend=str(capabilities.get("l0Backend") or ""),
     )
+
+
+def _capabilities(annotations: Mapping[str, str]) -> dict[str, Any]:
+    """The agent's report of what its node can do (empty when absent or unreadable: nothing is assumed)."""
+    try:
+        value = json.loads(annotations.get(CAPABILITIES_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def owned_refresh(

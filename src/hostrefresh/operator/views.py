@@ -60,6 +60,10 @@ class AgentView:
     renewed_at: datetime | None = None
     lease_seconds: int = 30
     seen_at: datetime | None = None
+    #: What the agent reports of its node's L0 (``present``, ``absent``, ``incompatible``; None: not
+    #: reported, as by an agent older than the report) and which L0 backend it uses.
+    l0: str | None = None
+    l0_backend: str = ""
 
     def seen(self, previous: AgentView | None, now: datetime) -> AgentView:
         """This view of the Lease, stamped with when the operator saw its renewal: ``now`` for a renewal
