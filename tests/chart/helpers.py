@@ -54,6 +54,11 @@ def set_args(values: dict[str, str] | None) -> list[str]:
     return out
 
 
+def template(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`helm template` the chart with ``args``, its result as it is (for values the schema refuses)."""
+    return helm("template", "hr", str(CHART_DIR), "--kube-version", KUBE_VERSION, *args, home=home, check=False)
+
+
 def render(
     home: Path,
     values: dict[str, str] | None = None,

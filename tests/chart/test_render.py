@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.helpers import CHART_DIR, KUBE_VERSION, REPO_ROOT, Manifest, find, helm, render, rule_set
+from tests.chart.helpers import CHART_DIR, KUBE_VERSION, REPO_ROOT, Manifest, find, helm, render, rule_set, template
 
 NS = "hostrefresh-system"
 
@@ -192,17 +192,7 @@ def test_target_images_policy_names_the_allowed_directories(default: list[Manife
     assert policy["variables"][0]["expression"] == '["/srv/images","/var/lib/hostrefresh/boot"]'
     binding = find(custom, "ValidatingAdmissionPolicyBinding", "-target-images")["spec"]
     assert binding["matchResources"] == {"objectSelector": {"matchLabels": {"team": "hv"}}}
-    bad = helm(
-        "template",
-        "hr",
-        str(CHART_DIR),
-        "--kube-version",
-        KUBE_VERSION,
-        "--set-json",
-        'agent.imageDirs=["images"]',
-        home=helm_home,
-        check=False,
-    )
+    bad = template(helm_home, "--set-json", 'agent.imageDirs=["images"]')
     assert bad.returncode != 0 and "not an absolute path" in bad.stderr
 
 
@@ -330,9 +320,7 @@ def test_metrics_services_and_optional_service_monitors(default: list[Manifest],
     ],
 )
 def test_a_typo_or_a_wrong_value_fails_naming_it(helm_home: Path, values: list[str], message: str) -> None:
-    result = helm(
-        "template", "hr", str(CHART_DIR), "--kube-version", KUBE_VERSION, *values, home=helm_home, check=False
-    )
+    result = template(helm_home, *values)
     assert result.returncode != 0 and message in result.stderr, result.stderr
 
 

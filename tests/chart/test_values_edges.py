@@ -11,7 +11,7 @@ import pytest
 from hostrefresh.nodeagent.main import build_parser as agent_parser
 from hostrefresh.nodeagent.main import check_args as agent_check_args
 from hostrefresh.operator.main import parse_args as operator_parse_args
-from tests.chart.helpers import CHART_DIR, KUBE_VERSION, find, helm, render
+from tests.chart.helpers import find, render, template
 
 #: (value, setting): each limit or special value the comments in values.yaml name.
 EDGES = [
@@ -81,15 +81,5 @@ def test_a_documented_edge_value_renders_and_the_binaries_take_it(
 def test_a_value_past_a_documented_limit_is_refused_naming_it(
     helm_home: Path, key: str, value: str, where: str
 ) -> None:
-    result = helm(
-        "template",
-        "hr",
-        str(CHART_DIR),
-        "--kube-version",
-        KUBE_VERSION,
-        "--set-json",
-        f"{key}={value}",
-        home=helm_home,
-        check=False,
-    )
+    result = template(helm_home, "--set-json", f"{key}={value}")
     assert result.returncode != 0 and f"at '{where}'" in result.stderr, result.stderr

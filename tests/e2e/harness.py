@@ -22,6 +22,18 @@ from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.sim.guest.qemubuilds import QemuBuild, image_tree, target_spec
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
+#: Each forward step, and the L0 call inside it a test makes slow to catch the agent in that step
+#: (Verifying makes no L0 call of its own: it only reads state and is idempotent).
+STEP_CALLS: list[tuple[str, Call]] = [
+    ("Preflight", Call.PROBE),
+    ("Partitioning", Call.PARTITION_CREATE),
+    ("NestedEnabling", Call.NESTED_ENABLE),
+    ("BootingTarget", Call.L1_BOOT),
+    ("Migrating", Call.MEM_GRANT),
+    ("Retiring", Call.L1_RETIRE),
+    ("Devirtualizing", Call.NESTED_DISABLE),
+]
+
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> Any:
     """Poll until ``predicate`` returns something truthy; fail with ``what`` after ``timeout``."""

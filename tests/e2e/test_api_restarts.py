@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from hostrefresh.controlplane import ControlPlane
-from hostrefresh.l0 import Call, FaultRule, Status
+from hostrefresh.l0 import FaultRule, Status
 from hostrefresh.sim.guest.lab import GuestLab
 
-from .harness import Cluster, ensure_namespace
+from .harness import STEP_CALLS, Cluster, ensure_namespace
 from .test_two_hosts import VMS, _assert_refreshed, _diag, _terminal, machine_running
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.qemu, pytest.mark.slow]
@@ -34,15 +34,7 @@ KILL_BEFORE_END_S = 1.0
 DOWN_S = 2.5
 #: Each step held, and the call that holds it. The outage at Devirtualizing's end also meets
 #: Verifying, which makes no slow call: it runs at once and its report is the refresh's last.
-STEPS = [
-    ("Preflight", Call.PROBE),
-    ("Partitioning", Call.PARTITION_CREATE),
-    ("NestedEnabling", Call.NESTED_ENABLE),
-    ("BootingTarget", Call.L1_BOOT),
-    ("Migrating", Call.MEM_GRANT),
-    ("Retiring", Call.L1_RETIRE),
-    ("Devirtualizing", Call.NESTED_DISABLE),
-]
+STEPS = STEP_CALLS
 
 
 @pytest.fixture

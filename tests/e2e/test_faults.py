@@ -18,7 +18,7 @@ from hostrefresh.sim.migrator import SimMigrator, SimVm
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 from hostrefresh.sim.sysfs import FakeSysfsIO
 
-from .harness import Cluster, agent_process, operator_process, running, wait_for
+from .harness import STEP_CALLS, Cluster, agent_process, operator_process, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 SPEC = SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=3)
@@ -86,17 +86,8 @@ def test_fault_after_the_point_of_no_return_rolls_forward(cluster: Cluster, tmp_
     assert not state.nested and len(state.running_l1s) == 1 and state.running_l1s[0].id != 1
 
 
-# The step to interrupt, and an L0 call inside it made slow so the kill lands mid-step. (Verifying
-# makes no L0 call of its own; it only reads state and is idempotent, see the agent's unit tests.)
-KILL_POINTS = [
-    ("Preflight", Call.PROBE),
-    ("Partitioning", Call.PARTITION_CREATE),
-    ("NestedEnabling", Call.NESTED_ENABLE),
-    ("BootingTarget", Call.L1_BOOT),
-    ("Migrating", Call.MEM_GRANT),
-    ("Retiring", Call.L1_RETIRE),
-    ("Devirtualizing", Call.NESTED_DISABLE),
-]
+# The step to interrupt, and an L0 call inside it made slow so the kill lands mid-step.
+KILL_POINTS = STEP_CALLS
 
 
 @pytest.mark.parametrize(("step", "call"), KILL_POINTS, ids=[k[0] for k in KILL_POINTS])

@@ -22,7 +22,7 @@ from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.sim.guest.lab import GuestLab
 from hostrefresh.sim.sysfs import FakeSysfsIO
 
-from .harness import Cluster, Process, operator_process, wait_for
+from .harness import STEP_CALLS, Cluster, Process, operator_process, wait_for
 from .twohost_nodes import TwoHostNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.qemu, pytest.mark.slow]
@@ -150,14 +150,7 @@ def test_refused_retire_recalls_every_vm_from_the_new_host(cluster: Cluster, tmp
         _assert_in_one_host(node, 1, VMS)
 
 
-OLD_HOST_STEPS = [
-    ("Preflight", Call.PROBE),
-    ("Partitioning", Call.PARTITION_CREATE),
-    ("NestedEnabling", Call.NESTED_ENABLE),
-    ("BootingTarget", Call.L1_BOOT),
-    ("Migrating", Call.MEM_GRANT),
-    ("Retiring", Call.L1_RETIRE),
-]
+OLD_HOST_STEPS = STEP_CALLS[: STEP_CALLS.index(("Retiring", Call.L1_RETIRE)) + 1]  # the old host's steps
 
 
 @pytest.mark.parametrize(("step", "call"), OLD_HOST_STEPS, ids=[s for s, _ in OLD_HOST_STEPS])
