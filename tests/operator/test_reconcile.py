@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hostrefresh.api import Phase
+from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.operator.reconcile_plan import reconcile_plan
 from hostrefresh.operator.reconcile_refresh import CLAIM_RETRY_SECONDS, reconcile_refresh
 from hostrefresh.operator.snapshot import BACKLOG_RETRY_SECONDS
@@ -344,3 +345,26 @@ async def test_a_plan_retries_a_failed_node_under_a_new_name_that_names_the_fail
     created = [c[1] for c in writer.calls if c[0] == "create"]
     assert created == [refresh_name("fleet", "node-a", TARGET["version"], 1)]
     assert writer.retries_of == {created[0]: failed.name}
+
+
+async def test_a_claim_written_before_a_crash_goes_with_the_refresh_its_status_never_recorded() -> None:
+    """The grant claims the node first, then writes the status that records it; the operator crashed in
+    between and the refresh was deleted. The claim names it: it is taken off before the refresh goes."""
+    writer = FakeWriter()
+    state = operator_state(writer)
+    state.caches = caches(datetime.now(UTC), marked_by="hr-a")
+    body = refresh_body(status={"phase": "Pending", "directive": "Wait"})
+    body["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    state.latest_refresh["hr-a"] = body
+    await reconcile_refresh(state, "hr-a")
+    await _settled(state)
+    patches = [c[2] for c in writer.calls if c[0] == "marks"]
+    assert patches and patches[-1].annotations.get(CLAIM_ANNOTATION, "kept") is None, writer.calls
+    assert state.released.get("hr-a") is True
+    # Someone else's claim is left alone.
+    other = FakeWriter()
+    state = operator_state(other)
+    state.caches = caches(datetime.now(UTC), marked_by="hr-other")
+    state.latest_refresh["hr-a"] = body
+    await reconcile_refresh(state, "hr-a")
+    assert not [c for c in other.calls if c[0] == "marks"], other.calls

@@ -25,6 +25,7 @@ from hostrefresh.api import (
 )
 from hostrefresh.api.hostrefresh import VMIInventory
 from hostrefresh.api.meta import Condition
+from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.api.phases import FAILED_ENDS, FORWARD_STEPS, RETIRE_REFUSED, ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
@@ -134,11 +135,16 @@ def _set_phase(decision: Decision, inputs: RefreshInputs, phase: Phase, message:
         status.completed_at = status.completed_at or inputs.now
 
 
+def _claims_node(inputs: RefreshInputs) -> bool:
+    """Whether the node's claim names this refresh (a claim its status may not record, see unmark)."""
+    return inputs.node is not None and inputs.node.annotations.get(CLAIM_ANNOTATION) == inputs.name
+
+
 def _admit(decision: Decision, inputs: RefreshInputs) -> None:
     status = decision.status
     if inputs.deleting:  # never started: nothing to undo
         decision.release = True
-        decision.unmark_node = bool(status.added_taints or status.added_annotations)
+        decision.unmark_node = bool(status.added_taints or status.added_annotations) or _claims_node(inputs)
         return
     if inputs.vmis is not None:
         status.vmis = _vmi_status(inputs)
@@ -376,7 +382,9 @@ def _fail(decision: Decision, inputs: RefreshInputs, reason: str, message: str) 
 def _finish(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
     """Terminal: take the node marks off (the node serves either way) and let deletion proceed."""
     decision.mark_node = False
-    decision.unmark_node = bool(decision.status.added_taints or decision.status.added_annotations)
+    decision.unmark_node = bool(decision.status.added_taints or decision.status.added_annotations) or _claims_node(
+        inputs
+    )
     decision.release = inputs.deleting
     decision.status.completed_at = decision.status.completed_at or inputs.now
     if phase == Phase.SUCCEEDED:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from hostrefresh.api import RefreshScope
-from hostrefresh.api.names import REFRESH_TAINT_KEY, label_value
+from hostrefresh.api.names import CLAIM_ANNOTATION, REFRESH_TAINT_KEY, label_value
 from hostrefresh.operator.views import NodeView, Taint
 
 REFRESH_TAINT_EFFECT = "NoSchedule"
@@ -84,11 +84,16 @@ def mark(
 
 
 def unmark(node: NodeView | None, owner: str, added_taints: list[str], added_annotations: list[str]) -> NodeMarkPatch:
-    """Remove what ``owner`` added (and only that); idempotent; a missing node needs nothing."""
+    """Remove what ``owner`` added (and only that); idempotent; a missing node needs nothing.
+
+    The claim is removed whenever it names ``owner``, recorded or not: it is written before the status
+    that records it, so an operator that crashed in between left a claim its status does not list.
+    """
     if node is None:
         return NodeMarkPatch()
     keep = [t for t in node.taints if not (t.key in added_taints and t.value == label_value(owner))]
-    annotations: dict[str, str | None] = {key: None for key in added_annotations if node.annotations.get(key) == owner}
+    keys = [*added_annotations, *([] if CLAIM_ANNOTATION in added_annotations else [CLAIM_ANNOTATION])]
+    annotations: dict[str, str | None] = {key: None for key in keys if node.annotations.get(key) == owner}
     return NodeMarkPatch(
         taints=[t.to_json() for t in keep] if len(keep) != len(node.taints) else None,
         annotations=annotations,
