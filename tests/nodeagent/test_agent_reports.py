@@ -220,3 +220,27 @@ def test_reports_that_meet_an_outage_are_sent_again_and_no_step_fails(tmp_path: 
     states = [(w["step"], w["stepState"]) for w in client.written]
     assert all(state != "Failed" for _, state in states), states
     assert client.failed >= 2 * len(client.written)  # every report did meet the outage
+
+
+def test_a_refresh_failed_by_the_operator_past_the_point_of_no_return_is_finished_by_the_agent(
+    tmp_path: Path,
+) -> None:
+    """The operator declared the refresh Failed (its agent silent too long) just after the retire: only
+    going forward ends the node, so the agent does, whatever the operator's verdict."""
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    agent.update(_body(tmp_path), "hr")
+
+    def retired() -> bool:
+        return any(w.step == Phase.RETIRING and w.step_state == StepState.DONE for w in reporter.writes)
+
+    asyncio.run(_drive_until(agent, retired))
+    last = reporter.writes[-1]
+    assert (last.step, last.step_state) == (Phase.RETIRING, StepState.DONE)
+    body = _body(tmp_path)
+    body["status"] = {"phase": "Failed", "directive": "Proceed", "agent": last.to_json()}
+    successor = NodeAgent(agent.rt, agent.reporter, "test/n1/gen1", 0.05, 0.0)  # the old host's agent is gone
+    successor.update(body, "hr")
+    asyncio.run(_drive_until(successor, lambda: _finished(reporter)))
+    node = asyncio.run(successor.rt.observe(b"\0" * 32))
+    assert not node.l0.nested and len(node.running) == 1, node.l0

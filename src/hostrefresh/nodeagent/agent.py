@@ -140,7 +140,7 @@ class NodeAgent:
             status = body.get("status") or {}
             if status.get("directive") not in (Directive.PROCEED, Directive.ROLL_BACK):
                 continue
-            if is_terminal(status.get("phase")):
+            if is_terminal(status.get("phase")) and not _unfinished_past_no_return(status):
                 continue
             try:
                 hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
@@ -254,7 +254,7 @@ class NodeAgent:
             position = Phase.PARTITIONING  # preflight leaves no trace to observe; its report is the record
         if position == Phase.VERIFYING and agent.step == Phase.VERIFYING and agent.step_state == StepState.DONE:
             return False
-        if _failed_at(agent, position):
+        if _failed_at(agent, position) and not is_terminal(hr.status.phase):
             return False  # the operator decides: roll back, hold, or (after Retiring) fail
         lost = obs.vms_on(VmLocation.LOST)
         metrics.VMS_LOST.labels(self.node).set(len(lost))
@@ -484,6 +484,20 @@ class NodeAgent:
         agent = agent or hr.status.agent or AgentStatus()
         log.warning("node %s: %s failed (%s): %s", self.node, step, reason, message)
         await self._report(name, agent, step or Phase.PREFLIGHT, StepState.FAILED, message, failure_reason=reason)
+
+
+def _unfinished_past_no_return(status: Mapping[str, Any]) -> bool:
+    """A refresh the operator declared Failed (its agent silent too long, a deadline) while the node was
+    past the point of no return and not yet finished: only going forward ends the node (nested off,
+    every CPU and memory block the new host's), whatever the operator's verdict, so the agent does.
+    Not when the agent itself reported VMs lost (it finished the node before it said so)."""
+    if status.get("phase") != Phase.FAILED:
+        return False
+    report = status.get("agent") or {}
+    step, state = report.get("step"), report.get("stepState")
+    if report.get("failureReason") == VMS_LOST or (step == Phase.VERIFYING and state == StepState.DONE):
+        return False
+    return step in ROLL_FORWARD or (step == Phase.RETIRING and state == StepState.DONE)
 
 
 def _failed_at(agent: AgentStatus, position: Phase) -> bool:
