@@ -284,13 +284,23 @@ def test_a_phase_that_overran_is_judged_when_it_ends(
     """The operator last saw Partitioning; the agent's next report (Partitioning done, NestedEnabling
     started) came ``took`` seconds after Partitioning began: between two passes, the deadline went by."""
     ended_at = T0 + timedelta(seconds=took)
-    status = started("Partitioning", "NestedEnabling", updatedAt=ended_at.isoformat())
+    later = ended_at + timedelta(seconds=30)  # a later report (a retry's) is no measure of the end
+    status = started("Partitioning", "NestedEnabling", stepStartedAt=ended_at.isoformat(), updatedAt=later.isoformat())
     d = decide(inputs(host_refresh(status=status), now=ended_at + timedelta(seconds=1), agent_age=1.0))
     assert (d.status.phase, d.status.directive) == (expected_phase, expected_directive)
     if expected_directive == Directive.ROLL_BACK:
         degraded = cond.get(d.status.conditions, cond.DEGRADED)
         assert degraded is not None and degraded.reason == Reason.DEADLINE_EXCEEDED
         assert "Partitioning took 305s" in degraded.message
+
+
+def test_a_phase_is_not_judged_when_the_operator_missed_the_steps_between() -> None:
+    """The operator was away: it last saw Partitioning, the agent is in BootingTarget already. When
+    Partitioning ended is unknown, so it is not judged (BootingTarget's own deadline still is)."""
+    now = T0 + timedelta(seconds=400)
+    status = started("Partitioning", "BootingTarget", stepStartedAt=(now - timedelta(seconds=5)).isoformat())
+    d = decide(inputs(host_refresh(status=status), now=now, agent_age=1.0))
+    assert (d.status.phase, d.status.directive) == (Phase.BOOTING_TARGET, Directive.PROCEED)
 
 
 def test_the_next_pass_comes_when_the_phase_deadline_does() -> None:

@@ -275,15 +275,19 @@ def phase_deadline(status: HostRefreshStatus, timeouts: PhaseTimeouts) -> dateti
 
 
 def _check_ended_phase(decision: Decision, inputs: RefreshInputs, ended: Phase, now_in: Phase) -> bool:
-    """``ended`` is over (the agent is in ``now_in``): judge whether it overran its deadline, by when the
-    agent's report said it ended (never later than the operator's clock). True: it overran."""
+    """``ended`` is over and the agent is in the very next step, ``now_in``: judge whether ``ended``
+    overran its deadline, by when the agent started ``now_in`` (never later than the operator's clock).
+    Not when steps were passed between (an operator away for a while): when ``ended`` itself ended is
+    then unknown, and the agent's later reports are no measure of it. True: it overran."""
     limit = phase_timeout(inputs.hr.spec.timeouts, ended)
     since = decision.status.phase_timestamps.get(str(ended))
-    if limit is None or since is None:
-        return False
     agent = inputs.hr.status.agent
-    ended_at = min(agent.updated_at, inputs.now) if agent is not None and agent.updated_at else inputs.now
-    took = (ended_at - since).total_seconds()
+    if limit is None or since is None or agent is None or agent.step_started_at is None:
+        return False
+    steps = list(FORWARD_STEPS)
+    if ended not in steps or now_in not in steps or steps.index(now_in) != steps.index(ended) + 1:
+        return False
+    took = (min(agent.step_started_at, inputs.now) - since).total_seconds()
     if took <= limit:
         return False
     _overran(decision, inputs, now_in, f"phase {ended} took {took:.0f}s, over its deadline of {limit}s")
