@@ -140,10 +140,11 @@ def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_c
     leader = kind.get("lease", "-n", NAMESPACE, "hostrefresh-operator")["spec"]["holderIdentity"]
     kind.kubectl("delete", "pod", "-n", NAMESPACE, leader, "--wait=false")
 
-    # The slow worker's agent pod goes while its new host boots.
+    # The slow worker's agent pod goes while its new host boots. The agent's own report says so: the
+    # operator's phase may skip BootingTarget while no replica leads (the leader was just deleted).
     def booting() -> bool:
-        refresh = _refreshes(kind).get(slow) or {}
-        return bool((refresh.get("status") or {}).get("phase") == "BootingTarget")
+        agent = ((_refreshes(kind).get(slow) or {}).get("status") or {}).get("agent") or {}
+        return agent.get("step") == "BootingTarget" and agent.get("stepState") == "Running"
 
     wait_until(booting, 240, f"{slow} in BootingTarget", interval=0.3)
     old_agent = kind.agent_pods()[slow]
