@@ -207,7 +207,8 @@ def _no_pending_writes(rt: NodeRuntime) -> None:
 
 async def _await_hot_add(rt: NodeRuntime, obs: Observation, timeout_s: float = 5.0) -> None:
     """In the new host's own kernel, the retired host's CPUs and memory arrive by hot-add, a moment
-    after the L0 merged them into this host's partition: wait until the kernel shows them all."""
+    after the L0 merged them into this host's partition: wait until the kernel shows them all (the
+    memory blocks too: a block that arrives after the give-back would stay offline)."""
     me = obs.l0.l1(rt.l1_id) if rt.l1_id is not None else None
     part = obs.l0.partition(me.partition) if me is not None else None
     if part is None:
@@ -216,10 +217,15 @@ async def _await_hot_add(rt: NodeRuntime, obs: Observation, timeout_s: float = 5
     while True:
         res = await asyncio.to_thread(rt.partitioner.observe, zones=False)
         missing = sorted(part.cpus - {c.index for c in res.cpus})
-        if not missing:
+        blocks = {b for r in part.memory for b in range(r.base // res.block_size, (r.base + r.size) // res.block_size)}
+        missing_blocks = sorted(blocks - {b.index for b in res.blocks})
+        if not missing and not missing_blocks:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise StepFailedError("HotPlugPending", f"CPUs {missing} of this host's partition not visible yet")
+            raise StepFailedError(
+                "HotPlugPending",
+                f"CPUs {missing} and memory blocks {missing_blocks} of this host's partition not visible yet",
+            )
         await asyncio.sleep(0.05)
 
 
