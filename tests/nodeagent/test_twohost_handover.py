@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from hostrefresh.nodeagent.migrate import HandoverPath, MigrationPolicy, Outcome, VmLocation
+from hostrefresh.nodeagent.migrate import HandoverError, HandoverPath, MigrationPolicy, Outcome, VmLocation
 from hostrefresh.nodeagent.migrate.channel import HandoverChannel
 from hostrefresh.nodeagent.migrate.observe import observe
 from hostrefresh.nodeagent.migrate.twohost import HostMigrator
@@ -38,11 +41,27 @@ class Pair:
         self.new = self._host(2, 1, channel_dir)
         self._stop = False
         self.die_when_loaded = False
+        self.refuse_load: set[int] = set()  # hosts whose destination fails once the state is in
+        self.crash_when_decided = False  # the new host's agent dies right after it won ``arrived``
+        self.crashed = asyncio.Event()
         self._service: asyncio.Task[None] | None = None
 
     def _host(self, me: int, peer: int, channel_dir: Path) -> HostMigrator:
         async def lookup() -> int | None:
             return peer if self.alive[peer] else None
+
+        async def state_loaded(vm: str) -> None:
+            if me == 2 and self.die_when_loaded:
+                self.die()
+                raise asyncio.CancelledError  # the receiving host is gone: it decides nothing
+            if me in self.refuse_load:
+                raise HandoverError("injected: the stream did not load in this host's QEMU")
+
+        async def arrived_decided(vm: str) -> None:
+            if me == 2 and self.crash_when_decided:
+                self._stop = True  # the agent process is gone: its service loop with it
+                self.crashed.set()
+                raise asyncio.CancelledError
 
         return HostMigrator(
             self.lab.root / f"l1-{me}",
@@ -50,13 +69,19 @@ class Pair:
             lookup,
             MigrationPolicy(parallel=3),
             answer_timeout_s=10.0,
-            on_state_loaded=self._state_loaded,
+            on_state_loaded=state_loaded,
+            on_arrived_decided=arrived_decided,
         )
 
-    async def _state_loaded(self, vm: str) -> None:
-        if self.die_when_loaded:
-            self.die()
-            raise asyncio.CancelledError  # the receiving host is gone: it decides nothing
+    async def restart_new_agent(self) -> None:
+        """The new host's agent starts again (its QEMUs kept running): a fresh migrator, same files."""
+        if self._service is not None:
+            with contextlib.suppress(BaseException):
+                await self._service
+        self.crash_when_decided = False
+        self._stop = False
+        self.new = self._host(2, 1, self.lab.root / "channel")
+        self.start_service()
 
     def die(self) -> None:
         """Every process of the new host dies at once, as when the L0 stops it."""
@@ -204,3 +229,88 @@ def _control(m: HostMigrator, name: str) -> Path:
 async def _status(m: HostMigrator, name: str) -> str:
     async with qmp_session(_control(m, name)) as qmp:
         return await qmp.status()
+
+
+async def _wait(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_failed_recall_keeps_the_vm_known_and_the_next_try_brings_it_home(qemu_lab: GuestLab) -> None:
+    """A recall whose destination fails in the old host: the guest runs on in the new host, the old host
+    still knows it is there (so a retried rollback never stops the new host with it), and the next
+    recall brings it home."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1"])
+        pair.start_service()
+        await pair.old.prepare_targets()
+        assert [r.outcome for r in await pair.old.hand_over()] == [Outcome.MOVED]
+        pair.refuse_load.add(1)
+        back = await pair.old.hand_back()
+        assert [r.outcome for r in back] == [Outcome.FAILED], back
+
+        async def runs_on_new_host_again() -> bool:
+            return await _holders(pair, "vm1") == [2]
+
+        await _wait(runs_on_new_host_again, 20, "the guest running again on the new host")
+        assert await pair.old.locate() == {"vm1": VmLocation.TARGET}, "the old host lost sight of the VM"
+        pair.refuse_load.clear()
+        back = await pair.old.hand_back()
+        assert [r.outcome for r in back] == [Outcome.MOVED], back
+        assert await _holders(pair, "vm1") == [1]
+        await _verify(pair.old, qemu_lab, ["vm1"])
+        assert pair.old.channel.vms() == []
+    finally:
+        await pair.close()
+
+
+async def test_recalling_a_vm_whose_qemu_died_on_the_new_host_says_lost(qemu_lab: GuestLab) -> None:
+    """The guest's QEMU died in the new host (or the guest powered off, which ends QEMU too): the recall
+    says at once that it runs nowhere, every time it is asked, instead of waiting for an offer."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1", "vm2"])
+        pair.start_service()
+        await pair.old.prepare_targets()
+        assert {r.outcome for r in await pair.old.hand_over()} == {Outcome.MOVED}
+        os.kill(pair.new.inventory.load("vm1").instances["source"].pid, signal.SIGKILL)
+        first = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}
+        assert first["vm2"].outcome == Outcome.MOVED, first
+        again = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}  # the retried rollback
+        for back in (first, again):
+            assert back["vm1"].outcome == Outcome.LOST, back
+            assert "new host" in (back["vm1"].error or ""), back
+        assert await _holders(pair, "vm2") == [1]
+        await _verify(pair.old, qemu_lab, ["vm2"])
+    finally:
+        await pair.close()
+
+
+async def test_an_arrival_its_agent_decided_then_died_is_finished_by_the_next_agent(qemu_lab: GuestLab) -> None:
+    """The new host's agent won ``arrived`` and died before it resumed the guest and recorded it: the
+    next agent of that host resumes the guest and records it as its own (else it waits paused forever,
+    and the node reports it lost)."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1"])
+        pair.start_service()
+        await pair.old.prepare_targets()
+        pair.crash_when_decided = True
+        sending = asyncio.ensure_future(pair.old.hand_over())
+        await asyncio.wait_for(pair.crashed.wait(), 20)
+        await pair.restart_new_agent()
+        assert [r.outcome for r in await sending] == [Outcome.MOVED]
+
+        async def resumed_and_recorded() -> bool:
+            record = pair.new.inventory.get("vm1")
+            return record is not None and record.owner == "source" and await _status(pair.new, "vm1") == "running"
+
+        await _wait(resumed_and_recorded, 20, "the guest resumed and recorded by the new agent")
+        assert await _holders(pair, "vm1") == [2]
+        assert await pair.old.locate() == {"vm1": VmLocation.TARGET}
+        await _verify(pair.new, qemu_lab, ["vm1"])
+    finally:
+        await pair.close()

@@ -14,6 +14,8 @@ transfer, ``<dir>/<vm>/<from>-<to>/``, holding small files that each side writes
                   resumes its own instance only after winning ``aborted``.
 ``arrived.json``  receiver: when and how fast the guest was resumed (figures for the records)
 ``released``      receiver: after ``aborted``, its destination is stopped (the sender may resume)
+``lost.json``     sender, after ``aborted``: its own instance is gone too, so the VM runs nowhere (a
+                  recall of a VM whose QEMU died on the new host ends here instead of waiting forever)
 ``<vm>/recall.json``  the node's driving agent asks the host that holds the VM to send it back
 
 Everything is observed from files, so either agent can crash and its successor reads where the
@@ -112,6 +114,12 @@ class Transfer:
     def post_released(self) -> None:
         _write_atomic(self.dir / "released", {})
 
+    def lost(self) -> dict[str, Any] | None:
+        return _read(self.dir / "lost.json")
+
+    def post_lost(self, reason: str) -> None:
+        _write_atomic(self.dir / "lost.json", {"reason": reason, "from": self.frm})
+
 
 class HandoverChannel:
     """The channel directory of one node, as one host sees it (``me``: this host's L1 id)."""
@@ -152,6 +160,16 @@ class HandoverChannel:
     def forget(self, vm: str) -> None:
         """The VM's handovers are over (committed or rolled back): nothing of them is kept."""
         shutil.rmtree(self.root / vm, ignore_errors=True)
+
+    def forget_transfer(self, transfer: Transfer) -> None:
+        """One aborted transfer is over; the VM's other transfers stay. A failed recall must not take
+        the record that the VM went to the other host with it: that record is how the driving host
+        still knows, on the next try, that the VM runs there."""
+        shutil.rmtree(transfer.dir, ignore_errors=True)
+        if self.recall_requested(transfer.vm) == transfer.to:
+            (self.root / transfer.vm / "recall.json").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # only when nothing else is left of the VM
+            (self.root / transfer.vm).rmdir()
 
     def vms(self) -> list[str]:
         if not self.root.is_dir():

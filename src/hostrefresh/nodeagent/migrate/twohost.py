@@ -105,6 +105,7 @@ class HostMigrator:
         policy: MigrationPolicy | None = None,
         answer_timeout_s: float = ANSWER_TIMEOUT_S,
         on_state_loaded: Callable[[str], Awaitable[None]] | None = None,
+        on_arrived_decided: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.run_dir = runtime_dir / "run"
@@ -115,6 +116,7 @@ class HostMigrator:
         self.policy = policy or MigrationPolicy()
         self.answer_timeout_s = answer_timeout_s
         self.on_state_loaded = on_state_loaded  # test seam: the receiver holds the state, not yet decided
+        self.on_arrived_decided = on_arrived_decided  # test seam: decided, guest not yet resumed or recorded
         self._busy: dict[str, asyncio.Task[Any]] = {}  # service-loop work per VM
         self._gate: _StartGate | None = None
         # A VMM-only refresh never leaves this host: its VMs move between two QEMUs of their own.
@@ -138,6 +140,7 @@ class HostMigrator:
     # -- observation ---------------------------------------------------------------------------
 
     async def locate(self) -> dict[str, VmLocation]:
+        await self.settle_arrivals()
         peer = await self.peer()
         out: dict[str, VmLocation] = {}
         names = set(self.inventory.names()) | set(self.channel.vms())
@@ -309,6 +312,11 @@ class HostMigrator:
             if await self.peer() != transfer.to:
                 raise HandoverError(f"the receiving host (L1 {transfer.to}) is gone")
             if own is None or not state.alive:
+                if transfer.decide(ABORTED) == ARRIVED:
+                    continue  # it arrived after all: finish as sent
+                # Say so on the channel: a host that asked for the VM back learns it runs nowhere
+                # instead of waiting for an offer that never comes.
+                transfer.post_lost("its QEMU died (or its guest powered off) on this host")
                 result.outcome = Outcome.LOST
                 result.error = "this host's QEMU is gone and the VM did not arrive"
                 return
@@ -425,7 +433,10 @@ class HostMigrator:
             return
         offer = transfer.offer() or {}
         await self._resume_own(transfer, own, result, user_paused=bool(offer.get("userPaused")))
-        self.channel.forget(transfer.vm)
+        if result.outcome == Outcome.LOST:
+            transfer.post_lost("its QEMU died on this host before it could run the guest again")
+        else:
+            self.channel.forget_transfer(transfer)
 
     async def _resume_own(
         self, transfer: Transfer, own: process.Instance | None, result: HandoverRecord, *, user_paused: bool
@@ -464,10 +475,11 @@ class HostMigrator:
         record = self.inventory.get(transfer.vm)
         dest = record.instances.get("target") if record else None
         if transfer.outcome() == ARRIVED:
-            return  # done earlier (a restarted agent): the record says so
+            await self._settle(transfer)  # decided earlier (a restarted agent): finish what it left
+            return
         if transfer.outcome() == ABORTED:
             await self._release(transfer)
-            return
+            raise HandoverError("the sender aborted the transfer")
         fresh = dest is None or not (await observe(dest)).alive
         if dest is None or fresh:
             dest = await process.launch(spec, "target", self.run_dir, incoming=True, paused=True)
@@ -515,6 +527,8 @@ class HostMigrator:
                     await self.on_state_loaded(transfer.vm)
                 if transfer.decide(ARRIVED) != ARRIVED:
                     raise HandoverError("the sender aborted the transfer")
+                if self.on_arrived_decided is not None:
+                    await self.on_arrived_decided(transfer.vm)
                 if not user_paused:
                     await client.execute("cont")
                 resume_ms = (time.monotonic() - seen) * 1000.0
@@ -535,6 +549,37 @@ class HostMigrator:
             }
         )
         result.outcome = Outcome.MOVED
+
+    async def settle_arrivals(self) -> None:
+        """Finish every arrival a crashed agent of this host decided but did not complete."""
+        for transfer in self.channel.incoming():
+            task = self._busy.get(transfer.vm)
+            if task is not None and not task.done():
+                continue  # this agent is receiving it right now
+            if transfer.outcome() == ARRIVED and transfer.arrived() is None:
+                await self._settle(transfer)
+
+    async def _settle(self, transfer: Transfer) -> None:
+        """``arrived`` stands, so this host owns the guest: resume the destination (unless its owner
+        had paused it), record it as this host's own and tell the sender. Between the decision and
+        the record an agent may have died: the guest then waits paused in a destination the record
+        still calls "target", and nothing else would ever resume it."""
+        if transfer.arrived() is not None:
+            return
+        record = self.inventory.get(transfer.vm)
+        if record is None:
+            return  # the destination's record never made it: the VM is lost, and locate says so
+        offer = transfer.offer() or {}
+        inst = record.instances.get("target") or record.instances.get("source")
+        if inst is None or not (await observe(inst)).alive:
+            return
+        if record.owner != "source" or "target" in record.instances:  # (else resumed and recorded already)
+            if not offer.get("userPaused"):
+                await ensure_running(inst)
+            home = replace(inst, role="source")
+            self.inventory.save(VmRecord(spec=record.spec, owner="source", instances={"source": home}))
+        log.warning("%s: finished an arrival a previous agent decided but left unrecorded", transfer.vm)
+        transfer.post_arrived({"resumedAt": time.time(), "userPaused": bool(offer.get("userPaused")), "settled": True})
 
     async def _receive_once(self, transfer: Transfer) -> HandoverRecord:
         """Receive ``transfer``, or join the receive this host's service loop already started for it.
@@ -581,10 +626,16 @@ class HostMigrator:
         if back.outcome() == ARRIVED:
             self.channel.forget(name)
             return result
-        self.channel.request_recall(name, self.me)
-        if not await self._await_file(back.offer, peer, self.answer_timeout_s, POLL_S):
+        if back.lost() is None:
+            self.channel.request_recall(name, self.me)
+        if not await self._await_file(lambda: back.offer() or back.lost(), peer, self.answer_timeout_s, POLL_S):
             result.outcome = Outcome.FAILED
             result.error = "the new host did not send the VM back"
+            return result
+        lost = back.lost()
+        if lost is not None:
+            result.outcome = Outcome.LOST
+            result.error = f"runs nowhere: on the new host, {lost.get('reason', 'its QEMU is gone')}"
             return result
         result = await self._receive_once(back)
         if result.outcome in (Outcome.MOVED, Outcome.ALREADY):
@@ -613,6 +664,7 @@ class HostMigrator:
                 del self._busy[name]
                 if not task.cancelled() and task.exception() is not None:
                     log.error("handover of %s failed: %s", name, task.exception())
+        await self.settle_arrivals()
         for transfer in self.channel.incoming():
             if transfer.vm in self._busy or transfer.offer() is None:
                 continue
@@ -627,7 +679,7 @@ class HostMigrator:
             if name in self._busy or self.channel.recall_requested(name) != peer:
                 continue
             back = self.channel.transfer(name, self.me, peer)
-            if back.outcome() == ARRIVED:
+            if back.outcome() == ARRIVED or back.lost() is not None:
                 continue
             self._busy[name] = asyncio.create_task(self._send(name, peer))
 
