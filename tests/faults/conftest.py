@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,11 +43,28 @@ def campaign_full(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--faults-all"))
 
 
+def _commit() -> str:
+    """The commit the campaign ran (with "+dirty" when the tree had changes)."""
+    root = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=False)
+    commit = head.stdout.strip() or "unknown"
+    return f"{commit}+dirty" if dirty.stdout.strip() else commit
+
+
+def _provenance(session: pytest.Session) -> dict[str, str]:
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        "command": "python -m pytest " + " ".join(session.config.invocation_params.args),
+    }
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not RECORDS:
         return
     scope = "whole" if session.config.getoption("--faults-all") else "bounded"
-    data = report(RECORDS, scope)
+    data = {**report(RECORDS, scope, _commit()), **_provenance(session)}
     target = session.config.getoption("--faults-report")
     if target:
         write_report(Path(target), data)

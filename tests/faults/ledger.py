@@ -25,6 +25,7 @@ class ScenarioRecord:
     violations: list[str] = field(default_factory=list)
     seconds: float = 0.0
     outcomes: Counter[str] = field(default_factory=Counter)
+    two_host_faults: int = 0  # of the faults, those fired on two-host nodes (machines)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -32,6 +33,7 @@ class ScenarioRecord:
             "class": self.fault_class,
             "faultsInjected": sum(self.faults.values()),
             "faultsByKind": dict(sorted(self.faults.items())),
+            "twoHostFaults": self.two_host_faults,
             "refreshes": self.refreshes,
             "outcomes": dict(sorted(self.outcomes.items())),
             "vmsChecked": self.vms_checked,
@@ -48,9 +50,11 @@ class Ledger:
         self.record = record
         self._lock = threading.Lock()
 
-    def fault(self, kind: str, n: int = 1) -> None:
+    def fault(self, kind: str, n: int = 1, *, two_host: bool = False) -> None:
         with self._lock:
             self.record.faults[kind] += n
+            if two_host:
+                self.record.two_host_faults += n
 
     def check(self, ok: bool, what: str) -> bool:
         """Count one invariant check; a failed one is a violation (kept with what was seen)."""
@@ -70,15 +74,17 @@ class Ledger:
             self.record.outcomes[phase] += 1
 
 
-def report(records: list[ScenarioRecord], scope: str) -> dict[str, Any]:
+def report(records: list[ScenarioRecord], scope: str, commit: str) -> dict[str, Any]:
     scenarios = [r.to_json() for r in records]
     by_class: Counter[str] = Counter()
     for r in records:
         by_class[r.fault_class] += sum(r.faults.values())
     return {
         "scope": scope,
+        "commit": commit,
         "scenarios": len(records),
         "faultsInjected": sum(s["faultsInjected"] for s in scenarios),
+        "twoHostFaults": sum(s["twoHostFaults"] for s in scenarios),
         "faultsByClass": dict(sorted(by_class.items())),
         "refreshes": sum(s["refreshes"] for s in scenarios),
         "vmsChecked": sum(s["vmsChecked"] for s in scenarios),

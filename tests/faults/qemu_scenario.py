@@ -21,6 +21,7 @@ from hostrefresh.sim.guest.qemubuilds import installed_build, other_build
 from tests.e2e.harness import running, wait_for
 from tests.e2e.twohost_nodes import TwoHostNode
 
+from .twohost_scenario import fired
 from .world import TERMINAL, FaultWorld
 
 VMS = ["vm1", "vm2"]
@@ -165,7 +166,7 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
                     what=f"{name} in {case.step}",
                 )
             case.act(node)
-        world.ledger.fault(case.fault)
+            world.ledger.fault(case.fault, two_host=True)
         obj: dict[str, Any] = wait_for(
             lambda: (
                 (o := world.cluster.get("hostrefresh", name)) and (o.get("status") or {}).get("phase") in TERMINAL and o
@@ -174,6 +175,10 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
             interval=0.5,
             what=f"{name} terminal",
         )
+        if case.act is None:  # the L0 rule is the fault: it counts once it fired
+            count = fired(node)
+            check(count > 0, f"{name}: the L0 fault {case.fault} never fired")
+            world.ledger.fault(case.fault, count, two_host=True)
         status = obj["status"]
         phase = status["phase"]
         world.ledger.outcome(phase)

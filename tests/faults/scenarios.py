@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hostrefresh.controlplane.nodes import set_node_ready
-from hostrefresh.kube.names import DEFAULT_NAMESPACE
+from hostrefresh.kube.names import DEFAULT_NAMESPACE, agent_lease_name
 from hostrefresh.l0 import Call, FaultRule, Status
-from hostrefresh.sim.sysfs import FakeRules
+from hostrefresh.sim.sysfs import FakeRules, fired_rules
 from tests.e2e.harness import Process, running, wait_for
 
 from .qemu_scenario import qemu_kills
+from .twohost_scenario import two_host_agent_kills, two_host_l0_errors, two_host_l0_queries
 from .world import TERMINAL, FaultWorld
 
 ROLLED = frozenset({"Succeeded", "RolledBack"})
@@ -120,20 +121,24 @@ def sysfs_faults(world: FaultWorld, full: bool) -> None:
     if full:
         cases += [
             (FakeRules(ebusy=[MEMORY.format(b) for b in range(31, 20, -1)]), [], 11),  # too few blocks: rollback
-            (FakeRules(refuse=[CPU.format(7), CPU.format(6)], late=[MEMORY.format(30)], hang_seconds=2.0), [], 3),
+            (FakeRules(refuse=[CPU.format(7), CPU.format(5)], late=[MEMORY.format(30)], hang_seconds=2.0), [], 3),
         ]
-    for i, (rules, l0_rules, faults) in enumerate(cases):
+    for i, (rules, l0_rules, _least) in enumerate(cases):
         world.node(f"sys-{i:02d}", sysfs=rules, rules=l0_rules, sysfs_timeout_s=1.0, admin_offline=i % 2 == 0)
-        world.ledger.fault("sysfs", faults)
     with world.monitor(), running(world.operator(), world.agent(list(world.nodes))):
         _refresh_all(world)
+    for i, (_, _, least) in enumerate(cases):  # each counted as the fake kernel applied it, never from this table
+        fired = fired_rules(world.nodes[f"sys-{i:02d}"].dir / "sysfs")
+        world.ledger.check(len(fired) >= least, f"sys-{i:02d}: {len(fired)} sysfs faults fired, {least} expected")
+        world.ledger.fault("sysfs", len(fired))
     _count_l0(world)
 
 
 # -- crashes -------------------------------------------------------------------------------------
 
-# The step to interrupt and the slow L0 call that keeps the agent in it (Verifying makes none: the
-# agent reports every step's start at once there, and the kill lands if it is seen in time).
+# The step to interrupt and the slow L0 call (or sysfs write) that keeps the agent in it. Verifying is
+# not among them: it makes no call that can be held, and a kill aimed at it lands after it as often as
+# in it (a target never reached fails the scenario).
 KILL_POINTS: list[tuple[str, list[FaultRule], FakeRules | None]] = [
     ("Preflight", [FaultRule(call=Call.PROBE, status=Status.OK, latency_s=1.5, times=1)], None),
     ("Partitioning", [FaultRule(call=Call.PARTITION_CREATE, status=Status.OK, latency_s=1.5, times=1)], None),
@@ -143,7 +148,6 @@ KILL_POINTS: list[tuple[str, list[FaultRule], FakeRules | None]] = [
     ("Migrating", [FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=1.5, times=1)], None),
     ("Retiring", [FaultRule(call=Call.L1_RETIRE, status=Status.OK, latency_s=1.5, times=1)], None),
     ("Devirtualizing", [FaultRule(call=Call.NESTED_DISABLE, status=Status.OK, latency_s=1.5, times=1)], None),
-    ("Verifying", [], None),
     (
         "RollingBack",
         [
@@ -206,8 +210,10 @@ def agent_kills(world: FaultWorld, full: bool) -> None:
     def make(gen: int) -> Process:
         return world.agent(nodes, f"agent-{gen}", "--report-running-after=0")
 
-    with world.monitor(), running(world.operator()), Killer(world, targets, make):
+    with world.monitor(), running(world.operator()), Killer(world, targets, make) as killer:
         _refresh_all(world)
+    for node, step in sorted(targets.items()):
+        world.ledger.check(node in killer.killed, f"{node}: the agent kill aimed at {step} never happened")
     _count_l0(world)
 
 
@@ -247,13 +253,15 @@ def state_dir_faults(world: FaultWorld, full: bool) -> None:
     ]
     with world.monitor(), running(world.operator(), agent):
         objs = _refresh_all(world)
-    world.ledger.fault("state-dir-read-only", len(readonly))
-    world.ledger.fault("state-dir-full", len(full_dirs))
     for obj in objs:
-        world.ledger.check(
-            obj["status"]["phase"] == "RolledBack",
-            f"{obj['metadata']['name']}: ended {obj['status']['phase']} though it could record nothing",
-        )
+        node, status = obj["spec"]["nodeName"], obj["status"]
+        reason = next((c.get("reason") for c in status.get("conditions") or [] if c["type"] == "Degraded"), None)
+        # The fault counts when the agent met it: it says it could not write its record.
+        if world.ledger.check(
+            status["phase"] == "RolledBack" and reason == "StateNotWritable",
+            f"{obj['metadata']['name']}: ended {status['phase']} ({reason}) though it could record nothing",
+        ):
+            world.ledger.fault("state-dir-read-only" if node in readonly else "state-dir-full")
 
 
 def _leader(world: FaultWorld) -> str | None:
@@ -315,7 +323,10 @@ def control_plane_restarts(world: FaultWorld, full: bool) -> None:
     """kube-apiserver and etcd crash and come back mid-rollout: the API server's outage is the agents'
     and the operator's link's condition, never a step's failure, so every node ends Succeeded."""
     _fleet(world, "cpr", 6)
-    with world.monitor({"cpr": 2}), world.supervised(world.operator(), world.agent(list(world.nodes))):
+    with (
+        world.monitor({"cpr": 2}, api_outages=True),
+        world.supervised(world.operator(), world.agent(list(world.nodes))),
+    ):
         world.plan("cpr", {"fleet": "cpr"}, maxUnavailable=2, canary=0)
         # Short outages close together: a request in flight when the server dies (RemoteProtocolError),
         # and a report whose failure would reach the API server once it is back, both happen.
@@ -343,9 +354,38 @@ def clock_skew(world: FaultWorld, full: bool) -> None:
         world.agent(behind, "agent-behind", env=_faketime_env("-30s")),
     ]
     with world.monitor(), running(world.operator(), *agents):
-        _refresh_all(world)
-    world.ledger.fault("clock-ahead-30s", len(ahead))
-    world.ledger.fault("clock-behind-30s", len(behind))
+        for node in world.nodes:
+            world.refresh(f"{node}-hr", node)
+        # The fault counts once the agent's own clock is seen off: its Lease renewals carry its time.
+        for kind, nodes, sign in (("clock-ahead-30s", ahead, 1), ("clock-behind-30s", behind, -1)):
+            for node in nodes:
+                offset = _agent_clock_offset(world, node)
+                if world.ledger.check(
+                    offset is not None and 15 <= sign * offset <= 45,
+                    f"{node}: the agent's clock is {offset} s off, not {sign * 30} s: faketime did not take",
+                ):
+                    world.ledger.fault(kind)
+        # An agent's clock tells the operator nothing it relies on: every refresh goes through.
+        for obj in world.wait_terminal([f"{n}-hr" for n in world.nodes]):
+            world.check_end(obj, allowed=frozenset({"Succeeded"}))
+
+
+def _agent_clock_offset(world: FaultWorld, node: str) -> float | None:
+    """How far the agent's clock is from this one: its Lease's renewTime (its clock) against now, sampled
+    right after a renewal seen on the API server."""
+    name = agent_lease_name(node)
+
+    def renew_time() -> str | None:
+        lease = world.cluster.get("lease", name, DEFAULT_NAMESPACE) or {}
+        return (lease.get("spec") or {}).get("renewTime")
+
+    first = wait_for(renew_time, timeout=30, interval=0.1, what=f"{node}: the agent's Lease")
+    try:
+        stamp = wait_for(lambda: (t := renew_time()) != first and t, timeout=30, interval=0.05)
+    except AssertionError:
+        return None
+    seen = datetime.now(UTC)
+    return (datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) - seen).total_seconds()
 
 
 def _when_in(world: FaultWorld, name: str, step: str, timeout: float = 60.0) -> None:
@@ -505,4 +545,7 @@ SCENARIOS = [
     Scenario("forgeries", "identity", forgeries),
     Scenario("state-dir", "disk", state_dir_faults),
     Scenario("qemu-kills", "qemu", qemu_kills),
+    Scenario("two-host-l0-errors", "l0", two_host_l0_errors),
+    Scenario("two-host-l0-queries", "l0", two_host_l0_queries),
+    Scenario("two-host-agent-kills", "crash", two_host_agent_kills),
 ]

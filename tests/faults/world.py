@@ -69,7 +69,15 @@ class FaultWorld:
         self.root = workdir / "nodes"
         self.ledger = ledger
         self.nodes: dict[str, SimNode] = {}
+        self.watched: set[str] = set()  # nodes of other kinds (two-host machines) this scenario owns
         self.client = sync_client(cp.kubeconfig)
+
+    def watch(self, node: str) -> None:
+        """Count ``node`` (a machine, not a simulated node) among this scenario's nodes."""
+        self.watched.add(node)
+
+    def owns(self, node: str) -> bool:
+        return node in self.nodes or node in self.watched
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -172,7 +180,7 @@ class FaultWorld:
 
     def mine(self) -> list[dict[str, Any]]:
         """The HostRefresh objects of this scenario's nodes."""
-        return [o for o in self.refreshes() if o["spec"]["nodeName"] in self.nodes]
+        return [o for o in self.refreshes() if self.owns(o["spec"]["nodeName"])]
 
     def wait_terminal(self, names: list[str] | None = None, timeout: float = 240.0) -> list[dict[str, Any]]:
         def done() -> list[dict[str, Any]] | None:
@@ -194,21 +202,30 @@ class FaultWorld:
     # -- invariants ----------------------------------------------------------------------------
 
     @contextmanager
-    def monitor(self, plans: dict[str, int] | None = None) -> Iterator[None]:
+    def monitor(self, plans: dict[str, int] | None = None, *, api_outages: bool = False) -> Iterator[None]:
         """Check, continuously while the scenario runs, what may be broken only in passing:
-        never two granted refreshes of one node; never more of a plan's nodes in progress than allowed."""
+        never two granted refreshes of one node; never more of a plan's nodes in progress than allowed.
+
+        A monitor that cannot look checks nothing: a failed list is a violation, unless the scenario
+        takes the API server down on purpose (``api_outages``); a monitor that stopped, or never got a
+        look, fails the scenario too."""
         client = sync_client(self.cp.kubeconfig)
+        looks = {"ok": 0, "failed": 0}
 
         def look() -> None:
             try:
                 objs = [o.to_dict() for o in client.list(HostRefreshResource)]  # type: ignore[no-untyped-call]
-            except Exception:  # the API server may be down on purpose
+            except Exception as exc:
+                looks["failed"] += 1
+                if not api_outages:
+                    self.ledger.check(False, f"the invariant monitor could not list HostRefreshes: {exc!r}")
                 return
+            looks["ok"] += 1
             granted: dict[str, list[str]] = defaultdict(list)
             per_plan: dict[str, int] = defaultdict(int)
             for o in objs:
                 status = o.get("status") or {}
-                if o["spec"]["nodeName"] not in self.nodes:
+                if not self.owns(o["spec"]["nodeName"]):
                     continue
                 if status.get("directive") in ("Proceed", "RollBack") and status.get("phase") not in TERMINAL:
                     granted[o["spec"]["nodeName"]].append(o["metadata"]["name"])
@@ -221,8 +238,10 @@ class FaultWorld:
                 n = per_plan.get(plan, 0)
                 self.ledger.check(n <= limit, f"plan {plan} has {n} nodes in progress (maxUnavailable {limit})")
 
-        with _every(0.3, look, "invariant-monitor"):
+        with _every(0.3, look, "invariant-monitor") as alive:
             yield
+            self.ledger.check(alive(), "the invariant monitor stopped (its thread died)")
+        self.ledger.check(looks["ok"] > 0, f"the invariant monitor never got a look ({looks['failed']} failed)")
 
     def check_end(self, obj: dict[str, Any], allowed: frozenset[str] = frozenset({"Succeeded", "RolledBack"})) -> None:
         """Every invariant of a finished refresh, on the node and in the API."""
@@ -233,15 +252,32 @@ class FaultWorld:
         check = self.ledger.check
         self.ledger.outcome(str(phase))
         check(phase in allowed, f"{name}: ended {phase} (allowed {sorted(allowed)}): {_why(status)}")
-        conds = {c["type"]: c for c in status.get("conditions") or []}
+        self.check_degraded(name, status)
+        self._check_node(name, node, phase)
+
+    def why(self, status: dict[str, Any]) -> str:
+        return _why(status)
+
+    def check_degraded(self, name: str, status: dict[str, Any]) -> None:
+        """A refresh that did not succeed says why (Degraded with a reason) and warns (an Event)."""
+        phase = status.get("phase")
         if phase in ("RolledBack", "Failed"):
+            conds = {c["type"]: c for c in status.get("conditions") or []}
             degraded = conds.get("Degraded") or {}
-            check(
+            self.ledger.check(
                 degraded.get("status") == "True" and bool(degraded.get("reason")),
                 f"{name}: {phase} without a Degraded condition with a reason",
             )
-            check(bool(self._warnings(name)), f"{name}: {phase} without a Warning Event")
-        self._check_node(name, node, phase)
+            self.ledger.check(bool(self._warnings(name)), f"{name}: {phase} without a Warning Event")
+
+    def check_marks(self, name: str, node: str, before: tuple[list[dict[str, Any]], dict[str, str]]) -> None:
+        """The Node's taints and annotations exactly as before (the operator takes its own off at the end)."""
+        try:
+            wait_for(lambda: marks_of(self.cluster, node) == before, timeout=20, interval=0.5)
+            restored = True
+        except AssertionError:
+            restored = False
+        self.ledger.check(restored, f"{name}: node {node} marks not as before: {self.cluster.get('node', node)}")
 
     def _check_node(self, name: str, node: SimNode, phase: Any) -> None:
         check = self.ledger.check
@@ -270,28 +306,23 @@ class FaultWorld:
             f"{name}: VMs not all running on the node's one host: {where}",
         )
 
-        # The node's marks exactly as before (the operator takes its own off at the end).
-        def marks_restored() -> bool:
-            obj = self.cluster.get("node", node.name) or {}
-            taints = list((obj.get("spec") or {}).get("taints") or [])
-            annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
-            return taints == node.taints and annotations == node.annotations
-
-        try:
-            wait_for(marks_restored, timeout=20, interval=0.5)
-            restored = True
-        except AssertionError:
-            restored = False
-        check(restored, f"{name}: node {node.name} marks not as before: {self.cluster.get('node', node.name)}")
+        self.check_marks(name, node.name, (node.taints, node.annotations))
 
     def _warnings(self, name: str) -> list[dict[str, Any]]:
         out = self.cp.kubectl("get", "events", "-A", "-o", "json", "--field-selector", f"involvedObject.name={name}")
         return [e for e in json.loads(out.stdout)["items"] if e.get("type") == "Warning"]
 
 
+def marks_of(cluster: Cluster, node: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A Node's taints and annotations."""
+    obj = cluster.get("node", node) or {}
+    return list((obj.get("spec") or {}).get("taints") or []), dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
 @contextmanager
-def _every(seconds: float, action: Callable[[], None], name: str) -> Iterator[None]:
-    """Run ``action`` every ``seconds`` in a thread of its own while the block runs."""
+def _every(seconds: float, action: Callable[[], None], name: str) -> Iterator[Callable[[], bool]]:
+    """Run ``action`` every ``seconds`` in a thread of its own while the block runs; yields whether
+    the thread still runs (an action that raised ends it)."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -301,7 +332,7 @@ def _every(seconds: float, action: Callable[[], None], name: str) -> Iterator[No
     thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     try:
-        yield
+        yield thread.is_alive
     finally:
         stop.set()
         thread.join(5)

@@ -22,6 +22,7 @@ from pathlib import Path
 from hostrefresh.nodeagent.sysfs import CPU_DIR, MEMORY_DIR
 
 RULES_FILE = "fake-sysfs.json"
+FIRED_FILE = "fake-sysfs.fired"  # one line per rule that applied (see fired_rules)
 
 
 @dataclass
@@ -76,6 +77,19 @@ def build_fake_sysfs(
 
 def save_rules(root: Path, rules: FakeRules) -> None:
     (root / RULES_FILE).write_text(json.dumps(asdict(rules), indent=2))
+
+
+def fired_rules(root: Path) -> list[str]:
+    """Each rule that applied to a write, in order, as "<rule> <path>" (what a fault campaign counts)."""
+    try:
+        return (root / FIRED_FILE).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _record_fired(root: Path, rule: str, path: str) -> None:
+    with open(root / FIRED_FILE, "a") as log:  # one short append per line: concurrent writers interleave whole lines
+        log.write(f"{rule} {path}\n")
 
 
 def load_rules(root: Path) -> FakeRules:
@@ -136,14 +150,18 @@ class FakeSysfsIO:
         rules = load_rules(self.root)
         value = value.strip()
         if path in rules.refuse:
+            _record_fired(self.root, "refuse", path)
             raise OSError(errno.EPERM, "Operation not permitted", str(target))
         going_offline = value in ("0", "offline")
         if going_offline and path in rules.hang:
+            _record_fired(self.root, "hang", path)
             self._release.wait(rules.hang_seconds)
             raise OSError(errno.EBUSY, "Device or resource busy", str(target))
         if going_offline and path in rules.late:
+            _record_fired(self.root, "late", path)
             time.sleep(rules.hang_seconds)  # then the kernel finishes the offline after all
         if going_offline and path in rules.ebusy:
+            _record_fired(self.root, "ebusy", path)
             raise OSError(errno.EBUSY, "Device or resource busy", str(target))
         with self._lock:
             if path.startswith(CPU_DIR):
