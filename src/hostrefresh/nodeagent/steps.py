@@ -306,6 +306,7 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not put back: {'; '.join(left.failures)}")
     _no_pending_writes(rt)
+    await rt.migrator.tidy()
     if lost:
         raise _vms_lost(
             lost,

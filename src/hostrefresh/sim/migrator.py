@@ -138,6 +138,9 @@ class SimMigrator:
         async with self._lock:
             self._save(dict.fromkeys(self.vms, "source"))
 
+    async def tidy(self) -> None:
+        """Nothing to tidy: the simulator keeps one placement per VM."""
+
     def vmm(self) -> SimVmm:
         return SimVmm(self)
 

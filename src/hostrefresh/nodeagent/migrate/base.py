@@ -65,6 +65,11 @@ class Migrator(Protocol):
         """After the old L1 retired: the target generation becomes the next refresh's source."""
         ...
 
+    async def tidy(self) -> None:
+        """After a rollback stopped the new L1: forget what is left of handovers of VMs that are home
+        (offers of a refresh that rolled back before they were sent); never a record of a lost VM."""
+        ...
+
     def vmm(self) -> VmmSwitch:
         """The VMM-only refresh of the same VMs, on this host."""
         ...

@@ -117,6 +117,9 @@ class QemuMigrator:
                 self.inventory.save(record.without_instance("target"))
         return records
 
+    async def tidy(self) -> None:
+        """Nothing to tidy: a same-host handover keeps no state outside each VM's record."""
+
     async def commit(self) -> None:
         """The target instances become each VM's own (relabelled "source"), as after a VMM refresh."""
         await self._vmm.commit()

@@ -243,6 +243,15 @@ class HostMigrator:
                     self.channel.forget(name)
         return records
 
+    async def tidy(self) -> None:
+        """Once the other host is gone: forget the transfers of every VM that runs here."""
+        if await self.peer() is not None:
+            return
+        located = await self.locate()
+        for name in self.channel.vms():
+            if located.get(name) == VmLocation.SOURCE:
+                self.channel.forget(name)
+
     async def commit(self) -> None:
         """The refresh is over on this host: the channel forgets every transfer."""
         for name in self.channel.vms():
