@@ -328,12 +328,16 @@ class AgentKiller:
         self._thread = threading.Thread(target=self._loop, name="agent-killer", daemon=True)
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.03):
+        while not self._stop.wait(0.02):
+            try:
+                seen = {o["metadata"]["name"]: o for o in self.world.mine()}  # one list for every target
+            except Exception:  # a failed look is retried; a target never reached is reported
+                continue
             for name, (kill, node) in self.targets.items():
                 if name in self.killed:
                     continue
                 step, l1 = kill
-                agent = ((self.world.cluster.get("hostrefresh", name) or {}).get("status") or {}).get("agent") or {}
+                agent = ((seen.get(name) or {}).get("status") or {}).get("agent") or {}
                 if agent.get("step") == step and agent.get("stepState") == "Running" and node.agent_pid(l1):
                     with contextlib.suppress(AssertionError, ProcessLookupError):
                         node.kill_agent(l1)
