@@ -234,7 +234,10 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
         phase = reported
 
     if failed and reported is not None:
-        msg = f"step {reported} failed: {agent.message if agent else ''}"
+        # The agent's reason (StateNotWritable, L0CallFailed, ...) stays in the message: the rollback's
+        # report clears it from status.agent, and it is what a user searches the docs for.
+        why = f" ({agent.failure_reason})" if agent is not None and agent.failure_reason else ""
+        msg = f"step {reported} failed{why}: {agent.message if agent else ''}"
         retire_refused = reported == Phase.RETIRING and agent is not None and agent.failure_reason == RETIRE_REFUSED
         if not can_roll_back(reported) and not retire_refused:
             reason = Reason.VMS_LOST if agent is not None and agent.failure_reason == VMS_LOST else Reason.STEP_FAILED

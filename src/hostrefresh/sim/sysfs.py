@@ -15,7 +15,6 @@ import errno
 import json
 import os
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +76,13 @@ def build_fake_sysfs(
 
 def save_rules(root: Path, rules: FakeRules) -> None:
     (root / RULES_FILE).write_text(json.dumps(asdict(rules), indent=2))
+
+
+def _pause(seconds: float) -> None:
+    """The fake kernel's own delays. Not time.sleep: the fake runs inside the agent's process, and the
+    campaign's clock-skew fault (libfaketime) makes clock_nanosleep fail there with EINVAL, a fault
+    of the preload, not of the agent, that a real kernel's page migration never sees."""
+    threading.Event().wait(seconds)
 
 
 def fired_rules(root: Path) -> list[str]:
@@ -159,7 +165,7 @@ class FakeSysfsIO:
             raise OSError(errno.EBUSY, "Device or resource busy", str(target))
         if going_offline and path in rules.late:
             _record_fired(self.root, "late", path)
-            time.sleep(rules.hang_seconds)  # then the kernel finishes the offline after all
+            _pause(rules.hang_seconds)  # then the kernel finishes the offline after all
         if going_offline and path in rules.ebusy:
             _record_fired(self.root, "ebusy", path)
             raise OSError(errno.EBUSY, "Device or resource busy", str(target))
@@ -186,7 +192,7 @@ class FakeSysfsIO:
         if value == "offline":
             if current == "offline":
                 raise OSError(errno.EINVAL, "Invalid argument", str(target))
-            time.sleep(0.001)  # page migration takes a moment
+            _pause(0.001)  # page migration takes a moment
             _rewrite(target, "offline\n")
             _rewrite(zones, "Normal Movable\n" if movable else "Normal\n")
         elif value in ("online", "online_kernel", "online_movable"):
