@@ -255,7 +255,7 @@ def state_dir_faults(world: FaultWorld, full: bool) -> None:
         objs = _refresh_all(world)
     for obj in objs:
         node, status = obj["spec"]["nodeName"], obj["status"]
-        degraded = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
+        degraded: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
         reason = "StateNotWritable" if "(StateNotWritable)" in degraded.get("message", "") else degraded.get("reason")
         # The fault counts when the agent met it: it says it could not write its record.
         if world.ledger.check(
