@@ -126,3 +126,15 @@ def test_a_vmm_refresh_names_its_qemu_in_an_allowed_directory_too(release: Relea
     plan = _plan(release, {"version": "qemu-2", "qemu": {"binary": "/tmp/qemu", "checksum": CHECKSUM}})
     plan["spec"]["template"] = {"scope": "VMM"}
     _denied(release, _create(release, plan), "spec.target.qemu.binary /tmp/qemu")
+
+
+@pytest.mark.parametrize("cmdline", ["init=/bin/sh", "console=ttyS0 lockdown=none", "module.sig_enforce=0"])
+def test_a_kernel_parameter_outside_agent_kernel_params_is_refused(release: Release, cmdline: str) -> None:
+    refused = " ".join(t for t in cmdline.split() if not t.startswith("console"))
+    for obj in (_refresh(release, _target(cmdline=cmdline)), _plan(release, _target(cmdline=cmdline))):
+        _denied(release, _create(release, obj), f"spec.target.cmdline: {refused} not allowed", "agent.kernelParams")
+
+
+def test_allowed_kernel_parameters_are_accepted(release: Release) -> None:
+    result = _create(release, _refresh(release, _target(cmdline="console=ttyS0  quiet root=/dev/vda ro")))
+    assert result.returncode == 0, result.stderr

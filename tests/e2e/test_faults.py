@@ -18,7 +18,7 @@ from hostrefresh.sim.migrator import SimMigrator, SimVm
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 from hostrefresh.sim.sysfs import FakeSysfsIO
 
-from .harness import STEP_CALLS, Cluster, agent_process, operator_process, running, wait_for
+from .harness import STEP_CALLS, Cluster, agent_process, operator_process, running, slow_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 SPEC = SimNodeSpec(cpus=8, memory_blocks=32, sim_vms=3)
@@ -125,3 +125,46 @@ def test_agent_sigkilled_in_each_step_resumes(cluster: Cluster, tmp_path: Path, 
     assert not state.nested and len(state.running_l1s) == 1 and len(state.partitions) == 1
     vms = {vm["name"]: vm["result"] for vm in obj["status"]["agent"]["vms"]}
     assert set(vms.values()) == {"HandedOver"} and len(vms) == SPEC.sim_vms
+
+
+# The image replaced with other bytes while the refresh runs: in the step the agent is held in (by a
+# slow L0 call), and the outcome that must follow.
+IMAGE_SWAPS = [
+    ("NestedEnabling", Call.NESTED_ENABLE, "RolledBack"),  # nothing booted from it yet: roll back
+    ("Migrating", Call.MEM_GRANT, "Succeeded"),  # its host runs already: the file is no longer needed
+    ("Devirtualizing", Call.NESTED_DISABLE, "Succeeded"),  # past the point of no return too
+]
+
+
+@pytest.mark.parametrize(("step", "call", "outcome"), IMAGE_SWAPS, ids=[s for s, _, _ in IMAGE_SWAPS])
+def test_target_image_replaced_mid_refresh(
+    cluster: Cluster, tmp_path: Path, step: str, call: Call, outcome: str
+) -> None:
+    """Once the new host booted from the verified image, the image file changing (or going away) is no
+    reason to lose sight of that host: it is found by the checksum it booted with. Before that, the
+    refresh stops at the step it is in, saying ImageInvalid, and rolls back."""
+    node = f"image-{step.lower()}"
+    root = tmp_path / "nodes"
+    slow_node(root, node, call, 2.5, SPEC)
+    cluster.add_node(node)
+    target = cluster.target_image("2.0")
+    with running(operator_process(cluster.cp, tmp_path, f"op-{node}"), agent_process(cluster.cp, tmp_path, [node])):
+        cluster.host_refresh(f"{node}-hr", node)
+
+        def in_step() -> bool:
+            agent = ((cluster.get("hostrefresh", f"{node}-hr") or {}).get("status") or {}).get("agent") or {}
+            return bool(agent.get("step") == step)
+
+        wait_for(in_step, timeout=60, interval=0.05, what=f"{node}-hr in {step}")
+        Path(target["kernel"]).write_bytes(b"another kernel\n" * 64)
+        obj = cluster.wait_phase(f"{node}-hr", {"Succeeded", "RolledBack", "Failed"}, timeout=90)
+    status = obj["status"]
+    assert status["phase"] == outcome, status
+    state = _l0_state(root, node)
+    assert not state.nested and len(state.running_l1s) == 1 and len(state.partitions) == 1, state.summary()
+    if outcome == "RolledBack":
+        degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+        assert f"step {step} failed (ImageInvalid)" in degraded["message"], degraded
+        assert_node_as_it_was(root, node)
+    else:
+        assert state.running_l1s[0].id != 1, state.summary()

@@ -275,3 +275,33 @@ def test_every_node_of_an_agent_process_shares_one_image_store(tmp_path: Path) -
     assert [rt.images.dirs for rt in runtimes] == [(Path("/srv/a"), Path("/srv/b"))] * 2
     assert runtimes[0].images is runtimes[1].images  # one checksum cache for the process
     assert runtimes[0].images.max_bytes == 4096
+
+
+@pytest.mark.parametrize(
+    "cmdline", ["init=/bin/sh", "quiet lockdown=none", "module.sig_enforce=0 console=ttyS0", "rdinit=/x"]
+)
+def test_a_kernel_parameter_the_administrator_did_not_allow_is_refused(
+    image_dir: Path, kernel: Path, cmdline: str
+) -> None:
+    target = TargetHost(version="2", kernel=str(kernel), checksum=_sum(KERNEL), cmdline=cmdline)
+    refused = " ".join(t for t in cmdline.split() if t.split("=")[0] not in ("quiet", "console"))
+    _refused(ImageStore([image_dir]), target, f"spec.target.cmdline: {refused} not allowed", "agent.kernelParams")
+
+
+def test_allowed_kernel_parameters_pass_by_name_and_an_empty_list_allows_none(image_dir: Path, kernel: Path) -> None:
+    target = TargetHost(
+        version="2", kernel=str(kernel), checksum=_sum(KERNEL), cmdline="console=ttyS0 quiet root=/dev/vda"
+    )
+    assert asyncio.run(ImageStore([image_dir]).load(target)).cmdline == "console=ttyS0 quiet root=/dev/vda"
+    _refused(ImageStore([image_dir], kernel_params=()), target, "allowed parameters: none")
+    mine = TargetHost(version="2", kernel=str(kernel), checksum=_sum(KERNEL), cmdline="kvm.nx_huge_pages=off")
+    assert asyncio.run(ImageStore([image_dir], kernel_params=["kvm.nx_huge_pages"]).load(mine)).cmdline
+
+
+def test_the_kernel_param_flag_replaces_the_default_and_rejects_a_non_name(tmp_path: Path) -> None:
+    base = ["--node=n1", f"--sysfs-root={tmp_path}"]
+    assert parse_args(base).kernel_param == list(images_module.DEFAULT_KERNEL_PARAMS)
+    assert parse_args([*base, "--kernel-param=quiet"]).kernel_param == ["quiet"]
+    assert parse_args([*base, "--kernel-param="]).kernel_param == []
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--kernel-param=init=/bin/sh"])

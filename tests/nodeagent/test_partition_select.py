@@ -11,6 +11,7 @@ from hostrefresh.nodeagent.partition import (
     PartitionError,
     blocks_needed,
     check_feasible,
+    check_headroom,
     cpu_candidates,
     memory_candidates,
     online_value,
@@ -61,3 +62,13 @@ def test_feasibility_counts_already_taken() -> None:
 def test_online_value_goes_back_to_movable_when_allowed() -> None:
     assert online_value(MemoryBlock(1, False, ("Normal", "Movable"))) == "online_movable"
     assert online_value(MemoryBlock(1, False, ("Normal",))) == "online"
+
+
+def test_headroom_leaves_the_old_host_its_vms_ram_and_a_reserve() -> None:
+    mib = 1 << 20
+    res = HostResources(_cpus(4), _blocks(["Movable"] * 30 + ["Normal"] * 2, offline=(5,)), 128 * mib)  # 31 online
+    check_headroom(res, 20 * 128 * mib, 11 * 128 * mib)  # 31 - 20 = 11 kept: just enough
+    with pytest.raises(PartitionError, match=r"spec\.partition\.memory: .* ask for at most 2560Mi"):
+        check_headroom(res, 21 * 128 * mib, 11 * 128 * mib)
+    with pytest.raises(PartitionError, match="ask for at most 0Mi"):
+        check_headroom(res, 128 * mib, 40 * 128 * mib)

@@ -124,3 +124,16 @@ def test_partitioning_says_when_it_rounded_the_memory_up_to_whole_blocks(
     assert f"{blocks * 128} MiB created" in outcome.message, outcome.message
     note = f"spec.partition.memory {memory} rounded up to {blocks} whole memory blocks of 128 MiB"
     assert (note in outcome.message) is rounded, outcome.message
+
+
+def test_preflight_refuses_a_partition_that_leaves_the_old_host_no_room_for_its_vms(tmp_path: Path) -> None:
+    """32 blocks of 128 MiB, 3 VMs of 256 MiB and a 512 MiB reserve: the old host keeps 10 blocks."""
+    rt, spec, sha = _node(tmp_path)
+    greedy = spec.model_copy(update={"partition": spec.partition.model_copy(update={"memory": "3Gi"})})  # 24 blocks
+    obs = asyncio.run(rt.observe(sha))
+    with pytest.raises(StepFailedError) as info:
+        asyncio.run(STEPS[Phase.PREFLIGHT](rt, greedy, obs))
+    assert info.value.reason == "PartitionInfeasible"
+    assert "ask for at most 2816Mi" in str(info.value), info.value
+    fits = spec.model_copy(update={"partition": spec.partition.model_copy(update={"memory": "2816Mi"})})
+    assert "preflight passed" in asyncio.run(STEPS[Phase.PREFLIGHT](rt, fits, obs)).message

@@ -68,6 +68,11 @@ then @digest or :tag (default: the chart's appVersion). */}}
 {{- end }}
 
 {{/* agent.imageDirs without trailing slashes, as a JSON list; each must be an absolute path. */}}
+{{- /* agent.kernelParams as a JSON list (for the admission policy's CEL). */ -}}
+{{- define "hostrefresh.kernelParams" -}}
+{{- .Values.agent.kernelParams | default list | toJson }}
+{{- end }}
+
 {{- define "hostrefresh.imageDirs" -}}
 {{- $dirs := list }}
 {{- range .Values.agent.imageDirs }}

@@ -227,10 +227,20 @@ class NodeAgent:
             image = await self.rt.image(hr.spec.target)
             target_sha = image.sha256
         except PreflightError as exc:
-            if hr.status.directive == Directive.ROLL_BACK:
-                target_sha = b"\0" * 32  # unknown image: only rollback remains
+            booted = self.rt.recorded_target()
+            if booted is not None:
+                # The new host was booted from the image when it verified: the file is no longer
+                # needed, and the host is found by the checksum it booted with. The refresh goes on
+                # (or rolls back) with that host, never without it.
+                log.warning(
+                    "node %s: %s: the target image no longer verifies (%s); its host runs already", self.node, name, exc
+                )
+                target_sha = booted
+            elif hr.status.directive == Directive.ROLL_BACK:
+                target_sha = b"\0" * 32  # nothing booted from it: the rollback needs no image
             else:
-                await self._report_failure(name, hr, Phase.PREFLIGHT, "ImageInvalid", str(exc))
+                obs = await self.rt.observe(b"\0" * 32)
+                await self._report_failure(name, hr, forward_position(obs), "ImageInvalid", str(exc))
                 return False
         obs = await self.rt.observe(target_sha)
 

@@ -37,6 +37,38 @@ if TYPE_CHECKING:
 
 DEFAULT_IMAGE_DIRS: tuple[Path, ...] = (Path("/var/lib/hostrefresh/images"),)
 DEFAULT_MAX_IMAGE_BYTES = 256 << 20
+#: Kernel parameters a refresh may give the new host unless the administrator says otherwise (the
+#: chart's agent.kernelParams): console and logging, the root device, hugepages. Not init=, rdinit=,
+#: lockdown=, module.sig_enforce= and the like: whoever writes a HostRefresh must not choose how the
+#: host that will own the machine boots.
+DEFAULT_KERNEL_PARAMS: tuple[str, ...] = (
+    "console",
+    "earlycon",
+    "loglevel",
+    "quiet",
+    "panic",
+    "root",
+    "rootfstype",
+    "rootwait",
+    "ro",
+    "rw",
+    "hugepagesz",
+    "hugepages",
+    "default_hugepagesz",
+)
+
+
+def param_name(token: str) -> str:
+    """A kernel parameter's name: ``name`` of ``name=value`` (module parameters keep their ``module.``)."""
+    return token.split("=", 1)[0]
+
+
+def refused_params(cmdline: str, allowed: Iterable[str]) -> list[str]:
+    """The parameters of ``cmdline`` whose names are not in ``allowed``, in order."""
+    names = set(allowed)
+    return [token for token in cmdline.split() if param_name(token) not in names]
+
+
 CHUNK = 1 << 20
 #: How many (kernel, initrd) file identities keep their checksum.
 CACHE_ENTRIES = 16
@@ -94,8 +126,12 @@ class ImageStore:
     """
 
     def __init__(
-        self, dirs: Iterable[str | Path] = DEFAULT_IMAGE_DIRS, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+        self,
+        dirs: Iterable[str | Path] = DEFAULT_IMAGE_DIRS,
+        max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        kernel_params: Iterable[str] = DEFAULT_KERNEL_PARAMS,
     ) -> None:
+        self.kernel_params = tuple(kernel_params)
         self.dirs = tuple(Path(d) for d in dirs)
         if not self.dirs:
             raise ValueError("at least one image directory is needed")
@@ -119,6 +155,13 @@ class ImageStore:
     def load_sync(self, target: TargetHost) -> Image:
         if target.kernel is None or target.checksum is None:
             raise ImageRefusedError("spec.target.kernel and spec.target.checksum are required for a Host refresh")
+        refused = refused_params(target.cmdline, self.kernel_params)
+        if refused:
+            raise ImageRefusedError(
+                f"spec.target.cmdline: {' '.join(refused)} not allowed on this node (allowed parameters: "
+                f"{', '.join(self.kernel_params) or 'none'}): remove them, or have an administrator allow them "
+                "(chart value agent.kernelParams, the agent's --kernel-param)"
+            )
         kernel = self._admit("spec.target.kernel", target.kernel)
         initrd = self._admit("spec.target.initrd", target.initrd) if target.initrd else None
         digest = self._digest(kernel, initrd)

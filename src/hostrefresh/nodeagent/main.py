@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from hostrefresh.kube.names import AGENT, DEFAULT_NAMESPACE
 from hostrefresh.l0 import open_l0
 from hostrefresh.nodeagent.agent import REPORT_RUNNING_AFTER
 from hostrefresh.nodeagent.host import AgentHost
-from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_MAX_IMAGE_BYTES, ImageStore
+from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_KERNEL_PARAMS, DEFAULT_MAX_IMAGE_BYTES, ImageStore
 from hostrefresh.nodeagent.migrate import QemuMigrator
 from hostrefresh.nodeagent.migrate.placement import HostCgroup, valid_cgroup_name
 from hostrefresh.nodeagent.migrate.process import place_vms_in
@@ -119,6 +120,14 @@ def build_parser(prog: str = AGENT, description: str | None = __doc__) -> argpar
         "followed, to anywhere else is refused",
     )
     parser.add_argument(
+        "--kernel-param",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a kernel parameter a refresh may give the new host in spec.target.cmdline, by name (repeatable; "
+        f"default {' '.join(DEFAULT_KERNEL_PARAMS)}; an empty NAME allows none)",
+    )
+    parser.add_argument(
         "--max-image-bytes",
         type=int,
         default=DEFAULT_MAX_IMAGE_BYTES,
@@ -197,6 +206,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, *, one
         parser.error(f"--nice must be between -20 and 19, not {args.nice}")
     if args.image_dir is None:
         args.image_dir = list(DEFAULT_IMAGE_DIRS)
+    if args.kernel_param is None:
+        args.kernel_param = list(DEFAULT_KERNEL_PARAMS)
+    args.kernel_param = [p for p in args.kernel_param if p]
+    for param in args.kernel_param:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", param):
+            parser.error(f"--kernel-param must be a parameter name (letters, digits, '_', '.', '-'), not {param!r}")
     for image_dir in args.image_dir:
         if not image_dir.is_absolute():
             parser.error(f"--image-dir must be an absolute path, not {image_dir}")
@@ -233,7 +248,9 @@ def build_runtimes(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> 
     """What every agent process sets up once (where its QEMUs go, one image store), then its nodes."""
     if args.vm_cgroup:
         place_vms_in(HostCgroup(args.vm_cgroup))
-    images = ImageStore(args.image_dir, args.max_image_bytes)  # one checksum cache for all this agent's nodes
+    images = ImageStore(
+        args.image_dir, args.max_image_bytes, args.kernel_param
+    )  # one checksum cache for all this agent's nodes
     return nodes(args, images)
 
 

@@ -91,6 +91,25 @@ def check_feasible(
         raise PartitionError(f"need {need} memory blocks, only {can_blocks} can be taken")
 
 
+#: Memory the old host keeps for itself (kernel, agent, QEMU processes) besides its VMs' RAM.
+HOST_RESERVE_BYTES = 512 << 20
+
+
+def check_headroom(res: HostResources, memory_bytes: int, keep_bytes: int) -> None:
+    """Raise PartitionError if taking ``memory_bytes`` would leave the old host less than ``keep_bytes``
+    online (its VMs' RAM and its own reserve): they keep running there until they are handed over."""
+    online = sum(1 for b in res.blocks if b.online)
+    take = blocks_needed(memory_bytes, res.block_size) if memory_bytes else 0
+    keep = blocks_needed(keep_bytes, res.block_size)
+    if online - take < keep:
+        most = max(0, online - keep) * res.block_size
+        raise PartitionError(
+            f"spec.partition.memory: taking {take * res.block_size >> 20} MiB would leave the old host "
+            f"{(online - take) * res.block_size >> 20} MiB for {keep_bytes >> 20} MiB (its VMs' RAM and a "
+            f"{HOST_RESERVE_BYTES >> 20} MiB reserve): ask for at most {most >> 20}Mi"
+        )
+
+
 def online_value(block: MemoryBlock, prefer_movable: bool = True) -> str:
     """What to write to an offline block's `state` to put it back (movable when allowed)."""
     return "online_movable" if prefer_movable and block.movable else "online"

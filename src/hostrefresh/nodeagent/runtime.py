@@ -111,6 +111,29 @@ class NodeRuntime:
         res = self.partitioner.observe(zones=False)
         return Baseline(cpus=frozenset(res.offline_cpus()), memory_blocks=frozenset(res.offline_blocks()))
 
+    @property
+    def _target_file(self) -> Path:
+        return self.state_dir / "target.json"
+
+    def record_target(self, sha256: bytes) -> None:
+        """Note the checksum of the image this refresh boots, before it boots it: once the new host
+        runs, the image file is no longer needed, and the host is found by this checksum even if the
+        file changed or went away meanwhile."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._target_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"refresh": self.refresh_key, "sha256": sha256.hex()}))
+        os.replace(tmp, self._target_file)
+
+    def recorded_target(self) -> bytes | None:
+        """The checksum this refresh booted its new host from; None before BootingTarget."""
+        try:
+            data = json.loads(self._target_file.read_text())
+        except FileNotFoundError:
+            return None
+        if data.get("refresh") != self.refresh_key:
+            return None  # an earlier refresh's record
+        return bytes.fromhex(str(data["sha256"]))
+
     def record_baseline(self) -> Baseline:
         """Note what is offline before we take anything (atomically; only once per refresh)."""
         recorded = self.recorded_baseline()

@@ -15,7 +15,13 @@ from hostrefresh.api.phases import RETIRE_REFUSED, VMS_LOST
 from hostrefresh.api.quantity import parse_quantity
 from hostrefresh.l0 import AlreadyError, Image, L0Error
 from hostrefresh.nodeagent.migrate import HandoverError, HandoverRecord, Outcome, VmLocation
-from hostrefresh.nodeagent.partition import PartitionError, blocks_needed, check_feasible
+from hostrefresh.nodeagent.partition import (
+    HOST_RESERVE_BYTES,
+    PartitionError,
+    blocks_needed,
+    check_feasible,
+    check_headroom,
+)
 from hostrefresh.nodeagent.progress import Observation, rollback_done
 from hostrefresh.nodeagent.runtime import NodeRuntime, PreflightError
 from hostrefresh.nodeagent.timing import timed
@@ -93,6 +99,7 @@ async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) ->
     need = _memory_bytes(spec)
     try:
         check_feasible(resources, spec.partition.cpus, need)
+        check_headroom(resources, need, await rt.migrator.footprint() + HOST_RESERVE_BYTES)
     except PartitionError as exc:
         raise StepFailedError("PartitionInfeasible", str(exc)) from exc
     blocks = blocks_needed(need, resources.block_size)
@@ -140,6 +147,12 @@ async def booting_target(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observatio
         spare = obs.spare_partitions()
         if not spare:
             raise StepFailedError("NoPartition", "no partition to boot the target host in")
+        try:
+            rt.record_target(image.sha256)  # write-ahead: the host is found by it whatever the file does later
+        except OSError as exc:
+            raise StepFailedError(
+                "StateNotWritable", f"cannot record the target image in {rt.state_dir}: {exc}"
+            ) from exc
         await _l0("l1_boot", rt.l0.l1_boot, spare[-1].id, image)
     try:
         with timed("target-ready"):  # the new host up, and its destination QEMUs started and listening

@@ -138,6 +138,9 @@ class SimMigrator:
         async with self._lock:
             self._save(dict.fromkeys(self.vms, "source"))
 
+    async def footprint(self) -> int:
+        return sum(vm.memory_mib for vm in self.vms.values()) << 20
+
     async def tidy(self) -> None:
         """Nothing to tidy: the simulator keeps one placement per VM."""
 

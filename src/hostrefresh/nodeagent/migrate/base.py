@@ -65,6 +65,10 @@ class Migrator(Protocol):
         """After the old L1 retired: the target generation becomes the next refresh's source."""
         ...
 
+    async def footprint(self) -> int:
+        """Bytes of guest RAM of the VMs this host runs: what the old host must keep while they wait."""
+        ...
+
     async def tidy(self) -> None:
         """After a rollback stopped the new L1: forget what is left of handovers of VMs that are home
         (offers of a refresh that rolled back before they were sent); never a record of a lost VM."""

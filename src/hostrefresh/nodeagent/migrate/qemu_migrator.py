@@ -117,6 +117,9 @@ class QemuMigrator:
                 self.inventory.save(record.without_instance("target"))
         return records
 
+    async def footprint(self) -> int:
+        return sum(r.spec.memory_mib for r in self.inventory.records()) << 20
+
     async def tidy(self) -> None:
         """Nothing to tidy: a same-host handover keeps no state outside each VM's record."""
 

@@ -243,6 +243,9 @@ class HostMigrator:
                     self.channel.forget(name)
         return records
 
+    async def footprint(self) -> int:
+        return sum(r.spec.memory_mib for r in self.inventory.records()) << 20
+
     async def tidy(self) -> None:
         """Once the other host is gone: forget the transfers of every VM that runs here."""
         if await self.peer() is not None:
