@@ -435,6 +435,41 @@ def overlapping(world: FaultWorld, full: bool) -> None:
         world.check_end(obj)
 
 
+def overlapping_targets(world: FaultWorld, full: bool) -> None:
+    """Two plans select the same nodes with different targets, and a standalone refresh runs on one of
+    them first: the older plan takes every node, the newer one refuses them and says which plan holds
+    them, and the pool is never more unavailable than maxUnavailable, whoever started each refresh."""
+    _fleet(world, "ovt", 4)
+    pool = set(world.nodes)
+    with world.monitor(pool=(pool, 1)), running(world.operator(), world.agent(list(world.nodes))):
+        world.refresh("ovt-alone", "ovt-03")
+        wait_for(lambda: world.step_of("ovt-alone")[0] is not None, timeout=60, what="ovt-alone under way")
+        world.plan("ovt-old", {"fleet": "ovt"}, maxUnavailable=1, canary=0)
+        time.sleep(1.1)  # creation timestamps have whole seconds: "older" must be unambiguous
+        world.plan("ovt-new", {"fleet": "ovt"}, maxUnavailable=1, canary=0, target=world.cluster.target_image("3.0"))
+        objs = _plan_done(world, len(world.nodes) + 1)
+
+        def refused() -> dict[str, Any] | None:
+            status = (world.cluster.get("refreshplan", "ovt-new") or {}).get("status") or {}
+            degraded: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
+            return degraded if degraded.get("reason") == "OverlappingPlan" else None
+
+        degraded = wait_for(refused, timeout=30, what="ovt-new saying the nodes are ovt-old's")
+        world.ledger.fault("overlapping-plans-different-targets")
+        world.ledger.check("RefreshPlan ovt-old" in degraded["message"], f"ovt-new: {degraded}")
+    world.ledger.check(
+        all((o["metadata"].get("labels") or {}).get("hostrefresh.io/plan") != "ovt-new" for o in objs),
+        f"ovt-new started refreshes of nodes ovt-old holds: {[o['metadata']['name'] for o in objs]}",
+    )
+    last: dict[str, dict[str, Any]] = {}
+    for obj in sorted(objs, key=lambda o: (o.get("status") or {}).get("completedAt") or ""):
+        last[obj["spec"]["nodeName"]] = obj
+    for obj in objs:
+        world.ledger.check(obj["spec"]["target"]["version"] == "2.0", f"{obj['metadata']['name']}: target 3.0")
+    for obj in last.values():
+        world.check_end(obj, allowed=frozenset({"Succeeded"}))
+
+
 def spec_edits(world: FaultWorld, full: bool) -> None:
     """Edits of what the agent acts on, mid-refresh: the API server refuses each, the refresh carries on."""
     edits = [
@@ -542,6 +577,7 @@ SCENARIOS = [
     Scenario("clock-skew", "clock", clock_skew),
     Scenario("node-faults", "node", node_faults),
     Scenario("overlapping-refreshes", "concurrency", overlapping),
+    Scenario("overlapping-targets", "concurrency", overlapping_targets),
     Scenario("spec-edits", "input", spec_edits),
     Scenario("forgeries", "identity", forgeries),
     Scenario("state-dir", "disk", state_dir_faults),

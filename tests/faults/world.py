@@ -202,13 +202,20 @@ class FaultWorld:
     # -- invariants ----------------------------------------------------------------------------
 
     @contextmanager
-    def monitor(self, plans: dict[str, int] | None = None, *, api_outages: bool = False) -> Iterator[None]:
+    def monitor(
+        self,
+        plans: dict[str, int] | None = None,
+        *,
+        api_outages: bool = False,
+        pool: tuple[set[str], int] | None = None,
+    ) -> Iterator[None]:
         """Check, continuously while the scenario runs, what may be broken only in passing:
         never two granted refreshes of one node; never more of a plan's nodes in progress than allowed.
 
         A monitor that cannot look checks nothing: a failed list is a violation, unless the scenario
         takes the API server down on purpose (``api_outages``); a monitor that stopped, or never got a
-        look, fails the scenario too."""
+        look, fails the scenario too. ``pool``: nodes of which no more than a number may be under way at
+        once, whoever started their refreshes."""
         client = sync_client(self.cp.kubeconfig)
         looks = {"ok": 0, "failed": 0}
 
@@ -234,6 +241,9 @@ class FaultWorld:
                         per_plan[plan] += 1
             for node, names in granted.items():
                 self.ledger.check(len(names) <= 1, f"node {node} has two refreshes granted at once: {names}")
+            if pool is not None:
+                down = sorted(n for n in granted if n in pool[0])
+                self.ledger.check(len(down) <= pool[1], f"{len(down)} nodes of the pool under way at once: {down}")
             for plan, limit in (plans or {}).items():
                 n = per_plan.get(plan, 0)
                 self.ledger.check(n <= limit, f"plan {plan} has {n} nodes in progress (maxUnavailable {limit})")

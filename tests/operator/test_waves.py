@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from hostrefresh.operator.waves import (
     PlanInputs,
     counts_only,
     merge_ahead,
+    overlapping_claims,
     plan,
     refresh_name,
     resolve_count,
@@ -225,3 +227,41 @@ def test_a_retried_failure_is_kept_as_the_record_and_its_node_refreshed_again() 
     marked = OwnedRefresh(second.name, "n00", "2.0", Phase.ROLLED_BACK, completed_at=T0 + timedelta(1), retried=True)
     third = run(s, nodes(2), (retried, marked, done("n01")))
     assert third.retries == {"n00": (2, second.name)}
+
+
+def _labelled(n: int, pool: str = "x") -> tuple[NodeView, ...]:
+    return tuple(NodeView(f"n{i:02d}", labels={"pool": pool}) for i in range(n))
+
+
+def test_an_older_plan_with_another_target_keeps_the_nodes_both_select() -> None:
+    ns = _labelled(4)
+    older = spec(target={**spec().target.to_json(), "version": "3.0"}, nodeSelector={"matchLabels": {"pool": "x"}})
+    others = [("older", "2026-01-01T00:00:00Z", "3.0", older), ("same-target", "2026-01-01T00:00:00Z", "2.0", older)]
+    claimed = overlapping_claims("p", "2026-02-01T00:00:00Z", "2.0", ns, others)
+    assert claimed == dict.fromkeys(["n00", "n01", "n02", "n03"], "older")
+    # ... and the older plan, seeing the newer one, takes them all the same: never both.
+    assert (
+        overlapping_claims("older", "2026-01-01T00:00:00Z", "3.0", ns, [("p", "2026-02-01T00:00:00Z", "2.0", spec())])
+        == {}
+    )
+    agents = {n.name: AgentView(renewed_at=T0) for n in ns}
+    inputs = PlanInputs("p", 1, spec(maxUnavailable=2, canary=0), RefreshPlanStatus(), ns, agents, (), T0)
+    d = plan(replace(inputs, claimed={"n00": "older", "n01": "older"}))
+    assert d.start == ["n02", "n03"]
+    degraded = next(c for c in d.status.conditions if c.type == "Degraded")
+    assert degraded.reason == Reason.OVERLAPPING_PLAN and "RefreshPlan older" in degraded.message, degraded
+    assert "n00, n01" in degraded.message and "spec.nodeSelector" in degraded.message
+    d = plan(replace(inputs, claimed=dict.fromkeys(["n00", "n01", "n02", "n03"], "older")))
+    assert d.start == []
+    stalled = next(c for c in d.status.conditions if c.type == "Stalled")
+    assert stalled.status == "True" and stalled.reason == Reason.OVERLAPPING_PLAN, stalled
+
+
+def test_max_unavailable_counts_refreshes_this_plan_did_not_start() -> None:
+    ns = _labelled(5)
+    agents = {n.name: AgentView(renewed_at=T0) for n in ns}
+    inputs = PlanInputs("p", 1, spec(maxUnavailable=2, canary=0), RefreshPlanStatus(), ns, agents, (), T0)
+    assert plan(inputs).start == ["n00", "n01"]
+    assert plan(replace(inputs, busy_elsewhere=frozenset({"n03"}))).start == ["n00"]
+    assert plan(replace(inputs, busy_elsewhere=frozenset({"n03", "n04"}))).start == []
+    assert plan(replace(inputs, busy_elsewhere=frozenset({"n00"}))).start == ["n01"]  # and never on a busy node

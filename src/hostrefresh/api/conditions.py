@@ -68,3 +68,4 @@ class Reason:
     PAUSED_BY_USER = "PausedBySpec"
     NO_NODES = "NoNodesSelected"
     INVALID_SPEC = "InvalidSpec"
+    OVERLAPPING_PLAN = "OverlappingPlan"

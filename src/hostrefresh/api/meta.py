@@ -1,5 +1,6 @@
 """Kubernetes meta types we embed: ``metav1.Condition`` and ``metav1.LabelSelector``."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, cast
@@ -120,7 +121,7 @@ class LabelSelector(ApiModel):
         """An empty selector matches every node; plans must ask for that explicitly."""
         return not self.match_labels and not self.match_expressions
 
-    def matches(self, labels: dict[str, str]) -> bool:
+    def matches(self, labels: Mapping[str, str]) -> bool:
         """Evaluate the selector against a node's labels (same semantics as the API server)."""
         for key, value in (self.match_labels or {}).items():
             if labels.get(key) != value:

@@ -1,5 +1,6 @@
 """The RefreshPlan custom resource: a fleet rollout that creates HostRefresh objects wave by wave."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -116,6 +117,10 @@ class RefreshPlanSpec(ApiModel):
         ),
     ]
     paused: Annotated[bool, Field(default=False, description="Pause: start no new node; running ones finish.")]
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Whether a node with ``labels`` is in this plan (an empty selector selects nothing: allNodes does)."""
+        return self.all_nodes or (not self.node_selector.is_empty() and self.node_selector.matches(labels))
 
     @model_validator(mode="after")
     def _target_fits_scope(self) -> "RefreshPlanSpec":

@@ -196,9 +196,19 @@ def _count_active(state: OperatorState) -> None:
 async def plan_event(event: kopf.RawEvent, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     state: OperatorState = memo.state
     _bind_caches(state, kwargs)
+    before = state.latest_plan.get(name)
     if event.get("type") == "DELETED":
         metrics.forget_plan(name)
         state.forget_plan(name)
+        _wake_other_plans(state, name)  # the nodes it held from a newer plan are that plan's now
         return
     state.latest_plan[name] = body
     state.plans.add(name)
+    if before is None or (before.get("metadata") or {}).get("generation") != body["metadata"].get("generation"):
+        _wake_other_plans(state, name)  # its selection or target decides which nodes others may take
+
+
+def _wake_other_plans(state: OperatorState, name: str) -> None:
+    for other in state.latest_plan:
+        if other != name:
+            state.plans.add(other)

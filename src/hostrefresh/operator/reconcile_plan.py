@@ -54,7 +54,7 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
     started = time.perf_counter()
     config = state.config
     now = datetime.now(UTC)
-    inputs, ahead = plan_inputs(name, body, state.caches, state.plan_ahead.get(name, {}), now)
+    inputs, ahead = plan_inputs(name, body, state.caches, state.plan_ahead.get(name, {}), now, state.latest_plan)
     state.plan_ahead[name] = ahead
     decision = plan(replace(inputs, start_budget=start_budget(state, now)))
     state.plan_paused[name] = decision.status.paused

@@ -13,7 +13,7 @@ from hostrefresh.operator import objects
 from hostrefresh.operator.conditions import Reason
 from hostrefresh.operator.state import Caches
 from hostrefresh.operator.views import AgentView, NodeView, RefreshInputs, VMIView
-from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, merge_ahead
+from hostrefresh.operator.waves import OwnedRefresh, PlanInputs, merge_ahead, overlapping_claims
 
 #: How soon a start held back by the API server's backlog is tried again.
 BACKLOG_RETRY_SECONDS = 0.1
@@ -107,21 +107,33 @@ def under_way(body: Mapping[str, Any]) -> bool:
 
 
 def plan_inputs(
-    name: str, body: Mapping[str, Any], caches: Caches, ahead: Mapping[str, OwnedRefresh], now: datetime
+    name: str,
+    body: Mapping[str, Any],
+    caches: Caches,
+    ahead: Mapping[str, OwnedRefresh],
+    now: datetime,
+    plans: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[PlanInputs, dict[str, OwnedRefresh]]:
     """One RefreshPlan as ``waves.plan`` sees it, and what of our own writes the watch still lacks."""
     meta = body["metadata"]
     spec = RefreshPlanSpec.model_validate(body.get("spec", {}))
     status = RefreshPlanStatus.model_validate(body.get("status") or {})
-    selected = [
-        view
-        for key in caches.nodes
-        for view in caches.nodes[key]
-        if spec.all_nodes or (not spec.node_selector.is_empty() and spec.node_selector.matches(view.labels))
-    ]
+    selected = [view for key in caches.nodes for view in caches.nodes[key] if spec.selects(view.labels)]
     children = {o.name: o for o in caches.children_by_plan.get(name, ())}
     owned, still_ahead = merge_ahead(children, dict(ahead))
     agents = {key: _first(caches.agents, key) or AgentView() for key in caches.agents}
+    others = [
+        (other, str(b["metadata"].get("creationTimestamp") or ""), str(s.target.version), s)
+        for other, b in (plans or {}).items()
+        if other != name and not b["metadata"].get("deletionTimestamp") and (s := _plan_spec(b)) is not None
+    ]
+    claimed = overlapping_claims(name, str(meta.get("creationTimestamp") or ""), spec.target.version, selected, others)
+    busy = frozenset(
+        view.name
+        for view in selected
+        for peer in caches.refreshes_by_node.get(view.name, ())
+        if peer.started and not peer.terminal and peer.name not in children and peer.name not in ahead
+    )
     inputs = PlanInputs(
         name=name,
         generation=int(meta.get("generation") or 0),
@@ -131,5 +143,15 @@ def plan_inputs(
         agents=agents,
         owned=owned,
         now=now,
+        claimed=claimed,
+        busy_elsewhere=busy,
     )
     return inputs, still_ahead
+
+
+def _plan_spec(body: Mapping[str, Any]) -> RefreshPlanSpec | None:
+    """Another plan's spec, or None if it does not validate (that plan's own pass says why)."""
+    try:
+        return RefreshPlanSpec.model_validate(body.get("spec", {}))
+    except ValueError:
+        return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -64,6 +65,12 @@ class PlanInputs:
     now: datetime
     #: Starts the operator may make now (start pacing, the API server's backlog); None: no limit.
     start_budget: int | None = None
+    #: Selected nodes an older plan with another target selects too, and that plan's name: they are
+    #: left to it (two plans moving one node to two targets would move it back and forth for ever).
+    claimed: Mapping[str, str] = field(default_factory=dict)
+    #: Selected nodes with a refresh under way that this plan did not start (a standalone HostRefresh,
+    #: another plan's): unavailable all the same, so they take a maxUnavailable slot.
+    busy_elsewhere: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -143,7 +150,8 @@ def plan(inputs: PlanInputs) -> PlanDecision:
     pending = [
         n
         for n in ordered
-        if n.name not in latest or (not latest[n.name].active and n.name not in succeeded and n.name not in failed)
+        if n.name not in inputs.claimed
+        and (n.name not in latest or (not latest[n.name].active and n.name not in succeeded and n.name not in failed))
     ]
 
     status.nodes = len(ordered)
@@ -176,6 +184,9 @@ def plan(inputs: PlanInputs) -> PlanDecision:
     status.paused = paused
     status.paused_reason = hold_reason[1] if paused and hold_reason else None
 
+    overlap = _overlap_message(inputs.claimed, latest)
+    if hold_reason is None and overlap and not pending and not active:
+        hold_reason = (Reason.OVERLAPPING_PLAN, overlap)
     if hold_reason is None and len(troubled) > spec.health_gates.max_failed:
         hold_reason = (
             Reason.HEALTH_GATE,
@@ -231,13 +242,16 @@ def plan(inputs: PlanInputs) -> PlanDecision:
         set_c(cond.PAUSED, FALSE, Reason.AS_EXPECTED, "")
     if failed or troubled:
         set_c(cond.DEGRADED, TRUE, Reason.FAILED, f"{len(failed)} failed, {len(troubled)} failing")
+    elif overlap:
+        set_c(cond.DEGRADED, TRUE, Reason.OVERLAPPING_PLAN, overlap)
     else:
         set_c(cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "")
     # kstatus: a rollout that needs a human (halted by failures, ended with failures, selects nothing,
     # invalid) is Stalled, not InProgress forever; a user's pause stays Reconciling (not done yet).
     ended_failed = not done and not pending and not status.active and bool(ordered)
     stalled: tuple[str, str] | None = None
-    if hold_reason is not None and hold_reason[0] in (Reason.FAILURE_THRESHOLD, Reason.NO_NODES, Reason.INVALID_SPEC):
+    stalling = (Reason.FAILURE_THRESHOLD, Reason.NO_NODES, Reason.INVALID_SPEC, Reason.OVERLAPPING_PLAN)
+    if hold_reason is not None and hold_reason[0] in stalling:
         stalled = hold_reason
     elif ended_failed:
         stalled = (Reason.FAILED, f"{len(failed)} node(s) failed or rolled back; nothing left to start")
@@ -287,7 +301,8 @@ def _choose(
     recent = sorted(
         (o.completed_at for o in latest.values() if o.completed_at is not None and now < o.completed_at + soak),
     )
-    free = budget - len(active) - len(recent)
+    elsewhere = [n for n in inputs.busy_elsewhere if n not in {o.node for o in active}]
+    free = budget - len(active) - len(recent) - len(elsewhere)
     if free <= 0:
         return []
     zone_totals: dict[str, int] = defaultdict(int)
@@ -302,6 +317,8 @@ def _choose(
     for node in candidates:
         if len(chosen) >= free:
             break
+        if node.name in inputs.busy_elsewhere:
+            continue  # another refresh of it runs: start it once that one ended
         if gates.require_node_ready and not node.ready:
             continue
         agent = inputs.agents.get(node.name, AgentView())
@@ -313,6 +330,45 @@ def _choose(
         zone_active[node.zone] += 1
         chosen.append(node.name)
     return chosen
+
+
+def _overlap_message(claimed: Mapping[str, str], latest: Mapping[str, OwnedRefresh]) -> str:
+    """What the Degraded condition says about nodes left to an older plan ("" when none are)."""
+    left = sorted(n for n in claimed if n not in latest or not latest[n].active)
+    if not left:
+        return ""
+    by_plan: dict[str, list[str]] = defaultdict(list)
+    for node in left:
+        by_plan[claimed[node]].append(node)
+    named = "; ".join(
+        f"RefreshPlan {p} (created first, another target) selects {', '.join(ns[:5])}{' ...' if len(ns) > 5 else ''}"
+        for p, ns in sorted(by_plan.items())
+    )
+    return (
+        f"{len(left)} selected node(s) are left to another plan: {named}. Narrow spec.nodeSelector, or delete "
+        "one of the plans"
+    )
+
+
+def overlapping_claims(
+    name: str,
+    created: str,
+    target: str,
+    nodes: Collection[NodeView],
+    others: Collection[tuple[str, str, str, RefreshPlanSpec]],
+) -> dict[str, str]:
+    """Of ``nodes`` (this plan's selection), those an older plan with another target selects too, and
+    that plan. ``others``: (name, creationTimestamp, target version, spec) of every other plan. The
+    older plan keeps its nodes whatever happens later, so neither plan ever undoes the other."""
+    mine = (created, name)
+    claimed: dict[str, str] = {}
+    for other, other_created, other_target, spec in sorted(others, key=lambda o: (o[1], o[0])):
+        if other == name or other_target == target or (other_created, other) >= mine:
+            continue
+        for node in nodes:
+            if node.name not in claimed and spec.selects(node.labels):
+                claimed[node.name] = other
+    return claimed
 
 
 def merge_ahead(
