@@ -159,12 +159,15 @@ def test_target_image_replaced_mid_refresh(
         Path(target["kernel"]).write_bytes(b"another kernel\n" * 64)
         obj = cluster.wait_phase(f"{node}-hr", {"Succeeded", "RolledBack", "Failed"}, timeout=90)
     status = obj["status"]
-    assert status["phase"] == outcome, status
+    assert status["phase"] == outcome, "\n".join(
+        f"{c['type']}: {c['reason']}: {c['message']}" for c in status["conditions"]
+    )
     state = _l0_state(root, node)
     assert not state.nested and len(state.running_l1s) == 1 and len(state.partitions) == 1, state.summary()
     if outcome == "RolledBack":
         degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
-        assert f"step {step} failed (ImageInvalid)" in degraded["message"], degraded
+        # Met where the image is next needed: the boot that follows the step it changed in.
+        assert "step BootingTarget failed (ImageInvalid)" in degraded["message"], degraded
         assert_node_as_it_was(root, node)
     else:
         assert state.running_l1s[0].id != 1, state.summary()

@@ -143,9 +143,11 @@ def _run_batch(
         world.watch(node.name)
     machines = [node.machine(world.cp, world.workdir) for node in nodes.values()]
     with running(world.operator(f"op-{prefix}-{cases[0].tag}"), *machines):
+        old_hosts = {}
         for node in nodes.values():
             node.wait_up()
             node.launch(VMS)
+            old_hosts[node.name] = node.pidns(1)
         marks = {node.name: marks_of(world.cluster, node.name) for node in nodes.values()}
         for case in cases:
             for rule in case.rules:
@@ -163,7 +165,7 @@ def _run_batch(
             node = nodes[case.tag]
             obj = objs[f"{node.name}-hr"]
             world.ledger.fault(fault_kind, fired(node), two_host=True)
-            check_machine(world, node, obj, case.expect, marks[node.name])
+            check_machine(world, node, obj, case.expect, marks[node.name], old_host=old_hosts[node.name])
 
 
 def fired(node: TwoHostNode) -> int:
@@ -181,6 +183,7 @@ def check_machine(
     expect: frozenset[str],
     marks: Any,
     lost: tuple[str, ...] = (),
+    old_host: str | None = None,
 ) -> None:
     """Every invariant of a finished two-host refresh, on the machine and in the API."""
     check = world.ledger.check
@@ -201,6 +204,8 @@ def check_machine(
         check(running_l1s == [1], f"{name}: rolled back but host L1 1 is not the one running: {running_l1s}")
     if phase == "Succeeded":
         check(1 not in running_l1s, f"{name}: succeeded but the old host still runs")
+        survivors = node.members(old_host) if old_host else []
+        check(not survivors, f"{name}: processes of the retired host survived it: {survivors}")
     alive = [v for v in VMS if v not in lost]
     qemus = node.qemus()
     check(len(qemus) == len(alive), f"{name}: {len(qemus)} QEMUs for {len(alive)} live guests: {qemus}")

@@ -237,9 +237,9 @@ class NodeAgent:
                 )
                 target_sha = booted
             elif hr.status.directive == Directive.ROLL_BACK:
-                target_sha = b"\0" * 32  # nothing booted from it: the rollback needs no image
+                target_sha = None  # nothing booted from it: the rollback needs no image
             else:
-                obs = await self.rt.observe(b"\0" * 32)
+                obs = await self.rt.observe(None)
                 await self._report_failure(name, hr, forward_position(obs), "ImageInvalid", str(exc))
                 return False
         obs = await self.rt.observe(target_sha)

@@ -24,7 +24,7 @@ class Observation:
     offline_cpus: frozenset[int]  # offline now, minus what was offline before the refresh
     offline_blocks: frozenset[int]
     vms: Mapping[str, VmLocation]
-    target_sha: bytes
+    target_sha: bytes | None  # None: no image known (nothing booted from one), so no L1 is the target
     # sysfs writes that timed out and are still in the kernel: an offline may yet complete, and what
     # it takes must be handed back, so nothing is finished while one is pending
     writes_pending: frozenset[str] = frozenset()
@@ -36,6 +36,8 @@ class Observation:
     @property
     def target_l1(self) -> L1 | None:
         """The running L1 booted from the target image, if any."""
+        if self.target_sha is None:  # (never a placeholder checksum: the first host may carry zeros)
+            return None
         return next((x for x in reversed(self.running) if x.image_sha256 == self.target_sha), None)
 
     @property

@@ -153,7 +153,7 @@ class NodeRuntime:
 
     # -- observation -------------------------------------------------------------------------
 
-    async def observe(self, target_sha: bytes) -> Observation:
+    async def observe(self, target_sha: bytes | None) -> Observation:
         """One consistent-enough look at the L0, the kernel and the VMs."""
         with timed("l0", call="query"):
             state = await asyncio.to_thread(self.l0.query)
