@@ -164,7 +164,7 @@ def test_an_error_outside_a_step_is_retried_and_never_writes_over_a_failed_steps
     agent.update(body, "hr")
     calls = 0
 
-    async def failing(target_sha: bytes) -> Any:
+    async def failing(target_sha: bytes | None) -> Any:
         nonlocal calls
         calls += 1
         raise L0Error(0, None, "simulated L0: query failed")
