@@ -21,7 +21,7 @@ from hostrefresh.sim.sysfs import FakeRules, fired_rules
 from tests.e2e.harness import Process, running, wait_for
 
 from .qemu_scenario import qemu_kills
-from .twohost_scenario import two_host_agent_kills, two_host_l0_errors, two_host_l0_queries
+from .twohost_scenario import two_host_agent_kills, two_host_l0_chaos, two_host_l0_errors, two_host_l0_queries
 from .world import TERMINAL, FaultWorld
 
 ROLLED = frozenset({"Succeeded", "RolledBack"})
@@ -585,4 +585,8 @@ SCENARIOS = [
     Scenario("two-host-l0-errors", "l0", two_host_l0_errors),
     Scenario("two-host-l0-queries", "l0", two_host_l0_queries),
     Scenario("two-host-agent-kills", "crash", two_host_agent_kills),
+]
+#: Scenarios of the whole campaign only (make faults): the bounded matrix in make test has no room.
+WHOLE_ONLY = [
+    Scenario("two-host-l0-chaos", "l0", two_host_l0_chaos),
 ]

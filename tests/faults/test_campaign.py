@@ -15,13 +15,19 @@ from hostrefresh.controlplane import ControlPlane
 
 from .conftest import RECORDS
 from .ledger import Ledger, ScenarioRecord
-from .scenarios import SCENARIOS, Scenario
+from .scenarios import SCENARIOS, WHOLE_ONLY, Scenario
 from .world import FaultWorld
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The bounded matrix's scenarios, and with --faults-all the whole campaign's too."""
+    if "scenario" in metafunc.fixturenames:
+        scenarios = SCENARIOS + (WHOLE_ONLY if metafunc.config.getoption("--faults-all") else [])
+        metafunc.parametrize("scenario", scenarios, ids=[s.name for s in scenarios])
+
+
 def test_scenario_holds_every_invariant(
     campaign_cp: ControlPlane, campaign_full: bool, tmp_path: Path, scenario: Scenario
 ) -> None:

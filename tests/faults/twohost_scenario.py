@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,18 @@ def agent_kill_cases(full: bool) -> list[HostCase]:
             ("Devirtualizing", 2),
         ),
     ]
+    return cases
+
+
+def chaos_cases(full: bool) -> list[HostCase]:
+    """Any L0 call may fail, with some probability, a few times, from a random call on (seeded, so a
+    failing machine can be rerun): wherever it lands, the refresh goes on or rolls back, never worse."""
+    rng = random.Random(24)
+    cases = []
+    for i in range(40 if full else 4):
+        status = rng.choice([Status.E_HW, Status.E_BUSY, Status.E_IO, Status.E_RESOURCE])
+        rule = FaultRule(call=None, status=status, nth=rng.randrange(0, 8), times=rng.randrange(1, 5), probability=0.35)
+        cases.append(HostCase(f"c{i:02d}", (rule,), frozenset({"Succeeded", "RolledBack"})))
     return cases
 
 
@@ -367,6 +380,10 @@ def two_host_l0_errors(world: FaultWorld, full: bool) -> None:
 
 def two_host_l0_queries(world: FaultWorld, full: bool) -> None:
     run_cases(world, "thq", l0_query_cases(full), "l0-query-error")
+
+
+def two_host_l0_chaos(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thc", chaos_cases(full), "l0-error")
 
 
 def two_host_agent_kills(world: FaultWorld, full: bool) -> None:
