@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
+from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.kube.names import agent_lease_name
+from hostrefresh.operator.objects import heartbeat_node
 from tests.chart.conftest import TARGET_IMAGES_LABEL, Release
 from tests.chart.helpers import manifest_json, now_rfc3339, unique
 
@@ -394,6 +397,35 @@ def test_agent_may_not_label_its_lease_for_another_node(scene: Scene) -> None:
     lease["metadata"]["labels"]["hostrefresh.io/node"] = scene.node_a
     result = scene.as_agent(scene.agent_b, "replace", "-n", ns, "-f", "-", stdin=json.dumps(lease))
     _denied(result, scene.lease_policy, f"must carry the label hostrefresh.io/node={scene.node_b}")
+
+
+def _long_lease(name: str, node: str) -> dict[str, Any]:
+    lease = _lease(name, label_value(node))
+    lease["metadata"]["annotations"] = {NODE_ANNOTATION: node}
+    return lease
+
+
+def test_long_node_names_get_leases_of_their_own(scene: Scene) -> None:
+    """Two nodes whose 250-character names differ only at the end: each agent's Lease is its own."""
+    cp, ns = scene.cp, scene.release.namespace
+    common = unique("long-node") + "." + "p" * 220
+    node_x, node_y = common + "-x", common + "-y"
+    for node in (node_x, node_y):
+        _create(cp, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    agent_x = cp.token_kubeconfig(unique("agent-x"), _agent_pod_token(scene.release, node_x))
+    own, other = agent_lease_name(node_x), agent_lease_name(node_y)
+    assert own != other
+    created = scene.as_agent(agent_x, "create", "-n", ns, "-f", "-", stdin=manifest_json(_long_lease(own, node_x)))
+    assert created.returncode == 0, created.stderr
+    lease = json.loads(scene.as_agent(agent_x, "get", "lease", own, "-n", ns, "-o", "json").stdout)
+    meta = lease["metadata"]
+    assert heartbeat_node(own, ns, meta["labels"], ns, meta["annotations"]) == node_x
+    # The other node's Lease, even under this node's annotation, is nobody's heartbeat to the operator.
+    assert heartbeat_node(other, ns, {NODE_LABEL: label_value(node_x)}, ns, {NODE_ANNOTATION: node_x}) is None
+    # A Lease of another shape is refused by admission.
+    wrong = "hostrefresh-agent-" + node_x[:200]
+    result = scene.as_agent(agent_x, "create", "-n", ns, "-f", "-", stdin=manifest_json(_long_lease(wrong, node_x)))
+    _denied(result, scene.lease_policy, "sha256 of the node name")
 
 
 def test_agent_may_not_delete_leases_or_use_an_unbound_token(scene: Scene) -> None:

@@ -75,6 +75,22 @@ def test_long_node_heartbeat_carries_the_name_in_an_annotation() -> None:
     assert heartbeat_node(name, "hostrefresh-system", {NODE_LABEL: short}, "hostrefresh-system", forged) is None
 
 
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@pytest.mark.parametrize("cut", ["p", ".", "-"])
+def test_long_node_names_never_share_a_lease(cut: str) -> None:
+    """Node names share their first 240 characters: each still gets its own valid Lease name."""
+    common = "n" + "p" * 223 + cut + "q" * 15
+    first, second = common + "a", common + "b"
+    names = {agent_lease_name(first), agent_lease_name(second)}
+    assert len(names) == 2
+    for name in names:
+        assert len(name) <= 253 and DNS_SUBDOMAIN.match(name), name
+    assert agent_lease_name(first) == agent_lease_name(first)  # stable: the agent and the operator agree
+    assert agent_lease_name("n" * 235) == "hostrefresh-agent-" + "n" * 235  # fits: no hash
+
+
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
