@@ -13,10 +13,11 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from hostrefresh.api import FORWARD_STEPS, AgentStatus, Phase, StepState
+from hostrefresh.api import FORWARD_STEPS, AgentStatus, HostRefreshSpec, Phase, StepState
 from hostrefresh.l0 import Call, FaultRule, L0Error, Status, open_l0
 from hostrefresh.nodeagent.agent import NodeAgent, SwitchoverError
 from hostrefresh.nodeagent.report import Reporter
+from hostrefresh.nodeagent.steps import STEPS
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node, open_sim_node
 
 from .images import image_store, target_image
@@ -28,9 +29,11 @@ class RecordingReporter:
     def __init__(self) -> None:
         self.writes: list[AgentStatus] = []
         self.names: set[str] = set()
+        self.order: list[str] = []  # the refresh of each write
 
     async def report(self, name: str, agent: AgentStatus) -> None:
         self.names.add(name)
+        self.order.append(name)
         self.writes.append(agent.model_copy(deep=True))
 
 
@@ -244,3 +247,59 @@ def test_a_refresh_failed_by_the_operator_past_the_point_of_no_return_is_finishe
     asyncio.run(_drive_until(successor, lambda: _finished(reporter)))
     node = asyncio.run(successor.rt.observe(b"\0" * 32))
     assert not node.l0.nested and len(node.running) == 1, node.l0
+
+
+def _rolled_back(reporter: RecordingReporter) -> bool:
+    last = reporter.writes[-1] if reporter.writes else None
+    return last is not None and last.step == Phase.ROLLING_BACK and last.step_state == StepState.DONE
+
+
+def _failed_half_way(tmp_path: Path, agent: NodeAgent) -> dict[str, Any]:
+    """The node taken to BootingTarget Done (the steps run directly), then what the operator writes when
+    the rollback it ordered met a silent agent past its deadline: Failed, directive RollBack, the
+    agent's last report unchanged."""
+    body = _body(tmp_path)
+    spec = HostRefreshSpec.model_validate(body["spec"])
+
+    async def boot() -> None:
+        agent.rt.use_refresh("hr-b/")
+        sha = (await agent.rt.image(spec.target)).sha256
+        for step in FORWARD_STEPS[: FORWARD_STEPS.index(Phase.BOOTING_TARGET) + 1]:
+            await STEPS[step](agent.rt, spec, await agent.rt.observe(sha))
+
+    asyncio.run(boot())
+    report = AgentStatus(step=Phase.BOOTING_TARGET, stepState=StepState.DONE, message="target host booted")
+    body["metadata"] = {"name": "hr-b"}
+    body["status"] = {"phase": "Failed", "directive": "RollBack", "agent": report.to_json()}
+    return body
+
+
+def test_a_rollback_the_operator_declared_failed_is_finished_by_the_agent(tmp_path: Path) -> None:
+    """Failed by a rollback deadline while the agent was away: the node is half-way (two hosts, nesting
+    on, a partition taken). The agent that comes back still brings it back, whatever the verdict."""
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    body = _failed_half_way(tmp_path, agent)
+    before = asyncio.run(agent.rt.observe(None))
+    assert before.l0.nested and len(before.running) == 2, before
+    successor = NodeAgent(agent.rt, reporter, "test/n1/gen1", 0.05, 0.0)  # a restarted agent
+    successor.update(body, "hr-b")
+    asyncio.run(_drive_until(successor, lambda: _rolled_back(reporter)))
+    node = asyncio.run(successor.rt.observe(None))
+    assert not node.l0.nested and len(node.running) == 1 and not node.resources_taken, node
+
+
+def test_a_refresh_left_half_way_is_finished_before_another_starts(tmp_path: Path) -> None:
+    """A second refresh of the node (hr-a sorts first) waits until the agent has finished hr-b."""
+    reporter = RecordingReporter()
+    agent = _agent(tmp_path, reporter)
+    body = _failed_half_way(tmp_path, agent)
+    writes_before = len(reporter.writes)
+    successor = NodeAgent(agent.rt, reporter, "test/n1/gen1", 0.05, 0.0)
+    successor.update(_body(tmp_path), "hr-a")
+    successor.update(body, "hr-b")
+    asyncio.run(_drive_until(successor, lambda: "hr-a" in reporter.order and _finished(reporter)))
+    after = reporter.order[writes_before:]
+    assert after[0] == "hr-b" and after.index("hr-a") > max(i for i, n in enumerate(after) if n == "hr-b"), after
+    rolled = [w for n, w in zip(reporter.order, reporter.writes, strict=True) if n == "hr-b"][-1]
+    assert (rolled.step, rolled.step_state) == (Phase.ROLLING_BACK, StepState.DONE)

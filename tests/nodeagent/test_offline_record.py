@@ -118,3 +118,57 @@ def test_a_late_offline_is_noticed_and_handed_back(tmp_path: Path) -> None:
     asyncio.run(run())
     assert FakeSysfsIO(sysfs).read(late) == "online"
     assert _admin_offline(root) == (True, True)
+
+
+def _offline_cpus(root: Path) -> set[int]:
+    io = FakeSysfsIO(root / "n1" / "sysfs")
+    return {n for n in range(1, 8) if io.read(f"devices/system/cpu/cpu{n}/online") == "0"}  # CPU0 has no switch
+
+
+def test_what_an_unfinished_refresh_left_offline_is_given_back_by_the_next(tmp_path: Path) -> None:
+    """Refresh hr-1 took its partition and was then declared Failed and deleted before its agent
+    finished: the next refresh must not record hr-1's CPUs as "offline before" and keep them forever."""
+    root, spec = _node(tmp_path)
+
+    async def run() -> None:
+        first = _runtime(root)
+        sha = (await first.image(spec.target)).sha256
+        await STEPS[Phase.PARTITIONING](first, spec, await first.observe(sha))
+        state = await asyncio.to_thread(first.l0.query)
+        for part in state.partitions:  # hr-1's agent got as far as destroying its partition, no further
+            if part.parent is not None:
+                first.l0.partition_destroy(part.id)
+        assert _offline_cpus(root) - {ADMIN_CPU}, "hr-1 took CPUs"
+        second = open_sim_node(root, "n1", images=image_store(root))
+        second.use_refresh("hr-2/uid-2")
+        obs = await second.observe(sha)
+        assert forward_position(obs) == Phase.PREFLIGHT
+        await STEPS[Phase.PREFLIGHT](second, spec, obs)
+        outcome = await STEPS[Phase.PARTITIONING](second, spec, await second.observe(sha))
+        assert "hr-1/uid-1" in outcome.message
+        await roll_back(second, await second.observe(sha))
+        assert rollback_done(await second.observe(sha))
+
+    asyncio.run(run())
+    assert _offline_cpus(root) == {ADMIN_CPU}
+    assert _admin_offline(root) == (True, True)
+
+
+def test_a_refresh_that_ended_binds_no_later_one(tmp_path: Path) -> None:
+    """After a clean end, what is offline is the administrator's again (offlined after that refresh)."""
+    root, spec = _node(tmp_path)
+
+    async def run() -> None:
+        first = _runtime(root)
+        sha = (await first.image(spec.target)).sha256
+        await STEPS[Phase.PARTITIONING](first, spec, await first.observe(sha))
+        await roll_back(first, await first.observe(sha))
+        FakeSysfsIO(root / "n1" / "sysfs").write("devices/system/cpu/cpu6/online", "0")  # the administrator, later
+        second = open_sim_node(root, "n1", images=image_store(root))
+        second.use_refresh("hr-2/uid-2")
+        outcome = await STEPS[Phase.PARTITIONING](second, spec, await second.observe(sha))
+        assert "never ended" not in outcome.message
+        await roll_back(second, await second.observe(sha))
+
+    asyncio.run(run())
+    assert _offline_cpus(root) == {ADMIN_CPU, 6}

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from hostrefresh.api import Directive, Phase
+from hostrefresh.api.phases import left_unfinished
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import Reason
 from hostrefresh.operator.lifecycle import decide, phase_deadline
@@ -39,6 +40,11 @@ def test_first_visit_sets_every_condition_and_grants() -> None:
         ({"node": None}, {}, Reason.NODE_NOT_FOUND),
         ({"peers": (PeerView("other", T0, started=True, terminal=False),)}, {}, Reason.NODE_BUSY),
         ({"peers": (PeerView("older", T0 - timedelta(hours=1), started=False, terminal=False),)}, {}, Reason.NODE_BUSY),
+        (
+            {"peers": (PeerView("half", T0 - timedelta(hours=2), started=True, terminal=True, unfinished=True),)},
+            {},
+            Reason.NODE_BUSY,
+        ),
         ({"agent_age": None}, {}, Reason.AGENT_NOT_ALIVE),
         ({"agent_age": 120.0}, {}, Reason.AGENT_NOT_ALIVE),
         ({"node": NodeView("node-a", ready=False)}, {}, Reason.NODE_NOT_READY),
@@ -61,6 +67,31 @@ def test_a_terminal_peer_does_not_block_and_unmovable_vms_may_proceed() -> None:
     d = decide(inputs(host_refresh(unmovableVMPolicy="Proceed"), peers=peers, vmis=VMIView(2, ("gpu",))))
     assert d.status.directive == Directive.PROCEED
     assert d.status.vmis is not None and d.status.vmis.unmovable == ["gpu"]
+
+
+@pytest.mark.parametrize(
+    ("status", "unfinished"),
+    [
+        ({"phase": "Failed", "directive": "RollBack", "agent": {"step": "BootingTarget", "stepState": "Done"}}, True),
+        ({"phase": "Failed", "directive": "RollBack", "agent": {"step": "RollingBack", "stepState": "Failed"}}, True),
+        ({"phase": "Failed", "directive": "RollBack", "agent": {"step": "RollingBack", "stepState": "Done"}}, False),
+        ({"phase": "Failed", "directive": "Proceed", "agent": {"step": "Retiring", "stepState": "Done"}}, True),
+        ({"phase": "Failed", "directive": "Proceed", "agent": {"step": "Verifying", "stepState": "Done"}}, False),
+        (
+            {
+                "phase": "Failed",
+                "directive": "RollBack",
+                "agent": {"step": "RollingBack", "stepState": "Failed", "failureReason": "VMsLost"},
+            },
+            False,
+        ),
+        ({"phase": "RolledBack", "directive": "RollBack", "agent": {"step": "RollingBack", "stepState": "Done"}}, False),
+        ({"phase": "Migrating", "directive": "Proceed", "agent": {"step": "Migrating", "stepState": "Running"}}, False),
+    ],
+)
+def test_which_failed_refreshes_left_their_node_half_way(status: dict[str, Any], unfinished: bool) -> None:
+    """Failed by the operator's verdict with the node not at an end: the agent still ends the node."""
+    assert left_unfinished(status) is unfinished
 
 
 def test_a_start_slot_ahead_waits_quietly_and_one_due_starts() -> None:

@@ -1,6 +1,8 @@
 """The phases of one node refresh (docs/architecture.md) and which side of the point of no return they are on."""
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from hostrefresh.api.common import RefreshScope
 
@@ -75,3 +77,22 @@ VMS_LOST = "VMsLost"
 #: The agent's answer to a rollback asked for after the point of no return (the old host retired, or
 #: the new QEMU became every VM's own): the operator then lets the refresh finish forward.
 ROLLBACK_IMPOSSIBLE = "RollbackImpossible"
+
+
+def left_unfinished(status: Mapping[str, Any]) -> bool:
+    """A refresh the operator declared Failed (its agent silent too long, a rollback deadline) while
+    the node was half-way: its agent still brings the node to an end (back, or forward past the point
+    of no return), whatever the verdict, and no other refresh of the node starts before it has.
+
+    ``status`` as stored (strings). Not when the agent's own last report is an end: the rollback done,
+    Verifying done, or VMs lost (reported once everything else was finished).
+    """
+    if status.get("phase") != Phase.FAILED:
+        return False
+    report = status.get("agent") or {}
+    step, state = report.get("step"), report.get("stepState")
+    if report.get("failureReason") == VMS_LOST or state == "Done" and step in (Phase.VERIFYING, Phase.ROLLING_BACK):
+        return False
+    if status.get("directive") == "RollBack":
+        return True  # the ordered rollback did not finish (or, came too late: forward then)
+    return step in (Phase.DEVIRTUALIZING, Phase.VERIFYING) or (step == Phase.RETIRING and state == "Done")

@@ -31,7 +31,7 @@ from hostrefresh.api import (
     StepState,
     is_terminal,
 )
-from hostrefresh.api.phases import ROLLBACK_IMPOSSIBLE, VMS_LOST
+from hostrefresh.api.phases import ROLLBACK_IMPOSSIBLE, VMS_LOST, left_unfinished
 from hostrefresh.l0 import L0Error
 from hostrefresh.nodeagent import metrics, timing, vmmsteps
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
@@ -135,12 +135,16 @@ class NodeAgent:
         return dict(self._objects)
 
     def _active(self) -> tuple[str, HostRefresh] | None:
-        """The refresh the operator granted on this node (at most one by the operator's rules)."""
-        for name, body in sorted(self._objects.items()):
+        """The refresh the operator granted on this node (at most one by the operator's rules), or one the
+        operator declared Failed with the node half-way: that one first, before anything else starts."""
+        unfinished_first = sorted(
+            self._objects.items(), key=lambda item: (not left_unfinished(item[1].get("status") or {}), item[0])
+        )
+        for name, body in unfinished_first:
             status = body.get("status") or {}
             if status.get("directive") not in (Directive.PROCEED, Directive.ROLL_BACK):
                 continue
-            if is_terminal(status.get("phase")) and not _unfinished_past_no_return(status):
+            if is_terminal(status.get("phase")) and not left_unfinished(status):
                 continue
             try:
                 hr = HostRefresh.model_validate({"spec": body["spec"], "status": status})
@@ -244,7 +248,8 @@ class NodeAgent:
                 return False
         obs = await self.rt.observe(target_sha)
 
-        if hr.status.directive == Directive.ROLL_BACK:
+        too_late = hr.status.phase == Phase.FAILED and not can_still_roll_back(obs)  # failed, no way back: forward
+        if hr.status.directive == Directive.ROLL_BACK and not too_late:
             return await self._roll_back(
                 name,
                 hr,
@@ -495,19 +500,6 @@ class NodeAgent:
         log.warning("node %s: %s failed (%s): %s", self.node, step, reason, message)
         await self._report(name, agent, step or Phase.PREFLIGHT, StepState.FAILED, message, failure_reason=reason)
 
-
-def _unfinished_past_no_return(status: Mapping[str, Any]) -> bool:
-    """A refresh the operator declared Failed (its agent silent too long, a deadline) while the node was
-    past the point of no return and not yet finished: only going forward ends the node (nested off,
-    every CPU and memory block the new host's), whatever the operator's verdict, so the agent does.
-    Not when the agent itself reported VMs lost (it finished the node before it said so)."""
-    if status.get("phase") != Phase.FAILED:
-        return False
-    report = status.get("agent") or {}
-    step, state = report.get("step"), report.get("stepState")
-    if report.get("failureReason") == VMS_LOST or (step == Phase.VERIFYING and state == StepState.DONE):
-        return False
-    return step in ROLL_FORWARD or (step == Phase.RETIRING and state == StepState.DONE)
 
 
 def _failed_at(agent: AgentStatus, position: Phase) -> bool:

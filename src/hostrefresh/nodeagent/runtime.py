@@ -81,6 +81,10 @@ class NodeRuntime:
     # deletes it, the next refresh of the node replaces it. Until Partitioning has recorded it, this
     # refresh has taken nothing, so whatever is offline is offline by someone else's choice (an
     # administrator, a memory block with hardware errors) and is left alone by every path.
+    # Once everything the refresh took is back online (the rollback's or Devirtualizing's give-back)
+    # the record says "ended". A record that never ended belongs to a refresh that left the node
+    # half-way (declared Failed and deleted before its agent finished): the next refresh inherits its
+    # baseline, so what that one left offline is given back at the end of this one, not kept forever.
 
     @property
     def _baseline_file(self) -> Path:
@@ -139,17 +143,53 @@ class NodeRuntime:
         recorded = self.recorded_baseline()
         if recorded is not None:
             return recorded
-        baseline = self._offline_now()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._baseline_file.with_suffix(".tmp")
+        earlier = self._unended_record()
+        baseline = self._offline_now() if earlier is None else earlier[1]
         record = {
             "refresh": self.refresh_key,
             "cpus": sorted(baseline.cpus),
             "memory_blocks": sorted(baseline.memory_blocks),
+            "ended": False,
         }
+        if earlier is not None:
+            record["inheritedFrom"] = earlier[0]
+        self._write_baseline(record)
+        return baseline
+
+    def inherited_from(self) -> str | None:
+        """The earlier refresh (``name/uid``) whose unfinished record this refresh's baseline took over."""
+        try:
+            data = json.loads(self._baseline_file.read_text())
+        except FileNotFoundError:
+            return None
+        inherited = data.get("inheritedFrom") if data.get("refresh") == self.refresh_key else None
+        return str(inherited) if inherited else None
+
+    def end_baseline(self) -> None:
+        """Everything this refresh took is back online: its record no longer binds the next refresh."""
+        try:
+            data = json.loads(self._baseline_file.read_text())
+        except FileNotFoundError:
+            return
+        if data.get("refresh") == self.refresh_key and data.get("ended") is False:
+            self._write_baseline({**data, "ended": True})
+
+    def _unended_record(self) -> tuple[str, Baseline] | None:
+        """An earlier refresh's record that never ended (records of older agents carry no "ended": done)."""
+        try:
+            data = json.loads(self._baseline_file.read_text())
+        except FileNotFoundError:
+            return None
+        owner = data.get("refresh")
+        if owner == self.refresh_key or data.get("ended") is not False:
+            return None
+        return str(owner), Baseline(cpus=frozenset(data["cpus"]), memory_blocks=frozenset(data["memory_blocks"]))
+
+    def _write_baseline(self, record: dict[str, object]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._baseline_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         os.replace(tmp, self._baseline_file)
-        return baseline
 
     # -- observation -------------------------------------------------------------------------
 

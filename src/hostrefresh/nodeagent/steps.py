@@ -130,8 +130,14 @@ async def partitioning(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation)
         if taken.memory_bytes != asked
         else ""
     )
+    earlier = rt.inherited_from()
+    inherited = (
+        f" (refresh {earlier} left CPUs or memory offline and never ended: they are given back at the end of this one)"
+        if earlier
+        else ""
+    )
     return StepOutcome(
-        f"partition of {len(taken.cpus)} CPUs and {taken.memory_bytes >> 20} MiB created{rounded}"
+        f"partition of {len(taken.cpus)} CPUs and {taken.memory_bytes >> 20} MiB created{rounded}{inherited}"
         + (f" (skipped: {'; '.join(taken.failures)})" if taken.failures else "")
     )
 
@@ -249,6 +255,7 @@ async def devirtualizing(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observatio
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not online: {'; '.join(left.failures)}")
     _no_pending_writes(rt)
+    rt.end_baseline()
     if obs.l0.nested:
         await _l0("nested_disable", rt.l0.nested_disable)
     return StepOutcome("nested virtualization disabled; the new host owns the machine", nested_on=False)
@@ -319,6 +326,7 @@ async def roll_back(rt: NodeRuntime, obs: Observation) -> StepOutcome:
     if left.cpus or left.memory_blocks:
         raise StepFailedError("HotPlugFailed", f"could not put back: {'; '.join(left.failures)}")
     _no_pending_writes(rt)
+    rt.end_baseline()
     await rt.migrator.tidy()
     if lost:
         raise _vms_lost(

@@ -29,6 +29,14 @@ def admission(inputs: RefreshInputs) -> Blocked | None:
             Reason.NODE_BUSY,
             f"HostRefresh {active[0].name} is already refreshing node {node_name}; this one starts after it ends",
         )
+    unfinished = [p for p in inputs.peers if p.unfinished]
+    if unfinished:
+        return Blocked(
+            Reason.NODE_BUSY,
+            f"HostRefresh {unfinished[0].name} failed with node {node_name} half-way; its agent brings the node to "
+            "an end (back, or forward past the point of no return) and this one starts after that. If the agent "
+            "never returns, repair the node by hand and delete that HostRefresh (docs/troubleshooting.md)",
+        )
     earlier = [p for p in inputs.peers if not p.terminal and (p.created_at, p.name) < (inputs.created_at, inputs.name)]
     if earlier:
         return Blocked(

@@ -18,6 +18,7 @@ import kopf
 
 from hostrefresh.api import GROUP, VERSION, is_terminal
 from hostrefresh.api.names import FINALIZER, PLAN_LABEL
+from hostrefresh.api.phases import left_unfinished
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL
 from hostrefresh.operator import metrics, objects
 from hostrefresh.operator.bookkeeping import NoDiffBase
@@ -76,6 +77,7 @@ async def refresh_index(
             created_at=created,
             started=directive in ("Proceed", "RollBack"),
             terminal=is_terminal(status.get("phase")),
+            unfinished=left_unfinished(status),
         )
     }
 

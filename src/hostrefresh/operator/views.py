@@ -100,6 +100,7 @@ class PeerView:
     created_at: datetime
     started: bool
     terminal: bool
+    unfinished: bool = False  # Failed by the operator with the node half-way: its agent still finishes it
 
 
 @dataclass(frozen=True)
