@@ -268,7 +268,7 @@ def _failed_half_way(tmp_path: Path, agent: NodeAgent) -> dict[str, Any]:
             await STEPS[step](agent.rt, spec, await agent.rt.observe(sha))
 
     asyncio.run(boot())
-    report = AgentStatus(step=Phase.BOOTING_TARGET, stepState=StepState.DONE, message="target host booted")
+    report = AgentStatus(step=Phase.BOOTING_TARGET, step_state=StepState.DONE, message="target host booted")
     body["metadata"] = {"name": "hr-b"}
     body["status"] = {"phase": "Failed", "directive": "RollBack", "agent": report.to_json()}
     return body
@@ -282,7 +282,7 @@ def test_a_rollback_the_operator_declared_failed_is_finished_by_the_agent(tmp_pa
     body = _failed_half_way(tmp_path, agent)
     before = asyncio.run(agent.rt.observe(None))
     assert before.l0.nested and len(before.running) == 2, before
-    successor = NodeAgent(agent.rt, reporter, "test/n1/gen1", 0.05, 0.0)  # a restarted agent
+    successor = NodeAgent(agent.rt, reporter, "test/n1/gen1", 0.05, 0.0)  # type: ignore[arg-type]  # restarted
     successor.update(body, "hr-b")
     asyncio.run(_drive_until(successor, lambda: _rolled_back(reporter)))
     node = asyncio.run(successor.rt.observe(None))
@@ -295,7 +295,7 @@ def test_a_refresh_left_half_way_is_finished_before_another_starts(tmp_path: Pat
     agent = _agent(tmp_path, reporter)
     body = _failed_half_way(tmp_path, agent)
     writes_before = len(reporter.writes)
-    successor = NodeAgent(agent.rt, reporter, "test/n1/gen1", 0.05, 0.0)
+    successor = NodeAgent(agent.rt, reporter, "test/n1/gen1", 0.05, 0.0)  # type: ignore[arg-type]
     successor.update(_body(tmp_path), "hr-a")
     successor.update(body, "hr-b")
     asyncio.run(_drive_until(successor, lambda: "hr-a" in reporter.order and _finished(reporter)))

@@ -6,9 +6,11 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from hostrefresh.l0 import sim_create
 from hostrefresh.nodeagent.migrate import (
     HandoverError,
     HandoverHooks,
@@ -18,12 +20,15 @@ from hostrefresh.nodeagent.migrate import (
     Outcome,
     QemuMigrator,
     VmLocation,
+    process,
 )
 from hostrefresh.nodeagent.migrate import handover as handover_module
 from hostrefresh.nodeagent.migrate.process import instance_alive
 from hostrefresh.nodeagent.qmpsession import qmp_session
+from hostrefresh.sim.agent import build_runtimes, parse_args
 from hostrefresh.sim.guest import GuestVerifier
 from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.sysfs import build_fake_sysfs
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -205,4 +210,32 @@ async def test_a_vm_its_owner_paused_stays_paused_through_a_handover_and_a_faile
     assert back.outcome is Outcome.MOVED and await _status(m, "vm1") == "paused"
     async with qmp_session(m.owner_socket("vm1", aux=False)) as qmp:
         await qmp.execute("cont")  # the owner resumes it: the guest is intact
+    await _verify_all(qemu_lab, m, ["vm1"])
+
+
+async def test_an_agent_start_kills_what_its_predecessor_started_and_never_recorded(
+    qemu_lab: GuestLab, tmp_path: Path
+) -> None:
+    """The agent died between launching a destination QEMU and recording it: nothing would ever use or
+    stop that QEMU. The next agent's start kills it, and leaves every recorded QEMU alone."""
+    m = qemu_lab.migrator()
+    await _start(qemu_lab, m, ["vm1"])
+    record = m.inventory.load("vm1")
+    leaked = await process.launch(record.spec_for("target"), "target", m.run_dir, incoming=True)
+    sim_create(tmp_path / "l0.state", cpus=4, memory_bytes=8 << 27, durable=False)
+    build_fake_sysfs(tmp_path / "sysfs", cpus=4, memory_blocks=8)
+    argv = [
+        "--node=n1",
+        "--l0-backend=sim",
+        f"--l0-sim-state={tmp_path / 'l0.state'}",
+        f"--sysfs-root={tmp_path / 'sysfs'}",
+        "--fake-sysfs",
+        f"--vm-runtime={qemu_lab.root}",
+        f"--state-dir={tmp_path / 'agent'}",
+    ]
+    [rt] = build_runtimes(parse_args(argv))
+    rt.l0.close()
+    assert not instance_alive(leaked), "the unrecorded destination still runs"
+    assert not Path(leaked.qmp_socket).exists()
+    assert m.inventory.load("vm1") == record and instance_alive(record.instances["source"])
     await _verify_all(qemu_lab, m, ["vm1"])

@@ -85,7 +85,10 @@ def test_a_terminal_peer_does_not_block_and_unmovable_vms_may_proceed() -> None:
             },
             False,
         ),
-        ({"phase": "RolledBack", "directive": "RollBack", "agent": {"step": "RollingBack", "stepState": "Done"}}, False),
+        (
+            {"phase": "RolledBack", "directive": "RollBack", "agent": {"step": "RollingBack", "stepState": "Done"}},
+            False,
+        ),
         ({"phase": "Migrating", "directive": "Proceed", "agent": {"step": "Migrating", "stepState": "Running"}}, False),
     ],
 )

@@ -91,7 +91,7 @@ def left_unfinished(status: Mapping[str, Any]) -> bool:
         return False
     report = status.get("agent") or {}
     step, state = report.get("step"), report.get("stepState")
-    if report.get("failureReason") == VMS_LOST or state == "Done" and step in (Phase.VERIFYING, Phase.ROLLING_BACK):
+    if report.get("failureReason") == VMS_LOST or (state == "Done" and step in (Phase.VERIFYING, Phase.ROLLING_BACK)):
         return False
     if status.get("directive") == "RollBack":
         return True  # the ordered rollback did not finish (or, came too late: forward then)

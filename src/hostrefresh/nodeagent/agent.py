@@ -501,7 +501,6 @@ class NodeAgent:
         await self._report(name, agent, step or Phase.PREFLIGHT, StepState.FAILED, message, failure_reason=reason)
 
 
-
 def _failed_at(agent: AgentStatus, position: Phase) -> bool:
     """Whether the step at ``position`` failed and waits for the operator's decision. A rollback that
     came too late (RollbackImpossible) is no step failure: the refresh goes on forward."""

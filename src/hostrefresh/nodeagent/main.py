@@ -33,6 +33,7 @@ from hostrefresh.nodeagent.images import DEFAULT_IMAGE_DIRS, DEFAULT_KERNEL_PARA
 from hostrefresh.nodeagent.migrate import QemuMigrator
 from hostrefresh.nodeagent.migrate.placement import HostCgroup, valid_cgroup_name
 from hostrefresh.nodeagent.migrate.process import place_vms_in
+from hostrefresh.nodeagent.migrate.twohost import HostMigrator
 from hostrefresh.nodeagent.partitioner import Partitioner
 from hostrefresh.nodeagent.runtime import NodeRuntime, host_runtime
 from hostrefresh.nodeagent.sysfs import RealSysfsIO, SysfsIO
@@ -251,7 +252,11 @@ def build_runtimes(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> 
     images = ImageStore(
         args.image_dir, args.max_image_bytes, args.kernel_param
     )  # one checksum cache for all this agent's nodes
-    return nodes(args, images)
+    runtimes = nodes(args, images)
+    for runtime in runtimes:
+        if isinstance(runtime.migrator, QemuMigrator | HostMigrator):  # (simulated VMs have no processes)
+            runtime.migrator.reap_unrecorded()
+    return runtimes
 
 
 async def run(args: argparse.Namespace, nodes: NodeRuntimes = one_node) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,7 +186,7 @@ class NodeRuntime:
             return None
         return str(owner), Baseline(cpus=frozenset(data["cpus"]), memory_blocks=frozenset(data["memory_blocks"]))
 
-    def _write_baseline(self, record: dict[str, object]) -> None:
+    def _write_baseline(self, record: Mapping[str, object]) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._baseline_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))

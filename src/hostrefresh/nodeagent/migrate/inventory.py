@@ -125,5 +125,9 @@ class Inventory:
     def records(self) -> list[VmRecord]:
         return [rec for rec in (self.get(n) for n in self.names()) if rec is not None]
 
+    def monitors(self) -> set[str]:
+        """The control sockets of every recorded instance: the QEMUs this host knows it runs."""
+        return {inst.qmp_socket for rec in self.records() for inst in rec.instances.values()}
+
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import logging
 import os
 import secrets
 import signal
@@ -22,6 +24,8 @@ from typing import Any
 from hostrefresh.nodeagent.migrate.placement import HostCgroup, PlacementError
 from hostrefresh.nodeagent.migrate.types import Role, VmSpec
 from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
+
+log = logging.getLogger("hostrefresh.agent")
 
 QEMU_BINARY_ENV = "HOSTREFRESH_QEMU"
 _SUN_PATH_MAX = 107
@@ -156,6 +160,48 @@ def pid_alive(pid: int, marker: str) -> bool:
 
 def instance_alive(inst: Instance) -> bool:
     return pid_alive(inst.pid, inst.qmp_socket)
+
+
+def _monitors_in(run_dir: Path) -> dict[int, str]:
+    """Live processes started with a control monitor in ``run_dir``: pid -> that socket's path."""
+    prefix, found = f"unix:{run_dir}/", {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        for flag, value in itertools.pairwise(args):
+            text = value.decode(errors="replace")
+            if flag == b"-qmp" and text.startswith(prefix) and ".qmp," in text:
+                found[int(entry.name)] = text.removeprefix("unix:").split(",", 1)[0]
+                break
+    return found
+
+
+def reap_unrecorded(run_dir: Path, recorded: set[str]) -> list[str]:
+    """Kill every QEMU started in ``run_dir`` whose control socket no record names, and wait until it
+    is gone; returns their sockets.
+
+    An agent that died between launching a QEMU and recording it left that QEMU to nobody: no step
+    observes, uses or stops it, and it holds memory (and, for a destination, a mapping of the guest's
+    shared RAM) until the host goes. Such a QEMU never ran a guest of its own: a destination runs one
+    only once its arrival is recorded, a new source is recorded before anyone relies on it. Call this
+    when no launch of this run directory is in flight (an agent's start, before it serves anything).
+    """
+    leaked = {pid: sock for pid, sock in _monitors_in(run_dir).items() if sock not in recorded}
+    for pid, sock in leaked.items():
+        log.warning("killing QEMU %d (%s): started by an earlier agent that died before recording it", pid, sock)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while any(pid_alive(pid, sock) for pid, sock in leaked.items()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for sock in leaked.values():
+        for path in (Path(sock), Path(sock).with_suffix(".aux")):
+            path.unlink(missing_ok=True)
+    return sorted(leaked.values())
 
 
 async def launch(

@@ -122,6 +122,12 @@ class HostMigrator:
         # A VMM-only refresh never leaves this host: its VMs move between two QEMUs of their own.
         self._vmm = LocalVmm(self.inventory, self.run_dir, lambda: self.policy)
 
+    def reap_unrecorded(self) -> list[str]:
+        """At the agent's start, before it serves anything: kill the QEMUs a predecessor started in
+        this host's run directory and died before recording (see ``process.reap_unrecorded``). Only the
+        agent calls this: a tool starting or checking VMs may run while the agent launches one."""
+        return process.reap_unrecorded(self.run_dir, self.inventory.monitors())
+
     # -- VM lifecycle (the machine's VM runtime starts VMs through this in the VM's host) --
 
     async def launch(self, spec: VmSpec) -> VmRecord:
