@@ -23,8 +23,9 @@ from hostrefresh.nodeagent.migrate import (
     process,
 )
 from hostrefresh.nodeagent.migrate import handover as handover_module
+from hostrefresh.nodeagent.migrate.observe import observe
 from hostrefresh.nodeagent.migrate.process import instance_alive
-from hostrefresh.nodeagent.qmpsession import qmp_session
+from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
 from hostrefresh.sim.agent import build_runtimes, parse_args
 from hostrefresh.sim.guest import GuestVerifier
 from hostrefresh.sim.guest.lab import GuestLab
@@ -238,4 +239,65 @@ async def test_an_agent_start_kills_what_its_predecessor_started_and_never_recor
     assert not instance_alive(leaked), "the unrecorded destination still runs"
     assert not Path(leaked.qmp_socket).exists()
     assert m.inventory.load("vm1") == record and instance_alive(record.instances["source"])
+    await _verify_all(qemu_lab, m, ["vm1"])
+
+
+async def test_a_recovery_never_resumes_the_source_once_the_destination_took_the_whole_state(
+    qemu_lab: GuestLab,
+) -> None:
+    """The handover fails just after the switchover, with the destination's monitor not answering
+    (frozen): the destination may run the guest on the shared RAM, so it is neither killed nor is
+    the stale source resumed. Once it answers again, the next attempt finishes the handover."""
+
+    async def freeze_after_the_switchover(name: str) -> None:
+        record = m.inventory.load(name)
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await observe(record.instances["source"])).migration != "completed":
+            assert asyncio.get_running_loop().time() < deadline, "the stream never completed"
+            await asyncio.sleep(0.01)
+        os.kill(record.instances["target"].pid, signal.SIGSTOP)
+        raise HandoverError("the agent lost its footing after the switchover")
+
+    m = qemu_lab.migrator(hooks=HandoverHooks(on_migration_started=freeze_after_the_switchover))
+    await _start(qemu_lab, m, ["vm1"])
+    [failed] = await m.hand_over()
+    record = m.inventory.load("vm1")
+    dst, src = record.instances["target"], record.instances["source"]
+    try:
+        assert failed.outcome is Outcome.FAILED, failed
+        assert instance_alive(dst), "a destination that may run the guest was killed"
+        assert (await observe(src)).status == "postmigrate", "the stale source was resumed"
+    finally:
+        os.kill(dst.pid, signal.SIGCONT)
+    [done] = await qemu_lab.migrator().hand_over()
+    assert done.outcome is Outcome.MOVED, done
+    assert await m.locate() == {"vm1": VmLocation.TARGET}
+    await _verify_all(qemu_lab, m, ["vm1"])
+
+
+async def test_a_guest_paused_for_the_copy_is_resumed_even_after_a_failed_resume(
+    qemu_lab: GuestLab, monkeypatch: pytest.MonkeyPatch, force_tcg: Callable[[], None]
+) -> None:
+    """TCG copy: the handover pauses the guest for the copy. It fails, and so does the recovery's
+    resume: the record must still say the pause was ours, or the next attempt takes the guest for one
+    its owner paused and leaves it paused on the new side for good."""
+    force_tcg()
+
+    async def fail(name: str) -> None:
+        raise HandoverError("the handover failed mid-copy")
+
+    async def resume_fails(inst: Instance) -> None:
+        raise QmpError("the monitor went away")
+
+    m = qemu_lab.migrator(MigrationPolicy(max_bandwidth=8 << 20), hooks=HandoverHooks(on_migration_started=fail))
+    await _start(qemu_lab, m, ["vm1"], shared=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(handover_module, "ensure_running", resume_fails)
+        [failed] = await m.hand_over()
+    assert failed.outcome is Outcome.FAILED and "resume failed" in " ".join(failed.notes), failed
+    assert m.inventory.load("vm1").paused_for_copy
+    [done] = await qemu_lab.migrator().hand_over()
+    assert done.outcome is Outcome.MOVED, done
+    owner = m.inventory.load("vm1").instances["target"]
+    assert (await observe(owner)).status == "running", "the guest was left paused"
     await _verify_all(qemu_lab, m, ["vm1"])

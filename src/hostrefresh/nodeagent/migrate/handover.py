@@ -283,18 +283,41 @@ class _Mover:
                 await wait_migration(Path(src_inst.qmp_socket), self.policy, time.monotonic() + 10)
             except QmpError as exc:
                 self.result.notes.append(f"cancel failed: {exc}")
+        # The whole state went over (an instance that once received the guest says "completed" too,
+        # but it holds the guest: running, or paused by its owner).
+        src_now = await observe(src_inst)
+        handed = src_now.migration == "completed" and src_now.alive and not src_now.holds
         if dst_inst is not None:
-            if (await observe(dst_inst)).holds:
+            dst_now = await observe(dst_inst)
+            if dst_now.holds:
                 return  # the guest arrived while the migration was cancelled: it runs there, not here
+            if dst_now.alive and (handed or dst_now.status is None):
+                # The destination has (or is about to run) the guest, or its monitor does not say
+                # whether it does: killing it and resuming the source could run stale state on RAM the
+                # destination changed. Both stay as they are; the next attempt observes again.
+                self.result.notes.append(
+                    f"destination {'has the whole state' if handed else 'does not answer'}: kept, source stays paused"
+                )
+                return
             await process.stop(dst_inst, graceful=False)
             record = record.without_instance(self.to)
             self.inv.save(record)
+        if handed:
+            # The destination took the whole state and died: it may have run the guest on its shared
+            # RAM (or written its disks) before it did. The source stays paused for a person.
+            self.result.outcome = Outcome.LOST
+            self.result.notes.append("destination died after the switchover; source kept paused for an operator")
+            return
+        resumed = False
         if src_inst is not None and (await observe(src_inst)).alive and not record.user_paused:
             try:
                 await ensure_running(src_inst)
+                resumed = True
             except QmpError as exc:
                 self.result.notes.append(f"resume failed: {exc}")
-        if dst_inst is not None or record.paused_for_copy:  # the source was resumed above
+        if record.paused_for_copy and resumed:
+            # Only now: a guest we paused and could not resume must stay "ours to resume", or the next
+            # attempt would take it for one its owner paused and leave it paused for good.
             self.inv.save(replace(record, paused_for_copy=False))
         if not (await observe(src_inst)).holds:
             self.result.outcome = Outcome.LOST
