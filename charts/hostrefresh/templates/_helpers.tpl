@@ -86,3 +86,14 @@ then @digest or :tag (default: the chart's appVersion). */}}
 {{- end }}
 {{- toJson $dirs }}
 {{- end }}
+
+{{/* Combinations of values the binaries (or Prometheus) would refuse, which no single value's schema
+can see: each fails the render, naming the values and the fix. Rendered by templates/checks.yaml. */}}
+{{- define "hostrefresh.checks" -}}
+{{- range $component := list "operator" "agent" }}
+{{- $values := index $.Values $component }}
+{{- if and $values.metricsPort (eq (int64 $values.metricsPort) (int64 $values.healthPort)) }}
+{{- fail (printf "%s.metricsPort and %s.healthPort are both %d: the %s refuses to start with one port for both servers; give them different ports (or 0 to turn one off)" $component $component (int64 $values.metricsPort) $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
