@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterable
@@ -110,3 +111,31 @@ def now_rfc3339() -> str:
 def manifest_json(obj: Manifest) -> str:
     """One object as JSON for ``kubectl create -f -``."""
     return json.dumps(obj)
+
+
+#: A prometheus_client metric (or a custom collector's family) defined in the product's source.
+_METRIC = re.compile(
+    r"\b(Counter|Gauge|Histogram|Summary|CounterMetricFamily|GaugeMetricFamily|HistogramMetricFamily)\(\s*\"(hostrefresh_\w+)\""
+)
+
+
+def exported_metrics() -> set[str]:
+    """Every series name the operator and the agent export, as Prometheus sees it (a histogram's
+    _bucket, _sum and _count; a counter with _total), from their prometheus_client definitions in src."""
+    names: set[str] = set()
+    for path in sorted((REPO_ROOT / "src" / "hostrefresh").rglob("*.py")):
+        if "sim" in path.relative_to(REPO_ROOT / "src" / "hostrefresh").parts:
+            continue  # the simulators' own, if any: not the product's
+        for kind, name in _METRIC.findall(path.read_text()):
+            if kind.startswith("Histogram"):
+                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+            elif kind.startswith("Counter") and not name.endswith("_total"):
+                names.add(f"{name}_total")
+            else:
+                names.add(name)
+    return names
+
+
+def metric_names(promql: str) -> set[str]:
+    """The hostrefresh_ series names a PromQL expression reads."""
+    return set(re.findall(r"\bhostrefresh_[a-z0-9_]+\b", promql))

@@ -86,3 +86,33 @@ then @digest or :tag (default: the chart's appVersion). */}}
 {{- end }}
 {{- toJson $dirs }}
 {{- end }}
+
+{{/* Combinations of values the binaries would refuse, or that would leave monitoring broken or doubled,
+which no single value's schema can see: each fails the render, naming the values and the fix.
+Rendered by templates/checks.yaml. */}}
+{{- define "hostrefresh.checks" -}}
+{{- range $component := list "operator" "agent" }}
+{{- $values := index $.Values $component }}
+{{- if and $values.metricsPort (eq (int64 $values.metricsPort) (int64 $values.healthPort)) }}
+{{- fail (printf "%s.metricsPort and %s.healthPort are both %d: the %s refuses to start with one port for both servers; give them different ports (or 0 to turn one off)" $component $component (int64 $values.metricsPort) $component) }}
+{{- end }}
+{{- end }}
+{{- $v := .Values }}
+{{- if and $v.podMonitor.enabled $v.serviceMonitor.enabled }}
+{{- fail "podMonitor.enabled and serviceMonitor.enabled are both true: both would scrape the same pods as the same jobs, so every series (and every alert) would come twice; turn one of them off" }}
+{{- end }}
+{{- if and $v.serviceMonitor.enabled (not $v.metricsService.enabled) }}
+{{- fail "serviceMonitor.enabled needs metricsService.enabled (the ServiceMonitors scrape those Services); turn metricsService on, or use podMonitor.enabled instead" }}
+{{- end }}
+{{- if $v.prometheusRule.enabled }}
+{{- if not $v.prometheusRule.runbookBaseUrl }}
+{{- fail "prometheusRule.runbookBaseUrl is empty: set it to where docs/troubleshooting.md is served (each alert's runbook_url is it with the alert's section appended)" }}
+{{- end }}
+{{- if not (or $v.operator.metricsPort $v.agent.metricsPort) }}
+{{- fail "prometheusRule.enabled but operator.metricsPort and agent.metricsPort are both 0: no alert has anything to read; give them a port, or turn prometheusRule off" }}
+{{- end }}
+{{- if not (or $v.podMonitor.enabled $v.serviceMonitor.enabled $v.prometheusRule.ownScrapeConfig) }}
+{{- fail "prometheusRule.enabled but nothing scrapes the operator and the agents, so the agent alerts could never fire: turn on podMonitor.enabled or serviceMonitor.enabled, or set prometheusRule.ownScrapeConfig=true if your own scrape configuration scrapes the jobs metricsJobs.operator and metricsJobs.agent" }}
+{{- end }}
+{{- end }}
+{{- end }}
