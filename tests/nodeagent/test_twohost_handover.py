@@ -222,6 +222,51 @@ async def test_a_vm_its_owner_paused_stays_paused_there_and_back(qemu_lab: Guest
         await pair.close()
 
 
+async def test_the_owners_pause_is_taken_when_the_vm_moves_not_when_it_was_offered(qemu_lab: GuestLab) -> None:
+    """The offers go out at BootingTarget; the owner pauses vm1 and resumes vm2 after that. Each VM
+    lands on the new host as its owner left it at the moment it moved."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1", "vm2"])
+        async with qmp_session(_control(pair.old, "vm2")) as qmp:
+            await qmp.execute("stop")
+        pair.start_service()
+        await pair.old.prepare_targets()
+        async with qmp_session(_control(pair.old, "vm1")) as qmp:
+            await qmp.execute("stop")  # paused by its owner after the offer
+        async with qmp_session(_control(pair.old, "vm2")) as qmp:
+            await qmp.execute("cont")  # running again after the offer
+        records = await pair.old.hand_over()
+        assert {r.outcome for r in records} == {Outcome.MOVED}, records
+        assert await _status(pair.new, "vm1") == "paused", "the handover resumed a VM its owner paused"
+        assert await _status(pair.new, "vm2") == "running", "the handover left a running VM paused"
+    finally:
+        await pair.close()
+
+
+async def test_a_send_that_fails_before_its_offer_leaves_an_owner_paused_vm_paused(qemu_lab: GuestLab) -> None:
+    """The new host goes away between the start of the handover and the offer: nothing was paused by
+    the handover, so nothing is resumed (a VM its owner paused stays paused)."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1"])
+        async with qmp_session(_control(pair.old, "vm1")) as qmp:
+            await qmp.execute("stop")
+        looks = 0
+
+        async def vanishing_peer() -> int | None:
+            nonlocal looks
+            looks += 1
+            return 2 if looks == 1 else None
+
+        pair.old.peer = vanishing_peer
+        [record] = await pair.old.hand_over()
+        assert record.outcome is Outcome.FAILED, record
+        assert await _status(pair.old, "vm1") == "paused", "a failed send resumed a VM its owner paused"
+    finally:
+        await pair.close()
+
+
 def _control(m: HostMigrator, name: str) -> Path:
     return Path(m.inventory.load(name).instances["source"].qmp_socket)
 

@@ -385,7 +385,12 @@ class HostMigrator:
             await qmp.set_parameters(
                 {"max-bandwidth": self.policy.max_bandwidth, "downtime-limit": self.policy.downtime_limit_ms}
             )
-            pause_for_copy = not zero_copy and record.spec.accel == "tcg" and await qmp.status() == "running"
+            status = await qmp.status()
+            if bool(offer.get("userPaused")) != (status == "paused"):
+                # The offer went out at BootingTarget; the owner has paused or resumed the guest since.
+                # Said before the stream starts: the receiver reads it before it resumes anything.
+                transfer.post_offer(offer["spec"], user_paused=status == "paused")
+            pause_for_copy = not zero_copy and record.spec.accel == "tcg" and status == "running"
             if self._gate is not None:
                 await self._gate.arrive()
             if pause_for_copy:
@@ -433,7 +438,8 @@ class HostMigrator:
                     async with qmp_session(Path(own.qmp_socket)) as qmp:
                         await qmp.execute("migrate_cancel")
         if transfer.offer() is None:
-            await self._resume_own(transfer, own, result, user_paused=False)
+            # Nothing was offered, so nothing was started or paused: the guest is as its owner left it.
+            await self._resume_own(transfer, own, result, user_paused=True)
             return
         standing = transfer.decide(ABORTED)
         if standing == ARRIVED:
@@ -509,7 +515,11 @@ class HostMigrator:
         self, transfer: Transfer, dest: process.Instance, fresh: bool, zero_copy: bool, result: HandoverRecord
     ) -> None:
         """Hold the destination's monitor, listen for the end of the incoming migration, then decide."""
-        user_paused = bool((transfer.offer() or {}).get("userPaused"))  # read now: nothing to read while paused
+        # Whether the owner had paused the guest, as the sender saw it when it started the stream (it
+        # says so in the offer before that): read again once the stream runs, so that no file is read
+        # while the guest waits to be resumed (a stream too quick to be seen running: at its end).
+        user_paused = bool((transfer.offer() or {}).get("userPaused"))
+        read_while_running = False
         client = await qmp_connect(dest.qmp_socket, name="hostrefresh-receiver")
         try:
             with client.listener(names=["MIGRATION"]) as listener:
@@ -535,12 +545,16 @@ class HostMigrator:
                         event: dict[str, Any] = dict(await asyncio.wait_for(listener.get(), 0.5))
                         migration = str((event.get("data") or {}).get("status", migration))
                         loaded_at = _event_time(event)
+                        if migration == "active" and not read_while_running:
+                            user_paused, read_while_running = bool((transfer.offer() or {}).get("userPaused")), True
                         continue
                     migration = await _incoming_status(client)
                     loaded_at = time.time()
                 seen = time.monotonic()
                 if migration != "completed":
                     raise HandoverError(f"incoming migration {migration}")
+                if not read_while_running:
+                    user_paused = bool((transfer.offer() or {}).get("userPaused"))
                 if self.on_state_loaded is not None:
                     await self.on_state_loaded(transfer.vm)
                 if transfer.decide(ARRIVED) != ARRIVED:
