@@ -43,6 +43,9 @@ def campaign_full(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--faults-all"))
 
 
+COMMIT = pytest.StashKey[str]()
+
+
 def _commit() -> str:
     """The commit the campaign ran (with "+dirty" when the tree had changes)."""
     root = Path(__file__).resolve().parents[2]
@@ -52,19 +55,35 @@ def _commit() -> str:
     return f"{commit}+dirty" if dirty.stdout.strip() else commit
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
 def _provenance(session: pytest.Session) -> dict[str, str]:
+    accel = "KVM" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "TCG only"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        "machine": (
+            f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()} "
+            f"{platform.machine()}, accelerator {accel}"
+        ),
         "command": "python -m pytest " + " ".join(session.config.invocation_params.args),
     }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The commit is taken when the campaign starts: what ran, whatever is committed while it runs."""
+    config.stash[COMMIT] = _commit()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not RECORDS:
         return
     scope = "whole" if session.config.getoption("--faults-all") else "bounded"
-    data = {**report(RECORDS, scope, _commit()), **_provenance(session)}
+    data = {**report(RECORDS, scope, session.config.stash.get(COMMIT, _commit())), **_provenance(session)}
     target = session.config.getoption("--faults-report")
     if target:
         write_report(Path(target), data)

@@ -51,6 +51,8 @@ class Ledger:
         self._lock = threading.Lock()
 
     def fault(self, kind: str, n: int = 1, *, two_host: bool = False) -> None:
+        if n == 0:
+            return  # nothing fired: no kind of fault to list
         with self._lock:
             self.record.faults[kind] += n
             if two_host:

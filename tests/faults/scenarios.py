@@ -21,7 +21,14 @@ from hostrefresh.sim.sysfs import FakeRules, fired_rules
 from tests.e2e.harness import Process, running, wait_for
 
 from .qemu_scenario import qemu_kills
-from .twohost_scenario import two_host_agent_kills, two_host_l0_chaos, two_host_l0_errors, two_host_l0_queries
+from .twohost_scenario import (
+    two_host_agent_kills,
+    two_host_control_plane,
+    two_host_l0_chaos,
+    two_host_l0_errors,
+    two_host_l0_queries,
+    two_host_operator_kills,
+)
 from .world import TERMINAL, FaultWorld
 
 ROLLED = frozenset({"Succeeded", "RolledBack"})
@@ -589,4 +596,6 @@ SCENARIOS = [
 #: Scenarios of the whole campaign only (make faults): the bounded matrix in make test has no room.
 WHOLE_ONLY = [
     Scenario("two-host-l0-chaos", "l0", two_host_l0_chaos),
+    Scenario("two-host-operator-kills", "crash", two_host_operator_kills),
+    Scenario("two-host-control-plane-restarts", "control-plane", two_host_control_plane),
 ]

@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.sim.guest.lab import GuestLab
-from tests.e2e.harness import STEP_CALLS, running
+from tests.e2e.harness import STEP_CALLS, Process, running
 from tests.e2e.twohost_nodes import Qemu, TwoHostNode
 
 from .world import FaultWorld, marks_of
@@ -131,16 +133,28 @@ def chaos_cases(full: bool) -> list[HostCase]:
     return cases
 
 
-# -- running a batch of machines -------------------------------------------------------------------
+#: Something done to the cluster while a batch's refreshes run (the operator, the control plane), given
+#: the batch's refresh names and the operator process (kept running by a supervisor, as a kubelet would).
+Disruption = Callable[[FaultWorld, list[str], Process], None]
 
 
-def run_cases(world: FaultWorld, prefix: str, cases: list[HostCase], fault_kind: str) -> None:
+@dataclass(frozen=True)
+class Batch:
+    """How one batch of machines runs: what disturbs it, and whether the API server goes away."""
+
+    during: Disruption | None = None
+    api_outages: bool = False
+
+
+def run_cases(
+    world: FaultWorld, prefix: str, cases: list[HostCase], fault_kind: str, batch_kind: Batch | None = None
+) -> None:
     for start in range(0, len(cases), BATCH):
         batch = cases[start : start + BATCH]
         # A lab per machine: guests of one name in two labs never share a RAM file.
         labs = {case.tag: GuestLab() for case in batch}
         try:
-            _run_batch(world, labs, prefix, batch, fault_kind)
+            _run_batch(world, labs, prefix, batch, fault_kind, batch_kind or Batch())
         finally:
             for tag, lab in labs.items():
                 strays = asyncio.run(lab.close())
@@ -148,14 +162,15 @@ def run_cases(world: FaultWorld, prefix: str, cases: list[HostCase], fault_kind:
 
 
 def _run_batch(
-    world: FaultWorld, labs: dict[str, GuestLab], prefix: str, cases: list[HostCase], fault_kind: str
+    world: FaultWorld, labs: dict[str, GuestLab], prefix: str, cases: list[HostCase], fault_kind: str, kind: Batch
 ) -> None:
     nodes = {case.tag: TwoHostNode(labs[case.tag], f"{prefix}-{case.tag}") for case in cases}
     for node in nodes.values():
         world.cluster.add_node(node.name)
         world.watch(node.name)
     machines = [node.machine(world.cp, world.workdir) for node in nodes.values()]
-    with running(world.operator(f"op-{prefix}-{cases[0].tag}"), *machines):
+    operator = world.operator(f"op-{prefix}-{cases[0].tag}")
+    with running(*machines), world.supervised(operator):
         old_hosts = {}
         for node in nodes.values():
             node.wait_up()
@@ -166,10 +181,17 @@ def _run_batch(
             for rule in case.rules:
                 nodes[case.tag].arm(rule)
         kills = {f"{nodes[c.tag].name}-hr": (c.kill, nodes[c.tag]) for c in cases if c.kill is not None}
-        with world.monitor(), VmLedger(world, list(nodes.values())), AgentKiller(world, kills) as killer:
+        names = [f"{n.name}-hr" for n in nodes.values()]
+        with (
+            world.monitor(api_outages=kind.api_outages),
+            VmLedger(world, list(nodes.values())),
+            AgentKiller(world, kills) as killer,
+        ):
             for node in nodes.values():
                 world.refresh(f"{node.name}-hr", node.name)
-            objs = {o["metadata"]["name"]: o for o in world.wait_terminal([f"{n.name}-hr" for n in nodes.values()])}
+            if kind.during is not None:
+                kind.during(world, names, operator)
+            objs = {o["metadata"]["name"]: o for o in world.wait_terminal(names)}
         for name, step in sorted(killer.missed().items()):
             world.ledger.check(
                 False, f"{name}: the agent kill targeted at {step} never happened (the step was not seen)"
@@ -388,3 +410,48 @@ def two_host_l0_chaos(world: FaultWorld, full: bool) -> None:
 
 def two_host_agent_kills(world: FaultWorld, full: bool) -> None:
     run_cases(world, "thk", agent_kill_cases(full), "l0-error")  # (hold rules only: the kills are the faults)
+
+
+def _under_way(world: FaultWorld, names: list[str]) -> bool:
+    """Whether one of ``names`` is started and not over (a disruption after the end tests nothing)."""
+    try:
+        objs = [o for o in world.mine() if o["metadata"]["name"] in names]
+    except Exception:  # the API server is away: what runs, runs on
+        return True
+    return any(
+        (o.get("status") or {}).get("directive") in ("Proceed", "RollBack")
+        and ((o.get("status") or {}).get("phase") not in ("Succeeded", "RolledBack", "Failed"))
+        for o in objs
+    )
+
+
+def _kill_operator(world: FaultWorld, names: list[str], operator: Process) -> None:
+    """The operator SIGKILLed three times while the machines refresh; its supervisor starts it again."""
+    for _ in range(3):
+        time.sleep(4.0)
+        if _under_way(world, names):
+            operator.kill()
+            world.ledger.fault("operator-sigkill", two_host=True)
+
+
+def _restart_control_plane(world: FaultWorld, names: list[str], operator: Process) -> None:
+    """kube-apiserver and etcd crash and come back while the machines refresh: every refresh succeeds."""
+    for component, down in [("kube-apiserver", 2.0), ("etcd", 2.0), ("kube-apiserver", 0.0)]:
+        time.sleep(3.0)
+        if _under_way(world, names):
+            world.cp.crash_restart(component, down_seconds=down)
+            world.ledger.fault(f"{component}-restart", two_host=True)
+
+
+def _plain_cases(prefix: str, count: int) -> list[HostCase]:
+    return [HostCase(f"{prefix}{i}", (), SUCCEEDED) for i in range(count)]
+
+
+def two_host_operator_kills(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thok", _plain_cases("m", BATCH), "operator-sigkill", Batch(during=_kill_operator))
+
+
+def two_host_control_plane(world: FaultWorld, full: bool) -> None:
+    run_cases(
+        world, "thcp", _plain_cases("m", BATCH), "api-restart", Batch(during=_restart_control_plane, api_outages=True)
+    )
