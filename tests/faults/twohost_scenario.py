@@ -85,7 +85,7 @@ def l0_query_cases(full: bool) -> list[HostCase]:
         HostCase(
             f"q{nth:02d}x{times}", (FaultRule(call=Call.QUERY, status=Status.E_IO, nth=nth, times=times),), SUCCEEDED
         )
-        for times in ((1, 4) if full else (1,))
+        for times in ((1, 3, 6) if full else (1,))
         for nth in nths
     ]
 
@@ -126,7 +126,7 @@ def chaos_cases(full: bool) -> list[HostCase]:
     failing machine can be rerun): wherever it lands, the refresh goes on or rolls back, never worse."""
     rng = random.Random(24)
     cases = []
-    for i in range(40 if full else 4):
+    for i in range(60 if full else 4):
         status = rng.choice([Status.E_HW, Status.E_BUSY, Status.E_IO, Status.E_RESOURCE])
         rule = FaultRule(call=None, status=status, nth=rng.randrange(0, 8), times=rng.randrange(1, 5), probability=0.35)
         cases.append(HostCase(f"c{i:02d}", (rule,), frozenset({"Succeeded", "RolledBack"})))
@@ -426,9 +426,10 @@ def _under_way(world: FaultWorld, names: list[str]) -> bool:
 
 
 def _kill_operator(world: FaultWorld, names: list[str], operator: Process) -> None:
-    """The operator SIGKILLed three times while the machines refresh; its supervisor starts it again."""
+    """The operator SIGKILLed three times, 3 s apart, while the machines refresh; its supervisor starts
+    it again."""
     for _ in range(3):
-        time.sleep(4.0)
+        time.sleep(3.0)
         if _under_way(world, names):
             operator.kill()
             world.ledger.fault("operator-sigkill", two_host=True)
@@ -437,14 +438,19 @@ def _kill_operator(world: FaultWorld, names: list[str], operator: Process) -> No
 def _restart_control_plane(world: FaultWorld, names: list[str], operator: Process) -> None:
     """kube-apiserver and etcd crash and come back while the machines refresh: every refresh succeeds."""
     for component, down in [("kube-apiserver", 2.0), ("etcd", 2.0), ("kube-apiserver", 0.0)]:
-        time.sleep(3.0)
+        time.sleep(2.0)
         if _under_way(world, names):
             world.cp.crash_restart(component, down_seconds=down)
             world.ledger.fault(f"{component}-restart", two_host=True)
 
 
+#: Calls held for a moment (no fault: latency only) so that a disruption meets every refresh under way.
+HELD_CALLS = (Call.PARTITION_CREATE, Call.L1_BOOT, Call.MEM_GRANT, Call.L1_RETIRE, Call.NESTED_DISABLE)
+
+
 def _plain_cases(prefix: str, count: int) -> list[HostCase]:
-    return [HostCase(f"{prefix}{i}", (), SUCCEEDED) for i in range(count)]
+    holds = tuple(FaultRule(call=call, status=Status.OK, latency_s=1.5, times=1) for call in HELD_CALLS)
+    return [HostCase(f"{prefix}{i}", holds, SUCCEEDED) for i in range(count)]
 
 
 def two_host_operator_kills(world: FaultWorld, full: bool) -> None:
