@@ -162,8 +162,9 @@ def instance_alive(inst: Instance) -> bool:
     return pid_alive(inst.pid, inst.qmp_socket)
 
 
-def _monitors_in(run_dir: Path) -> dict[int, str]:
-    """Live processes started with a control monitor in ``run_dir``: pid -> that socket's path."""
+def _destinations_in(run_dir: Path) -> dict[int, str]:
+    """Live destination QEMUs (started to receive a guest) with a control monitor in ``run_dir``: pid ->
+    that socket's path."""
     prefix, found = f"unix:{run_dir}/", {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -172,6 +173,8 @@ def _monitors_in(run_dir: Path) -> dict[int, str]:
             args = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile, or not ours to read
+        if b"-incoming" not in args:
+            continue
         for flag, value in itertools.pairwise(args):
             text = value.decode(errors="replace")
             if flag == b"-qmp" and text.startswith(prefix) and ".qmp," in text:
@@ -181,16 +184,16 @@ def _monitors_in(run_dir: Path) -> dict[int, str]:
 
 
 def reap_unrecorded(run_dir: Path, recorded: set[str]) -> list[str]:
-    """Kill every QEMU started in ``run_dir`` whose control socket no record names, and wait until it
-    is gone; returns their sockets.
+    """Kill every destination QEMU started in ``run_dir`` whose control socket no record names, and wait
+    until it is gone; returns their sockets.
 
-    An agent that died between launching a QEMU and recording it left that QEMU to nobody: no step
-    observes, uses or stops it, and it holds memory (and, for a destination, a mapping of the guest's
-    shared RAM) until the host goes. Such a QEMU never ran a guest of its own: a destination runs one
-    only once its arrival is recorded, a new source is recorded before anyone relies on it. Call this
-    when no launch of this run directory is in flight (an agent's start, before it serves anything).
+    An agent that died between launching a destination and recording it left that QEMU to nobody: no
+    step observes, uses or stops it, and it holds memory and a mapping of the guest's shared RAM until
+    the host goes. Such a QEMU never ran the guest: a destination runs it only once its arrival is
+    recorded. Sources are not the agent's to reap: the VM runtime starts them, maybe at this very moment.
+    Call this when the agent launches nothing yet (its start, before it serves anything).
     """
-    leaked = {pid: sock for pid, sock in _monitors_in(run_dir).items() if sock not in recorded}
+    leaked = {pid: sock for pid, sock in _destinations_in(run_dir).items() if sock not in recorded}
     for pid, sock in leaked.items():
         log.warning("killing QEMU %d (%s): started by an earlier agent that died before recording it", pid, sock)
         with contextlib.suppress(ProcessLookupError):

@@ -38,9 +38,8 @@ class QemuMigrator:
         self._vmm = LocalVmm(self.inventory, self.run_dir, lambda: self.policy, self.hooks)
 
     def reap_unrecorded(self) -> list[str]:
-        """At the agent's start, before it serves anything: kill the QEMUs a predecessor started in
-        this host's run directory and died before recording (see ``process.reap_unrecorded``). Only the
-        agent calls this: a tool starting or checking VMs may run while the agent launches one."""
+        """At the agent's start, before it serves anything: kill the destination QEMUs a predecessor
+        started in this host's run directory and died before recording (``process.reap_unrecorded``)."""
         return process.reap_unrecorded(self.run_dir, self.inventory.monitors())
 
     # -- VM lifecycle (tests, benchmark, and adopting VMs into the inventory) --
