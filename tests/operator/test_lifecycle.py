@@ -367,3 +367,38 @@ def test_a_vmm_refresh_needs_no_l0_and_an_unreported_l0_blocks_nothing() -> None
     assert _with_l0(vmm, "absent").status.directive == Directive.PROCEED
     assert _with_l0(host_refresh(), None).status.directive == Directive.PROCEED  # an older agent
     assert _with_l0(host_refresh(), "present").status.directive == Directive.PROCEED
+
+
+@pytest.mark.parametrize(
+    ("scope", "key"), [("Host", "hostrefresh.io/host-version"), ("VMM", "hostrefresh.io/qemu-version")]
+)
+def test_a_success_records_on_the_node_what_it_runs_now(scope: str, key: str) -> None:
+    target: dict[str, Any] = {"version": "6.12.4+kvm1", "kernel": "/k", "checksum": "sha256:" + "ab" * 32}
+    if scope == "VMM":
+        target = {"version": "6.12.4+kvm1", "qemu": {"binary": "/q", "checksum": "sha256:" + "ab" * 32}}
+    status = started("Verifying", "Verifying", "Done")
+    d = decide(inputs(host_refresh(status, scope=scope, target=target), now=T0 + timedelta(seconds=9)))
+    assert d.status.phase == Phase.SUCCEEDED
+    assert d.record_node is not None
+    assert (d.record_node.version, d.record_node.refresh, d.record_node.at) == (
+        "6.12.4+kvm1",
+        "hr-a",
+        T0 + timedelta(seconds=9),
+    )
+    assert d.record_node.keys[0] == key
+    # Looked at again later (an event, an operator restart): the same record, with the same time.
+    again = decide(inputs(host_refresh(d.status.to_json(), scope=scope, target=target), now=T0 + timedelta(hours=1)))
+    assert again.record_node == d.record_node
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        started("RollingBack", "RollingBack", "Done", directive="RollBack"),
+        started("Retiring", "Retiring", "Failed", failureReason="VMsLost"),
+        started("Migrating", "Migrating"),
+        None,
+    ],
+)
+def test_only_a_success_records_what_the_node_runs(status: dict[str, Any] | None) -> None:
+    assert decide(inputs(host_refresh(status))).record_node is None

@@ -30,6 +30,7 @@ from hostrefresh.api.phases import FAILED_ENDS, FORWARD_STEPS, RETIRE_REFUSED, R
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
 from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
+from hostrefresh.operator.nodemarks import NodeRecord
 from hostrefresh.operator.views import RefreshInputs
 
 _TIMEOUT_FIELD = {
@@ -63,6 +64,8 @@ class Decision:
     unmark_node: bool = False
     events: list[EventSpec] = field(default_factory=list)
     release: bool = False  # deletion may complete (finalizer can go)
+    #: The record of what the node runs now (a refresh that succeeded), to write onto the Node.
+    record_node: NodeRecord | None = None
 
 
 def phase_timeout(timeouts: PhaseTimeouts, phase: Phase) -> int | None:
@@ -387,17 +390,20 @@ def _fail(decision: Decision, inputs: RefreshInputs, reason: str, message: str) 
 
 
 def _finish(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
-    """Terminal: take the node marks off (the node serves either way) and let deletion proceed."""
+    """Terminal: take the node marks off (the node serves either way) and let deletion proceed; a
+    success records on the node what it runs now (a record that stays when the HostRefresh goes)."""
     decision.mark_node = False
     decision.unmark_node = bool(decision.status.added_taints or decision.status.added_annotations) or _claims_node(
         inputs
     )
     decision.release = inputs.deleting
-    decision.status.completed_at = decision.status.completed_at or inputs.now
+    completed_at = decision.status.completed_at = decision.status.completed_at or inputs.now
     if phase == Phase.SUCCEEDED:
         decision.status.conditions = cond.set_condition(
             decision.status.conditions, cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "", inputs.generation, inputs.now
         )
+        spec = inputs.hr.spec
+        decision.record_node = NodeRecord(spec.scope, spec.target.version, inputs.name, completed_at)
 
 
 def _vmi_status(inputs: RefreshInputs) -> VMIInventory:
