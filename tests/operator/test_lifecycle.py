@@ -402,3 +402,34 @@ def test_a_success_records_on_the_node_what_it_runs_now(scope: str, key: str) ->
 )
 def test_only_a_success_records_what_the_node_runs(status: dict[str, Any] | None) -> None:
     assert decide(inputs(host_refresh(status))).record_node is None
+
+
+@pytest.mark.parametrize(
+    ("status", "spec", "plan_paused", "expected"),
+    [
+        (None, {}, None, ("False", Reason.AS_EXPECTED)),
+        (None, {"paused": True}, None, ("True", Reason.PAUSED_BY_USER)),
+        (None, {}, True, ("True", Reason.PAUSED_BY_PLAN)),
+        (None, {"paused": True}, True, ("True", Reason.PAUSED_BY_USER)),
+        (started("Migrating", "Migrating"), {"paused": True}, None, ("True", Reason.PAUSED_BY_USER)),
+        # A plan's pause holds starts only: its running children go on, and are not paused.
+        (started("Migrating", "Migrating"), {}, True, ("False", Reason.AS_EXPECTED)),
+        (started("Succeeded", "Verifying", "Done"), {"paused": True}, True, ("False", Reason.AS_EXPECTED)),
+    ],
+)
+def test_the_paused_condition_says_who_holds_the_refresh(
+    status: dict[str, Any] | None, spec: dict[str, Any], plan_paused: bool | None, expected: tuple[str, str]
+) -> None:
+    d = decide(inputs(host_refresh(status, **spec), plan_paused=plan_paused))
+    assert _cond(d, cond.PAUSED) == expected
+    paused = cond.get(d.status.conditions, cond.PAUSED)
+    assert paused is not None and (paused.status != "True" or paused.message), "a hold says what holds it"
+
+
+def test_the_paused_condition_moves_when_spec_paused_is_cleared() -> None:
+    first = decide(inputs(host_refresh(started("Migrating", "Migrating"), paused=True)))
+    later = T0 + timedelta(seconds=30)
+    resumed = decide(inputs(host_refresh(first.status.to_json()), now=later, generation=2))
+    assert _cond(resumed, cond.PAUSED) == ("False", Reason.AS_EXPECTED)
+    paused = cond.get(resumed.status.conditions, cond.PAUSED)
+    assert paused is not None and paused.last_transition_time == later and paused.observed_generation == 2

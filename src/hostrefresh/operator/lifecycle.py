@@ -24,7 +24,7 @@ from hostrefresh.api import (
     is_terminal,
 )
 from hostrefresh.api.hostrefresh import VMIInventory
-from hostrefresh.api.meta import Condition
+from hostrefresh.api.meta import Condition, ConditionStatus
 from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.api.phases import FAILED_ENDS, FORWARD_STEPS, RETIRE_REFUSED, ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.operator import conditions as cond
@@ -440,6 +440,8 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
     elif cond.get(conds, cond.PROGRESSING) is None:
         conds = cond.set_condition(conds, cond.PROGRESSING, FALSE, Reason.NOT_STARTED, "waiting to start", gen, now)
 
+    conds = cond.set_condition(conds, cond.PAUSED, *_paused(inputs, phase), gen, now)
+
     if cond.get(conds, cond.DEGRADED) is None:
         conds = cond.set_condition(conds, cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "", gen, now)
 
@@ -476,6 +478,24 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
         )
     conds = _kstatus(conds, phase, gen, now)
     status.conditions = cond.ordered(conds, cond.HOST_REFRESH_TYPES)
+
+
+def _paused(inputs: RefreshInputs, phase: Phase) -> tuple[ConditionStatus, str, str]:
+    """The Paused condition: held by spec.paused (before its start, or between two steps), or, not started
+    yet, by its paused RefreshPlan (a plan's pause holds only starts). An ended refresh is not paused."""
+    if is_terminal(phase):
+        return FALSE, Reason.AS_EXPECTED, "the refresh has ended"
+    if inputs.hr.spec.paused:
+        if inputs.hr.status.directive in (None, Directive.WAIT):
+            return TRUE, Reason.PAUSED_BY_USER, "spec.paused is true: the refresh does not start until it is false"
+        return (
+            TRUE,
+            Reason.PAUSED_BY_USER,
+            ("spec.paused is true: the agent finishes its current step and waits; deadlines do not count meanwhile"),
+        )
+    if inputs.plan_paused and phase == Phase.PENDING:
+        return TRUE, Reason.PAUSED_BY_PLAN, "the owning RefreshPlan is paused: the refresh starts when it resumes"
+    return FALSE, Reason.AS_EXPECTED, ""
 
 
 def _kstatus(conds: list[Condition], phase: Phase, gen: int, now: datetime) -> list[Condition]:
