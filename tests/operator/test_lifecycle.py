@@ -433,3 +433,22 @@ def test_the_paused_condition_moves_when_spec_paused_is_cleared() -> None:
     assert _cond(resumed, cond.PAUSED) == ("False", Reason.AS_EXPECTED)
     paused = cond.get(resumed.status.conditions, cond.PAUSED)
     assert paused is not None and paused.last_transition_time == later and paused.observed_generation == 2
+
+
+def test_ready_sums_up_why_a_refresh_waits_failed_or_rolled_back() -> None:
+    """What `kubectl get hrf -o wide` shows (its Reason and Message columns are Ready's)."""
+    waits = decide(inputs(host_refresh(), node=NodeView("node-a", ready=False)))
+    ready = cond.get(waits.status.conditions, cond.READY)
+    assert ready is not None and ready.reason == Reason.NOT_STARTED
+    assert ready.message.startswith(f"waiting to start ({Reason.NODE_NOT_READY}): ")
+    failed = decide(
+        inputs(host_refresh(started("Retiring", "Retiring", "Failed", failureReason="VMsLost", message="vm-1 gone")))
+    )
+    ready = cond.get(failed.status.conditions, cond.READY)
+    assert ready is not None and ready.reason == Reason.FAILED and "vm-1 gone" in ready.message
+    aborted = decide(inputs(host_refresh(started("Migrating", "Migrating"), abort=True)))
+    back = started("RollingBack", "RollingBack", "Done", directive="RollBack")
+    back["conditions"] = aborted.status.to_json()["conditions"]
+    rolled = decide(inputs(host_refresh(back)))
+    ready = cond.get(rolled.status.conditions, cond.READY)
+    assert ready is not None and ready.reason == Reason.ROLLED_BACK and "aborted by the user" in ready.message

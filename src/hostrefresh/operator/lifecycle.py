@@ -418,15 +418,23 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
     gen, now = inputs.generation, inputs.now
     conds: list[Condition] = status.conditions
 
+    # Ready's message sums up the refresh (what `kubectl get hrf -o wide` shows): why it waits, why it
+    # failed or rolled back.
+    degraded = cond.get(conds, cond.DEGRADED)
+    why = degraded.message if degraded is not None and degraded.status == TRUE and degraded.message else ""
     if phase == Phase.SUCCEEDED:
         what = "QEMU " if inputs.hr.spec.scope == RefreshScope.VMM else ""
         ready = (TRUE, Reason.SUCCEEDED, f"node runs {what}{inputs.hr.spec.target.version}")
     elif phase == Phase.ROLLED_BACK:
-        ready = (FALSE, Reason.ROLLED_BACK, "rolled back; the node runs its previous host software")
+        back = "rolled back; the node runs its previous host software"
+        ready = (FALSE, Reason.ROLLED_BACK, f"{back} ({why})" if why else back)
     elif phase == Phase.FAILED:
-        ready = (FALSE, Reason.FAILED, "the refresh failed; see the Degraded condition")
+        ready = (FALSE, Reason.FAILED, f"the refresh failed: {why}" if why else "the refresh failed")
     elif phase == Phase.PENDING:
-        ready = (FALSE, Reason.NOT_STARTED, "waiting to start")
+        waiting = cond.get(conds, cond.PROGRESSING)
+        blocked = waiting is not None and waiting.reason != Reason.NOT_STARTED and waiting.message
+        msg = f"waiting to start ({waiting.reason}): {waiting.message}" if waiting and blocked else "waiting to start"
+        ready = (FALSE, Reason.NOT_STARTED, msg)
     else:
         ready = (FALSE, Reason.IN_PROGRESS, f"phase {phase}")
     conds = cond.set_condition(conds, cond.READY, *ready, gen, now)
