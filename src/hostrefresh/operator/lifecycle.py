@@ -496,13 +496,11 @@ def _paused(inputs: RefreshInputs, phase: Phase) -> tuple[ConditionStatus, str, 
     if inputs.hr.spec.paused:
         if inputs.hr.status.directive in (None, Directive.WAIT):
             return TRUE, Reason.PAUSED_BY_USER, "spec.paused is true: the refresh does not start until it is false"
-        return (
-            TRUE,
-            Reason.PAUSED_BY_USER,
-            ("spec.paused is true: the agent finishes its current step and waits; deadlines do not count meanwhile"),
-        )
+        msg = "spec.paused is true: the agent finishes its current step and waits; deadlines do not count meanwhile"
+        return TRUE, Reason.PAUSED_BY_USER, msg
     if inputs.plan_paused and phase == Phase.PENDING:
-        return TRUE, Reason.PAUSED_BY_PLAN, "the owning RefreshPlan is paused: the refresh starts when it resumes"
+        msg = "the owning RefreshPlan is paused (its Paused condition says why): the refresh starts when it resumes"
+        return TRUE, Reason.PAUSED_BY_PLAN, msg
     return FALSE, Reason.AS_EXPECTED, ""
 
 
