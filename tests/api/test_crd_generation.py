@@ -133,3 +133,42 @@ def test_image_fields_fit_what_the_l0_takes(name: str) -> None:
         TargetHost(version="1", kernel="/" + "k" * 255, checksum="sha256:" + "0" * 64)
     with pytest.raises(ValidationError):
         TargetHost(version="1", kernel="/k", cmdline="é", checksum="sha256:" + "0" * 64)
+
+
+def _columns(kind: str) -> list[tuple[str, str, int]]:
+    crd = yaml.safe_load(render_all()[f"{kind}.hostrefresh.io.yaml"])
+    return [
+        (c["name"], c["jsonPath"], c.get("priority", 0)) for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    ]
+
+
+def test_plan_columns_show_failed_nodes_and_ready() -> None:
+    columns = _columns("refreshplans")
+    assert [name for name, _, _ in columns] == [
+        "Target",
+        "Nodes",
+        "Succeeded",
+        "Failed",
+        "Active",
+        "Paused",
+        "Ready",
+        "Age",
+    ]
+    assert ("Failed", ".status.failed", 0) in columns
+    assert ("Ready", '.status.conditions[?(@.type=="Ready")].status', 0) in columns
+
+
+def test_refresh_reason_and_message_columns_show_only_wide() -> None:
+    columns = _columns("hostrefreshes")
+    assert [name for name, _, priority in columns if priority == 0] == [
+        "Node",
+        "Phase",
+        "Target",
+        "Scope",
+        "Nested",
+        "Age",
+    ]
+    assert [(name, path) for name, path, priority in columns if priority == 1] == [
+        ("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
+        ("Message", '.status.conditions[?(@.type=="Ready")].message'),
+    ]

@@ -261,6 +261,16 @@ def test_percent_and_integer_max_unavailable_accepted(crds: ControlPlane) -> Non
     crds.kubectl("delete", "refreshplan", "all-nodes")
 
 
+def _condition(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-12-07T12:00:00Z",
+    }
+
+
 def test_printer_columns(crds: ControlPlane) -> None:
     obj = _set(HOST_REFRESH, "metadata.name", "columns")
     crds.kubectl("create", "-f", "-", stdin=json.dumps(obj))
@@ -269,10 +279,18 @@ def test_printer_columns(crds: ControlPlane) -> None:
         assert out[0].split() == ["NAME", "NODE", "PHASE", "TARGET", "SCOPE", "NESTED", "AGE"]
         row = next(line.split() for line in out if line.startswith("columns"))
         assert row[1:4] == ["node-a", "6.12.4", "Host"]
+        wide = crds.kubectl("get", "hrf", "-o", "wide").stdout.splitlines()
+        assert wide[0].split() == ["NAME", "NODE", "PHASE", "TARGET", "SCOPE", "NESTED", "AGE", "REASON", "MESSAGE"]
+        status = {"conditions": [_condition("Ready", "False", "NotStarted", "waiting to start (NodeBusy): held")]}
+        crds.kubectl(
+            "patch", "hrf", "columns", "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+        )
+        line = next(x for x in crds.kubectl("get", "hrf", "-o", "wide").stdout.splitlines() if "columns" in x)
+        assert line.rstrip().endswith("NotStarted   waiting to start (NodeBusy): held"), row
         plan_obj = _set(PLAN, "metadata.name", "columns-plan")
         crds.kubectl("create", "-f", "-", stdin=json.dumps(plan_obj))
         header = crds.kubectl("get", "rplan").stdout.splitlines()[0].split()
-        assert header == ["NAME", "TARGET", "NODES", "SUCCEEDED", "ACTIVE", "PAUSED", "AGE"]
+        assert header == ["NAME", "TARGET", "NODES", "SUCCEEDED", "FAILED", "ACTIVE", "PAUSED", "READY", "AGE"]
         crds.kubectl("delete", "rplan", "columns-plan")
     finally:
         crds.kubectl("delete", "hrf", "columns")

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from hostrefresh.api.names import NODE_LABEL
+from hostrefresh.api.names import (
+    HOST_REFRESHED_AT_ANNOTATION,
+    HOST_REFRESHED_BY_ANNOTATION,
+    HOST_VERSION_KEY,
+    NODE_LABEL,
+)
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL, DEFAULT_NAMESPACE, agent_lease_name
 from hostrefresh.l0 import Call, open_l0
 
@@ -111,13 +116,25 @@ def test_node_marks_are_restored_exactly(cluster: Cluster, tmp_path: Path) -> No
 
         wait_for(marked, timeout=30, interval=0.05, what="node tainted and annotated during the refresh")
         assert cluster.wait_phase("marks-hr", TERMINAL)["status"]["phase"] == "Succeeded"
+
+        def recorded() -> bool:
+            obj = cluster.get("node", node) or {}
+            return HOST_REFRESHED_BY_ANNOTATION in (obj.get("metadata", {}).get("annotations") or {})
+
+        wait_for(recorded, timeout=30, interval=0.05, what="the node's record of what it runs")
     after = cluster.get("node", node)
     assert after is not None
     assert after["spec"].get("unschedulable") is True  # still cordoned: not ours to undo
     assert sorted(json.dumps(t, sort_keys=True) for t in after["spec"]["taints"]) == sorted(
         json.dumps(t, sort_keys=True) for t in before["spec"]["taints"]
     )
-    assert after["metadata"].get("annotations") == before["metadata"].get("annotations")
+    # Our marks are gone; what stays is the record of what the node runs now.
+    annotations = dict(after["metadata"].get("annotations") or {})
+    record = {k: annotations.pop(k, None) for k in (HOST_VERSION_KEY, HOST_REFRESHED_BY_ANNOTATION)}
+    assert record == {HOST_VERSION_KEY: "2.0", HOST_REFRESHED_BY_ANNOTATION: "marks-hr"}
+    assert annotations.pop(HOST_REFRESHED_AT_ANNOTATION, None)
+    assert annotations == before["metadata"].get("annotations")
+    assert after["metadata"]["labels"].get(HOST_VERSION_KEY) == "2.0"
 
 
 def test_a_taint_with_our_key_set_by_someone_else_is_left_alone(cluster: Cluster, tmp_path: Path) -> None:

@@ -104,16 +104,21 @@ def caches(
     marked_by: str | None = None,
     peers: Mapping[str, list[PeerView]] | None = None,
     children: Mapping[str, list[OwnedRefresh]] | None = None,
+    labels: Mapping[str, str | None] | None = None,
+    annotations: Mapping[str, str | None] | None = None,
 ) -> Caches:
-    """Ready nodes labelled ``fleet=a``, each with an agent heard from a second ago."""
+    """Ready nodes labelled ``fleet=a``, each with an agent heard from a second ago; ``labels`` and
+    ``annotations`` more (as a merge patch wrote them: a None value is no label)."""
     agent = AgentView(renewed_at=now - timedelta(seconds=1), seen_at=now - timedelta(seconds=1), lease_seconds=30)
     marks = {}
     taints: tuple[Taint, ...] = ()
     if marked_by is not None:  # the node carries that refresh's taint, marker and claim
         marks = {REFRESH_TAINT_KEY: marked_by, CLAIM_ANNOTATION: marked_by}
         taints = (Taint(REFRESH_TAINT_KEY, "NoSchedule", marked_by),)
+    more = {k: v for k, v in (annotations or {}).items() if v is not None}
+    tags = {"fleet": "a", **{k: v for k, v in (labels or {}).items() if v is not None}}
     view = {
-        n: NodeView(n, labels={"fleet": "a"}, annotations=marks, taints=taints, resource_version="1") for n in nodes
+        n: NodeView(n, labels=tags, annotations={**marks, **more}, taints=taints, resource_version="1") for n in nodes
     }
     return Caches(
         nodes={n: [view[n]] for n in nodes},

@@ -367,3 +367,88 @@ def test_a_vmm_refresh_needs_no_l0_and_an_unreported_l0_blocks_nothing() -> None
     assert _with_l0(vmm, "absent").status.directive == Directive.PROCEED
     assert _with_l0(host_refresh(), None).status.directive == Directive.PROCEED  # an older agent
     assert _with_l0(host_refresh(), "present").status.directive == Directive.PROCEED
+
+
+@pytest.mark.parametrize(
+    ("scope", "key"), [("Host", "hostrefresh.io/host-version"), ("VMM", "hostrefresh.io/qemu-version")]
+)
+def test_a_success_records_on_the_node_what_it_runs_now(scope: str, key: str) -> None:
+    target: dict[str, Any] = {"version": "6.12.4+kvm1", "kernel": "/k", "checksum": "sha256:" + "ab" * 32}
+    if scope == "VMM":
+        target = {"version": "6.12.4+kvm1", "qemu": {"binary": "/q", "checksum": "sha256:" + "ab" * 32}}
+    status = started("Verifying", "Verifying", "Done")
+    d = decide(inputs(host_refresh(status, scope=scope, target=target), now=T0 + timedelta(seconds=9)))
+    assert d.status.phase == Phase.SUCCEEDED
+    assert d.record_node is not None
+    assert (d.record_node.version, d.record_node.refresh, d.record_node.at) == (
+        "6.12.4+kvm1",
+        "hr-a",
+        T0 + timedelta(seconds=9),
+    )
+    assert d.record_node.keys[0] == key
+    # Looked at again later (an event, an operator restart): the same record, with the same time.
+    again = decide(inputs(host_refresh(d.status.to_json(), scope=scope, target=target), now=T0 + timedelta(hours=1)))
+    assert again.record_node == d.record_node
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        started("RollingBack", "RollingBack", "Done", directive="RollBack"),
+        started("Retiring", "Retiring", "Failed", failureReason="VMsLost"),
+        started("Migrating", "Migrating"),
+        None,
+    ],
+)
+def test_only_a_success_records_what_the_node_runs(status: dict[str, Any] | None) -> None:
+    assert decide(inputs(host_refresh(status))).record_node is None
+
+
+@pytest.mark.parametrize(
+    ("status", "spec", "plan_paused", "expected"),
+    [
+        (None, {}, None, ("False", Reason.AS_EXPECTED)),
+        (None, {"paused": True}, None, ("True", Reason.PAUSED_BY_USER)),
+        (None, {}, True, ("True", Reason.PAUSED_BY_PLAN)),
+        (None, {"paused": True}, True, ("True", Reason.PAUSED_BY_USER)),
+        (started("Migrating", "Migrating"), {"paused": True}, None, ("True", Reason.PAUSED_BY_USER)),
+        # A plan's pause holds starts only: its running children go on, and are not paused.
+        (started("Migrating", "Migrating"), {}, True, ("False", Reason.AS_EXPECTED)),
+        (started("Succeeded", "Verifying", "Done"), {"paused": True}, True, ("False", Reason.AS_EXPECTED)),
+    ],
+)
+def test_the_paused_condition_says_who_holds_the_refresh(
+    status: dict[str, Any] | None, spec: dict[str, Any], plan_paused: bool | None, expected: tuple[str, str]
+) -> None:
+    d = decide(inputs(host_refresh(status, **spec), plan_paused=plan_paused))
+    assert _cond(d, cond.PAUSED) == expected
+    paused = cond.get(d.status.conditions, cond.PAUSED)
+    assert paused is not None and (paused.status != "True" or paused.message), "a hold says what holds it"
+
+
+def test_the_paused_condition_moves_when_spec_paused_is_cleared() -> None:
+    first = decide(inputs(host_refresh(started("Migrating", "Migrating"), paused=True)))
+    later = T0 + timedelta(seconds=30)
+    resumed = decide(inputs(host_refresh(first.status.to_json()), now=later, generation=2))
+    assert _cond(resumed, cond.PAUSED) == ("False", Reason.AS_EXPECTED)
+    paused = cond.get(resumed.status.conditions, cond.PAUSED)
+    assert paused is not None and paused.last_transition_time == later and paused.observed_generation == 2
+
+
+def test_ready_sums_up_why_a_refresh_waits_failed_or_rolled_back() -> None:
+    """What `kubectl get hrf -o wide` shows (its Reason and Message columns are Ready's)."""
+    waits = decide(inputs(host_refresh(), node=NodeView("node-a", ready=False)))
+    ready = cond.get(waits.status.conditions, cond.READY)
+    assert ready is not None and ready.reason == Reason.NOT_STARTED
+    assert ready.message.startswith(f"waiting to start ({Reason.NODE_NOT_READY}): ")
+    failed = decide(
+        inputs(host_refresh(started("Retiring", "Retiring", "Failed", failureReason="VMsLost", message="vm-1 gone")))
+    )
+    ready = cond.get(failed.status.conditions, cond.READY)
+    assert ready is not None and ready.reason == Reason.FAILED and "vm-1 gone" in ready.message
+    aborted = decide(inputs(host_refresh(started("Migrating", "Migrating"), abort=True)))
+    back = started("RollingBack", "RollingBack", "Done", directive="RollBack")
+    back["conditions"] = aborted.status.to_json()["conditions"]
+    rolled = decide(inputs(host_refresh(back)))
+    ready = cond.get(rolled.status.conditions, cond.READY)
+    assert ready is not None and ready.reason == Reason.ROLLED_BACK and "aborted by the user" in ready.message

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from hostrefresh.api import Phase
-from hostrefresh.api.names import CLAIM_ANNOTATION
+from hostrefresh.api.names import (
+    CLAIM_ANNOTATION,
+    HOST_REFRESHED_AT_ANNOTATION,
+    HOST_REFRESHED_BY_ANNOTATION,
+    HOST_VERSION_KEY,
+)
 from hostrefresh.operator.reconcile_plan import reconcile_plan
 from hostrefresh.operator.reconcile_refresh import CLAIM_RETRY_SECONDS, reconcile_refresh
 from hostrefresh.operator.snapshot import BACKLOG_RETRY_SECONDS
@@ -102,10 +107,18 @@ REFRESH_CASES = [
     RefreshCase(
         "ended-refresh-is-not-looked-at-again-without-an-event",
         lambda: refresh_body(
-            status={**started("Succeeded"), "directive": "Proceed", "completedAt": "2026-11-24T12:00:00Z"}
+            status={**started("RolledBack"), "directive": "RollBack", "completedAt": "2026-11-24T12:00:00Z"}
         ),
         ["refresh_status"],
         None,
+    ),
+    RefreshCase(
+        "a-success-records-what-the-node-runs-and-is-looked-at-again-until-the-node-shows-it",
+        lambda: refresh_body(
+            status={**started("Succeeded"), "directive": "Proceed", "completedAt": "2026-11-24T12:00:00Z"}
+        ),
+        ["refresh_status", "marks"],
+        5.0,
     ),
 ]
 
@@ -226,7 +239,10 @@ async def test_an_unmark_that_failed_is_sent_again_at_the_retry_and_followed_unt
     await _settled(state)
     assert writer.kinds().count("marks") == 2, "the failed patch does not count as sent"
     assert again == 5.0, "an ended refresh whose node still shows its marks is looked at again"
-    state.caches = caches(datetime.now(UTC))  # the watch shows the node unmarked
+    state.caches = caches(datetime.now(UTC))  # the watch shows the node unmarked (and not yet recorded)
+    assert await reconcile_refresh(state, "hr-a") == 5.0
+    patch = writer.calls[-1][2]
+    state.caches = caches(datetime.now(UTC), labels=patch.labels, annotations=patch.annotations)
     assert await reconcile_refresh(state, "hr-a") is None
 
 
@@ -368,3 +384,32 @@ async def test_a_claim_written_before_a_crash_goes_with_the_refresh_its_status_n
     state.latest_refresh["hr-a"] = body
     await reconcile_refresh(state, "hr-a")
     assert not [c for c in other.calls if c[0] == "marks"], other.calls
+
+
+async def test_a_success_writes_the_record_once_and_never_over_a_later_refresh() -> None:
+    body = refresh_body(status={**started("Succeeded"), "directive": "Proceed", "completedAt": "2026-11-24T12:00:00Z"})
+    writer = FakeWriter()
+    state = operator_state(writer, follow_interval=5.0)
+    state.caches = caches(datetime.now(UTC))
+    state.latest_refresh["hr-a"] = body
+    assert await reconcile_refresh(state, "hr-a") == 5.0
+    patch = writer.calls[-1][2]
+    assert patch.labels == {HOST_VERSION_KEY: "2.0"}
+    assert patch.annotations[HOST_REFRESHED_BY_ANNOTATION] == "hr-a"
+    state.latest_refresh["hr-a"] = refresh_body(status=writer.calls[0][2])  # the status write's echo
+    state.caches = caches(datetime.now(UTC), labels=patch.labels, annotations=patch.annotations)
+    state.node_marks_sent.forget("hr-a")
+    assert await reconcile_refresh(state, "hr-a") is None
+    assert writer.kinds() == ["refresh_status", "marks"], "recorded: nothing more to write"
+    # The node records a refresh that succeeded later: an older one seen again leaves it alone.
+    later = {
+        **patch.annotations,
+        HOST_REFRESHED_BY_ANNOTATION: "hr-b",
+        HOST_REFRESHED_AT_ANNOTATION: "2026-12-01T00:00:00Z",
+    }
+    other = FakeWriter()
+    state = operator_state(other, follow_interval=5.0)
+    state.caches = caches(datetime.now(UTC), labels={HOST_VERSION_KEY: "3.0"}, annotations=later)
+    state.latest_refresh["hr-a"] = body
+    assert await reconcile_refresh(state, "hr-a") is None
+    assert other.kinds() == ["refresh_status"], other.calls

@@ -16,10 +16,21 @@ PREFLIGHT_PASSED = "PreflightPassed"
 # or rollout that failed, or halted for a human, is Stalled, so GitOps tools stop waiting on it.
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
-HOST_REFRESH_TYPES = (READY, PROGRESSING, DEGRADED, NESTED_ACTIVE, PREFLIGHT_PASSED, RECONCILING, STALLED)
-
-# Condition types of RefreshPlan (Ready, Progressing, Degraded, Reconciling, Stalled shared).
+# True while the refresh is held: by its own spec.paused (PausedBySpec), or, not started yet, by its
+# paused RefreshPlan (PausedByPlan). A RefreshPlan's Paused (by spec or by its failure threshold) too.
 PAUSED = "Paused"
+HOST_REFRESH_TYPES = (
+    READY,
+    PROGRESSING,
+    PAUSED,
+    DEGRADED,
+    NESTED_ACTIVE,
+    PREFLIGHT_PASSED,
+    RECONCILING,
+    STALLED,
+)
+
+# Condition types of RefreshPlan (Ready, Progressing, Paused, Degraded, Reconciling, Stalled shared).
 PLAN_TYPES = (READY, PROGRESSING, PAUSED, DEGRADED, RECONCILING, STALLED)
 
 
@@ -66,6 +77,8 @@ class Reason:
     HEALTH_GATE = "HealthGateClosed"
     FAILURE_THRESHOLD = "FailureThresholdReached"
     PAUSED_BY_USER = "PausedBySpec"
+    # HostRefresh's Paused condition: held by its own spec.paused is PAUSED_BY_USER.
+    PAUSED_BY_PLAN = "PausedByPlan"
     NO_NODES = "NoNodesSelected"
     INVALID_SPEC = "InvalidSpec"
     OVERLAPPING_PLAN = "OverlappingPlan"

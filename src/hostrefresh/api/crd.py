@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from hostrefresh.api.conditions import NESTED_ACTIVE
+from hostrefresh.api.conditions import NESTED_ACTIVE, READY
 from hostrefresh.api.hostrefresh import (
     SPEC_FROZEN_WHILE_RUNNING,
     SPEC_RULES,
@@ -160,7 +160,7 @@ def _root_schema(
 def _crd(
     model: type[HostRefresh] | type[RefreshPlan],
     schema: Schema,
-    columns: list[dict[str, str]],
+    columns: list[dict[str, Any]],
     categories: list[str],
     selectable: tuple[str, ...] = (),
 ) -> dict[str, Any]:
@@ -200,7 +200,7 @@ def _crd(
 def host_refresh_crd() -> dict[str, Any]:
     """The HostRefresh CRD."""
     schema = _root_schema(HostRefresh, HostRefreshSpec, HostRefreshStatus, SPEC_RULES, [SPEC_FROZEN_WHILE_RUNNING])
-    columns = [
+    columns: list[dict[str, Any]] = [
         {
             "name": "Node",
             "type": "string",
@@ -222,6 +222,21 @@ def host_refresh_crd() -> dict[str, Any]:
             "description": "Whether nested virtualization is on now.",
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        # -o wide: the Ready condition sums the refresh up (why it waits, why it failed or rolled back).
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": f'.status.conditions[?(@.type=="{READY}")].reason',
+            "description": "Reason of the Ready condition.",
+            "priority": 1,
+        },
+        {
+            "name": "Message",
+            "type": "string",
+            "jsonPath": f'.status.conditions[?(@.type=="{READY}")].message',
+            "description": "Message of the Ready condition: why the refresh waits, failed or rolled back.",
+            "priority": 1,
+        },
     ]
     return _crd(HostRefresh, schema, columns, ["refreshes"], selectable=(".spec.nodeName",))
 
@@ -243,8 +258,20 @@ def refresh_plan_crd() -> dict[str, Any]:
             "jsonPath": ".status.succeeded",
             "description": "Nodes done.",
         },
+        {
+            "name": "Failed",
+            "type": "integer",
+            "jsonPath": ".status.failed",
+            "description": "Node refreshes that failed or rolled back.",
+        },
         {"name": "Active", "type": "integer", "jsonPath": ".status.active", "description": "Refreshing now."},
         {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused", "description": "Paused."},
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": f'.status.conditions[?(@.type=="{READY}")].status',
+            "description": "Whether every selected node runs the target.",
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return _crd(RefreshPlan, schema, columns, ["refreshes"])

@@ -184,8 +184,8 @@ class HostRefreshStatus(ApiModel):
         list[Condition],
         Field(
             default_factory=list,
-            description="Ready, Progressing, Degraded, NestedActive, PreflightPassed, and kstatus' Reconciling and "
-            "Stalled (metav1.Condition shape).",
+            description="Ready, Progressing, Paused, Degraded, NestedActive, PreflightPassed, and kstatus' "
+            "Reconciling and Stalled (metav1.Condition shape).",
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
         ),
     ]

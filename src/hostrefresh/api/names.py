@@ -40,6 +40,21 @@ RETRY_ANNOTATION: Final = f"{GROUP}/retry"
 #: ``hostrefresh.io/retry-of``: annotation on a HostRefresh naming the failed one it retries.
 RETRY_OF_ANNOTATION: Final = f"{GROUP}/retry-of"
 
+#: ``hostrefresh.io/host-version`` and ``hostrefresh.io/qemu-version``: the record of what a node runs,
+#: written by the operator when a HostRefresh of scope Host (host-version) or VMM (qemu-version) ends
+#: Succeeded, and left in place when that HostRefresh is deleted. As a label, ``spec.target.version``
+#: in its `version_label_value` form, for selectors ("nodes not yet on X"); as the annotation of the
+#: same key, the version exactly as the HostRefresh spells it.
+HOST_VERSION_KEY: Final = f"{GROUP}/host-version"
+QEMU_VERSION_KEY: Final = f"{GROUP}/qemu-version"
+#: ``hostrefresh.io/host-refreshed-by`` / ``-at`` (and ``qemu-refreshed-by`` / ``-at``): annotations
+#: naming the HostRefresh that recorded the version above, and when it completed (RFC 3339). A node's
+#: record is never replaced by that of a refresh which completed earlier.
+HOST_REFRESHED_BY_ANNOTATION: Final = f"{GROUP}/host-refreshed-by"
+HOST_REFRESHED_AT_ANNOTATION: Final = f"{GROUP}/host-refreshed-at"
+QEMU_REFRESHED_BY_ANNOTATION: Final = f"{GROUP}/qemu-refreshed-by"
+QEMU_REFRESHED_AT_ANNOTATION: Final = f"{GROUP}/qemu-refreshed-at"
+
 #: A label value (and a taint value) holds at most this many characters.
 LABEL_VALUE_MAX = 63
 
@@ -56,6 +71,20 @@ def label_value(name: str) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:10]
     head = name[: LABEL_VALUE_MAX - len(digest) - 1].rstrip("-._")
     return f"{head}-{digest}" if head else digest
+
+
+_NOT_IN_LABEL_VALUE = re.compile(r"[^-A-Za-z0-9_.]")
+
+
+def version_label_value(version: str) -> str:
+    """``version`` (a ``spec.target.version``: letters, digits and ``._+~-``) as a label value.
+
+    The characters a label value cannot hold (``+`` and ``~``) become ``_``, a trailing ``-``, ``.``
+    or ``_`` is dropped, and a value over 63 characters is shortened as `label_value` does:
+    ``6.12.4+kvm1`` is ``6.12.4_kvm1``. (Two versions that differ only there share a label value;
+    the annotation of the same key keeps the exact version.)
+    """
+    return label_value(_NOT_IN_LABEL_VALUE.sub("_", version).rstrip("-._"))
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

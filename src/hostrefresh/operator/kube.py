@@ -144,7 +144,8 @@ async def patch_node_marks(
     compute: Callable[[NodeView], NodeMarkPatch],
     known: NodeView | None = None,
 ) -> NodeMarkPatch | None:
-    """Compute the marks patch from the node as known, write it guarded by its resourceVersion.
+    """Compute the marks patch (taints, annotations, labels) from the node as known, write it guarded by
+    its resourceVersion.
 
     Returns the patch applied (possibly empty), or None when the node does not exist.
     """
@@ -156,6 +157,8 @@ async def patch_node_marks(
         body: dict[str, Any] = {"metadata": {}}
         if patch.annotations:
             body["metadata"]["annotations"] = patch.annotations
+        if patch.labels:
+            body["metadata"]["labels"] = patch.labels
         if patch.taints is not None:
             body["spec"] = {"taints": patch.taints or None}
         return body, patch

@@ -24,12 +24,13 @@ from hostrefresh.api import (
     is_terminal,
 )
 from hostrefresh.api.hostrefresh import VMIInventory
-from hostrefresh.api.meta import Condition
+from hostrefresh.api.meta import Condition, ConditionStatus
 from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.api.phases import FAILED_ENDS, FORWARD_STEPS, RETIRE_REFUSED, ROLLBACK_IMPOSSIBLE, VMS_LOST
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.admission import admission
 from hostrefresh.operator.conditions import FALSE, TRUE, UNKNOWN, Reason
+from hostrefresh.operator.nodemarks import NodeRecord
 from hostrefresh.operator.views import RefreshInputs
 
 _TIMEOUT_FIELD = {
@@ -63,6 +64,8 @@ class Decision:
     unmark_node: bool = False
     events: list[EventSpec] = field(default_factory=list)
     release: bool = False  # deletion may complete (finalizer can go)
+    #: The record of what the node runs now (a refresh that succeeded), to write onto the Node.
+    record_node: NodeRecord | None = None
 
 
 def phase_timeout(timeouts: PhaseTimeouts, phase: Phase) -> int | None:
@@ -387,17 +390,20 @@ def _fail(decision: Decision, inputs: RefreshInputs, reason: str, message: str) 
 
 
 def _finish(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
-    """Terminal: take the node marks off (the node serves either way) and let deletion proceed."""
+    """Terminal: take the node marks off (the node serves either way) and let deletion proceed; a
+    success records on the node what it runs now (a record that stays when the HostRefresh goes)."""
     decision.mark_node = False
     decision.unmark_node = bool(decision.status.added_taints or decision.status.added_annotations) or _claims_node(
         inputs
     )
     decision.release = inputs.deleting
-    decision.status.completed_at = decision.status.completed_at or inputs.now
+    completed_at = decision.status.completed_at = decision.status.completed_at or inputs.now
     if phase == Phase.SUCCEEDED:
         decision.status.conditions = cond.set_condition(
             decision.status.conditions, cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "", inputs.generation, inputs.now
         )
+        spec = inputs.hr.spec
+        decision.record_node = NodeRecord(spec.scope, spec.target.version, inputs.name, completed_at)
 
 
 def _vmi_status(inputs: RefreshInputs) -> VMIInventory:
@@ -412,15 +418,23 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
     gen, now = inputs.generation, inputs.now
     conds: list[Condition] = status.conditions
 
+    # Ready's message sums up the refresh (what `kubectl get hrf -o wide` shows): why it waits, why it
+    # failed or rolled back.
+    degraded = cond.get(conds, cond.DEGRADED)
+    why = degraded.message if degraded is not None and degraded.status == TRUE and degraded.message else ""
     if phase == Phase.SUCCEEDED:
         what = "QEMU " if inputs.hr.spec.scope == RefreshScope.VMM else ""
         ready = (TRUE, Reason.SUCCEEDED, f"node runs {what}{inputs.hr.spec.target.version}")
     elif phase == Phase.ROLLED_BACK:
-        ready = (FALSE, Reason.ROLLED_BACK, "rolled back; the node runs its previous host software")
+        back = "rolled back; the node runs its previous host software"
+        ready = (FALSE, Reason.ROLLED_BACK, f"{back} ({why})" if why else back)
     elif phase == Phase.FAILED:
-        ready = (FALSE, Reason.FAILED, "the refresh failed; see the Degraded condition")
+        ready = (FALSE, Reason.FAILED, f"the refresh failed: {why}" if why else "the refresh failed")
     elif phase == Phase.PENDING:
-        ready = (FALSE, Reason.NOT_STARTED, "waiting to start")
+        waiting = cond.get(conds, cond.PROGRESSING)
+        blocked = waiting is not None and waiting.reason != Reason.NOT_STARTED and waiting.message
+        msg = f"waiting to start ({waiting.reason}): {waiting.message}" if waiting and blocked else "waiting to start"
+        ready = (FALSE, Reason.NOT_STARTED, msg)
     else:
         ready = (FALSE, Reason.IN_PROGRESS, f"phase {phase}")
     conds = cond.set_condition(conds, cond.READY, *ready, gen, now)
@@ -433,6 +447,8 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
         conds = cond.set_condition(conds, cond.PROGRESSING, TRUE, reason, f"phase {phase} ({kind} refresh)", gen, now)
     elif cond.get(conds, cond.PROGRESSING) is None:
         conds = cond.set_condition(conds, cond.PROGRESSING, FALSE, Reason.NOT_STARTED, "waiting to start", gen, now)
+
+    conds = cond.set_condition(conds, cond.PAUSED, *_paused(inputs, phase), gen, now)
 
     if cond.get(conds, cond.DEGRADED) is None:
         conds = cond.set_condition(conds, cond.DEGRADED, FALSE, Reason.AS_EXPECTED, "", gen, now)
@@ -470,6 +486,22 @@ def _refresh_conditions(decision: Decision, inputs: RefreshInputs) -> None:
         )
     conds = _kstatus(conds, phase, gen, now)
     status.conditions = cond.ordered(conds, cond.HOST_REFRESH_TYPES)
+
+
+def _paused(inputs: RefreshInputs, phase: Phase) -> tuple[ConditionStatus, str, str]:
+    """The Paused condition: held by spec.paused (before its start, or between two steps), or, not started
+    yet, by its paused RefreshPlan (a plan's pause holds only starts). An ended refresh is not paused."""
+    if is_terminal(phase):
+        return FALSE, Reason.AS_EXPECTED, "the refresh has ended"
+    if inputs.hr.spec.paused:
+        if inputs.hr.status.directive in (None, Directive.WAIT):
+            return TRUE, Reason.PAUSED_BY_USER, "spec.paused is true: the refresh does not start until it is false"
+        msg = "spec.paused is true: the agent finishes its current step and waits; deadlines do not count meanwhile"
+        return TRUE, Reason.PAUSED_BY_USER, msg
+    if inputs.plan_paused and phase == Phase.PENDING:
+        msg = "the owning RefreshPlan is paused (its Paused condition says why): the refresh starts when it resumes"
+        return TRUE, Reason.PAUSED_BY_PLAN, msg
+    return FALSE, Reason.AS_EXPECTED, ""
 
 
 def _kstatus(conds: list[Condition], phase: Phase, gen: int, now: datetime) -> list[Condition]:

@@ -1,4 +1,5 @@
-"""Taints and annotations the operator puts on a refreshing node, and takes off again.
+"""Taints and annotations the operator puts on a refreshing node, and takes off again; and the record
+of what a node runs, which it writes when a refresh succeeds and leaves in place.
 
 The operator records exactly what it added (in the HostRefresh status) and removes only that: a
 taint or annotation someone else set before, with the same key, is left alone, and so is a cordon.
@@ -8,9 +9,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from hostrefresh.api import RefreshScope
-from hostrefresh.api.names import CLAIM_ANNOTATION, REFRESH_TAINT_KEY, label_value
+from hostrefresh.api.names import (
+    CLAIM_ANNOTATION,
+    HOST_REFRESHED_AT_ANNOTATION,
+    HOST_REFRESHED_BY_ANNOTATION,
+    HOST_VERSION_KEY,
+    QEMU_REFRESHED_AT_ANNOTATION,
+    QEMU_REFRESHED_BY_ANNOTATION,
+    QEMU_VERSION_KEY,
+    REFRESH_TAINT_KEY,
+    label_value,
+    version_label_value,
+)
 from hostrefresh.operator.views import NodeView, Taint
 
 REFRESH_TAINT_EFFECT = "NoSchedule"
@@ -32,10 +45,22 @@ class NodeMarkPatch:
     annotations: dict[str, str | None] = field(default_factory=dict)  # merge patch; None deletes
     added_taints: list[str] = field(default_factory=list)
     added_annotations: list[str] = field(default_factory=list)
+    labels: dict[str, str | None] = field(default_factory=dict)  # merge patch; None deletes
 
     @property
     def empty(self) -> bool:
-        return self.taints is None and not self.annotations
+        return self.taints is None and not self.annotations and not self.labels
+
+    def merged(self, other: NodeMarkPatch) -> NodeMarkPatch:
+        """One patch doing both (``other`` adds labels and annotations; taints and the record of what
+        was added are this patch's unless it leaves taints alone)."""
+        return NodeMarkPatch(
+            taints=self.taints if self.taints is not None else other.taints,
+            annotations={**self.annotations, **other.annotations},
+            added_taints=self.added_taints,
+            added_annotations=self.added_annotations,
+            labels={**self.labels, **other.labels},
+        )
 
 
 def taints_node(scope: str) -> bool:
@@ -120,3 +145,54 @@ class NodeMarkLog:
 
     def forget(self, refresh: str) -> None:
         self._sent.pop(refresh, None)
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What a node runs after refresh ``refresh`` of ``scope`` succeeded at ``at``: written onto the Node
+    as a label (for selectors), and annotations with the exact version, the refresh and the time."""
+
+    scope: str
+    version: str
+    refresh: str
+    at: datetime
+
+    @property
+    def keys(self) -> tuple[str, str, str]:
+        """The version key (label and annotation), and the annotations naming the refresh and its time."""
+        if self.scope == RefreshScope.VMM:
+            return QEMU_VERSION_KEY, QEMU_REFRESHED_BY_ANNOTATION, QEMU_REFRESHED_AT_ANNOTATION
+        return HOST_VERSION_KEY, HOST_REFRESHED_BY_ANNOTATION, HOST_REFRESHED_AT_ANNOTATION
+
+    @property
+    def stamp(self) -> str:
+        return self.at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _recorded_at(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # not ours to keep: the record is written anew
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def record(node: NodeView | None, rec: NodeRecord) -> NodeMarkPatch:
+    """The labels and annotations saying ``node`` runs ``rec.version``; idempotent (empty once the node
+    says so). Also empty when the node records another refresh that completed at the same time or later:
+    an older refresh that succeeded, looked at again (an operator restart lists every HostRefresh),
+    never takes a node's record back."""
+    if node is None:
+        return NodeMarkPatch()
+    version_key, by_key, at_key = rec.keys
+    other = node.annotations.get(by_key)
+    recorded = _recorded_at(node.annotations.get(at_key))
+    if other is not None and other != rec.refresh and recorded is not None and recorded >= rec.at:
+        return NodeMarkPatch()
+    want = {version_key: rec.version, by_key: rec.refresh, at_key: rec.stamp}
+    annotations: dict[str, str | None] = {k: v for k, v in want.items() if node.annotations.get(k) != v}
+    value = version_label_value(rec.version)
+    labels: dict[str, str | None] = {} if node.labels.get(version_key) == value else {version_key: value}
+    return NodeMarkPatch(annotations=annotations, labels=labels)

@@ -1,4 +1,5 @@
-"""One pass over one HostRefresh: snapshot -> decide (once) -> write node claim, marks, status, Events.
+"""One pass over one HostRefresh: snapshot -> decide (once) -> write node claim, marks, status, Events,
+and at a success the node's record of what it runs.
 
 Called by the HostRefresh work queue's workers only (see handlers.py for what adds to the queue).
 Returns when the next pass is due. Write-saving tricks, each with the invariant it relies on:
@@ -31,7 +32,7 @@ from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.api.phases import TERMINAL
 from hostrefresh.operator import metrics, objects
 from hostrefresh.operator.lifecycle import Decision, decide, phase_deadline
-from hostrefresh.operator.nodemarks import NodeMarkPatch, mark, taints_node, unmark
+from hostrefresh.operator.nodemarks import NodeMarkPatch, mark, record, taints_node, unmark
 from hostrefresh.operator.snapshot import (
     BACKLOG_RETRY_SECONDS,
     grants_start,
@@ -124,15 +125,25 @@ async def reconcile_refresh(state: OperatorState, name: str) -> float | None:
     deadline = phase_deadline(decision.status, hr.spec.timeouts)
     status_json = objects.operator_status_json(decision.status)
     again = next_pass(state, {"metadata": meta, "status": status_json}, now, name, deadline)
-    if again is None and decision.unmark_node and _marks_left(inputs.node, name, decision):
-        # Ended, but the node (as last seen) still carries our marks: look again until it does not.
+    if again is None and _marks_left(inputs.node, name, decision):
+        # Ended, but the node (as last seen) still carries our marks, or lacks the record of what it runs
+        # now: look again until it does not.
         again = state.config.follow_interval
     return again
 
 
-def _marks_left(node: NodeView | None, name: str, decision: Decision) -> bool:
+def _end_patch(node: NodeView | None, name: str, decision: Decision) -> NodeMarkPatch:
+    """What an ended refresh still has to write to its node: its marks off, its record of what the node
+    runs on (each only as far as the node, as given, lacks it)."""
     status = decision.status
-    return node is not None and not unmark(node, name, status.added_taints, status.added_annotations).empty
+    patch = (
+        unmark(node, name, status.added_taints, status.added_annotations) if decision.unmark_node else NodeMarkPatch()
+    )
+    return patch if decision.record_node is None else patch.merged(record(node, decision.record_node))
+
+
+def _marks_left(node: NodeView | None, name: str, decision: Decision) -> bool:
+    return node is not None and not _end_patch(node, name, decision).empty
 
 
 def _plan_marks(
@@ -203,12 +214,13 @@ async def _write_marks(
                     view, name, status.added_taints, status.added_annotations, config.marker_annotations, taint=taint
                 ),
             )
-    elif decision.unmark_node:
-        stale = unmark(node, name, status.added_taints, status.added_annotations)
-        if not stale.empty and state.node_marks_sent.due(name, "unmark"):
-            await _patch_marks(
-                state, name, node, lambda view: unmark(view, name, status.added_taints, status.added_annotations)
-            )
+    elif decision.unmark_node or decision.record_node is not None:
+        # At the end: the marks off and (after a success) the record of what the node runs on, in one patch.
+        def ended(view: NodeView) -> NodeMarkPatch:
+            return _end_patch(view, name, decision)
+
+        if not ended(node).empty and state.node_marks_sent.due(name, "unmark"):
+            await _patch_marks(state, name, node, ended)
 
 
 async def _patch_marks(

@@ -37,7 +37,8 @@ class Writer(Protocol):
     async def patch_node_marks(
         self, node: str, compute: Callable[[NodeView], NodeMarkPatch], known: NodeView | None
     ) -> NodeMarkPatch | None:
-        """Write the taints/annotations ``compute`` derives from the node; None when it does not exist."""
+        """Write the taints, annotations and labels ``compute`` derives from the node; None when it does not
+        exist."""
         ...
 
     async def create_refresh(
