@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hostrefresh.api.names import (
+    HOST_REFRESHED_AT_ANNOTATION,
+    HOST_REFRESHED_BY_ANNOTATION,
+    HOST_VERSION_KEY,
+    QEMU_REFRESHED_AT_ANNOTATION,
+    QEMU_REFRESHED_BY_ANNOTATION,
+    QEMU_VERSION_KEY,
+)
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import HostRefreshResource
@@ -286,7 +294,8 @@ class FaultWorld:
             self.ledger.check(bool(self._warnings(name)), f"{name}: {phase} without a Warning Event")
 
     def check_marks(self, name: str, node: str, before: tuple[list[dict[str, Any]], dict[str, str]]) -> None:
-        """The Node's taints and annotations exactly as before (the operator takes its own off at the end)."""
+        """The Node's taints and annotations exactly as before (the operator takes its own off at the end;
+        the record of what the node runs, after a success, is meant to stay)."""
         try:
             wait_for(lambda: marks_of(self.cluster, node) == before, timeout=20, interval=0.5)
             restored = True
@@ -328,10 +337,26 @@ class FaultWorld:
         return [e for e in json.loads(out.stdout)["items"] if e.get("type") == "Warning"]
 
 
+#: The record of what a node runs, which a Succeeded refresh leaves on its Node on purpose.
+NODE_RECORD_KEYS = frozenset(
+    {
+        HOST_VERSION_KEY,
+        QEMU_VERSION_KEY,
+        HOST_REFRESHED_BY_ANNOTATION,
+        HOST_REFRESHED_AT_ANNOTATION,
+        QEMU_REFRESHED_BY_ANNOTATION,
+        QEMU_REFRESHED_AT_ANNOTATION,
+    }
+)
+
+
 def marks_of(cluster: Cluster, node: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """A Node's taints and annotations."""
+    """A Node's taints and annotations, but for the record of what it runs."""
     obj = cluster.get("node", node) or {}
-    return list((obj.get("spec") or {}).get("taints") or []), dict((obj.get("metadata") or {}).get("annotations") or {})
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return list((obj.get("spec") or {}).get("taints") or []), {
+        k: v for k, v in annotations.items() if k not in NODE_RECORD_KEYS
+    }
 
 
 @contextmanager
