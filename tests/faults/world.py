@@ -13,14 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hostrefresh.api.names import (
-    HOST_REFRESHED_AT_ANNOTATION,
-    HOST_REFRESHED_BY_ANNOTATION,
-    HOST_VERSION_KEY,
-    QEMU_REFRESHED_AT_ANNOTATION,
-    QEMU_REFRESHED_BY_ANNOTATION,
-    QEMU_VERSION_KEY,
-)
+from hostrefresh.api.names import NODE_RECORD_KEYS
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import HostRefreshResource
@@ -335,19 +328,6 @@ class FaultWorld:
     def _warnings(self, name: str) -> list[dict[str, Any]]:
         out = self.cp.kubectl("get", "events", "-A", "-o", "json", "--field-selector", f"involvedObject.name={name}")
         return [e for e in json.loads(out.stdout)["items"] if e.get("type") == "Warning"]
-
-
-#: The record of what a node runs, which a Succeeded refresh leaves on its Node on purpose.
-NODE_RECORD_KEYS = frozenset(
-    {
-        HOST_VERSION_KEY,
-        QEMU_VERSION_KEY,
-        HOST_REFRESHED_BY_ANNOTATION,
-        HOST_REFRESHED_AT_ANNOTATION,
-        QEMU_REFRESHED_BY_ANNOTATION,
-        QEMU_REFRESHED_AT_ANNOTATION,
-    }
-)
 
 
 def marks_of(cluster: Cluster, node: str) -> tuple[list[dict[str, Any]], dict[str, str]]:

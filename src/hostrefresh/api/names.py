@@ -54,6 +54,17 @@ HOST_REFRESHED_BY_ANNOTATION: Final = f"{GROUP}/host-refreshed-by"
 HOST_REFRESHED_AT_ANNOTATION: Final = f"{GROUP}/host-refreshed-at"
 QEMU_REFRESHED_BY_ANNOTATION: Final = f"{GROUP}/qemu-refreshed-by"
 QEMU_REFRESHED_AT_ANNOTATION: Final = f"{GROUP}/qemu-refreshed-at"
+#: Every key of a node's record (labels and annotations), which stays on the Node after its refresh.
+NODE_RECORD_KEYS: Final = frozenset(
+    {
+        HOST_VERSION_KEY,
+        QEMU_VERSION_KEY,
+        HOST_REFRESHED_BY_ANNOTATION,
+        HOST_REFRESHED_AT_ANNOTATION,
+        QEMU_REFRESHED_BY_ANNOTATION,
+        QEMU_REFRESHED_AT_ANNOTATION,
+    }
+)
 
 #: A label value (and a taint value) holds at most this many characters.
 LABEL_VALUE_MAX = 63
