@@ -7,6 +7,7 @@ actually killed, an edit the API server actually refused), never assumed from th
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class Ledger:
             self.record.checks += 1
             if not ok:
                 self.record.violations.append(what)
+                # Also said at once, past pytest's capture: a campaign stopped half-way keeps what it saw.
+                print(f"VIOLATION in {self.record.name}: {what[:2000]}", file=sys.__stderr__, flush=True)
         return ok
 
     def vms(self, n: int) -> None:

@@ -179,7 +179,12 @@ class Killer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for obj in self.world.mine():
+            try:
+                seen = self.world.mine()
+            except Exception:  # a moment's 429 or 5xx (a control plane just started): look again
+                time.sleep(0.05)
+                continue
+            for obj in seen:
                 node = obj["spec"]["nodeName"]
                 agent = (obj.get("status") or {}).get("agent") or {}
                 step = self.targets.get(node)
