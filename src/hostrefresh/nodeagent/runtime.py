@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hostrefresh.api import TargetHost
 from hostrefresh.l0 import L0, Image, MemRange
@@ -97,9 +98,8 @@ class NodeRuntime:
 
     def recorded_baseline(self) -> Baseline | None:
         """What was offline before this refresh took anything; None while it has taken nothing."""
-        try:
-            data = json.loads(self._baseline_file.read_text())
-        except FileNotFoundError:
+        data = self._baseline_record()
+        if data is None:
             return None
         owner = data.get("refresh")
         if owner is not None and self.refresh_key is not None and owner != self.refresh_key:
@@ -159,32 +159,35 @@ class NodeRuntime:
 
     def inherited_from(self) -> str | None:
         """The earlier refresh (``name/uid``) whose unfinished record this refresh's baseline took over."""
-        try:
-            data = json.loads(self._baseline_file.read_text())
-        except FileNotFoundError:
+        data = self._baseline_record()
+        if data is None:
             return None
         inherited = data.get("inheritedFrom") if data.get("refresh") == self.refresh_key else None
         return str(inherited) if inherited else None
 
     def end_baseline(self) -> None:
         """Everything this refresh took is back online: its record no longer binds the next refresh."""
-        try:
-            data = json.loads(self._baseline_file.read_text())
-        except FileNotFoundError:
-            return
-        if data.get("refresh") == self.refresh_key and data.get("ended") is False:
+        data = self._baseline_record()
+        if data is not None and data.get("refresh") == self.refresh_key and data.get("ended") is False:
             self._write_baseline({**data, "ended": True})
 
     def _unended_record(self) -> tuple[str, Baseline] | None:
         """An earlier refresh's record that never ended (records of older agents carry no "ended": done)."""
-        try:
-            data = json.loads(self._baseline_file.read_text())
-        except FileNotFoundError:
+        data = self._baseline_record()
+        if data is None:
             return None
         owner = data.get("refresh")
         if owner == self.refresh_key or data.get("ended") is not False:
             return None
         return str(owner), Baseline(cpus=frozenset(data["cpus"]), memory_blocks=frozenset(data["memory_blocks"]))
+
+    def _baseline_record(self) -> dict[str, Any] | None:
+        """The offline record as stored (whichever refresh it belongs to); None when there is none."""
+        try:
+            data: dict[str, Any] = json.loads(self._baseline_file.read_text())
+        except FileNotFoundError:
+            return None
+        return data
 
     def _write_baseline(self, record: Mapping[str, object]) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
