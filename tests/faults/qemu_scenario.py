@@ -1,4 +1,6 @@
-"""The campaign's scenario with real guests: QEMU processes and whole hosts killed around the switchover.
+"""The campaign's scenario with real guests: whole hosts killed or never booting, and QEMU processes
+killed in a VMM-only refresh (a guest's QEMU dying in each step of a host refresh is
+twohost_scenario's ``two-host-qemu-deaths``).
 
 Each case is a machine of the machine simulator (two real hosts, real QEMU test guests). A guest
 whose last QEMU dies runs nowhere: the refresh must name it and end Failed (VMsLost), undo the rest,
@@ -19,9 +21,9 @@ from hostrefresh.l0 import Call, FaultRule, Status
 from hostrefresh.sim.guest.lab import GuestLab
 from hostrefresh.sim.guest.qemubuilds import installed_build, other_build
 from tests.e2e.harness import running, wait_for
-from tests.e2e.twohost_nodes import TwoHostNode
+from tests.e2e.twohost_nodes import Qemu, TwoHostNode
 
-from .twohost_scenario import fired
+from .twohost_scenario import fired, observe
 from .world import TERMINAL, FaultWorld
 
 VMS = ["vm1", "vm2"]
@@ -41,24 +43,7 @@ class QemuCase:
     scope: str = "Host"
 
 
-def _qemu_of(node: TwoHostNode, vm: str, l1: int) -> int:
-    """The QEMU of guest ``vm`` in host ``l1``."""
-    ns = node.pidns(l1)
-    for q in node.qemus():
-        args = q.cmdline.split("\0")
-        if q.pidns == ns and "-name" in args and args[args.index("-name") + 1] == vm:
-            return q.pid
-    raise AssertionError(f"no QEMU of {vm} in host {ns}: {node.qemus()}")
-
-
-def _kill_qemu(vm: str, l1: int) -> Callable[[TwoHostNode], None]:
-    def act(node: TwoHostNode) -> None:
-        os.kill(_qemu_of(node, vm, l1), signal.SIGKILL)
-
-    return act
-
-
-def _vmm_qemu(node: TwoHostNode, vm: str, *, old: bool) -> int | None:
+def _vmm_qemu(node: TwoHostNode, vm: str, *, old: bool) -> Qemu | None:
     """The QEMU of guest ``vm`` on the older build (``old``) or on the target's copy of the installed one:
     a VMM refresh runs both in one host."""
     older = os.path.realpath(other_build().binary)
@@ -69,36 +54,26 @@ def _vmm_qemu(node: TwoHostNode, vm: str, *, old: bool) -> int | None:
         except OSError:
             continue
         if "-name" in args and args[args.index("-name") + 1] == vm and (exe == older) == old:
-            return q.pid
+            return q
     return None
 
 
-def _when_prepared_kill(vm: str, *, old: bool) -> Callable[[TwoHostNode], None]:
-    """Once the refresh has started the new QEMUs (before the first guest moves), kill ``vm``'s old or new QEMU."""
+def _when_prepared_kill(vm: str, *, old: bool, poweroff: bool = False) -> Callable[[TwoHostNode], None]:
+    """Once the refresh has started the new QEMUs (before the first guest moves), kill ``vm``'s old or new
+    QEMU, or (``poweroff``) have it quit as it does when its guest powers off."""
 
     def act(node: TwoHostNode) -> None:
         wait_for(lambda: _vmm_qemu(node, VMS[0], old=False), timeout=60, interval=0.005, what="the new QEMUs")
-        pid = wait_for(lambda: _vmm_qemu(node, vm, old=old), timeout=10, interval=0.005, what=f"{vm}'s QEMU")
-        os.kill(pid, signal.SIGKILL)
+        q = wait_for(lambda: _vmm_qemu(node, vm, old=old), timeout=10, interval=0.005, what=f"{vm}'s QEMU")
+        if poweroff:
+            observe(node, q, node.running_l1s()[0], "quit")
+        else:
+            os.kill(q.pid, signal.SIGKILL)
 
     return act
 
 
 CASES = [
-    QemuCase(
-        "dst-before", "qemu-destination-killed-before-switchover", (SLOW_GRANT,), "Migrating", _kill_qemu("vm1", 2), ()
-    ),
-    QemuCase(
-        "src-before", "qemu-source-killed-before-switchover", (SLOW_GRANT,), "Migrating", _kill_qemu("vm1", 1), ("vm1",)
-    ),
-    QemuCase(
-        "dst-after",
-        "qemu-destination-killed-after-switchover",
-        (FaultRule(call=Call.L1_RETIRE, status=Status.OK, latency_s=3.0, times=1),),
-        "Retiring",
-        _kill_qemu("vm1", 2),
-        ("vm1",),
-    ),
     QemuCase("host-dies", "new-host-dies-after-boot", (SLOW_GRANT,), "Migrating", lambda n: n.kill_host(2), ()),
     QemuCase(
         "vmm-src",
@@ -106,6 +81,15 @@ CASES = [
         (),
         None,
         _when_prepared_kill("vm2", old=True),
+        ("vm2",),
+        scope="VMM",
+    ),
+    QemuCase(
+        "vmm-src-poweroff",
+        "qemu-old-build-powered-off-in-vmm-refresh",
+        (),
+        None,
+        _when_prepared_kill("vm2", old=True, poweroff=True),
         ("vm2",),
         scope="VMM",
     ),

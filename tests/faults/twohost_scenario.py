@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from hostrefresh.api.phases import left_unfinished
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.sim.guest.lab import GuestLab
-from tests.e2e.harness import STEP_CALLS, Process, running
+from hostrefresh.sim.sysfs import FakeRules, fired_rules, save_rules
+from tests.e2e.harness import STEP_CALLS, Process, image_dir, running, wait_for
 from tests.e2e.twohost_nodes import Qemu, TwoHostNode
 
-from .world import FaultWorld, marks_of
+from .world import FaultWorld, faketime_env, marks_of
 
 VMS = ["vm1", "vm2"]
 #: How many machines run at once (each: two hosts, two guests, up to four QEMUs mid-handover).
@@ -36,7 +42,19 @@ BATCH = 4
 #: A slow L0 call that holds an agent in a step long enough to be killed there.
 HOLD_S = 2.0
 ROLLED_BACK = frozenset({"RolledBack"})
+ROLLED = frozenset({"Succeeded", "RolledBack"})
 SUCCEEDED = frozenset({"Succeeded"})
+
+
+@dataclass(frozen=True)
+class StepFault:
+    """Something done to a machine once its refresh is seen running ``step``. ``act`` returns whether
+    it was done (False: not possible at this look, tried again at the next); it counts as a fault of
+    ``kind`` only once done, and a step never reached fails the case."""
+
+    step: str
+    kind: str
+    act: Callable[[FaultWorld, TwoHostNode], bool]
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,16 @@ class HostCase:
     tag: str
     rules: tuple[FaultRule, ...]
     expect: frozenset[str]  # the outcomes this case may end in (one, where the protocol decides it)
-    kill: tuple[str, int] | None = None  # SIGKILL host L1 n's agent once the refresh runs this step
+    at: StepFault | None = None  # done once the refresh runs a given step
+    lost: tuple[str, ...] = ()  # guests the fault takes with it: the refresh must end Failed naming them
+    paused_before: tuple[str, ...] = ()  # guests their owner pauses before the refresh starts
+    ends_paused: tuple[str, ...] = ()  # guests that must end paused (as their owner left them)
+    clock: str = ""  # the machine's wall clock this far off ("+30s"), every host's with it
+    sysfs: FakeRules | None = None  # the old host's kernel refuses, delays or hangs these hot-unplugs
+    sysfs_least: int = 0  # of which at least this many must fire
+    silenced: int = 0  # host L1 whose agent ``at`` stops (SIGSTOP); it continues once the refresh ends
+    timeouts: tuple[tuple[str, int], ...] = ()  # the refresh's spec.timeouts
+    version: str = ""  # a target image of the case's own (its file is the fault's to change)
 
 
 FORWARD_CALLS = [Call.PARTITION_CREATE, Call.NESTED_ENABLE, Call.L1_BOOT, Call.MEM_GRANT, Call.L1_RETIRE]
@@ -99,7 +126,7 @@ def agent_kill_cases(full: bool) -> list[HostCase]:
             f"old-{step.lower()}",
             (FaultRule(call=call, status=Status.OK, latency_s=HOLD_S, times=1),),
             SUCCEEDED,
-            (step, 1),
+            kill_agent(step, 1),
         )
         for step, call in STEP_CALLS
         if step != "Devirtualizing"
@@ -109,14 +136,246 @@ def agent_kill_cases(full: bool) -> list[HostCase]:
             "new-migrating",
             (FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=HOLD_S, times=1),),
             SUCCEEDED,
-            ("Migrating", 2),
+            kill_agent("Migrating", 2),
         ),
         HostCase(
             "new-devirtualizing",
             (FaultRule(call=Call.NESTED_DISABLE, status=Status.OK, latency_s=HOLD_S, times=1),),
             SUCCEEDED,
-            ("Devirtualizing", 2),
+            kill_agent("Devirtualizing", 2),
         ),
+    ]
+    return cases
+
+
+#: The step held in each host (a slow L0 call, no fault) so that a step fault lands in it: the old
+#: host's steps while it runs the guests, Migrating before the first guest moves (destinations started),
+#: and the new host's steps once it runs them.
+OLD_HOST_STEPS = [("Partitioning", Call.PARTITION_CREATE), ("NestedEnabling", Call.NESTED_ENABLE)]
+OLD_HOST_STEPS += [("BootingTarget", Call.L1_BOOT), ("Migrating", Call.MEM_GRANT)]
+NEW_HOST_STEPS = [("Retiring", Call.L1_RETIRE), ("Devirtualizing", Call.NESTED_DISABLE)]
+
+
+def _hold(call: Call) -> tuple[FaultRule, ...]:
+    return (FaultRule(call=call, status=Status.OK, latency_s=HOLD_S, times=1),)
+
+
+def kill_agent(step: str, l1: int) -> StepFault:
+    """SIGKILL host L1 ``l1``'s agent (its host's init starts a new one)."""
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        if not node.agent_pid(l1):
+            return False
+        node.kill_agent(l1)
+        return True
+
+    return StepFault(step, f"agent-sigkill-{'old' if l1 == 1 else 'new'}-host", act)
+
+
+def qemu_of(node: TwoHostNode, vm: str, l1: int) -> Qemu | None:
+    """The QEMU of guest ``vm`` in host ``l1``, if one runs there."""
+    ns = node.pidns(l1)
+    return next((q for q in node.qemus() if q.pidns == ns and _arg(q, "-name") == vm), None)
+
+
+def qemu_dies(step: str, vm: str, l1: int, how: str) -> StepFault:
+    """Guest ``vm``'s QEMU in host ``l1`` ends: SIGKILLed ("kill"), or it quits as it does when its guest
+    powers off ("poweroff": QEMU runs without -no-shutdown, so a guest's power-off ends the process with
+    status 0; the test guest has no power button, so its observer monitor asks QEMU to quit)."""
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        q = qemu_of(node, vm, l1)
+        if q is None:
+            return False
+        if how == "kill":
+            os.kill(q.pid, signal.SIGKILL)
+        else:
+            observe(node, q, l1, "quit")
+        return True
+
+    where = "old" if l1 == 1 else "new"
+    return StepFault(step, f"qemu-{how}-{where}-host", act)
+
+
+def stop_agent(step: str, l1: int) -> StepFault:
+    """SIGSTOP host L1 ``l1``'s agent: alive, silent (its Lease not renewed), until SIGCONT."""
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        pid = node.agent_pid(l1)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGSTOP)
+        return True
+
+    return StepFault(step, f"agent-silenced-{'old' if l1 == 1 else 'new'}-host", act)
+
+
+def stop_agent_stamp_ahead(step: str) -> StepFault:
+    """The old host's agent stopped, and its last report forged an hour ahead (a report from the future is
+    no sign of life: the operator must still see the silence)."""
+    stop = stop_agent(step, 1)
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        if not stop.act(world, node):
+            return False
+        stamp = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        patch = json.dumps({"status": {"agent": {"updatedAt": stamp}}})
+        world.cp.kubectl("patch", "hostrefresh", f"{node.name}-hr", "--subresource=status", "--type=merge", "-p", patch)
+        return True
+
+    return StepFault(step, "agent-silenced-report-stamped-ahead", act)
+
+
+def image_changes(step: str, version: str, how: str) -> StepFault:
+    """The target image file on the node changes under the refresh: overwritten with other bytes
+    ("replaced") or deleted ("removed")."""
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        path = image_dir(world.workdir) / f"vmlinuz-{version}"
+        if how == "removed":
+            path.unlink()
+        else:
+            path.write_bytes(b"not the image the refresh names\n" * 64)
+        return True
+
+    return StepFault(step, f"target-image-{how}", act)
+
+
+def owner_does(step: str, vm: str, command: str) -> StepFault:
+    """The guest's owner pauses ("stop") or resumes ("cont") it, in whichever host runs it as its own."""
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        try:
+            l1 = node.host_of(vm)
+        except AssertionError:  # between two hosts at this look
+            return False
+        q = qemu_of(node, vm, l1)
+        if q is None:
+            return False
+        observe(node, q, l1, command)
+        return True
+
+    return StepFault(step, f"owner-{'pause' if command == 'stop' else 'resume'}", act)
+
+
+def clock_cases(full: bool) -> list[HostCase]:
+    """The machine's wall clock (every host's) 30 s ahead of or behind the operator's: nothing relies on
+    an agent's clock, so every refresh succeeds, and the handover is the same."""
+    return [
+        HostCase(f"{d}{i}", (), SUCCEEDED, clock=f"{s}30s")
+        for d, s in (("ahead", "+"), ("behind", "-"))
+        for i in range(2)
+    ]
+
+
+MEMORY = "devices/system/memory/memory{}/state"
+CPU = "devices/system/cpu/cpu{}/online"
+
+
+def sysfs_cases(full: bool) -> list[HostCase]:
+    """The old host's kernel refuses, delays or hangs hot-unplugs (the partitioner tries cpu7 and
+    memory31 first): the partition goes on without what it cannot take, or the refresh rolls back."""
+    late = FakeRules(late=[MEMORY.format(31)], hang_seconds=2.5)
+    table: list[tuple[str, FakeRules, tuple[FaultRule, ...], int]] = [
+        ("ebusy", FakeRules(ebusy=[MEMORY.format(31), MEMORY.format(30)]), (), 2),
+        ("refuse", FakeRules(refuse=[CPU.format(7)]), (), 1),
+        ("hang", FakeRules(hang=[MEMORY.format(31)], hang_seconds=2.5), (), 1),
+        ("late", late, (), 1),  # the partition goes on without it; the devirtualize hands it back
+        ("late-rb", late, (FaultRule(call=Call.L1_BOOT, status=Status.E_HW, times=1),), 1),  # ... so does a rollback
+    ]
+    if full:
+        table += [
+            ("ebusy-most", FakeRules(ebusy=[MEMORY.format(b) for b in range(31, 20, -1)]), (), 11),
+            (
+                "mixed",
+                FakeRules(refuse=[CPU.format(7), CPU.format(5)], late=[MEMORY.format(30)], hang_seconds=2.0),
+                (),
+                3,
+            ),
+        ]
+    return [HostCase(tag, rules, ROLLED, sysfs=fake, sysfs_least=least) for tag, fake, rules, least in table]
+
+
+def silenced_cases(full: bool) -> list[HostCase]:
+    """The operator declares Failed while an agent is silent (stopped, not dead): before the point of no
+    return the rollback it ordered overruns its deadline; after it, the silence itself is the verdict.
+    The agent that comes back still brings the node to an end, back to the old host or on to the new,
+    with every guest intact, and the refresh stays Failed."""
+    silence = (("agentSilenceSeconds", 20), ("rollingBackSeconds", 5))
+    failed = frozenset({"Failed"})
+    return [
+        HostCase("rollback", _hold(Call.MEM_GRANT), failed, stop_agent("Migrating", 1), silenced=1, timeouts=silence),
+        HostCase(
+            "stamped", _hold(Call.MEM_GRANT), failed, stop_agent_stamp_ahead("Migrating"), silenced=1, timeouts=silence
+        ),
+        HostCase(
+            "forward", _hold(Call.NESTED_DISABLE), failed, stop_agent("Devirtualizing", 2), silenced=2, timeouts=silence
+        ),
+    ]
+
+
+def image_cases(full: bool) -> list[HostCase]:
+    """The target image replaced or removed on the node mid-refresh. Before the new host boots from it,
+    the boot's own check refuses it and the refresh rolls back; once the new host booted from the image
+    it checked, the file no longer matters and the refresh succeeds (and never reports RolledBack)."""
+    table = [
+        ("Partitioning", Call.PARTITION_CREATE, "replaced", ROLLED_BACK),
+        ("NestedEnabling", Call.NESTED_ENABLE, "removed", ROLLED_BACK),
+        ("Retiring", Call.L1_RETIRE, "replaced", SUCCEEDED),
+        ("Devirtualizing", Call.NESTED_DISABLE, "removed", SUCCEEDED),
+    ]
+    if full:
+        table += [
+            ("BootingTarget", Call.L1_BOOT, "replaced", SUCCEEDED),
+            ("Migrating", Call.MEM_GRANT, "removed", SUCCEEDED),
+        ]
+    cases = []
+    for step, call, how, expect in table:
+        tag = f"{how}-{step.lower()}"
+        version = f"2.0-{tag}"
+        cases.append(HostCase(tag, _hold(call), expect, image_changes(step, version, how), version=version))
+    return cases
+
+
+def qemu_death_cases(full: bool) -> list[HostCase]:
+    """A guest's QEMU dies (killed, or its guest powers off) in each step, in the host that runs it: the
+    guest is lost and the refresh must end Failed naming it, the other guest intact in the node's one
+    host. A destination that dies before the switchover loses nothing (the source still runs it). A
+    retire refused after the guest died in the new host rolls back and still names it lost."""
+    hows = ("kill", "poweroff") if full else ("kill",)
+    old = OLD_HOST_STEPS if full else OLD_HOST_STEPS[-1:]
+    new = NEW_HOST_STEPS if full else NEW_HOST_STEPS[:1]
+    failed = frozenset({"Failed"})
+    cases = [
+        HostCase(f"old-{s.lower()}-{h}", _hold(c), failed, qemu_dies(s, "vm1", 1, h), ("vm1",))
+        for s, c in old
+        for h in hows
+    ]
+    cases += [
+        HostCase(f"new-{s.lower()}-{h}", _hold(c), failed, qemu_dies(s, "vm1", 2, h), ("vm1",))
+        for s, c in new
+        for h in hows
+    ]
+    cases += [
+        HostCase(f"dst-migrating-{h}", _hold(Call.MEM_GRANT), ROLLED, qemu_dies("Migrating", "vm1", 2, h)) for h in hows
+    ]
+    refused = (FaultRule(call=Call.L1_RETIRE, status=Status.E_HW, latency_s=HOLD_S, times=1),)
+    cases += [HostCase(f"rb-retiring-{h}", refused, failed, qemu_dies("Retiring", "vm1", 2, h), ("vm1",)) for h in hows]
+    return cases
+
+
+def owner_cases(full: bool) -> list[HostCase]:
+    """The owner pauses a running guest, or resumes the guest it paused before the refresh, in each step:
+    the guest ends as its owner last left it, in the new host, its memory intact."""
+    steps = OLD_HOST_STEPS + NEW_HOST_STEPS
+    steps = steps if full else steps[2:4]
+    cases = [
+        HostCase(f"pause-{s.lower()}", _hold(c), SUCCEEDED, owner_does(s, "vm1", "stop"), ends_paused=("vm1",))
+        for s, c in steps
+    ]
+    cases += [
+        HostCase(f"resume-{s.lower()}", _hold(c), SUCCEEDED, owner_does(s, "vm1", "cont"), paused_before=("vm1",))
+        for s, c in steps
     ]
     return cases
 
@@ -168,39 +427,78 @@ def _run_batch(
     for node in nodes.values():
         world.cluster.add_node(node.name)
         world.watch(node.name)
-    machines = [node.machine(world.cp, world.workdir) for node in nodes.values()]
+    machines = [
+        nodes[c.tag].machine(world.cp, world.workdir, faketime_env(c.clock) if c.clock else None) for c in cases
+    ]
     operator = world.operator(f"op-{prefix}-{cases[0].tag}")
     with running(*machines), world.supervised(operator):
         old_hosts = {}
-        for node in nodes.values():
+        for case in cases:
+            node = nodes[case.tag]
             node.wait_up()
             node.launch(VMS)
             old_hosts[node.name] = node.pidns(1)
+            if case.clock:
+                world.check_clock(node.name, case.clock, two_host=True)
+            if case.sysfs is not None:
+                save_rules(node.layout.sysfs(1), case.sysfs)
+            for vm in case.paused_before:
+                world.ledger.check(owner_does("", vm, "stop").act(world, node), f"{node.name}: could not pause {vm}")
         marks = {node.name: marks_of(world.cluster, node.name) for node in nodes.values()}
         for case in cases:
             for rule in case.rules:
                 nodes[case.tag].arm(rule)
-        kills = {f"{nodes[c.tag].name}-hr": (c.kill, nodes[c.tag]) for c in cases if c.kill is not None}
+        targets = {f"{nodes[c.tag].name}-hr": (c.at, nodes[c.tag]) for c in cases if c.at is not None}
+        lost = frozenset(f"{nodes[c.tag].name}/{vm}" for c in cases for vm in c.lost)
         names = [f"{n.name}-hr" for n in nodes.values()]
         with (
             world.monitor(api_outages=kind.api_outages),
-            VmLedger(world, list(nodes.values())),
-            AgentKiller(world, kills) as killer,
+            VmLedger(world, list(nodes.values()), lost_ok=lost),
+            StepFaults(world, targets) as step_faults,
         ):
-            for node in nodes.values():
-                world.refresh(f"{node.name}-hr", node.name)
+            for case in cases:
+                node = nodes[case.tag]
+                timeouts = {"agentSilenceSeconds": 20, **dict(case.timeouts)}
+                image = {"target": world.cluster.target_image(case.version)} if case.version else {}
+                world.refresh(f"{node.name}-hr", node.name, timeouts=timeouts, **image)
             if kind.during is not None:
                 kind.during(world, names, operator)
             objs = {o["metadata"]["name"]: o for o in world.wait_terminal(names)}
-        for name, step in sorted(killer.missed().items()):
-            world.ledger.check(
-                False, f"{name}: the agent kill targeted at {step} never happened (the step was not seen)"
-            )
+            for case in cases:
+                if case.silenced:
+                    name = f"{nodes[case.tag].name}-hr"
+                    objs[name] = _resume_silenced(world, nodes[case.tag], case.silenced, name)
+        for name, step in sorted(step_faults.missed().items()):
+            world.ledger.check(False, f"{name}: the fault targeted at {step} never happened (the step was not seen)")
         for case in cases:
             node = nodes[case.tag]
             obj = objs[f"{node.name}-hr"]
             world.ledger.fault(fault_kind, fired(node), two_host=True)
-            check_machine(world, node, obj, case.expect, marks[node.name], old_host=old_hosts[node.name])
+            if case.sysfs is not None:  # counted as the old host's fake kernel applied them
+                applied = len(fired_rules(node.layout.sysfs(1)))
+                least = case.sysfs_least
+                world.ledger.check(applied >= least, f"{node.name}: {applied} sysfs faults fired, {least} expected")
+                world.ledger.fault("sysfs", applied, two_host=True)
+            check_machine(world, node, obj, case, marks[node.name], old_host=old_hosts[node.name])
+
+
+def _resume_silenced(world: FaultWorld, node: TwoHostNode, l1: int, name: str) -> dict[str, Any]:
+    """The stopped agent continues; returns the refresh once that agent brought its node to an end."""
+    pid = node.agent_pid(l1)
+    if pid is not None:
+        os.kill(pid, signal.SIGCONT)
+
+    def ended() -> dict[str, Any] | None:
+        obj = world.cluster.get("hostrefresh", name)
+        status = (obj or {}).get("status") or {}
+        return obj if obj and not left_unfinished(status) and len(node.running_l1s()) == 1 else None
+
+    try:
+        found: dict[str, Any] = wait_for(ended, timeout=180, interval=0.5, what=f"{name}: the node brought to an end")
+        return found
+    except AssertionError as exc:
+        world.ledger.check(False, f"{exc}\n{node.logs()[-2500:]}")
+        return world.cluster.get("hostrefresh", name) or {}
 
 
 def fired(node: TwoHostNode) -> int:
@@ -212,13 +510,7 @@ def fired(node: TwoHostNode) -> int:
 
 
 def check_machine(
-    world: FaultWorld,
-    node: TwoHostNode,
-    obj: dict[str, Any],
-    expect: frozenset[str],
-    marks: Any,
-    lost: tuple[str, ...] = (),
-    old_host: str | None = None,
+    world: FaultWorld, node: TwoHostNode, obj: dict[str, Any], case: HostCase, marks: Any, old_host: str | None = None
 ) -> None:
     """Every invariant of a finished two-host refresh, on the machine and in the API."""
     check = world.ledger.check
@@ -227,9 +519,16 @@ def check_machine(
     phase = status.get("phase")
     world.ledger.outcome(str(phase))
     check(
-        phase in expect, f"{name}: ended {phase}, expected {sorted(expect)}: {world.why(status)}\n{node.logs()[-2500:]}"
+        phase in case.expect,
+        f"{name}: ended {phase}, expected {sorted(case.expect)}: {world.why(status)}\n{node.logs()[-2500:]}",
     )
     world.check_degraded(name, status)
+    if case.lost:
+        degraded: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
+        check(
+            degraded.get("reason") == "VMsLost" and all(v in degraded.get("message", "") for v in case.lost),
+            f"{name}: guests {case.lost} lost, yet Degraded says {degraded.get('reason')}: {degraded.get('message')}",
+        )
     state = node.l0_state()
     running_l1s = [x.id for x in state.running_l1s]
     check(len(running_l1s) == 1, f"{name}: hosts running {running_l1s}")
@@ -241,7 +540,7 @@ def check_machine(
         check(1 not in running_l1s, f"{name}: succeeded but the old host still runs")
         survivors = node.members(old_host) if old_host else []
         check(not survivors, f"{name}: processes of the retired host survived it: {survivors}")
-    alive = [v for v in VMS if v not in lost]
+    alive = [v for v in VMS if v not in case.lost]
     qemus = node.qemus()
     check(len(qemus) == len(alive), f"{name}: {len(qemus)} QEMUs for {len(alive)} live guests: {qemus}")
     if len(running_l1s) == 1:
@@ -255,6 +554,13 @@ def check_machine(
             f"{name}: a record not settled as the host's own: {records}",
         )
         check(node.channel_empty(), f"{name}: the handover channel still holds {node.channel_files()}")
+        for vm in alive:  # as its owner left it; then the owner resumes it, so that its pattern can advance
+            q = qemu_of(node, vm, l1)
+            state_now = _run_state(node, q, l1) if q is not None else None
+            expected = "paused" if vm in case.ends_paused else "running"
+            check(state_now == expected, f"{name}: guest {vm} is {state_now}, its owner left it {expected}")
+            if q is not None and state_now == "paused":
+                observe(node, q, l1, "cont")
         try:
             node.verify_all(alive)  # whole memory pattern, still advancing, in the host that runs it
             verified = True
@@ -337,63 +643,82 @@ def _arg(q: Qemu, flag: str, nth: int = 0) -> str | None:
     return found[nth] if len(found) > nth else None
 
 
-def _run_state(node: TwoHostNode, q: Qemu, l1: int | None) -> str | None:
-    """The run state of QEMU ``q`` asked on its observer monitor (the second ``-qmp``); None if unknown."""
+def _observer(node: TwoHostNode, q: Qemu, l1: int) -> QEMUMonitorProtocol:
+    """A client of QEMU ``q``'s observer monitor (its second ``-qmp``; the agent holds the first)."""
     spec = _arg(q, "-qmp", 1)
-    if spec is None or l1 is None:
-        return None
-    path = node.layout.outside(spec.removeprefix("unix:").split(",")[0], l1)
-    qmp = QEMUMonitorProtocol(str(path))
+    assert spec is not None, f"QEMU {q.pid} has no observer monitor"
+    return QEMUMonitorProtocol(str(node.layout.outside(spec.removeprefix("unix:").split(",")[0], l1)))
+
+
+def observe(node: TwoHostNode, q: Qemu, l1: int, command: str) -> dict[str, Any]:
+    """``command`` on QEMU ``q``'s observer monitor (the guest's owner, as the campaign plays it)."""
+    qmp = _observer(node, q, l1)
     try:
         qmp.connect()
-        qmp.settimeout(1.0)
-        reply = qmp.cmd_raw("query-status")
-        return str((reply.get("return") or {}).get("status"))
-    except Exception:  # busy, exiting or gone: unknown this look
-        return None
+        qmp.settimeout(5.0)
+        return qmp.cmd_raw(command)
     finally:
         with contextlib.suppress(Exception):
             qmp.close()
 
 
-class AgentKiller:
-    """SIGKILLs a host's agent once its node's refresh is seen running the step chosen for it; a kill
-    counts as a fault only once it happened there, and a target never reached is reported."""
+def _run_state(node: TwoHostNode, q: Qemu, l1: int | None) -> str | None:
+    """The run state of QEMU ``q`` asked on its observer monitor; None if unknown."""
+    if l1 is None:
+        return None
+    try:
+        reply = observe(node, q, l1, "query-status")
+        return str((reply.get("return") or {}).get("status"))
+    except Exception:  # busy, exiting or gone: unknown this look
+        return None
 
-    def __init__(self, world: FaultWorld, targets: dict[str, tuple[tuple[str, int], TwoHostNode]]) -> None:
+
+class StepFaults:
+    """Does each refresh's step fault once its node's refresh is seen running the step chosen for it;
+    a fault counts only once done there, and a target never reached is reported."""
+
+    def __init__(self, world: FaultWorld, targets: dict[str, tuple[StepFault, TwoHostNode]]) -> None:
         self.world = world
         self.targets = targets
-        self.killed: set[str] = set()
+        self.done: set[str] = set()
+        self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="agent-killer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="step-faults", daemon=True)
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.02):
-            try:
-                seen = {o["metadata"]["name"]: o for o in self.world.mine()}  # one list for every target
-            except Exception:  # a failed look is retried; a target never reached is reported
+        try:
+            while not self._stop.wait(0.02):
+                self._look()
+        except BaseException as exc:  # a fault-doer that stopped must fail the run, not pass it
+            self.error = exc
+
+    def _look(self) -> None:
+        try:
+            seen = {o["metadata"]["name"]: o for o in self.world.mine()}  # one list for every target
+        except Exception:  # a failed look is retried; a target never reached is reported
+            return
+        for name, (fault, node) in self.targets.items():
+            if name in self.done:
                 continue
-            for name, (kill, node) in self.targets.items():
-                if name in self.killed:
-                    continue
-                step, l1 = kill
-                agent = ((seen.get(name) or {}).get("status") or {}).get("agent") or {}
-                if agent.get("step") == step and agent.get("stepState") == "Running" and node.agent_pid(l1):
-                    with contextlib.suppress(AssertionError, ProcessLookupError):
-                        node.kill_agent(l1)
-                        self.killed.add(name)
-                        self.world.ledger.fault(f"agent-sigkill-{'old' if l1 == 1 else 'new'}-host", two_host=True)
+            agent = ((seen.get(name) or {}).get("status") or {}).get("agent") or {}
+            if agent.get("step") != fault.step or agent.get("stepState") != "Running":
+                continue
+            with contextlib.suppress(AssertionError, OSError, ConnectionError):  # gone or busy: next look
+                if fault.act(self.world, node):
+                    self.done.add(name)
+                    self.world.ledger.fault(fault.kind, two_host=True)
 
     def missed(self) -> dict[str, str]:
-        return {name: kill[0] for name, (kill, _) in self.targets.items() if name not in self.killed}
+        return {name: fault.step for name, (fault, _) in self.targets.items() if name not in self.done}
 
-    def __enter__(self) -> AgentKiller:
+    def __enter__(self) -> StepFaults:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        self.world.ledger.check(self.error is None, f"the step faults stopped: {self.error!r}")
 
 
 def two_host_l0_errors(world: FaultWorld, full: bool) -> None:
@@ -410,6 +735,30 @@ def two_host_l0_chaos(world: FaultWorld, full: bool) -> None:
 
 def two_host_agent_kills(world: FaultWorld, full: bool) -> None:
     run_cases(world, "thk", agent_kill_cases(full), "l0-error")  # (hold rules only: the kills are the faults)
+
+
+def two_host_qemu_deaths(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thd", qemu_death_cases(full), "l0-error")  # (the retire refused after a death counts too)
+
+
+def two_host_clock_skew(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thclk", clock_cases(full), "l0-error")  # (no L0 rule: the skewed clocks are the faults)
+
+
+def two_host_sysfs(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "ths", sysfs_cases(full), "l0-error")  # (the kernel's refusals are counted apart)
+
+
+def two_host_silenced_agents(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thsil", silenced_cases(full), "l0-error")  # (hold rules only: the silences are the faults)
+
+
+def two_host_images(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thi", image_cases(full), "l0-error")  # (hold rules only: the image changes are the faults)
+
+
+def two_host_owner(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "tho", owner_cases(full), "l0-error")  # (hold rules only: the owner's acts are the faults)
 
 
 def _under_way(world: FaultWorld, names: list[str]) -> bool:
@@ -451,6 +800,23 @@ HELD_CALLS = (Call.PARTITION_CREATE, Call.L1_BOOT, Call.MEM_GRANT, Call.L1_RETIR
 def _plain_cases(prefix: str, count: int) -> list[HostCase]:
     holds = tuple(FaultRule(call=call, status=Status.OK, latency_s=1.5, times=1) for call in HELD_CALLS)
     return [HostCase(f"{prefix}{i}", holds, SUCCEEDED) for i in range(count)]
+
+
+def _edit_specs(world: FaultWorld, names: list[str], operator: Process) -> None:
+    """Each refresh's spec edited once it runs BootingTarget: each edit refused, the refresh goes on."""
+    for name in names:
+
+        def booting(n: str = name) -> bool:
+            return world.step_of(n)[0] == "BootingTarget"
+
+        wait_for(booting, timeout=120, interval=0.05, what=f"{name} booting")
+        world.edit_refused(name, two_host=True)
+
+
+def two_host_spec_edits(world: FaultWorld, full: bool) -> None:
+    holds = (FaultRule(call=Call.L1_BOOT, status=Status.OK, latency_s=6.0, times=1),)
+    cases = [HostCase(f"m{i}", holds, SUCCEEDED) for i in range(BATCH)]
+    run_cases(world, "thse", cases, "l0-error", Batch(during=_edit_specs))
 
 
 def two_host_operator_kills(world: FaultWorld, full: bool) -> None:

@@ -4,18 +4,22 @@ agent processes, a monitor that checks invariants continuously, and the checks o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hostrefresh.api.names import NODE_RECORD_KEYS
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import sync_client
+from hostrefresh.kube.names import DEFAULT_NAMESPACE, agent_lease_name
 from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.l0 import FaultRule, open_l0
 from hostrefresh.nodeagent.migrate import VmLocation
@@ -28,6 +32,22 @@ from tests.e2e.harness import Cluster, Process, agent_process, operator_process,
 from .ledger import Ledger
 
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
+#: Edits of what the agent acts on; mid-refresh, the API server refuses each.
+SPEC_EDITS = [
+    {"spec": {"target": {"version": "9.9"}}},
+    {"spec": {"partition": {"cpus": 4, "memory": "2Gi"}}},
+    {"spec": {"handover": {"maxParallel": 1, "zeroCopy": False}}},
+]
+
+
+def faketime_env(offset: str) -> dict[str, str]:
+    """The environment that sets a process's wall clock ``offset`` ("+30s") off (real libfaketime; the
+    monotonic clock stays true, as a node's skewed wall clock leaves its timers alone)."""
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    assert libs, "libfaketime is missing: scripts/install-system-deps.sh installs the Debian package faketime"
+    return {"LD_PRELOAD": libs[0], "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
 #: Failed lists in a row (0.3 s apart) after which the invariant monitor counts itself blind.
 MONITOR_BLIND_LOOKS = 20
 #: CPUs and a memory block an administrator took offline before the refresh, on some nodes.
@@ -273,6 +293,39 @@ class FaultWorld:
 
     def why(self, status: dict[str, Any]) -> str:
         return _why(status)
+
+    def edit_refused(self, name: str, *, two_host: bool = False) -> None:
+        """Edits of what the agent acts on, made mid-refresh: each must be refused by the API server (a
+        fault only once it reached the API server and was refused there)."""
+        for edit in SPEC_EDITS:
+            out = self.cp.kubectl("patch", "hostrefresh", name, "--type=merge", "-p", json.dumps(edit), check=False)
+            if self.ledger.check(
+                out.returncode != 0 and "cannot change while the refresh runs" in out.stderr,
+                f"{name}: a spec edit mid-refresh was not refused: {out.stdout} {out.stderr}",
+            ):
+                self.ledger.fault("spec-edit", two_host=two_host)
+
+    def check_clock(self, node: str, offset: str, *, two_host: bool = False) -> None:
+        """The fault counts once the agent's own clock is seen ``offset`` ("+30s") off: its Lease's
+        renewTime (its clock) against this clock, sampled right after a renewal seen on the API server."""
+        name = agent_lease_name(node)
+
+        def renew_time() -> str | None:
+            lease = self.cluster.get("lease", name, DEFAULT_NAMESPACE) or {}
+            return (lease.get("spec") or {}).get("renewTime")
+
+        seconds = float(offset.removesuffix("s"))
+        first = wait_for(renew_time, timeout=30, interval=0.1, what=f"{node}: the agent's Lease")
+        seen: float | None = None
+        with contextlib.suppress(AssertionError):
+            stamp = wait_for(lambda: (t := renew_time()) != first and t, timeout=30, interval=0.05)
+            when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+            seen = (when - datetime.now(UTC)).total_seconds()
+        if self.ledger.check(
+            seen is not None and abs(seen - seconds) <= abs(seconds) / 2,
+            f"{node}: the agent's clock is {seen} s off, not {seconds} s: faketime did not take",
+        ):
+            self.ledger.fault(f"clock-{'ahead' if seconds > 0 else 'behind'}-{abs(seconds):.0f}s", two_host=two_host)
 
     def check_degraded(self, name: str, status: dict[str, Any]) -> None:
         """A refresh that did not succeed says why (Degraded with a reason) and warns (an Event)."""
