@@ -198,3 +198,48 @@ def test_pause_window_and_failure_threshold(cluster: Cluster, tmp_path: Path) ->
         assert retry["spec"]["nodeName"] == fail_seen.states[failed_name]["node"]
         record = cluster.get("hostrefresh", failed_name) or {}
         assert (record.get("status") or {}).get("phase") in ("Failed", "RolledBack"), "the record was lost"
+
+
+def test_a_cordoned_node_waits_for_its_uncordon_unless_the_plan_includes_it(cluster: Cluster, tmp_path: Path) -> None:
+    root = tmp_path / "nodes"
+    waiting = _fleet(cluster, root, "fcord", 3)
+    included = _fleet(cluster, root, "fincl", 2)
+    cordoned = waiting[0]  # first in rollout order: it would be the canary
+    for node in (cordoned, included[1]):
+        cluster.cp.kubectl("cordon", node)
+    client = sync_client(cluster.cp.kubeconfig)
+    with (
+        running(
+            operator_process(cluster.cp, tmp_path, "op-cordon"), agent_process(cluster.cp, tmp_path, waiting + included)
+        ),
+        watch_plan(client, "fcord") as seen,
+    ):
+        _plan(cluster, "fcord", "fcord", canary=1, maxUnavailable=3)
+        _plan(cluster, "fincl", "fincl", canary=0, maxUnavailable=2, cordonedNodes="Include")
+
+        def holds() -> dict[str, Any] | None:
+            status = _plan_status(cluster, "fcord")
+            progressing: dict[str, Any] = next(
+                (c for c in status.get("conditions", []) if c["type"] == "Progressing"), {}
+            )
+            if status.get("succeeded") == 2 and progressing.get("reason") == "NodesCordoned":
+                return progressing
+            return None
+
+        progressing = wait_for(holds, timeout=120, what="the others refreshed, the cordoned node waits")
+        assert progressing["status"] == "False" and cordoned in progressing["message"]
+        assert "spec.cordonedNodes: Include" in progressing["message"]
+        status = _plan_status(cluster, "fcord")
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+        assert (ready["status"], stalled["status"], status["pending"]) == ("False", "False", 1)
+        assert cordoned not in {st["node"] for st in seen.states.values()}, "a cordoned node was started"
+        wait_for(lambda: _plan_status(cluster, "fincl").get("succeeded") == 2, timeout=120, what="Include refreshed")
+
+        cluster.cp.kubectl("uncordon", cordoned)
+        wait_for(
+            lambda: _plan_status(cluster, "fcord").get("succeeded") == 3, timeout=120, what="refreshed once uncordoned"
+        )
+    # The refresh left each cordon as it found it: the included node is still cordoned.
+    for node in (cordoned, included[1]):
+        assert bool((cluster.get("node", node) or {})["spec"].get("unschedulable")) is (node != cordoned), node

@@ -8,6 +8,7 @@ from typing import Any
 from hostrefresh.api import Phase
 from hostrefresh.api.meta import Condition
 from hostrefresh.operator.lifecycle import decide
+from hostrefresh.operator.views import NodeView
 from tests.operator.helpers import T0, host_refresh, inputs, started
 from tests.operator.test_waves import active, done, nodes, run, spec
 
@@ -64,3 +65,7 @@ def test_plan_states() -> None:
     assert plan_state(ended) == "Failed"
     assert plan_state(run(spec(canary=0), ())) == "Failed"  # selects no node: needs a human
     assert plan_state(run(spec(canary=0, paused=True), nodes(2))) == "InProgress"  # a pause is not done
+    # Only a cordoned node left: not done (Current would say every node runs the target), not Failed either
+    # (a cordon is a drain or a repair that usually ends by itself).
+    cordoned = (NodeView("n00"), NodeView("n01", unschedulable=True))
+    assert plan_state(run(spec(canary=0), cordoned, (done("n00"),))) == "InProgress"

@@ -10,7 +10,7 @@ import pytest
 from hostrefresh.api import Phase
 from hostrefresh.api.names import NODE_ANNOTATION, NODE_LABEL, label_value
 from hostrefresh.kube.names import agent_lease_name
-from hostrefresh.operator.objects import agent_view, heartbeat_node, owned_refresh
+from hostrefresh.operator.objects import agent_view, heartbeat_node, node_view, owned_refresh
 
 
 def test_owned_refresh_from_a_written_status() -> None:
@@ -125,3 +125,12 @@ def test_the_agents_capabilities_are_read_from_its_lease_and_nothing_is_assumed_
     assert agent_view({"spec": {}}).l0 is None
     garbled = {"metadata": {"annotations": {"hostrefresh.io/capabilities": "{not json"}}, "spec": {}}
     assert agent_view(garbled).l0 is None
+
+
+def test_a_cordon_is_read_from_spec_unschedulable_and_a_taint_alone_is_none() -> None:
+    taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+    cordoned = node_view({"metadata": {"name": "n"}, "spec": {"unschedulable": True, "taints": [taint]}})
+    assert cordoned.unschedulable
+    ours = {"key": "hostrefresh.io/refreshing", "effect": "NoSchedule", "value": "hr"}
+    assert not node_view({"metadata": {"name": "n"}, "spec": {"taints": [ours]}}).unschedulable
+    assert not node_view({"metadata": {"name": "n"}}).unschedulable

@@ -62,6 +62,13 @@ def test_admission_blocks_with_a_reason(kwargs: dict[str, Any], spec: dict[str, 
     assert d.events and d.events[0].reason == f"Blocked{reason}"
 
 
+def test_a_cordon_does_not_hold_a_refresh_someone_asked_for() -> None:
+    # A HostRefresh names its node: cordoning a node before its maintenance is the usual order, so the
+    # cordon is no reason to wait (a plan's spec.cordonedNodes decides before it creates the refresh).
+    d = decide(inputs(host_refresh(), node=NodeView("node-a", unschedulable=True)))
+    assert d.status.directive == Directive.PROCEED and d.mark_node
+
+
 def test_a_terminal_peer_does_not_block_and_unmovable_vms_may_proceed() -> None:
     peers = (PeerView("done", T0 - timedelta(hours=2), started=True, terminal=True),)
     d = decide(inputs(host_refresh(unmovableVMPolicy="Proceed"), peers=peers, vmis=VMIView(2, ("gpu",))))

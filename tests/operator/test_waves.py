@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api.names import REFRESH_TAINT_KEY
 from hostrefresh.operator.conditions import Reason
-from hostrefresh.operator.views import AgentView, NodeView
+from hostrefresh.operator.views import AgentView, NodeView, Taint
 from hostrefresh.operator.waves import (
     OwnedRefresh,
     PlanInputs,
+    cordon_message,
     counts_only,
+    held_for_cordon,
     merge_ahead,
     overlapping_claims,
     plan,
@@ -265,3 +268,95 @@ def test_max_unavailable_counts_refreshes_this_plan_did_not_start() -> None:
     assert plan(replace(inputs, busy_elsewhere=frozenset({"n03"}))).start == ["n00"]
     assert plan(replace(inputs, busy_elsewhere=frozenset({"n03", "n04"}))).start == []
     assert plan(replace(inputs, busy_elsewhere=frozenset({"n00"}))).start == ["n01"]  # and never on a busy node
+
+
+def _cordoned(*names: str, n: int = 4) -> tuple[NodeView, ...]:
+    return tuple(NodeView(f"n{i:02d}", unschedulable=f"n{i:02d}" in names) for i in range(n))
+
+
+def _condition(d: Any, type_: str) -> tuple[str, str, str]:
+    c = next(c for c in d.status.conditions if c.type == type_)
+    return str(c.status), c.reason, c.message
+
+
+def test_a_cordoned_node_waits_while_the_others_roll_out_and_the_plan_names_it() -> None:
+    d = run(spec(canary=0, maxUnavailable=4), _cordoned("n01"))
+    assert d.start == ["n00", "n02", "n03"]
+    assert d.status.pending == 1 and d.status.active == 3
+    status, reason, message = _condition(d, "Progressing")
+    assert (status, reason) == ("True", Reason.ROLLING_OUT)
+    assert "cordoned and wait: n01" in message and "spec.cordonedNodes: Include" in message, message
+    assert _condition(d, "Ready")[0] == "False"
+
+
+def test_a_plan_left_with_cordoned_nodes_only_waits_for_them_not_stalled_nor_ready() -> None:
+    ns = _cordoned("n02", "n03")
+    owned = (done("n00", at=T0 - timedelta(hours=1)), done("n01", at=T0 - timedelta(hours=1)))
+    d = run(spec(canary=0, maxUnavailable=2), ns, owned)
+    assert d.start == []
+    assert (d.status.pending, d.status.succeeded, d.status.nodes) == (2, 2, 4)
+    status, reason, message = _condition(d, "Progressing")
+    assert (status, reason) == ("False", Reason.NODES_CORDONED)
+    assert "2 selected node(s) are cordoned and wait: n02, n03" in message
+    assert "kubectl uncordon" in message and "spec.cordonedNodes: Include" in message
+    assert _condition(d, "Reconciling")[:2] == ("True", Reason.NODES_CORDONED)
+    assert _condition(d, "Stalled")[0] == "False"  # a cordon usually ends by itself: not Failed for kstatus
+    assert _condition(d, "Ready")[:2] == ("False", Reason.ROLLING_OUT)
+    assert not d.status.paused
+    # Uncordoned: they start, and once they succeed the plan is Ready.
+    d = run(spec(canary=0, maxUnavailable=2), _cordoned(), owned)
+    assert d.start == ["n02", "n03"]
+    d = run(spec(canary=0, maxUnavailable=2), _cordoned(), (*owned, done("n02"), done("n03")))
+    assert _condition(d, "Ready")[:2] == ("True", Reason.ROLLOUT_COMPLETE)
+
+
+def test_include_refreshes_cordoned_nodes_like_the_others() -> None:
+    d = run(spec(canary=0, maxUnavailable=4, cordonedNodes="Include"), _cordoned("n01", "n03"))
+    assert d.start == ["n00", "n01", "n02", "n03"]
+    assert "cordon" not in _condition(d, "Progressing")[2]
+    with pytest.raises(ValueError, match="cordonedNodes"):
+        spec(cordonedNodes="Skip")
+    assert spec().cordoned_nodes == "Wait"
+
+
+def test_a_cordoned_node_is_no_canary_and_once_uncordoned_joins_the_rolling_rollout() -> None:
+    s = spec(canary=1, maxUnavailable=2)
+    d = run(s, _cordoned("n00"))
+    assert d.start == ["n01"]  # the next node is the canary: a cordoned one would hold the fleet
+    canary = (done("n01", at=T0 - timedelta(hours=1)),)
+    # n00 uncordoned after the canary succeeded: it is started with the others, not as a second canary.
+    assert run(s, _cordoned(), canary).start == ["n00", "n02"]
+    # Still cordoned: the rollout goes on without it.
+    assert run(s, _cordoned("n00"), canary).start == ["n02", "n03"]
+
+
+def test_a_cordon_never_stops_a_refresh_under_way_or_one_already_done() -> None:
+    ns = _cordoned("n00", "n01", n=3)
+    d = run(spec(canary=0, maxUnavailable=2), ns, (active("n00"), done("n01")))
+    assert d.start == ["n02"]
+    assert d.status.active == 2 and d.status.succeeded == 1 and d.status.pending == 0
+    assert "cordon" not in _condition(d, "Progressing")[2]
+
+
+def test_only_a_cordon_counts_not_the_operators_own_taint_nor_others() -> None:
+    taints = (Taint(REFRESH_TAINT_KEY, "NoSchedule", "other-refresh"), Taint("dedicated", "NoSchedule", "db"))
+    ns = (NodeView("n00", taints=taints), NodeView("n01"))
+    assert run(spec(canary=0, maxUnavailable=2), ns).start == ["n00", "n01"]
+    assert held_for_cordon(spec(), (NodeView("n00", unschedulable=True, taints=taints),)) == ["n00"]
+    assert held_for_cordon(spec(cordonedNodes="Include"), (NodeView("n00", unschedulable=True),)) == []
+
+
+def test_a_cordon_outside_the_window_is_what_the_plan_says_it_waits_for() -> None:
+    window = [{"schedule": "0 3 * * *", "duration": "1h"}]
+    # Only cordoned nodes pending: the window opening would not help, so the cordon is named.
+    only = run(spec(canary=0, maintenanceWindows=window), _cordoned("n00", n=1))
+    assert _condition(only, "Progressing")[:2] == ("False", Reason.NODES_CORDONED)
+    # Others pending too: the window holds them, and the cordoned node is named as well.
+    some = run(spec(canary=0, maintenanceWindows=window), _cordoned("n00", n=2))
+    status, reason, message = _condition(some, "Progressing")
+    assert (status, reason) == ("False", Reason.WAITING_FOR_WINDOW) and "cordoned and wait: n00" in message
+
+
+def test_many_cordoned_nodes_are_named_up_to_five() -> None:
+    message = cordon_message([f"n{i:02d}" for i in range(8)])
+    assert "8 selected node(s)" in message and "n04 and 3 more" in message and "n05" not in message

@@ -37,7 +37,7 @@ from hostrefresh.api.phases import (
     forward_steps,
     is_terminal,
 )
-from hostrefresh.api.refreshplan import HealthGates, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api.refreshplan import CordonedNodes, HealthGates, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
 
 __all__ = [
     "API_VERSION",
@@ -52,6 +52,7 @@ __all__ = [
     "AgentStatus",
     "Condition",
     "ConditionStatus",
+    "CordonedNodes",
     "Directive",
     "FailurePolicy",
     "HandoverPath",

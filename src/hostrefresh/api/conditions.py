@@ -82,3 +82,5 @@ class Reason:
     NO_NODES = "NoNodesSelected"
     INVALID_SPEC = "InvalidSpec"
     OVERLAPPING_PLAN = "OverlappingPlan"
+    # Selected nodes someone cordoned wait for their uncordon (spec.cordonedNodes: Wait).
+    NODES_CORDONED = "NodesCordoned"

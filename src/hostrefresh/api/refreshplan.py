@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -15,6 +16,19 @@ PERCENT_OR_COUNT_RULE = rule(
     "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
     "must be a positive integer or a percentage from 1% to 100%, e.g. 3 or 10%",
 )
+
+
+class CordonedNodes(StrEnum):
+    """What a plan does with a selected node that someone cordoned (``spec.unschedulable``) before its start.
+
+    An enum, not a bool: a third answer (such as leaving such nodes out of the rollout) can come later
+    without a second field.
+    """
+
+    #: Start it once it is uncordoned; the plan is not Ready before (a cordon is someone's maintenance).
+    WAIT = "Wait"
+    #: Refresh it like any other node (the cordon stays as it was).
+    INCLUDE = "Include"
 
 
 class HealthGates(ApiModel):
@@ -51,6 +65,17 @@ class RefreshPlanSpec(ApiModel):
         Field(
             default=False,
             description="Set to true, with an empty nodeSelector, to refresh every node on purpose.",
+        ),
+    ]
+    cordoned_nodes: Annotated[
+        CordonedNodes,
+        Field(
+            default=CordonedNodes.WAIT,
+            description="Wait (default): a selected node that is cordoned (spec.unschedulable, as kubectl cordon "
+            "and drain set it) is not started, nor made a canary; it starts once uncordoned, and the plan is not "
+            "Ready before. The Progressing condition names such nodes (reason NodesCordoned once only they are "
+            "left). Include: refresh cordoned nodes too; the cordon stays. A cordon never stops a refresh under "
+            "way, and the operator's own mark on a refreshing node is a taint, not a cordon.",
         ),
     ]
     target: Annotated[TargetHost, Field(description="Host software every selected node is refreshed to.")]

@@ -9,6 +9,13 @@ consecutive starts land in different failure domains.
 A changed target is a new rollout of the same plan: refreshes already running for the old target
 finish (aborting mid-refresh would cost more nesting than finishing), nodes on the old target count
 as pending again, and new HostRefresh objects are named after the new target.
+
+A selected node someone cordoned waits (``spec.cordonedNodes: Wait``, the default): it stays pending,
+is neither started nor a canary, and the plan is not Ready while it waits. A cordon is how Kubernetes
+users say "hands off this node" (a drain, a repair, an investigation); refreshing its host under them
+would be a surprise, and declaring the fleet done without it would be a lie. ``Include`` refreshes it
+like any other node. The operator's own mark on a refreshing node is a taint, never a cordon, so every
+cordon it sees is someone else's.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus, is_terminal
+from hostrefresh.api import CordonedNodes, Phase, RefreshPlanSpec, RefreshPlanStatus, is_terminal
 from hostrefresh.api.meta import ConditionStatus
 from hostrefresh.api.phases import FAILED_ENDS
 from hostrefresh.operator import conditions as cond
@@ -119,6 +126,27 @@ def spread_by_zone(nodes: list[NodeView]) -> list[NodeView]:
     return ordered
 
 
+def held_for_cordon(spec: RefreshPlanSpec, pending: Collection[NodeView]) -> list[str]:
+    """The pending nodes the plan leaves alone for now because someone cordoned them, by name.
+
+    Only ``spec.unschedulable`` counts (what ``kubectl cordon`` and a drain set), not taints: the
+    operator's own ``hostrefresh.io/refreshing`` taint, or another tool's, is no cordon. Nodes already
+    started are not in ``pending``: a cordon never stops a refresh under way.
+    """
+    if spec.cordoned_nodes == CordonedNodes.INCLUDE:
+        return []
+    return sorted(n.name for n in pending if n.unschedulable)
+
+
+def cordon_message(held: list[str]) -> str:
+    """What the plan says about the cordoned nodes it waits for: which, and the two ways on."""
+    names = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+    return (
+        f"{len(held)} selected node(s) are cordoned and wait: {names}. Each starts once uncordoned "
+        "(kubectl uncordon NODE); to refresh cordoned nodes too, set spec.cordonedNodes: Include"
+    )
+
+
 def plan(inputs: PlanInputs) -> PlanDecision:
     """Decide which nodes of the plan start now."""
     spec, now = inputs.spec, inputs.now
@@ -154,6 +182,10 @@ def plan(inputs: PlanInputs) -> PlanDecision:
         and (n.name not in latest or (not latest[n.name].active and n.name not in succeeded and n.name not in failed))
     ]
 
+    held = held_for_cordon(spec, pending)
+    held_set = frozenset(held)
+    startable = [n for n in pending if n.name not in held_set]
+
     status.nodes = len(ordered)
     status.active = len(active)
     status.succeeded = len(succeeded)
@@ -187,6 +219,9 @@ def plan(inputs: PlanInputs) -> PlanDecision:
     overlap = _overlap_message(inputs.claimed, latest)
     if hold_reason is None and overlap and not pending and not active:
         hold_reason = (Reason.OVERLAPPING_PLAN, overlap)
+    if hold_reason is None and held and not startable:
+        # Not Stalled: a cordon is most often a drain or a repair that ends by itself.
+        hold_reason = (Reason.NODES_CORDONED, cordon_message(held))
     if hold_reason is None and len(troubled) > spec.health_gates.max_failed:
         hold_reason = (
             Reason.HEALTH_GATE,
@@ -200,8 +235,8 @@ def plan(inputs: PlanInputs) -> PlanDecision:
         except WindowError as exc:
             hold_reason = (Reason.INVALID_SPEC, f"spec.maintenanceWindows: {exc}")
 
-    if hold_reason is None and pending:
-        chosen = _choose(inputs, ordered, pending, active, latest, succeeded)
+    if hold_reason is None and startable:
+        chosen = _choose(inputs, ordered, startable, active, latest, succeeded, held_set)
         budget = len(chosen) if inputs.start_budget is None else max(inputs.start_budget, 0)
         decision.start, decision.deferred = chosen[:budget], max(len(chosen) - budget, 0)
         for node_name in decision.start:
@@ -210,7 +245,7 @@ def plan(inputs: PlanInputs) -> PlanDecision:
                 decision.retries[node_name] = (len(records), records[-1].name)
         if decision.start and status.active == 0:  # a start from rest; refills of freed slots are not waves
             status.waves_started += 1
-        elif pending and status.active == 0 and not decision.deferred:
+        elif status.active == 0 and not decision.deferred:
             hold_reason = (Reason.SOAKING, "waiting for the soak time or for nodes that pass the health gates")
     status.active += len(decision.start)
     status.pending -= len(decision.start)
@@ -224,6 +259,9 @@ def plan(inputs: PlanInputs) -> PlanDecision:
             f"; spec.canary {spec.canary} is more than the {len(ordered)} selected node(s): every node is a "
             "canary, refreshed maxUnavailable at a time, and no later wave follows"
         )
+    says_cordon = hold_reason is not None and hold_reason[0] == Reason.NODES_CORDONED and not status.active
+    if held and not says_cordon:
+        note += f"; {cordon_message(held)}"  # said while the others roll out, not only at the end
     if done:
         set_c(cond.READY, TRUE, Reason.ROLLOUT_COMPLETE, f"all {len(ordered)} nodes run {target}")
     else:
@@ -278,11 +316,21 @@ def _choose(
     active: list[OwnedRefresh],
     latest: dict[str, OwnedRefresh],
     succeeded: set[str],
+    held: frozenset[str] = frozenset(),
 ) -> list[str]:
+    """Of ``pending`` (startable now), the nodes to start.
+
+    The canaries are the first ``canary`` nodes in order, those already started for the target first,
+    and none of ``held`` (waiting for their uncordon): a cordoned canary would hold the whole fleet,
+    and a node uncordoned mid-rollout joins it instead of taking the canary's part again.
+    """
     spec, now = inputs.spec, inputs.now
     total = len(ordered)
     budget = resolve_count(spec.max_unavailable, total) or 1
-    canaries = [n.name for n in ordered[: spec.canary]]
+    target = spec.target.version
+    eligible = [n.name for n in ordered if n.name not in held]
+    started = {n for n, o in latest.items() if o.target_version == target}
+    canaries = [*(n for n in eligible if n in started), *(n for n in eligible if n not in started)][: spec.canary]
     canary_pending = [n for n in pending if n.name in canaries]
     soak = timedelta(seconds=spec.soak_seconds)
     if canary_pending or any(o.node in canaries for o in active):
