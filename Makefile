@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
 
-.PHONY: setup test-setup system-deps python-deps tools test-tools crds check-crds lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
+.PHONY: setup test-setup system-deps python-deps tools test-tools crds api-docs check-crds lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
 
 ## setup: what `make demo` needs: Debian packages, the Python package with test extras, the Go-built control
 ## plane, and an older QEMU build unpacked beside the installed one (for VMM-only refreshes).
@@ -31,10 +31,16 @@ test-tools:
 	bash deploy/images/build.sh
 	bash deploy/kind/build-node-image.sh
 
-## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api.
+## crds: regenerate crds/*.yaml from the pydantic models in src/hostrefresh/api (and the chart's copy,
+## and docs/api.md, which is written from them).
 crds:
 	$(PYTHON) -m hostrefresh.api.crd crds
 	cp crds/*.yaml charts/hostrefresh/crds/
+	$(PYTHON) -m hostrefresh.api.reference docs/api.md
+
+## api-docs: regenerate docs/api.md, the API reference, from the CRDs (and the condition types and reasons).
+api-docs:
+	$(PYTHON) -m hostrefresh.api.reference docs/api.md
 
 ## lint: ruff, mypy (strict, over src and tests) and the import-layer contracts.
 lint:

@@ -5,6 +5,9 @@ The operator sets them (``hostrefresh.operator.conditions``); the CLI and tools 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Final
+
 # Condition types of HostRefresh.
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -32,6 +35,33 @@ HOST_REFRESH_TYPES = (
 
 # Condition types of RefreshPlan (Ready, Progressing, Paused, Degraded, Reconciling, Stalled shared).
 PLAN_TYPES = (READY, PROGRESSING, PAUSED, DEGRADED, RECONCILING, STALLED)
+
+#: What each condition type says, for the API reference (docs/api.md is generated from it and from
+#: the CRDs): one entry per type of either kind, or the generator refuses to write the page.
+TYPE_DESCRIPTIONS: Final[Mapping[str, str]] = {
+    READY: "HostRefresh: True (RefreshSucceeded) once the node runs the target; otherwise False, its message "
+    "saying why the refresh waits, failed or rolled back. RefreshPlan: True (RolloutComplete) once every "
+    "selected node runs the target; otherwise False (RollingOut) with how many do.",
+    PROGRESSING: "True while a refresh runs (InProgress, RollingBack) or a plan has refreshes running "
+    "(RollingOut). False while a refresh waits to start (the reason says what holds it) or a plan starts "
+    "nothing (the reason says why), and once either has ended (a refresh: its final phase; a plan: "
+    "RolloutComplete or RefreshFailed).",
+    PAUSED: "True while held: a refresh by its spec.paused (PausedBySpec) or, not started yet, by its paused "
+    "RefreshPlan (PausedByPlan); a plan by its spec.paused (PausedBySpec) or its failure threshold "
+    "(FailureThresholdReached). False (AsExpected) otherwise.",
+    DEGRADED: "True with the reason something went wrong (a refresh: StepFailed, DeadlineExceeded, AgentSilent, "
+    "HeldAfterFailure, ...; a plan: RefreshFailed or OverlappingPlan); False (AsExpected) otherwise. A "
+    "succeeded refresh is set back to False.",
+    NESTED_ACTIVE: "HostRefresh only. True (NestedEnabled) while the agent reports nested virtualization on, "
+    "with the time it was enabled; False (NestedDisabled) with the seconds spent nested in total.",
+    PREFLIGHT_PASSED: "HostRefresh only. Unknown (PreflightPending) before the agent's Preflight ran, True "
+    "(PreflightSucceeded) once it passed, False (PreflightFailed) with the agent's message when it failed.",
+    RECONCILING: "kstatus: True while a refresh or a rollout waits or runs (the reason and message are "
+    "Progressing's); False once it has ended, is held for a human, or (a plan) is complete or stalled.",
+    STALLED: "kstatus: True once a refresh failed, rolled back or is held after a failure, and once a plan is "
+    "halted by its failure threshold, selects no node, has an invalid spec, overlaps an older plan, or "
+    "has nothing left to start after failures. GitOps tools read it as failed.",
+}
 
 
 class Reason:
