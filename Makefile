@@ -3,7 +3,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
 
-.PHONY: setup test-setup system-deps python-deps tools test-tools crds api-docs check-crds lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
+.PHONY: setup test-setup system-deps python-deps tools test-tools crds api-docs lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
 
 ## setup: what `make demo` needs: Debian packages, the Python package with test extras, the Go-built control
 ## plane, and an older QEMU build unpacked beside the installed one (for VMM-only refreshes).
