@@ -233,6 +233,10 @@ int l0_sim_create(const char *path, const l0_sim_machine *machine);
 int l0_sim_fault_set(l0_handle *h, const l0_sim_fault *fault);
 int l0_sim_fault_clear(l0_handle *h);
 int l0_sim_fault_list(l0_handle *h, l0_sim_fault *out, uint32_t *n_out);
+/* The state as l0_query returns it, with no fault rule applied and no rule's counter moved: for the
+ * simulator's own machinery (the machine simulator keeps its hosts in step with the L0), so that a
+ * fault rule fires on the product's calls only. */
+int l0_sim_peek(l0_handle *h, l0_state *out);
 
 /* Pure helpers, exported for tests of the sim and of the encoding. */
 void l0_sha256(const void *data, size_t len, uint8_t out[32]);

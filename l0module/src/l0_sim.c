@@ -298,7 +298,7 @@ static void probe_absent(l0_probe_info *out)
     out->features = L0_FEAT_SIMULATED;
 }
 
-enum { SIM_OP_CALL, SIM_OP_FAULT_SET, SIM_OP_FAULT_CLEAR, SIM_OP_FAULT_LIST };
+enum { SIM_OP_CALL, SIM_OP_FAULT_SET, SIM_OP_FAULT_CLEAR, SIM_OP_FAULT_LIST, SIM_OP_PEEK };
 
 struct sim_op {
     int kind;
@@ -306,6 +306,7 @@ struct sim_op {
     const l0_sim_fault *fault;
     l0_sim_fault *fault_out;
     uint32_t *n_out;
+    l0_state *state_out;
 };
 
 static int transact(l0_handle *h, struct sim_op *op)
@@ -343,6 +344,8 @@ static int transact(l0_handle *h, struct sim_op *op)
     } else if (op->kind == SIM_OP_FAULT_LIST) {
         memcpy(op->fault_out, p->faults, sizeof p->faults);
         *op->n_out = p->n_faults;
+    } else if (op->kind == SIM_OP_PEEK) {
+        *op->state_out = p->st;
     } else {
         struct l0_args *a = op->args;
         unsigned latency = 0;
@@ -476,6 +479,19 @@ int l0_sim_fault_list(l0_handle *h, l0_sim_fault *out, uint32_t *n_out)
         return L0_E_INVALID;
     }
     struct sim_op op = {.kind = SIM_OP_FAULT_LIST, .fault_out = out, .n_out = n_out};
+    return transact(h, &op);
+}
+
+int l0_sim_peek(l0_handle *h, l0_state *out)
+{
+    int rc = need_sim(h);
+    if (rc != L0_OK)
+        return rc;
+    if (!out) {
+        l0_set_detail(h, "peek: NULL output pointer");
+        return L0_E_INVALID;
+    }
+    struct sim_op op = {.kind = SIM_OP_PEEK, .state_out = out};
     return transact(h, &op);
 }
 

@@ -468,6 +468,18 @@ static void test_sim_faults(void)
         fails += l0_query(h, &st) == L0_E_IO;
     CHECK(fails > 140 && fails < 260);
     CHECK_EQ(l0_sim_fault_clear(h), L0_OK);
+    /* A peek is the simulator's own look: no rule applies to it and no counter moves. */
+    l0_sim_fault once = {.call = L0_CALL_QUERY, .status = L0_E_IO, .times = 1, .probability_ppm = 1000000};
+    CHECK_EQ(l0_sim_fault_set(h, &once), L0_OK);
+    l0_state peeked;
+    CHECK_EQ(l0_sim_peek(h, &peeked), L0_OK);
+    CHECK_EQ(peeked.nested, 1);
+    CHECK_EQ(l0_sim_fault_list(h, list, &n), L0_OK);
+    CHECK_EQ(list[0].hits, 0);
+    CHECK_EQ(list[0].fired, 0);
+    CHECK_EQ(l0_query(h, &st), L0_E_IO); /* the product's query still meets it */
+    CHECK_EQ(l0_sim_peek(h, NULL), L0_E_INVALID);
+    CHECK_EQ(l0_sim_fault_clear(h), L0_OK);
     /* call 0 matches every call except probe; status OK = latency only. */
     l0_sim_fault any = {.call = 0, .status = L0_E_BUSY, .probability_ppm = 1000000};
     CHECK_EQ(l0_sim_fault_set(h, &any), L0_OK);

@@ -138,8 +138,9 @@ class TwoHostNode:
         return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
     def l0_state(self) -> L0State:
+        """The L0's state, peeked at: the test's own looks never meet (or use up) a fault rule."""
         with open_l0("sim", self.layout.l0_state) as l0:
-            return l0.query()
+            return l0.sim_peek()
 
     def arm(self, rule: FaultRule) -> None:
         with open_l0("sim", self.layout.l0_state) as l0:

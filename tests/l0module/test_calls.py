@@ -395,3 +395,15 @@ def test_closed_handle_and_context_manager(sim_path: Path) -> None:
     l0.close()  # idempotent
     with pytest.raises(InvalidArgumentError, match="no handle"):
         l0.query()
+
+
+def test_a_peek_neither_meets_nor_uses_up_a_fault_rule(l0: L0) -> None:
+    """The simulator's own looks (the machine simulator's) leave the campaign's rules to the product."""
+    l0.sim_inject_fault(FaultRule(call=Call.QUERY, status=Status.E_IO, times=1))
+    assert l0.sim_peek().running_l1s, "a peek sees the state"
+    (rule,) = l0.sim_faults()
+    assert (rule.hits, rule.fired) == (0, 0)
+    with pytest.raises(L0Error):
+        l0.query()
+    (rule,) = l0.sim_faults()
+    assert rule.fired == 1

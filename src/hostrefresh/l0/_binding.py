@@ -111,6 +111,7 @@ __all__ = [
     "sim_fault_clear",
     "sim_fault_list",
     "sim_fault_set",
+    "sim_peek",
     "status_message",
     "status_name",
     "string_at",
@@ -342,3 +343,7 @@ def sim_fault_clear(h: CData) -> int:
 
 def sim_fault_list(h: CData, out: CData, n_out: CData) -> int:
     return int(lib.l0_sim_fault_list(h, out, n_out))
+
+
+def sim_peek(h: CData, out: CData) -> int:
+    return int(lib.l0_sim_peek(h, out))

@@ -282,6 +282,14 @@ class L0:
             rc = b.sim_fault_clear(self._h)
         _check(rc, None, f"clearing simulated L0 faults: {b.last_detail(self._h)}")
 
+    def sim_peek(self) -> L0State:
+        """The state, as :meth:`query` returns it, with no fault rule applied or counted: for the
+        simulator's own machinery, so that a fault rule fires on the product's calls only."""
+        with self._lock:
+            rc = b.sim_peek(self._h, self._state_buf)
+            _check(rc, None, f"peeking at the simulated L0: {b.last_detail(self._h)}")
+            return _state_from(self._state_buf)
+
     def sim_faults(self) -> tuple[FaultRule, ...]:
         """The armed rules with their hit and fire counters."""
         out = b.new_sim_faults(b.L0_MAX_FAULTS)
