@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +36,23 @@ def campaign_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPla
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def say_now(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Writes a line to the terminal at once, whatever pytest captures (fd-level capture redirects
+    even sys.__stderr__'s descriptor), so that each violation is seen when it happens."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if capture is None or reporter is None:
+            print(line, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ actually killed, an edit the API server actually refused), never assumed from th
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,15 @@ class ScenarioRecord:
 
 
 class Ledger:
-    """One scenario's counts; thread-safe (the continuous monitor checks from its own thread)."""
+    """One scenario's counts; thread-safe (the continuous monitor checks from its own thread).
 
-    def __init__(self, record: ScenarioRecord) -> None:
+    ``say`` reports each violation the moment it is seen, past pytest's capture (a campaign stopped
+    half-way keeps what it saw); the conftest gives it.
+    """
+
+    def __init__(self, record: ScenarioRecord, say: Callable[[str], None] | None = None) -> None:
         self.record = record
+        self.say = say
         self._lock = threading.Lock()
 
     def fault(self, kind: str, n: int = 1, *, two_host: bool = False) -> None:
@@ -65,8 +70,8 @@ class Ledger:
             self.record.checks += 1
             if not ok:
                 self.record.violations.append(what)
-                # Also said at once, past pytest's capture: a campaign stopped half-way keeps what it saw.
-                print(f"VIOLATION in {self.record.name}: {what[:2000]}", file=sys.__stderr__, flush=True)
+                if self.say is not None:
+                    self.say(f"VIOLATION in {self.record.name}: {what[:2000]}")
         return ok
 
     def vms(self, n: int) -> None:

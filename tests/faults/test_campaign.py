@@ -7,6 +7,7 @@ bench/results/faults.json.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_scenario_holds_every_invariant(
-    campaign_cp: ControlPlane, campaign_full: bool, tmp_path: Path, scenario: Scenario
+    campaign_cp: ControlPlane, campaign_full: bool, say_now: Callable[[str], None], tmp_path: Path, scenario: Scenario
 ) -> None:
     record = ScenarioRecord(scenario.name, scenario.fault_class)
     RECORDS.append(record)
-    world = FaultWorld(campaign_cp, tmp_path, Ledger(record))
+    world = FaultWorld(campaign_cp, tmp_path, Ledger(record, say_now))
     started = time.monotonic()
     try:
         scenario.run(world, campaign_full)
+    except BaseException as exc:  # said at once too: the report of a long campaign comes at its end
+        say_now(f"ERROR in {scenario.name}: {exc!r}"[:3000])
+        raise
     finally:
         record.seconds = time.monotonic() - started
     assert sum(record.faults.values()) > 0, "no fault was injected: the scenario tested nothing"
