@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lightkube import ApiError
+
 from hostrefresh.api.names import NODE_RECORD_KEYS
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import sync_client
@@ -201,13 +203,25 @@ class FaultWorld:
     def refreshes(self) -> list[dict[str, Any]]:
         return [o.to_dict() for o in self.client.list(HostRefreshResource)]  # type: ignore[no-untyped-call]
 
+    def named(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The HostRefresh objects of these names that exist, each asked for by name: a poll that must
+        see a step while it runs cannot list every object a long campaign made before it."""
+        found = {}
+        for name in names:
+            try:
+                found[name] = self.client.get(HostRefreshResource, name=name).to_dict()  # type: ignore[no-untyped-call]
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+        return found
+
     def mine(self) -> list[dict[str, Any]]:
         """The HostRefresh objects of this scenario's nodes."""
         return [o for o in self.refreshes() if self.owns(o["spec"]["nodeName"])]
 
     def wait_terminal(self, names: list[str] | None = None, timeout: float = 240.0) -> list[dict[str, Any]]:
         def done() -> list[dict[str, Any]] | None:
-            objs = [o for o in self.mine() if names is None or o["metadata"]["name"] in names]
+            objs = list(self.named(names).values()) if names is not None else self.mine()
             if names is not None and len(objs) < len(names):
                 return None
             if objs and all((o.get("status") or {}).get("phase") in TERMINAL for o in objs):
