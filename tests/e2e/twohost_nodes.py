@@ -50,9 +50,8 @@ class TwoHostNode:
 
     # -- the machine process ---------------------------------------------------------------------
 
-    def machine(self, cp: ControlPlane, log_dir: Path, env: dict[str, str] | None = None) -> Process:
-        """The machine process; its hosts' agents allow the images of ``Cluster(cp, log_dir)``. ``env``
-        is the machine's and so every host's (a skewed clock, say)."""
+    def machine(self, cp: ControlPlane, log_dir: Path) -> Process:
+        """The machine process; its hosts' agents allow the images of ``Cluster(cp, log_dir)``."""
         argv = [
             sys.executable,
             "-m",
@@ -67,7 +66,7 @@ class TwoHostNode:
             "--retry-seconds=0.5",
             f"--image-dir={image_dir(log_dir)}",
         ]
-        self.process = Process(argv, log_dir / f"machine-{self.name}.log", env)
+        self.process = Process(argv, log_dir / f"machine-{self.name}.log")
         return self.process
 
     def wait_up(self) -> None:

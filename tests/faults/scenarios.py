@@ -22,7 +22,6 @@ from tests.e2e.harness import Process, running, wait_for
 from .qemu_scenario import qemu_kills
 from .twohost_scenario import (
     two_host_agent_kills,
-    two_host_clock_skew,
     two_host_control_plane,
     two_host_images,
     two_host_l0_chaos,
@@ -569,7 +568,6 @@ WHOLE_ONLY = [
     Scenario("two-host-operator-kills", "crash", two_host_operator_kills),
     Scenario("two-host-control-plane-restarts", "control-plane", two_host_control_plane),
     Scenario("two-host-owner-pauses", "owner", two_host_owner),
-    Scenario("two-host-clock-skew", "clock", two_host_clock_skew),
     Scenario("two-host-sysfs", "sysfs", two_host_sysfs),
     Scenario("two-host-silenced-agents", "crash", two_host_silenced_agents),
     Scenario("two-host-spec-edits", "input", two_host_spec_edits),

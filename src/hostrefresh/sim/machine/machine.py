@@ -25,7 +25,7 @@ from pathlib import Path
 from hostrefresh.l0 import L0Error, L0State, L1State, open_l0, sim_create
 from hostrefresh.sim.machine.hostsysfs import boot_view, hot_add
 from hostrefresh.sim.machine.layout import NodeLayout
-from hostrefresh.sim.sysfs import FakeRules, build_fake_sysfs
+from hostrefresh.sim.sysfs import FIRED_FILE, FakeRules, build_fake_sysfs
 
 log = logging.getLogger("hostrefresh.sim.machine")
 BLOCK_SIZE = 128 << 20
@@ -172,9 +172,9 @@ class Machine:
             log.info("%s: L1 %d stopped: its host is gone", self.layout.node, l1)
         logs = self.layout.base / "logs"
         logs.mkdir(exist_ok=True)
-        for name in ("agent.log", "console.log"):
+        for name in ("agent.log", "console.log", f"sysfs/{FIRED_FILE}"):  # (what its fake kernel refused)
             with contextlib.suppress(FileNotFoundError):
-                shutil.move(self.layout.host(l1) / name, logs / f"l1-{l1}-{name}")
+                shutil.move(self.layout.host(l1) / name, logs / f"l1-{l1}-{Path(name).name}")
         shutil.rmtree(self.layout.host(l1), ignore_errors=True)
 
     def step(self) -> None:
