@@ -252,7 +252,8 @@ def owner_does(step: str, vm: str, command: str) -> StepFault:
         q = qemu_of(node, vm, l1)
         if q is None:
             return False
-        observe(node, q, l1, command)
+        reply = observe(node, q, l1, command)
+        assert "error" not in reply, f"{node.name}: the owner's {command} of {vm} was refused: {reply['error']}"
         return True
 
     return StepFault(step, f"owner-{'pause' if command == 'stop' else 'resume'}", act)
@@ -567,7 +568,10 @@ def check_machine(
             q = qemu_of(node, vm, l1)
             state_now = _run_state(node, q, l1) if q is not None else None
             expected = "paused" if vm in case.ends_paused else "running"
-            check(state_now == expected, f"{name}: guest {vm} is {state_now}, its owner left it {expected}")
+            check(
+                state_now == expected,
+                f"{name}: guest {vm} is {state_now}, its owner left it {expected}\n{node.logs()[-3000:]}",
+            )
             if q is not None and state_now == "paused":
                 observe(node, q, l1, "cont")
         try:

@@ -334,6 +334,29 @@ async def test_recalling_a_vm_whose_qemu_died_on_the_new_host_says_lost(qemu_lab
         await pair.close()
 
 
+async def test_a_vm_whose_qemu_died_here_before_it_moved_is_lost_not_recalled(qemu_lab: GuestLab) -> None:
+    """vm1's QEMU ended on the old host before the handover (killed, or its guest powered off): the
+    handover says lost, and so does every rollback at once, instead of asking the new host for a VM it
+    never had (which answered nothing, and the rollback retried for ever)."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1", "vm2"])
+        pair.start_service()
+        os.kill(pair.old.inventory.load("vm1").instances["source"].pid, signal.SIGKILL)
+        await pair.old.prepare_targets()
+        sent = {r.name: r for r in await pair.old.hand_over()}
+        assert sent["vm1"].outcome == Outcome.LOST, sent
+        assert sent["vm2"].outcome == Outcome.MOVED, sent
+        back = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}
+        assert back["vm1"].outcome == Outcome.LOST and back["vm2"].outcome == Outcome.MOVED, back
+        again = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}  # the retried rollback
+        assert again["vm1"].outcome == Outcome.LOST and "vm2" not in again, again
+        assert await _holders(pair, "vm2") == [1]
+        await _verify(pair.old, qemu_lab, ["vm2"])
+    finally:
+        await pair.close()
+
+
 async def test_an_arrival_its_agent_decided_then_died_is_finished_by_the_next_agent(qemu_lab: GuestLab) -> None:
     """The new host's agent won ``arrived`` and died before it resumed the guest and recorded it: the
     next agent of that host resumes the guest and records it as its own (else it waits paused forever,

@@ -657,6 +657,15 @@ class HostMigrator:
         if back.outcome() == ARRIVED:
             self.channel.forget(name)
             return result
+        if not arrived_there and back.offer() is None and back.lost() is None:
+            # It never went to the new host (its QEMU here ended before it moved): nothing to recall,
+            # and asking the new host for it would wait for an answer that never comes.
+            record = self.inventory.get(name)
+            if record is not None and (await observe(record.instances.get("source"))).holds:
+                return result
+            result.outcome = Outcome.LOST
+            result.error = "runs nowhere: its QEMU on this host ended before it moved"
+            return result
         if back.lost() is None:
             self.channel.request_recall(name, self.me)
         if not await self._await_file(lambda: back.offer() or back.lost(), peer, self.answer_timeout_s, POLL_S):
