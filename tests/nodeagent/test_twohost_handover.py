@@ -334,6 +334,28 @@ async def test_recalling_a_vm_whose_qemu_died_on_the_new_host_says_lost(qemu_lab
         await pair.close()
 
 
+async def test_once_the_new_host_is_gone_the_channel_is_empty_and_a_lost_vm_still_known(qemu_lab: GuestLab) -> None:
+    """vm1 died on the new host; the rollback brought vm2 back and stopped the new host. Nothing of the
+    handover stays in the channel (a stale outcome would mislead a later refresh's transfer of a VM of
+    that name), and the old host still knows vm1 as lost: it keeps a record of it, with no instance."""
+    pair = Pair(qemu_lab)
+    try:
+        await _start(pair, ["vm1", "vm2"])
+        pair.start_service()
+        await pair.old.prepare_targets()
+        assert {r.outcome for r in await pair.old.hand_over()} == {Outcome.MOVED}
+        os.kill(pair.new.inventory.load("vm1").instances["source"].pid, signal.SIGKILL)
+        back = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}
+        assert back["vm1"].outcome == Outcome.LOST and back["vm2"].outcome == Outcome.MOVED, back
+        await pair.kill_new_host()
+        await pair.old.tidy()
+        assert pair.old.channel.vms() == [], pair.old.channel.vms()
+        assert (await pair.old.locate()) == {"vm1": VmLocation.LOST, "vm2": VmLocation.SOURCE}
+        assert pair.old.inventory.load("vm1").instances == {}
+    finally:
+        await pair.close()
+
+
 async def test_a_vm_whose_qemu_died_here_before_it_moved_is_lost_not_recalled(qemu_lab: GuestLab) -> None:
     """vm1's QEMU ended on the old host before the handover (killed, or its guest powered off): the
     handover says lost, and so does every rollback at once, instead of asking the new host for a VM it

@@ -252,13 +252,20 @@ class HostMigrator:
         return sum(r.spec.memory_mib for r in self.inventory.records()) << 20
 
     async def tidy(self) -> None:
-        """Once the other host is gone: forget the transfers of every VM that runs here."""
+        """Once the other host is gone, no transfer can go on: the channel forgets every one. A VM lost
+        on the way (it ran on the other host when it died, so this host has no record of it) first gets
+        a record here, from its offer: that record, with no instance, is how this host (its Preflight,
+        ``kubectl hostrefresh describe``) still knows of the lost VM, as of one lost here."""
         if await self.peer() is not None:
             return
         located = await self.locate()
         for name in self.channel.vms():
-            if located.get(name) == VmLocation.SOURCE:
-                self.channel.forget(name)
+            if located.get(name) != VmLocation.SOURCE and name not in self.inventory.names():
+                spec = next((t.offer() for t in self.channel.transfers() if t.vm == name and t.offer()), None)
+                if spec is not None:
+                    fields = {k: v for k, v in spec["spec"].items() if k != "zeroCopy"}
+                    self.inventory.save(VmRecord(spec=VmSpec.from_dict(fields), owner="source", instances={}))
+            self.channel.forget(name)
 
     async def commit(self) -> None:
         """The refresh is over on this host: the channel forgets every transfer."""
