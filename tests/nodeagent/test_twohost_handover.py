@@ -312,16 +312,21 @@ async def test_a_failed_recall_keeps_the_vm_known_and_the_next_try_brings_it_hom
         await pair.close()
 
 
+async def _moved_then_dies_on_the_new_host(pair: Pair, vm: str) -> None:
+    """vm1 and vm2 handed over to the new host, where ``vm``'s QEMU is then killed."""
+    await _start(pair, ["vm1", "vm2"])
+    pair.start_service()
+    await pair.old.prepare_targets()
+    assert {r.outcome for r in await pair.old.hand_over()} == {Outcome.MOVED}
+    os.kill(pair.new.inventory.load(vm).instances["source"].pid, signal.SIGKILL)
+
+
 async def test_recalling_a_vm_whose_qemu_died_on_the_new_host_says_lost(qemu_lab: GuestLab) -> None:
     """The guest's QEMU died in the new host (or the guest powered off, which ends QEMU too): the recall
     says at once that it runs nowhere, every time it is asked, instead of waiting for an offer."""
     pair = Pair(qemu_lab)
     try:
-        await _start(pair, ["vm1", "vm2"])
-        pair.start_service()
-        await pair.old.prepare_targets()
-        assert {r.outcome for r in await pair.old.hand_over()} == {Outcome.MOVED}
-        os.kill(pair.new.inventory.load("vm1").instances["source"].pid, signal.SIGKILL)
+        await _moved_then_dies_on_the_new_host(pair, "vm1")
         first = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}
         assert first["vm2"].outcome == Outcome.MOVED, first
         again = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}  # the retried rollback
@@ -340,11 +345,7 @@ async def test_once_the_new_host_is_gone_the_channel_is_empty_and_a_lost_vm_stil
     that name), and the old host still knows vm1 as lost: it keeps a record of it, with no instance."""
     pair = Pair(qemu_lab)
     try:
-        await _start(pair, ["vm1", "vm2"])
-        pair.start_service()
-        await pair.old.prepare_targets()
-        assert {r.outcome for r in await pair.old.hand_over()} == {Outcome.MOVED}
-        os.kill(pair.new.inventory.load("vm1").instances["source"].pid, signal.SIGKILL)
+        await _moved_then_dies_on_the_new_host(pair, "vm1")
         back = {r.name: r for r in await asyncio.wait_for(pair.old.hand_back(), 8)}
         assert back["vm1"].outcome == Outcome.LOST and back["vm2"].outcome == Outcome.MOVED, back
         await pair.kill_new_host()
