@@ -81,8 +81,11 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0)
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
+    """The kind cluster, for the tests of one module (there is one): torn down right after them, not at
+    the end of the session, so that its nodes and their VMs do not load the rest of the suite (on 2
+    cores they had six guests running through the last quarter of `make test`)."""
     kubeconfig = tmp_path_factory.mktemp("kind") / "kubeconfig"
     if os.environ.get("HOSTREFRESH_KIND_KEEP", "") not in ("", "0"):
         kubeconfig = REPO / ".cache" / "kind" / f"{CLUSTER}.kubeconfig"
