@@ -106,12 +106,12 @@ def l0_error_cases(full: bool) -> list[HostCase]:
 def l0_query_cases(full: bool) -> list[HostCase]:
     """The L0 query fails at its n-th call, whichever agent makes it (the old host's observations,
     the handover's peer lookups on both sides, the new host's after the retire): a refresh that met
-    a failing query goes on, or rolls back before the point of no return; never anything else."""
+    a failing query goes on, or rolls back before the point of no return; never anything else. (Only
+    the agents meet these rules: the machine simulator looks with a peek. Before, its own polling used up
+    most of them, and every case seemed to end Succeeded.)"""
     nths = range(0, 60, 2) if full else range(0, 60, 12)
     return [
-        HostCase(
-            f"q{nth:02d}x{times}", (FaultRule(call=Call.QUERY, status=Status.E_IO, nth=nth, times=times),), SUCCEEDED
-        )
+        HostCase(f"q{nth:02d}x{times}", (FaultRule(call=Call.QUERY, status=Status.E_IO, nth=nth, times=times),), ROLLED)
         for times in ((1, 3, 6) if full else (1,))
         for nth in nths
     ]
