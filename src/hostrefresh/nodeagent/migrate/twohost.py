@@ -85,6 +85,11 @@ async def _incoming_status(client: QMPClient) -> str:
     return str(reply.get("status", "none")) if isinstance(reply, dict) else "none"
 
 
+def _offered_spec(offer: dict[str, Any]) -> VmSpec:
+    """The VM spec an offer carries (without the sender's zeroCopy, which is the transfer's, not the VM's)."""
+    return VmSpec.from_dict({k: v for k, v in offer["spec"].items() if k != "zeroCopy"})
+
+
 def _fill_figures(result: HandoverRecord, info: dict[str, Any]) -> None:
     """QEMU's figures of a completed migration, as the sender's QEMU reports them."""
     if info.get("status") != "completed":
@@ -261,10 +266,9 @@ class HostMigrator:
         located = await self.locate()
         for name in self.channel.vms():
             if located.get(name) != VmLocation.SOURCE and name not in self.inventory.names():
-                spec = next((t.offer() for t in self.channel.transfers() if t.vm == name and t.offer()), None)
-                if spec is not None:
-                    fields = {k: v for k, v in spec["spec"].items() if k != "zeroCopy"}
-                    self.inventory.save(VmRecord(spec=VmSpec.from_dict(fields), owner="source", instances={}))
+                offer = next((t.offer() for t in self.channel.transfers() if t.vm == name and t.offer()), None)
+                if offer is not None:
+                    self.inventory.save(VmRecord(spec=_offered_spec(offer), owner="source", instances={}))
             self.channel.forget(name)
 
     async def commit(self) -> None:
@@ -500,7 +504,7 @@ class HostMigrator:
         offer = transfer.offer()
         if offer is None:
             raise HandoverError("no offer")
-        spec = VmSpec.from_dict({k: v for k, v in offer["spec"].items() if k != "zeroCopy"})
+        spec = _offered_spec(offer)
         zero_copy = bool(offer["spec"].get("zeroCopy"))
         record = self.inventory.get(transfer.vm)
         dest = record.instances.get("target") if record else None
@@ -574,7 +578,7 @@ class HostMigrator:
             with contextlib.suppress(Exception):
                 await client.disconnect()
         home = replace(dest, role="source")
-        spec = VmSpec.from_dict({k: v for k, v in (transfer.offer() or {})["spec"].items() if k != "zeroCopy"})
+        spec = _offered_spec(transfer.offer() or {})
         self.inventory.save(VmRecord(spec=spec, owner="source", instances={"source": home}))
         resumed_at = time.time()
         timing.record("switch", loaded_at, resumed_at, vm=transfer.vm, resume_ms=resume_ms)
