@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hostrefresh import failpoints
 from hostrefresh.nodeagent.migrate.placement import HostCgroup, PlacementError
 from hostrefresh.nodeagent.migrate.types import Role, VmSpec
 from hostrefresh.nodeagent.qmpsession import QmpError, qmp_session
@@ -211,6 +212,8 @@ async def launch(
     spec: VmSpec, role: Role, run_dir: Path, *, incoming: bool, paused: bool = False, timeout: float = 30.0
 ) -> Instance:
     """Start a QEMU for `spec` and return once its control monitor answers."""
+    if incoming:
+        failpoints.hit(failpoints.DESTINATION_START, QemuStartError)
     run_dir.mkdir(parents=True, exist_ok=True)
     qmp, aux, log = instance_paths(run_dir, spec.name, role)
     for stale in (qmp, aux):
@@ -247,6 +250,8 @@ async def launch(
             proc.wait()
             raise QemuStartError(f"{spec.name}/{role}: monitor not up in {timeout}s: {log.read_text()[-2000:]}")
         await asyncio.sleep(0.005)
+    if incoming:
+        failpoints.hit(failpoints.DESTINATION_LAUNCHED)
     if resume:
         async with qmp_session(qmp, timeout=5.0) as session:
             await session.execute("cont")

@@ -25,6 +25,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
+from hostrefresh import failpoints
 from hostrefresh.nodeagent import timing
 from hostrefresh.nodeagent.migrate import process
 from hostrefresh.nodeagent.migrate.channel import ABORTED, ARRIVED, HandoverChannel, Transfer
@@ -563,12 +564,14 @@ class HostMigrator:
                 seen = time.monotonic()
                 if migration != "completed":
                     raise HandoverError(f"incoming migration {migration}")
+                failpoints.hit(failpoints.STATE_LOADED, HandoverError)
                 if not read_while_running:
                     user_paused = bool((transfer.offer() or {}).get("userPaused"))
                 if self.on_state_loaded is not None:
                     await self.on_state_loaded(transfer.vm)
                 if transfer.decide(ARRIVED) != ARRIVED:
                     raise HandoverError("the sender aborted the transfer")
+                failpoints.hit(failpoints.ARRIVAL_DECIDED, HandoverError)
                 if self.on_arrived_decided is not None:
                     await self.on_arrived_decided(transfer.vm)
                 if not user_paused:

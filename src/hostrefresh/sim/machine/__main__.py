@@ -1,6 +1,6 @@
 """``python -m hostrefresh.sim.machine``: run simulated machines with two-host nodes, start VMs in them.
 
-run --root DIR --node NAME [--node NAME ...] [--cpus N --memory-blocks N] -- AGENT-ARGS...
+run --root DIR --node NAME [--node NAME ...] [--cpus N --memory-blocks N] [--agent-env K=V ...] -- AGENT-ARGS...
 vm-start --node-dir DIR --l1 N --spec JSON      (inside a host; see vms.py)
 """
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for node in args.node:
         layout = NodeLayout(args.root / node)
         power_on(layout, spec)
-        machines.append(Machine(layout, agent_command(extra)))
+        machines.append(Machine(layout, agent_command(extra), args.agent_env))
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--node", action="append", required=True, help="a node (machine) name; repeat for more")
     r.add_argument("--cpus", type=int, default=MachineSpec.cpus)
     r.add_argument("--memory-blocks", type=int, default=MachineSpec.memory_blocks, help="of 128 MiB")
+    r.add_argument(
+        "--agent-env", action="append", default=[], metavar="KEY=VALUE", help="for every host's agent; repeat"
+    )
     r.add_argument("agent_args", nargs=argparse.REMAINDER, help="-- arguments for every host's agent")
     v = sub.add_parser("vm-start", help="(inside a host) start a VM's QEMU and record it")
     v.add_argument("--node-dir", type=Path, required=True)

@@ -2,7 +2,8 @@
 
 Started by the machine inside new PID, mount and UTS namespaces (``unshare``). It makes the host's
 own directory appear at ``<node>/host`` and hides every host's directory under ``<node>/hosts``,
-names the host, then runs the agent as a service (restarted when it exits, as systemd would) and
+names the host, then runs the agent as a service (restarted when it exits, as systemd would: its
+environment adds ``--agent-env`` and the host's failpoints directory, nothing else of the host does) and
 reaps whatever is re-parented to it (QEMUs whose agent died). When it dies, the kernel kills every
 process of the host at once: that is how the machine takes a retired host away.
 """
@@ -19,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from hostrefresh import failpoints
 from hostrefresh.sim.machine.layout import NodeLayout
 
 RESTART_DELAY_S = 0.5
@@ -36,8 +38,8 @@ def isolate(layout: NodeLayout, l1: int, hostname: str) -> None:
     socket.sethostname(hostname)
 
 
-def serve(argv: list[str], log: Path) -> None:
-    """Run ``argv`` forever (restart on exit) and reap every other child."""
+def serve(argv: list[str], log: Path, env: dict[str, str]) -> None:
+    """Run ``argv`` (with ``env``) forever (restart on exit) and reap every other child."""
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -49,7 +51,7 @@ def serve(argv: list[str], log: Path) -> None:
     while not stopping:
         if child is None:
             with open(log, "ab") as out:
-                child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         try:
             pid, _ = os.waitpid(-1, 0)
         except ChildProcessError:
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-dir", type=Path, required=True)
     parser.add_argument("--l1", type=int, required=True)
     parser.add_argument("--hostname", required=True)
+    parser.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE", help="for the agent only")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the agent's command line")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -79,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("must run as PID 1 of a new PID namespace (the machine starts it with unshare)")
     layout = NodeLayout(args.node_dir)
     isolate(layout, args.l1, args.hostname)
-    serve(command, layout.inside / "agent.log")
+    env = dict(os.environ)
+    env.update(item.split("=", 1) for item in args.agent_env)
+    env[failpoints.ENV] = str(layout.failpoints(args.l1))
+    serve(command, layout.inside / "agent.log", env)
     return 0
 
 

@@ -5,6 +5,8 @@ Shared between the hosts of a node (what the L0 provides across partitions):
 host); ``channel/`` the inter-partition handover channel; ``handoff/`` the L0's handoff area.
 Private to each host: ``hosts/l1-<id>/`` (its sysfs view, its run directory with the QEMU sockets and
 VM records, its agent's log), seen from inside the host at ``host/`` while ``hosts/`` is hidden.
+The fault campaign's own: ``failpoints/l1-<id>/`` the failpoints armed for that host's agent (kept
+outside ``hosts/`` so that they can be armed before the host exists).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class NodeLayout:
     def host(self, l1: int) -> Path:
         """A host's own directory as the machine (and a test) sees it from outside."""
         return self.hosts / f"l1-{l1}"
+
+    def failpoints(self, l1: int) -> Path:
+        """The failpoints directory of host ``l1``'s agent (``hostrefresh.failpoints``)."""
+        return self.base / "failpoints" / f"l1-{l1}"
 
     def sysfs(self, l1: int) -> Path:
         return self.host(l1) / "sysfs"

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ AgentCommand = Callable[[NodeLayout, int], list[str]]
 class HostProcess:
     """One running host: the ``unshare`` process whose child is the host's init."""
 
-    def __init__(self, layout: NodeLayout, l1: int, command: list[str]) -> None:
+    def __init__(self, layout: NodeLayout, l1: int, command: list[str], agent_env: Sequence[str] = ()) -> None:
         self.layout = layout
         self.l1 = l1
         argv = [
@@ -65,6 +65,7 @@ class HostProcess:
             f"--node-dir={layout.base}",
             f"--l1={l1}",
             f"--hostname={layout.node}-l1-{l1}",
+            *(f"--agent-env={item}" for item in agent_env),
             "--",
             *command,
         ]
@@ -132,9 +133,10 @@ def power_on(layout: NodeLayout, spec: MachineSpec = MachineSpec()) -> None:
 class Machine:
     """Keeps one host per running L1 of one simulated machine."""
 
-    def __init__(self, layout: NodeLayout, agent_command: AgentCommand) -> None:
+    def __init__(self, layout: NodeLayout, agent_command: AgentCommand, agent_env: Sequence[str] = ()) -> None:
         self.layout = layout
         self.agent_command = agent_command
+        self.agent_env = tuple(agent_env)  # KEY=VALUE for every host's agent (a clock skew: libfaketime)
         self.hosts: dict[int, HostProcess] = {}
         self.l0 = open_l0("sim", layout.l0_state)
 
@@ -151,7 +153,7 @@ class Machine:
             )
             boot_view(self.layout.sysfs(1), self.layout.sysfs(l1), part.cpus, blocks, BLOCK_SIZE)
         log.info("%s: L1 %d boots: a new host comes up", self.layout.node, l1)
-        self.hosts[l1] = HostProcess(self.layout, l1, self.agent_command(self.layout, l1))
+        self.hosts[l1] = HostProcess(self.layout, l1, self.agent_command(self.layout, l1), self.agent_env)
 
     def _take_away(self, state: L0State, l1: int) -> None:
         host = self.hosts.pop(l1)
