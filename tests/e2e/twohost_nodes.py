@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +51,9 @@ class TwoHostNode:
 
     # -- the machine process ---------------------------------------------------------------------
 
-    def machine(self, cp: ControlPlane, log_dir: Path) -> Process:
-        """The machine process; its hosts' agents allow the images of ``Cluster(cp, log_dir)``."""
+    def machine(self, cp: ControlPlane, log_dir: Path, agent_env: Sequence[str] = ()) -> Process:
+        """The machine process; its hosts' agents allow the images of ``Cluster(cp, log_dir)`` and run
+        with ``agent_env`` (KEY=VALUE) added to their environment."""
         argv = [
             sys.executable,
             "-m",
@@ -59,6 +61,7 @@ class TwoHostNode:
             "run",
             f"--root={self.layout.base.parent}",
             f"--node={self.name}",
+            *(f"--agent-env={item}" for item in agent_env),
             "--",
             f"--kubeconfig={cp.kubeconfig}",
             f"--namespace={DEFAULT_NAMESPACE}",

@@ -22,7 +22,9 @@ from tests.e2e.harness import Process, running, wait_for
 from .qemu_scenario import qemu_kills
 from .twohost_scenario import (
     two_host_agent_kills,
+    two_host_clock_skew,
     two_host_control_plane,
+    two_host_crash_points,
     two_host_images,
     two_host_l0_chaos,
     two_host_l0_errors,
@@ -30,6 +32,7 @@ from .twohost_scenario import (
     two_host_operator_kills,
     two_host_owner,
     two_host_qemu_deaths,
+    two_host_recall_failures,
     two_host_silenced_agents,
     two_host_spec_edits,
     two_host_sysfs,
@@ -572,4 +575,7 @@ WHOLE_ONLY = [
     Scenario("two-host-silenced-agents", "crash", two_host_silenced_agents),
     Scenario("two-host-spec-edits", "input", two_host_spec_edits),
     Scenario("two-host-target-images", "image", two_host_images),
+    Scenario("two-host-crash-points", "crash", two_host_crash_points),
+    Scenario("two-host-recall-failures", "qemu", two_host_recall_failures),
+    Scenario("two-host-clock-skew", "clock", two_host_clock_skew),
 ]

@@ -27,6 +27,7 @@ from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from hostrefresh import failpoints
 from hostrefresh.api.phases import left_unfinished
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.migrate.process import pid_alive
@@ -35,7 +36,7 @@ from hostrefresh.sim.sysfs import FIRED_FILE, FakeRules, fired_rules, save_rules
 from tests.e2e.harness import STEP_CALLS, Process, image_dir, running, wait_for
 from tests.e2e.twohost_nodes import Qemu, TwoHostNode
 
-from .world import TERMINAL, FaultWorld, marks_of
+from .world import TERMINAL, FaultWorld, faketime_env, marks_of
 
 VMS = ["vm1", "vm2"]
 #: How many machines run at once (each: two hosts, two guests, up to four QEMUs mid-handover).
@@ -72,6 +73,8 @@ class HostCase:
     silenced: int = 0  # host L1 whose agent ``at`` stops (SIGSTOP); it continues once the refresh ends
     timeouts: tuple[tuple[str, int], ...] = ()  # the refresh's spec.timeouts
     version: str = ""  # a target image of the case's own (its file is the fault's to change)
+    points: tuple[tuple[int, str, str], ...] = ()  # failpoints armed for an agent: (host L1, point, action)
+    clock: str = ""  # every agent's clock this far off the operator's ("+30s"; real libfaketime)
 
 
 FORWARD_CALLS = [Call.PARTITION_CREATE, Call.NESTED_ENABLE, Call.L1_BOOT, Call.MEM_GRANT, Call.L1_RETIRE]
@@ -379,6 +382,49 @@ def owner_cases(full: bool) -> list[HostCase]:
     return cases
 
 
+#: The L0 refuses the retire once all guests run in the new host: the rollback recalls each of them.
+RETIRE_REFUSED = (FaultRule(call=Call.L1_RETIRE, status=Status.E_HW, times=1),)
+
+
+def crash_point_cases(full: bool) -> list[HostCase]:
+    """An agent dies at a point no outside observer can time (a failpoint): after it started a
+    destination QEMU and before it recorded it; after it decided that a guest arrived and before it
+    resumed and recorded it. In the new host as the guests arrive, in the old host as the rollback of a
+    refused retire brings them home. The host's next agent finishes what the dead one decided, and reaps
+    the QEMU nobody recorded; no guest is lost, duplicated or left paused."""
+    launched, decided = failpoints.DESTINATION_LAUNCHED, failpoints.ARRIVAL_DECIDED
+    cases = [
+        HostCase("launched-new", (), ROLLED, points=((2, launched, "crash"),)),
+        HostCase("decided-new", (), SUCCEEDED, points=((2, decided, "crash"),)),
+    ]
+    if full:
+        cases += [
+            HostCase("launched-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, launched, "crash"),)),
+            HostCase("decided-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, decided, "crash"),)),
+        ]
+    return cases
+
+
+def recall_failure_cases(full: bool) -> list[HostCase]:
+    """A handover fails on the receiving side: the destination QEMU will not start, or the stream does not
+    load. Forward (the new host receiving) the refresh goes on or rolls back; in the rollback of a refused
+    retire (the old host receiving) the recall is tried again until every guest is home, and the refresh
+    ends RolledBack with nothing lost."""
+    start, loaded = failpoints.DESTINATION_START, failpoints.STATE_LOADED
+    return [
+        HostCase("start-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, start, "fail"),)),
+        HostCase("load-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, loaded, "fail"),)),
+        HostCase("start-new", (), ROLLED, points=((2, start, "fail"),)),
+        HostCase("load-new", (), ROLLED, points=((2, loaded, "fail"),)),
+    ]
+
+
+def clock_cases(full: bool) -> list[HostCase]:
+    """Both agents' clocks 30 s ahead of the operator's, or behind it: liveness and deadlines are judged on
+    the operator's clock, so the refresh goes through."""
+    return [HostCase("ahead", (), SUCCEEDED, clock="+30s"), HostCase("behind", (), SUCCEEDED, clock="-30s")]
+
+
 def chaos_cases(full: bool) -> list[HostCase]:
     """Any L0 call may fail, with some probability, a few times, from a random call on (seeded, so a
     failing machine can be rerun): wherever it lands, the refresh goes on or rolls back, never worse."""
@@ -426,7 +472,12 @@ def _run_batch(
     for node in nodes.values():
         world.cluster.add_node(node.name)
         world.watch(node.name)
-    machines = [node.machine(world.cp, world.workdir) for node in nodes.values()]
+    machines = [
+        nodes[c.tag].machine(world.cp, world.workdir, [f"{k}={v}" for k, v in faketime_env(c.clock).items()])
+        if c.clock
+        else nodes[c.tag].machine(world.cp, world.workdir)
+        for c in cases
+    ]
     operator = world.operator(f"op-{prefix}-{cases[0].tag}")
     with running(*machines), world.supervised(operator):
         old_hosts = {}
@@ -439,6 +490,10 @@ def _run_batch(
                 save_rules(node.layout.sysfs(1), case.sysfs)
             for vm in case.paused_before:
                 world.ledger.check(owner_does("", vm, "stop").act(world, node), f"{node.name}: could not pause {vm}")
+            for l1, point, action in case.points:
+                failpoints.arm(node.layout.failpoints(l1), point, action)
+            if case.clock:  # counted once the agent's Lease renewals carry its clock
+                world.check_clock(node.name, case.clock, two_host=True)
         marks = {node.name: marks_of(world.cluster, node.name) for node in nodes.values()}
         for case in cases:
             for rule in case.rules:
@@ -482,6 +537,10 @@ def _run_batch(
             node = nodes[case.tag]
             obj = objs[f"{node.name}-hr"]
             world.ledger.fault(fault_kind, fired(node), two_host=True)
+            for l1, point, action in case.points:
+                hit = failpoints.fired(node.layout.failpoints(l1), point)
+                world.ledger.check(hit, f"{node.name}: failpoint {point} ({action}) of host L1 {l1} never reached")
+                world.ledger.fault(f"{action}-at-{point}-{'old' if l1 == 1 else 'new'}-host", int(hit), two_host=True)
             if case.sysfs is not None:  # counted as the old host's fake kernel applied them
                 # (the machine keeps a retired host's record of them among its logs)
                 kept = node.layout.base / "logs" / f"l1-1-{FIRED_FILE}"
@@ -801,6 +860,18 @@ def two_host_images(world: FaultWorld, full: bool) -> None:
 
 def two_host_owner(world: FaultWorld, full: bool) -> None:
     run_cases(world, "tho", owner_cases(full), "l0-error")  # (hold rules only: the owner's acts are the faults)
+
+
+def two_host_crash_points(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thcr", crash_point_cases(full), "l0-error")  # (the retire refused counts too)
+
+
+def two_host_recall_failures(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thrc", recall_failure_cases(full), "l0-error")  # (the retire refused counts too)
+
+
+def two_host_clock_skew(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thck", clock_cases(full), "l0-error")  # (no L0 rule: the skews are the faults)
 
 
 def _under_way(world: FaultWorld, names: list[str]) -> bool:

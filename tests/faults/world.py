@@ -319,7 +319,7 @@ class FaultWorld:
             ):
                 self.ledger.fault("spec-edit", two_host=two_host)
 
-    def check_clock(self, node: str, offset: str) -> None:
+    def check_clock(self, node: str, offset: str, *, two_host: bool = False) -> None:
         """The fault counts once the agent's own clock is seen ``offset`` ("+30s") off: its Lease's
         renewTime (its clock) against this clock, sampled right after a renewal seen on the API server."""
         name = agent_lease_name(node)
@@ -339,7 +339,7 @@ class FaultWorld:
             seen is not None and abs(seen - seconds) <= abs(seconds) / 2,
             f"{node}: the agent's clock is {seen} s off, not {seconds} s: faketime did not take",
         ):
-            self.ledger.fault(f"clock-{'ahead' if seconds > 0 else 'behind'}-{abs(seconds):.0f}s")
+            self.ledger.fault(f"clock-{'ahead' if seconds > 0 else 'behind'}-{abs(seconds):.0f}s", two_host=two_host)
 
     def check_degraded(self, name: str, status: dict[str, Any]) -> None:
         """A refresh that did not succeed says why (Degraded with a reason) and warns (an Event)."""
