@@ -448,6 +448,7 @@ class Batch:
 
     during: Disruption | None = None
     api_outages: bool = False
+    relists: bool = False  # the operator's watches end every 2 s, so it lists (and indexes) all again
 
 
 def run_cases(
@@ -478,7 +479,7 @@ def _run_batch(
         else nodes[c.tag].machine(world.cp, world.workdir)
         for c in cases
     ]
-    operator = world.operator(f"op-{prefix}-{cases[0].tag}")
+    operator = world.operator(f"op-{prefix}-{cases[0].tag}", *(["--watch-timeout=2"] if kind.relists else []))
     with running(*machines), world.supervised(operator):
         old_hosts = {}
         for case in cases:
@@ -501,6 +502,7 @@ def _run_batch(
         targets = {f"{nodes[c.tag].name}-hr": (c.at, nodes[c.tag]) for c in cases if c.at is not None}
         lost = frozenset(f"{nodes[c.tag].name}/{vm}" for c in cases for vm in c.lost)
         names = [f"{n.name}-hr" for n in nodes.values()]
+        lists = world.lease_lists() if kind.relists else 0
         with (
             world.monitor(api_outages=kind.api_outages),
             VmLedger(world, list(nodes.values()), lost_ok=lost),
@@ -531,6 +533,10 @@ def _run_batch(
                 if case.silenced:
                     name = f"{nodes[case.tag].name}-hr"
                     objs[name] = _resume_silenced(world, nodes[case.tag], case.silenced, name)
+        if kind.relists:  # the API server's count: each a relist of the operator's Lease index
+            relisted = world.lease_lists() - lists
+            world.ledger.check(relisted >= 3, f"{prefix}: the operator relisted its agents' Leases {relisted} times")
+            world.ledger.fault("lease-relists-while-silent", sum(1 for c in cases if c.silenced), two_host=True)
         for name, step in sorted(step_faults.missed().items()):
             world.ledger.check(False, f"{name}: the fault targeted at {step} never happened (the step was not seen)")
         for case in cases:
@@ -852,6 +858,11 @@ def two_host_sysfs(world: FaultWorld, full: bool) -> None:
 
 def two_host_silenced_agents(world: FaultWorld, full: bool) -> None:
     run_cases(world, "thsil", silenced_cases(full), "l0-error")  # (hold rules only: the silences are the faults)
+
+
+def two_host_relists(world: FaultWorld, full: bool) -> None:
+    """The silenced agents again, the operator relisting every 2 s: a relist is no sign of life."""
+    run_cases(world, "thrl", silenced_cases(full), "l0-error", Batch(relists=True))
 
 
 def two_host_images(world: FaultWorld, full: bool) -> None:
