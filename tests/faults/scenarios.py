@@ -36,6 +36,7 @@ from .twohost_scenario import (
     two_host_relists,
     two_host_silenced_agents,
     two_host_spec_edits,
+    two_host_state_dir,
     two_host_sysfs,
 )
 from .world import TERMINAL, FaultWorld, faketime_env
@@ -580,4 +581,5 @@ WHOLE_ONLY = [
     Scenario("two-host-recall-failures", "qemu", two_host_recall_failures),
     Scenario("two-host-clock-skew", "clock", two_host_clock_skew),
     Scenario("two-host-relists", "crash", two_host_relists),
+    Scenario("two-host-state-dir", "disk", two_host_state_dir),
 ]

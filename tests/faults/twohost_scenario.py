@@ -18,6 +18,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from hostrefresh.api.phases import left_unfinished
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.nodeagent.migrate.process import pid_alive
 from hostrefresh.sim.guest.lab import GuestLab
+from hostrefresh.sim.machine.vms import init_pid
 from hostrefresh.sim.sysfs import FIRED_FILE, FakeRules, fired_rules, save_rules
 from tests.e2e.harness import STEP_CALLS, Process, image_dir, running, wait_for
 from tests.e2e.twohost_nodes import Qemu, TwoHostNode
@@ -75,6 +77,8 @@ class HostCase:
     version: str = ""  # a target image of the case's own (its file is the fault's to change)
     points: tuple[tuple[int, str, str], ...] = ()  # failpoints armed for an agent: (host L1, point, action)
     clock: str = ""  # every agent's clock this far off the operator's ("+30s"; real libfaketime)
+    before: StepFault | None = None  # done before the refresh starts (its step is ignored)
+    reason: str = ""  # what its Degraded condition must say (a reason, or one in its message)
 
 
 FORWARD_CALLS = [Call.PARTITION_CREATE, Call.NESTED_ENABLE, Call.L1_BOOT, Call.MEM_GRANT, Call.L1_RETIRE]
@@ -419,6 +423,32 @@ def recall_failure_cases(full: bool) -> list[HostCase]:
     ]
 
 
+def state_dir_broken(how: str) -> StepFault:
+    """The old host's view of the node's state area (the L0's handoff area, where the record of what
+    was offline before the refresh lives) read-only ("read-only": a read-only bind mount) or full
+    ("full": a 16 KiB tmpfs filled to the last byte), in that host's own mount namespace."""
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        d = node.layout.handoff
+        if how == "read-only":
+            script = f"mount --bind {d} {d} && mount -o remount,bind,ro {d}"
+        else:
+            script = f"mount -t tmpfs -o size=16k tmpfs {d} && (dd if=/dev/zero of={d}/filler bs=4k 2>/dev/null; true)"
+        enter = ["nsenter", f"--target={init_pid(node.layout, 1)}", "--mount", "--", "sh", "-c", script]
+        return subprocess.run(enter, capture_output=True, timeout=30).returncode == 0
+
+    return StepFault("", f"state-dir-{how}", act)
+
+
+def state_dir_cases(full: bool) -> list[HostCase]:
+    """The node's state area cannot be written when the refresh starts: the agent cannot record what
+    was offline before, so it takes nothing and rolls back, saying why."""
+    return [
+        HostCase(how, (), ROLLED_BACK, before=state_dir_broken(how), reason="StateNotWritable")
+        for how in ("read-only", "full")
+    ]
+
+
 def clock_cases(full: bool) -> list[HostCase]:
     """Both agents' clocks 30 s ahead of the operator's, or behind it: liveness and deadlines are judged on
     the operator's clock, so the refresh goes through."""
@@ -493,6 +523,10 @@ def _run_batch(
                 world.ledger.check(owner_does("", vm, "stop").act(world, node), f"{node.name}: could not pause {vm}")
             for l1, point, action in case.points:
                 failpoints.arm(node.layout.failpoints(l1), point, action)
+            if case.before is not None:
+                done = case.before.act(world, node)
+                if world.ledger.check(done, f"{node.name}: {case.before.kind} could not be done"):
+                    world.ledger.fault(case.before.kind, two_host=True)
             if case.clock:  # counted once the agent's Lease renewals carry its clock
                 world.check_clock(node.name, case.clock, two_host=True)
         marks = {node.name: marks_of(world.cluster, node.name) for node in nodes.values()}
@@ -600,6 +634,12 @@ def check_machine(
         f"{name}: ended {phase}, expected {sorted(case.expect)}: {world.why(status)}\n{node.logs()[-2500:]}",
     )
     world.check_degraded(name, status)
+    if case.reason:
+        degraded_now: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
+        check(
+            case.reason in (degraded_now.get("reason"), *(degraded_now.get("message") or "").split("(")),
+            f"{name}: Degraded says {degraded_now.get('reason')}: {degraded_now.get('message')}, not {case.reason}",
+        )
     if case.lost:
         degraded: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
         check(
@@ -879,6 +919,10 @@ def two_host_crash_points(world: FaultWorld, full: bool) -> None:
 
 def two_host_recall_failures(world: FaultWorld, full: bool) -> None:
     run_cases(world, "thrc", recall_failure_cases(full), "l0-error")  # (the retire refused counts too)
+
+
+def two_host_state_dir(world: FaultWorld, full: bool) -> None:
+    run_cases(world, "thsd", state_dir_cases(full), "l0-error")  # (no L0 rule: the state area is the fault)
 
 
 def two_host_clock_skew(world: FaultWorld, full: bool) -> None:
