@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hostrefresh.controlplane.nodes import set_node_ready
-from hostrefresh.kube.names import DEFAULT_NAMESPACE
 from hostrefresh.l0 import Call, FaultRule, Status
 from hostrefresh.sim.sysfs import FakeRules, fired_rules
 from tests.e2e.harness import Process, running, wait_for
@@ -487,25 +486,7 @@ def forgeries(world: FaultWorld, full: bool) -> None:
     silent = world.node(
         "forge-report", rules=[FaultRule(call=Call.MEM_GRANT, status=Status.OK, latency_s=3.0, times=1)]
     ).name
-    now = datetime.now(UTC)
-    renew = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    forged = [
-        ("default", f"hostrefresh-agent-{lonely}"),  # the right name in another namespace
-        (DEFAULT_NAMESPACE, f"forged-{lonely}"),  # the agents' namespace under another name
-    ]
-    for namespace, name in forged:
-        lease = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/component": "agent", "hostrefresh.io/node": lonely},
-            },
-            "spec": {"holderIdentity": "forger", "leaseDurationSeconds": 3600, "renewTime": renew},
-        }
-        world.cluster.apply(lease)
-        world.ledger.fault("forged-lease")
+    world.ledger.fault("forged-lease", world.forge_leases(lonely))
     with world.monitor(), running(world.operator()):
         world.refresh(f"{lonely}-hr", lonely)
         time.sleep(6.0)

@@ -233,6 +233,20 @@ def stop_agent_stamp_ahead(step: str) -> StepFault:
     return StepFault(step, "agent-silenced-report-stamped-ahead", act)
 
 
+def stop_agent_forge_leases(step: str) -> StepFault:
+    """The old host's agent stopped, and Leases that claim to be its node's agent written (renewed now,
+    valid for an hour, not its own): the operator must still see the silence."""
+    stop = stop_agent(step, 1)
+
+    def act(world: FaultWorld, node: TwoHostNode) -> bool:
+        if not stop.act(world, node):
+            return False
+        world.forge_leases(node.name)
+        return True
+
+    return StepFault(step, "agent-silenced-leases-forged", act)
+
+
 def image_changes(step: str, version: str, how: str) -> StepFault:
     """The target image file on the node changes under the refresh: overwritten with other bytes
     ("replaced") or deleted ("removed")."""
@@ -311,6 +325,9 @@ def silenced_cases(full: bool) -> list[HostCase]:
         HostCase("rollback", _hold(Call.MEM_GRANT), failed, stop_agent("Migrating", 1), silenced=1, timeouts=silence),
         HostCase(
             "stamped", _hold(Call.MEM_GRANT), failed, stop_agent_stamp_ahead("Migrating"), silenced=1, timeouts=silence
+        ),
+        HostCase(
+            "forged", _hold(Call.MEM_GRANT), failed, stop_agent_forge_leases("Migrating"), silenced=1, timeouts=silence
         ),
         HostCase(
             "forward", _hold(Call.NESTED_DISABLE), failed, stop_agent("Devirtualizing", 2), silenced=2, timeouts=silence

@@ -320,6 +320,26 @@ class FaultWorld:
             ):
                 self.ledger.fault("spec-edit", two_host=two_host)
 
+    def forge_leases(self, node: str) -> int:
+        """Leases that claim to be ``node``'s agent, renewed now and valid for an hour, that are not its
+        own: its Lease's name in another namespace, another name in the agents' namespace. Returns how
+        many were written."""
+        renew = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        forged = [("default", agent_lease_name(node)), (DEFAULT_NAMESPACE, f"forged-{node}")]
+        for namespace, name in forged:
+            lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {"app.kubernetes.io/component": "agent", "hostrefresh.io/node": node},
+                },
+                "spec": {"holderIdentity": "forger", "leaseDurationSeconds": 3600, "renewTime": renew},
+            }
+            self.cluster.apply(lease)
+        return len(forged)
+
     def lease_lists(self) -> int:
         """The LIST requests for Leases the API server has answered, by its own counter: each is a
         relist of a Lease watch (the operator's index of agent Leases; nothing else here lists them)."""
