@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hostrefresh import failpoints
 from hostrefresh.l0 import Call, FaultRule, Status
 from hostrefresh.sim.guest.lab import GuestLab
 from hostrefresh.sim.guest.qemubuilds import installed_build, other_build
@@ -41,6 +42,7 @@ class QemuCase:
     # VMM: a VMM-only refresh of guests that start on an older QEMU build (copied RAM, so that each
     # move lasts long enough to be hit), to the installed build, in the node's one host.
     scope: str = "Host"
+    points: tuple[tuple[str, str], ...] = ()  # failpoints (point, action) armed for the host's agent
 
 
 def _vmm_qemu(node: TwoHostNode, vm: str, *, old: bool) -> Qemu | None:
@@ -113,10 +115,28 @@ CASES = [
 ]
 
 
+#: The whole campaign's: the VMM-only refresh's agent at its failpoints. Its new QEMU will not start,
+#: or the agent dies right after starting one and before recording it (its next agent reaps that QEMU
+#: and goes on). Nothing may be lost, nothing left running twice.
+FAILPOINT_CASES = [
+    QemuCase(
+        f"vmm-{point}",
+        f"{action}-at-{point}-vmm",
+        (),
+        None,
+        None,
+        (),
+        scope="VMM",
+        points=((point, action),),
+    )
+    for point, action in [(failpoints.DESTINATION_START, "fail"), (failpoints.DESTINATION_LAUNCHED, "crash")]
+]
+
+
 def qemu_kills(world: FaultWorld, full: bool) -> None:
     lab = GuestLab()
     try:
-        for case in CASES:
+        for case in CASES + (FAILPOINT_CASES if full else []):
             _run_case(world, lab, case)
     finally:
         strays = asyncio.run(lab.close())
@@ -139,6 +159,8 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
             node.launch(VMS)
         for rule in case.rules:
             node.arm(rule)
+        for point, action in case.points:
+            failpoints.arm(node.layout.failpoints(1), point, action)
         if case.scope != "VMM":
             world.refresh(name, node.name)
         if case.act is not None:
@@ -159,7 +181,11 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
             interval=0.5,
             what=f"{name} terminal",
         )
-        if case.act is None:  # the L0 rule is the fault: it counts once it fired
+        for point, action in case.points:  # counted once the point itself says it fired
+            hit = failpoints.fired(node.layout.failpoints(1), point)
+            check(hit, f"{name}: failpoint {point} ({action}) never reached")
+            world.ledger.fault(case.fault, int(hit), two_host=True)
+        if case.act is None and case.rules:  # the L0 rule is the fault: it counts once it fired
             count = fired(node)
             check(count > 0, f"{name}: the L0 fault {case.fault} never fired")
             world.ledger.fault(case.fault, count, two_host=True)
