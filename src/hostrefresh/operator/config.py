@@ -31,7 +31,7 @@ class OperatorConfig:
     reconcilers: int = 256
     #: Seconds each watch request runs before kopf lists again (a relist: every object indexed again, so
     #: nothing the operator judges, an agent's liveness above all, may count a relisted object as news).
-    watch_timeout: float = 300.0
+    watch_timeout: int = 300  # whole seconds: the API server refuses a watch's timeoutSeconds=2.5
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)

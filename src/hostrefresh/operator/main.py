@@ -81,11 +81,11 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
     )
     parser.add_argument(
         "--watch-timeout",
-        type=flags.seconds(1.0, inclusive=True),
+        type=flags.whole(1),
         default=OperatorConfig.watch_timeout,
         metavar="SECONDS",
         help="how long each watch request runs; then the operator lists every watched object again, at "
-        "least 1 (default %(default)s)",
+        "whole seconds, at least 1 (default %(default)s)",
     )
     parser.add_argument("--metrics-port", type=flags.port, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=flags.port, default=0, help="serve /healthz here (0: off)")
