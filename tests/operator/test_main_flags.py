@@ -19,8 +19,6 @@ BAD: list[tuple[list[str], str]] = [
     (["--plan-interval=soon"], "--plan-interval: 'soon' is not a number"),
     (["--max-starts-per-second=-1"], "--max-starts-per-second: '-1' must be 0 or more"),
     (["--start-backlog=-1"], "--start-backlog: '-1' must be 0 or more"),
-    (["--watch-timeout=0"], "--watch-timeout: '0' must be 1 or more"),
-    (["--watch-timeout=2.5"], "--watch-timeout: '2.5' is not a whole number"),
     (["--metrics-port=70000"], "--metrics-port: '70000' must be a port from 1 to 65535"),
     (["--health-port=-1"], "--health-port"),
     (["--metrics-port=8080", "--health-port=8080"], "--metrics-port and --health-port are both 8080"),
@@ -61,7 +59,6 @@ def test_good_flags_pass(tmp_path: Path) -> None:
             "--lease-seconds=1",
             "--plan-interval=0.5",
             "--start-backlog=0",
-            "--watch-timeout=2",
             "--metrics-port=9090",
             "--health-port=8081",
             "--marker-annotation=example.com/refreshing",
@@ -70,7 +67,6 @@ def test_good_flags_pass(tmp_path: Path) -> None:
     )
     assert (config.namespace, config.lease_seconds, config.metrics_port) == ("ops", 1.0, 9090)
     assert config.marker_annotations == ("example.com/refreshing",)
-    assert config.watch_timeout == 2 and isinstance(config.watch_timeout, int)
 
 
 def test_the_process_exits_2_before_it_does_anything() -> None:

@@ -29,9 +29,6 @@ class OperatorConfig:
     #: Passes of each kind (HostRefresh, RefreshPlan) run at once by the work queues' workers. Passes
     #: mostly wait on the API server, so many at once cost little; a key never runs twice at once.
     reconcilers: int = 256
-    #: Seconds each watch request runs before kopf lists again (a relist: every object indexed again, so
-    #: nothing the operator judges, an agent's liveness above all, may count a relisted object as news).
-    watch_timeout: int = 300  # whole seconds: the API server refuses a watch's timeoutSeconds=2.5
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)

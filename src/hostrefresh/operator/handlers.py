@@ -115,7 +115,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = NoDiffBase()  # no change handlers besides on.delete
     settings.peering.standalone = True  # leader election is ours (LeaderElector in kube/leases.py)
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = state.config.watch_timeout
+    settings.watching.server_timeout = 300
     settings.batching.worker_limit = state.config.workers
 
 

@@ -79,14 +79,6 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         help="hold start grants while the backlog (the operator's unanswered API writes, and new "
         "HostRefresh objects without status) exceeds this (default %(default)s)",
     )
-    parser.add_argument(
-        "--watch-timeout",
-        type=flags.whole(1),
-        default=OperatorConfig.watch_timeout,
-        metavar="SECONDS",
-        help="how long each watch request runs; then the operator lists every watched object again, at "
-        "whole seconds, at least 1 (default %(default)s)",
-    )
     parser.add_argument("--metrics-port", type=flags.port, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--health-port", type=flags.port, default=0, help="serve /healthz here (0: off)")
     parser.add_argument(
@@ -115,7 +107,6 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         plan_interval=args.plan_interval,
         max_starts_per_second=args.max_starts_per_second,
         start_backlog=args.start_backlog,
-        watch_timeout=args.watch_timeout,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         events_namespace=args.events_namespace,
