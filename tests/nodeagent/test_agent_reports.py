@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from hostrefresh.api import FORWARD_STEPS, AgentStatus, HostRefreshSpec, Phase, StepState
@@ -30,11 +31,16 @@ class RecordingReporter:
         self.writes: list[AgentStatus] = []
         self.names: set[str] = set()
         self.order: list[str] = []  # the refresh of each write
+        self.server: dict[str, dict[str, Any]] = {}  # what a fresh read returns; absent: still granted
 
     async def report(self, name: str, agent: AgentStatus) -> None:
         self.names.add(name)
         self.order.append(name)
         self.writes.append(agent.model_copy(deep=True))
+
+    async def read(self, name: str) -> dict[str, Any] | None:
+        granted = {"metadata": {"name": name}, "status": {"phase": "Retiring", "directive": "Proceed"}}
+        return self.server.get(name, granted)
 
 
 def _body(tmp_path: Path, *, paused: bool = False, directive: str = "Proceed") -> dict[str, Any]:
@@ -205,6 +211,15 @@ class OutageClient:
         self.pending = self.failures_per_report
         self.written.append(body["status"]["agent"])
 
+    async def get(self, resource: Any, name: str) -> Any:
+        """A fresh read (before the point of no return) meets the outage too, then says: still granted."""
+        if self.pending > 0:
+            self.pending -= 1
+            self.failed += 1
+            raise ConnectionRefusedError("kube-apiserver is restarting")
+        granted = {"metadata": {"name": name}, "status": {"phase": "Retiring", "directive": "Proceed"}}
+        return SimpleNamespace(to_dict=lambda: granted)
+
 
 def test_reports_that_meet_an_outage_are_sent_again_and_no_step_fails(tmp_path: Path) -> None:
     """Every report of a whole refresh meets a restarting API server: the refresh still finishes, and
@@ -303,3 +318,21 @@ def test_a_refresh_left_half_way_is_finished_before_another_starts(tmp_path: Pat
     assert after[0] == "hr-b" and after.index("hr-a") > max(i for i, n in enumerate(after) if n == "hr-b"), after
     rolled = [w for n, w in zip(reporter.order, reporter.writes, strict=True) if n == "hr-b"][-1]
     assert (rolled.step, rolled.step_state) == (Phase.ROLLING_BACK, StepState.DONE)
+
+
+def test_a_rollback_ordered_while_the_watch_lagged_stops_the_agent_before_the_retire(tmp_path: Path) -> None:
+    """The operator ordered a rollback and declared Failed (its agent silent), but the agent's watch still
+    says Proceed (the agent was stopped, the API server restarted): before the retire, the point of no
+    return, the agent reads the refresh afresh, and goes back instead of retiring the old host."""
+    reporter = RecordingReporter()
+    reporter.server["hr"] = {
+        "metadata": {"name": "hr"},
+        "spec": _body(tmp_path)["spec"],
+        "status": {"phase": "Failed", "directive": "RollBack"},
+    }
+    agent = _agent(tmp_path, reporter)
+    agent.update(_body(tmp_path), "hr")  # what the lagging watch delivered
+    asyncio.run(_drive_until(agent, lambda: _rolled_back(reporter)))
+    assert not any(w.step == Phase.RETIRING for w in reporter.writes), [(w.step, w.step_state) for w in reporter.writes]
+    node = asyncio.run(agent.rt.observe(None))
+    assert not node.l0.nested and [x.id for x in node.running] == [1] and not node.resources_taken, node

@@ -366,8 +366,10 @@ class NodeAgent:
         log.info("node %s: %s: %s started", self.node, name, phase)
         started = time.monotonic()
         started_wall = time.time()
+        past_no_return = phase == Phase.VERIFYING and hr.spec.scope == RefreshScope.VMM  # it commits
+        if (phase == Phase.RETIRING or past_no_return) and not await self._still_granted(name):
+            return False
         try:
-            past_no_return = phase == Phase.VERIFYING and hr.spec.scope == RefreshScope.VMM  # it commits
             outcome: StepOutcome = await self._first_attempt(name, agent, phase, action, past_no_return)
         except Exception as exc:  # a step's failure, an L0 error or an unexpected one: all reported at this step
             permanent = isinstance(exc, StepFailedError) and exc.reason == VMS_LOST  # no retry brings them back
@@ -378,6 +380,35 @@ class NodeAgent:
         self._attempts.pop(name, None)
         timing.record("step", started_wall, time.time(), phase=str(phase))
         return await self._step_done(name, agent, phase, outcome, started)
+
+    async def _still_granted(self, name: str) -> bool:
+        """Before a step that passes the point of no return: whether the API server still says Proceed.
+
+        The watch can lag far behind (an agent stopped for a while, an API server that restarted): a
+        RollBack or Failed the operator wrote meanwhile must win over the Proceed this agent remembers,
+        or the agent would retire the old host after the operator ordered it back. A different answer
+        replaces this agent's view (the next pass drives by it); no answer: not now, try again later.
+        """
+        try:
+            body = await self.reporter.read(name)
+        except Exception as exc:
+            log.warning(
+                "node %s: %s: cannot confirm the directive before the point of no return: %s", self.node, name, exc
+            )
+            await asyncio.sleep(self.retry_seconds)
+            return False
+        status = (body or {}).get("status") or {}
+        if status.get("directive") == Directive.PROCEED and not is_terminal(status.get("phase")):
+            return True
+        log.warning(
+            "node %s: %s: no longer granted (%s, %s): not passing the point of no return",
+            self.node,
+            name,
+            status.get("directive"),
+            status.get("phase"),
+        )
+        self.update(body, name)
+        return False
 
     async def _first_attempt(
         self, name: str, agent: AgentStatus, phase: Phase, action: Any, report_first: bool = False

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from lightkube import AsyncClient
+from lightkube import ApiError, AsyncClient
 from lightkube.types import PatchType
 
 from hostrefresh.api import AgentStatus, HandoverPath, VMResult, VMResultState
@@ -76,3 +77,15 @@ class Reporter:
             metrics.API_RETRIES.labels("report").inc()
 
         await until_answered(patch, f"report on HostRefresh {name}", max_delay=self.max_retry_delay, on_retry=count)
+
+    async def read(self, name: str) -> Mapping[str, Any] | None:
+        """HostRefresh ``name`` as the API server has it now (None: it is gone), not as a watch last
+        delivered it; an API error is raised (the caller tries again later)."""
+        try:
+            obj = await self.client.get(HostRefreshResource, name)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        body: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
+        return body
