@@ -32,7 +32,6 @@ from .twohost_scenario import (
     two_host_owner,
     two_host_qemu_deaths,
     two_host_recall_failures,
-    two_host_relists,
     two_host_silenced_agents,
     two_host_spec_edits,
     two_host_state_dir,
@@ -561,6 +560,5 @@ WHOLE_ONLY = [
     Scenario("two-host-crash-points", "crash", two_host_crash_points),
     Scenario("two-host-recall-failures", "qemu", two_host_recall_failures),
     Scenario("two-host-clock-skew", "clock", two_host_clock_skew),
-    Scenario("two-host-relists", "crash", two_host_relists),
     Scenario("two-host-state-dir", "disk", two_host_state_dir),
 ]

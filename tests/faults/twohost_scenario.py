@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
@@ -911,62 +910,6 @@ def two_host_sysfs(world: FaultWorld, full: bool) -> None:
 
 def two_host_silenced_agents(world: FaultWorld, full: bool) -> None:
     run_cases(world, "thsil", silenced_cases(full), "l0-error")  # (hold rules only: the silences are the faults)
-
-
-#: kube-apiserver restarts at most, in ``_relist_while_open``: far longer than any case needs to end.
-RELIST_RESTARTS = 12
-
-
-def _stopped_agents(names: list[str]) -> list[int]:
-    """Pids of the agents of these refreshes' nodes that are stopped (SIGSTOP: state T in /proc)."""
-    nodes = {f"--node={name.removesuffix('-hr')}" for name in names}
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            if "hostrefresh.sim.agent" in argv and nodes & set(argv):
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state == "T":
-                    found.append(int(entry.name))
-    return found
-
-
-def _relist_while_open(world: FaultWorld, names: list[str], operator: Process) -> None:
-    """Once an agent is stopped, kube-apiserver restarted every 8 s (more often than the 20 s of silence
-    the operator must see) until every refresh ended: each return makes the operator list its watched
-    kinds again, agent Leases included. A relist counts once the new API server answered the operator's
-    LIST of Leases (its own request counter). Refreshes still open after ``RELIST_RESTARTS`` relists: a
-    relisted Lease kept a silent agent alive. (The restarts begin only once an agent is silent: the
-    outages delay the reports, and a step fault aimed by a late report would miss its step.)"""
-
-    def all_ended() -> bool:
-        try:
-            objs = world.named(names)
-        except Exception:  # the API server is away
-            return False
-        return all(((o or {}).get("status") or {}).get("phase") in TERMINAL for o in objs.values())
-
-    wait_for(lambda: _stopped_agents(names), timeout=180, interval=0.2, what="an agent stopped")
-    for _ in range(RELIST_RESTARTS):
-        if all_ended():
-            return
-        world.cp.crash_restart("kube-apiserver", down_seconds=1.0)
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda: world.lease_lists() > 0, timeout=60, interval=0.5, what="the operator's relist")
-            world.ledger.fault("lease-relisted", two_host=True)
-        time.sleep(8.0)
-    world.ledger.check(
-        all_ended(), f"refreshes still open after {RELIST_RESTARTS} relists: a relisted Lease kept an agent alive"
-    )
-
-
-def two_host_relists(world: FaultWorld, full: bool) -> None:
-    """The silenced agents again, the operator relisting their Leases every few seconds: a relist is no
-    sign of life."""
-    before_no_return = [c for c in silenced_cases(full) if c.silenced == 1]  # stopped in Migrating
-    run_cases(world, "thrl", before_no_return, "l0-error", Batch(during=_relist_while_open, api_outages=True))
 
 
 def two_host_images(world: FaultWorld, full: bool) -> None:

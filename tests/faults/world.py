@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import ApiError
-from prometheus_client.parser import text_string_to_metric_families
 
 from hostrefresh.api.names import NODE_RECORD_KEYS
 from hostrefresh.controlplane import ControlPlane
@@ -339,22 +338,6 @@ class FaultWorld:
             }
             self.cluster.apply(lease)
         return len(forged)
-
-    def lease_lists(self) -> int:
-        """The LIST requests for Leases the API server has answered, by its own counter: each is a
-        relist of a Lease watch (the operator's index of agent Leases; nothing else here lists them)."""
-        text = self.cp.kubectl("get", "--raw", "/metrics").stdout
-        return int(
-            sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                if family.name == "apiserver_request"
-                for sample in family.samples
-                if sample.name == "apiserver_request_total"
-                and sample.labels.get("verb") == "LIST"
-                and sample.labels.get("resource") == "leases"
-            )
-        )
 
     def check_clock(self, node: str, offset: str, *, two_host: bool = False) -> None:
         """The fault counts once the agent's own clock is seen ``offset`` ("+30s") off: its Lease's
