@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
@@ -632,6 +633,21 @@ def fired(node: TwoHostNode) -> int:
     return fired
 
 
+def _survivors(node: TwoHostNode, old_host: str) -> list[int]:
+    """Processes still in the retired host's PID namespace. A namespace's number (its inode) is reused
+    once it is freed: when the one named ``old_host`` now has another host's init (another machine's, or
+    this machine's next host), the old host is gone and those processes are that host's."""
+    members = node.members(old_host)
+    for pid in members:
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if "hostrefresh.sim.machine.hostinit" in argv and (
+                f"--node-dir={node.layout.base}" not in argv or "--l1=1" not in argv
+            ):
+                return []
+    return members
+
+
 def check_machine(
     world: FaultWorld, node: TwoHostNode, obj: dict[str, Any], case: HostCase, marks: Any, old_host: str | None = None
 ) -> None:
@@ -667,7 +683,7 @@ def check_machine(
         check(running_l1s == [1], f"{name}: rolled back but host L1 1 is not the one running: {running_l1s}")
     if phase == "Succeeded":
         check(1 not in running_l1s, f"{name}: succeeded but the old host still runs")
-        survivors = node.members(old_host) if old_host else []
+        survivors = _survivors(node, old_host) if old_host else []
         check(not survivors, f"{name}: processes of the retired host survived it: {survivors}")
     alive = [v for v in VMS if v not in case.lost]
     qemus = node.qemus()
