@@ -968,6 +968,7 @@ def _under_way(world: FaultWorld, names: list[str]) -> bool:
 def _kill_operator(world: FaultWorld, names: list[str], operator: Process) -> None:
     """The operator SIGKILLed three times, 3 s apart, while the machines refresh; its supervisor starts
     it again."""
+    wait_for(lambda: _under_way(world, names), timeout=120, interval=0.2, what="a refresh under way")
     for _ in range(3):
         time.sleep(3.0)
         if _under_way(world, names):
@@ -977,6 +978,7 @@ def _kill_operator(world: FaultWorld, names: list[str], operator: Process) -> No
 
 def _restart_control_plane(world: FaultWorld, names: list[str], operator: Process) -> None:
     """kube-apiserver and etcd crash and come back while the machines refresh: every refresh succeeds."""
+    wait_for(lambda: _under_way(world, names), timeout=120, interval=0.2, what="a refresh under way")
     for component, down in [("kube-apiserver", 2.0), ("etcd", 2.0), ("kube-apiserver", 0.0)]:
         time.sleep(2.0)
         if _under_way(world, names):
