@@ -37,7 +37,7 @@ from .twohost_scenario import (
     two_host_state_dir,
     two_host_sysfs,
 )
-from .world import TERMINAL, FaultWorld, faketime_env
+from .world import TERMINAL, FaultWorld, faketime_env, unwritable_dir_script
 
 ROLLED = frozenset({"Succeeded", "RolledBack"})
 MEMORY = "devices/system/memory/memory{}/state"
@@ -250,13 +250,11 @@ def state_dir_faults(world: FaultWorld, full: bool) -> None:
     for node in readonly:
         d = world.root / node / "agent"
         d.mkdir(parents=True, exist_ok=True)
-        script.append(f"mount --bind {d} {d} && mount -o remount,bind,ro {d}")
+        script.append(unwritable_dir_script(d, "read-only"))
     for node in full_dirs:
         d = world.root / node / "agent"
         d.mkdir(parents=True, exist_ok=True)
-        script.append(
-            f"mount -t tmpfs -o size=16k tmpfs {d} && (dd if=/dev/zero of={d}/filler bs=4k 2>/dev/null; true)"
-        )
+        script.append(unwritable_dir_script(d, "full"))
     agent = world.agent([*readonly, *full_dirs], "agent-confined")
     script.append('exec "$@"')
     agent.argv = [

@@ -39,7 +39,7 @@ from hostrefresh.sim.sysfs import FIRED_FILE, FakeRules, fired_rules, save_rules
 from tests.e2e.harness import STEP_CALLS, Process, image_dir, running, wait_for
 from tests.e2e.twohost_nodes import Qemu, TwoHostNode
 
-from .world import TERMINAL, FaultWorld, faketime_env, marks_of
+from .world import TERMINAL, FaultWorld, faketime_env, marks_of, unwritable_dir_script
 
 VMS = ["vm1", "vm2"]
 #: How many machines run at once (each: two hosts, two guests, up to four QEMUs mid-handover).
@@ -447,11 +447,7 @@ def state_dir_broken(how: str) -> StepFault:
     ("full": a 16 KiB tmpfs filled to the last byte), in that host's own mount namespace."""
 
     def act(world: FaultWorld, node: TwoHostNode) -> bool:
-        d = node.layout.handoff
-        if how == "read-only":
-            script = f"mount --bind {d} {d} && mount -o remount,bind,ro {d}"
-        else:
-            script = f"mount -t tmpfs -o size=16k tmpfs {d} && (dd if=/dev/zero of={d}/filler bs=4k 2>/dev/null; true)"
+        script = unwritable_dir_script(node.layout.handoff, how)
         enter = ["nsenter", f"--target={init_pid(node.layout, 1)}", "--mount", "--", "sh", "-c", script]
         return subprocess.run(enter, capture_output=True, timeout=30).returncode == 0
 

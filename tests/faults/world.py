@@ -42,6 +42,14 @@ SPEC_EDITS = [
 ]
 
 
+def unwritable_dir_script(d: Path, how: str) -> str:
+    """Shell that makes directory ``d`` unwritable in the calling mount namespace: a read-only bind
+    mount ("read-only"), or a 16 KiB tmpfs filled to the last byte ("full")."""
+    if how == "read-only":
+        return f"mount --bind {d} {d} && mount -o remount,bind,ro {d}"
+    return f"mount -t tmpfs -o size=16k tmpfs {d} && (dd if=/dev/zero of={d}/filler bs=4k 2>/dev/null; true)"
+
+
 def faketime_env(offset: str) -> dict[str, str]:
     """The environment that sets a process's wall clock ``offset`` ("+30s") off (real libfaketime; the
     monotonic clock stays true, as a node's skewed wall clock leaves its timers alone)."""

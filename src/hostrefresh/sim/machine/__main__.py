@@ -21,6 +21,13 @@ from hostrefresh.sim.machine.machine import POLL_S, Machine, MachineSpec, power_
 from hostrefresh.sim.machine.vms import vm_start
 
 
+def env_item(text: str) -> str:
+    """A KEY=VALUE item of an environment (the key non-empty)."""
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. FAKETIME=+30s)")
+    return text
+
+
 def agent_command(extra: list[str]) -> Callable[[NodeLayout, int], list[str]]:
     def command(layout: NodeLayout, l1: int) -> list[str]:
         inside = layout.inside
@@ -83,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--cpus", type=int, default=MachineSpec.cpus)
     r.add_argument("--memory-blocks", type=int, default=MachineSpec.memory_blocks, help="of 128 MiB")
     r.add_argument(
-        "--agent-env", action="append", default=[], metavar="KEY=VALUE", help="for every host's agent; repeat"
+        "--agent-env",
+        type=env_item,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="for every host's agent; repeat",
     )
     r.add_argument("agent_args", nargs=argparse.REMAINDER, help="-- arguments for every host's agent")
     v = sub.add_parser("vm-start", help="(inside a host) start a VM's QEMU and record it")
