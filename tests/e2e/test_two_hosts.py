@@ -39,6 +39,7 @@ def machine_running(cluster: Cluster, tmp_path: Path, lab: GuestLab, name: str) 
     cluster.add_node(name)
     machine = node.machine(cluster.cp, tmp_path)
     op = operator_process(cluster.cp, tmp_path, f"op-{name}")
+    node.operator = op
     machine.start()
     op.start()
     try:

@@ -48,6 +48,8 @@ class TwoHostNode:
         self.name = name
         self.layout = NodeLayout(lab.root / "machines" / name)
         self.process: Process | None = None
+        #: The operator acting on this node, when the test runs one: its log belongs in the diagnosis.
+        self.operator: Process | None = None
 
     # -- the machine process ---------------------------------------------------------------------
 
@@ -80,6 +82,10 @@ class TwoHostNode:
         parts = []
         if self.process is not None:
             parts.append(f"--- machine\n{self.process.tail(30)}")
+        if self.operator is not None and self.operator.proc is not None:
+            code = self.operator.proc.poll()
+            state = "running" if code is None else f"exited with {code}"
+            parts.append(f"--- operator ({state})\n{self.operator.tail(30)}")
         for path in sorted([*self.layout.hosts.glob("l1-*/agent.log"), *(self.layout.base / "logs").glob("*.log")]):
             text = path.read_text(errors="replace").splitlines()[-40:]
             parts.append(f"--- {path.relative_to(self.layout.base)}\n" + "\n".join(text))

@@ -133,10 +133,16 @@ FAILPOINT_CASES = [
 ]
 
 
+#: The bounded matrix's cases: a killed new host, and a VMM-only refresh's old QEMU powered off and
+#: new QEMU killed (the old QEMU killed and the host that fails to boot are the whole campaign's; the
+#: boot failure is two-host-l0-errors' too).
+BOUNDED_CASES = ("host-dies", "vmm-src-poweroff", "vmm-dst")
+
+
 def qemu_kills(world: FaultWorld, full: bool) -> None:
     lab = GuestLab()
     try:
-        for case in CASES + (FAILPOINT_CASES if full else []):
+        for case in CASES + FAILPOINT_CASES if full else [c for c in CASES if c.tag in BOUNDED_CASES]:
             _run_case(world, lab, case)
     finally:
         strays = asyncio.run(lab.close())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from lightkube.core.exceptions import ApiError
@@ -41,6 +41,27 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or any(cls.__name__ == "TransportError" for cls in type(exc).__mro__)
 
 
+class Backoff:
+    """Delays that double from ``first`` up to ``most`` and never run out; each iteration starts over.
+
+    It is also what kopf is given as its request retry delays (kopf iterates them afresh per request):
+    kopf gives up on a request after its last delay, and a watch request that gives up ends kopf's
+    watching for good while the process goes on, deaf. An API server restarted again and again can
+    outlast any finite list; what bounds the operator's wait is its leader Lease.
+    """
+
+    def __init__(self, first: float = 0.5, most: float = 5.0) -> None:
+        if not 0 < first <= most:
+            raise ValueError(f"Backoff({first}, {most}): need 0 < first <= most")
+        self.first, self.most = first, most
+
+    def __iter__(self) -> Iterator[float]:
+        delay = self.first
+        while True:
+            yield delay
+            delay = min(delay * 2, self.most)
+
+
 async def until_answered(
     request: Callable[[], Awaitable[T]],
     what: str,
@@ -57,19 +78,16 @@ async def until_answered(
     agent's progress report (a step must never fail because the API server restarted under it).
     Cancellation ends the wait.
     """
-    delay = first_delay
-    attempt = 0
-    while True:
+    for attempt, delay in enumerate(Backoff(first_delay, max_delay), start=1):
         try:
             return await request()
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            attempt += 1
             if on_retry is not None:
                 on_retry(exc, delay)
             if attempt == 1 or attempt % 10 == 0:
                 name = type(exc).__name__
                 log.warning("%s: API server unavailable (%s: %s); trying again (attempt %d)", what, name, exc, attempt)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+    raise AssertionError("unreachable: Backoff never runs out")

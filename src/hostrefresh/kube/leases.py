@@ -24,6 +24,8 @@ from hostrefresh.kube.link import ApiLink
 
 log = logging.getLogger("hostrefresh.leases")
 CONFLICT, NOT_FOUND = 409, 404
+#: How soon a leader tries again to renew after the API server did not answer.
+RETRY_SECONDS = 1.0
 
 
 def _now() -> datetime:
@@ -127,6 +129,9 @@ class LeaderElector:
     ):
         self.client, self.namespace, self.name, self.identity = client, namespace, name, identity
         self.lease_seconds = lease_seconds
+        #: After an unanswered renewal: an API server that restarts again and again is up only in short
+        #: windows, which renewals a third of a Lease apart can all miss.
+        self.retry_seconds = min(RETRY_SECONDS, lease_seconds / 10)
         self.link = link or ApiLink()  # every attempt tells it whether the API server answered
 
     async def _attempt(self) -> bool | None:
@@ -198,10 +203,11 @@ class LeaderElector:
             await asyncio.sleep(self.lease_seconds / 3)
         log.info("acquired leadership as %s", self.identity)
         renewed = asyncio.get_running_loop().time()
+        pause = self.lease_seconds / 3
         task = asyncio.ensure_future(lead())
         try:
             while not task.done():
-                done, _ = await asyncio.wait({task}, timeout=self.lease_seconds / 3)
+                done, _ = await asyncio.wait({task}, timeout=pause)
                 if done:
                     break
                 left = self.lease_seconds - (asyncio.get_running_loop().time() - renewed)
@@ -211,9 +217,11 @@ class LeaderElector:
                     held = None
                 now = asyncio.get_running_loop().time()
                 if held:
-                    renewed = now
+                    renewed, pause = now, self.lease_seconds / 3
                 elif held is False or now - renewed >= self.lease_seconds:
                     raise LeadershipLostError(f"{self.identity} lost the leader Lease {self.namespace}/{self.name}")
+                else:  # unanswered: try again soon (client-go's retry period), not a third of a Lease later
+                    pause = self.retry_seconds
             await task
         finally:
             if not task.done():

@@ -19,6 +19,7 @@ import kopf
 from hostrefresh.api import GROUP, VERSION, is_terminal
 from hostrefresh.api.names import FINALIZER, PLAN_LABEL
 from hostrefresh.api.phases import left_unfinished
+from hostrefresh.kube.errors import Backoff
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL
 from hostrefresh.operator import metrics, objects
 from hostrefresh.operator.bookkeeping import NoDiffBase
@@ -116,7 +117,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.standalone = True  # leader election is ours (LeaderElector in kube/leases.py)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    settings.batching.worker_limit = state.config.workers
+    settings.networking.error_backoffs = Backoff(first=1.0, most=5.0)  # never gives up: see Backoff
+    settings.queueing.worker_limit = state.config.workers
 
 
 @kopf.on.login(registry=REGISTRY)
