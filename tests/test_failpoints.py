@@ -56,3 +56,39 @@ def test_arming_an_unknown_point_or_action_is_refused(tmp_path: Path, name: str,
     with pytest.raises(ValueError, match=f"unknown {field}"):
         failpoints.arm(tmp_path, name, action)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_point_armed_for_later_passes_acts_at_each_of_them_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(failpoints.ENV, str(tmp_path))
+    failpoints.arm(tmp_path, failpoints.DESTINATION_START, "fail", at=(2, 4))
+    outcomes = []
+    for _ in range(6):
+        try:
+            failpoints.hit(failpoints.DESTINATION_START, StartFailedError)
+            outcomes.append("passed")
+        except StartFailedError:
+            outcomes.append("failed")
+        if len(outcomes) == 3:
+            assert not failpoints.fired(tmp_path, failpoints.DESTINATION_START)  # pass 4 is still armed
+    assert outcomes == ["passed", "failed", "passed", "failed", "passed", "passed"]
+    assert failpoints.fired(tmp_path, failpoints.DESTINATION_START)
+
+
+def test_passes_are_counted_across_processes(tmp_path: Path) -> None:
+    failpoints.arm(tmp_path, failpoints.SEND_FINISHED, "crash", at=(2,))
+    code = "from hostrefresh import failpoints; failpoints.hit('send-finished'); print('passed')"
+    env = {**os.environ, failpoints.ENV: str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)]
+    assert runs[0].returncode == 0 and "passed" in runs[0].stdout
+    runs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60))
+    assert runs[1].returncode == -signal.SIGKILL, runs[1].stdout + runs[1].stderr
+    assert failpoints.fired(tmp_path, failpoints.SEND_FINISHED)
+
+
+def test_arming_for_no_pass_or_pass_zero_is_refused(tmp_path: Path) -> None:
+    for at in [(), (0,), (0, 2)]:
+        with pytest.raises(ValueError, match="counted from 1"):
+            failpoints.arm(tmp_path, failpoints.STATE_LOADED, "fail", at=at)
+    assert not any(tmp_path.iterdir())

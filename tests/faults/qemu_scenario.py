@@ -24,7 +24,7 @@ from hostrefresh.sim.guest.qemubuilds import installed_build, other_build
 from tests.e2e.harness import running, wait_for
 from tests.e2e.twohost_nodes import Qemu, TwoHostNode
 
-from .twohost_scenario import fired, observe
+from .twohost_scenario import arm_point, fired, observe, point_action
 from .world import TERMINAL, FaultWorld
 
 VMS = ["vm1", "vm2"]
@@ -131,6 +131,20 @@ FAILPOINT_CASES = [
     )
     for point, action in [(failpoints.DESTINATION_START, "fail"), (failpoints.DESTINATION_LAUNCHED, "crash")]
 ]
+#: The second guest's new QEMU will not start (the refresh rolls back), and then neither does the first
+#: guest's older QEMU that the rollback starts to take it back: the recall is tried again.
+FAILPOINT_CASES.append(
+    QemuCase(
+        "vmm-recall-start",
+        "recall-start-fails-vmm",
+        (),
+        None,
+        None,
+        (),
+        scope="VMM",
+        points=((failpoints.DESTINATION_START, "fail@2,3"),),
+    )
+)
 
 
 #: The bounded matrix's cases: a killed new host, and a VMM-only refresh's old QEMU powered off and
@@ -166,7 +180,7 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
         for rule in case.rules:
             node.arm(rule)
         for point, action in case.points:
-            failpoints.arm(node.layout.failpoints(1), point, action)
+            arm_point(node.layout.failpoints(1), point, action)
         if case.scope != "VMM":
             world.refresh(name, node.name)
         if case.act is not None:
@@ -190,7 +204,7 @@ def _run_case(world: FaultWorld, lab: GuestLab, case: QemuCase) -> None:
         for point, action in case.points:  # counted once the point itself says it fired
             hit = failpoints.fired(node.layout.failpoints(1), point)
             check(hit, f"{name}: failpoint {point} ({action}) never reached")
-            world.ledger.fault(case.fault, int(hit), two_host=True)
+            world.ledger.fault(case.fault, len(point_action(action)[1]) * int(hit), two_host=True)
         if case.act is None and case.rules:  # the L0 rule is the fault: it counts once it fired
             count = fired(node)
             check(count > 0, f"{name}: the L0 fault {case.fault} never fired")

@@ -409,6 +409,17 @@ def owner_cases(full: bool) -> list[HostCase]:
     return cases
 
 
+def point_action(action: str) -> tuple[str, tuple[int, ...]]:
+    """A case's failpoint action, ``crash`` or ``fail``, with the passes it acts at (``fail@2,3``)."""
+    kind, _, at = action.partition("@")
+    return kind, tuple(int(n) for n in at.split(",")) if at else (1,)
+
+
+def arm_point(root: Path, point: str, action: str) -> None:
+    kind, passes = point_action(action)
+    failpoints.arm(root, point, kind, at=passes)
+
+
 #: The L0 refuses the retire once all guests run in the new host: the rollback recalls each of them.
 RETIRE_REFUSED = (FaultRule(call=Call.L1_RETIRE, status=Status.E_HW, times=1),)
 
@@ -420,6 +431,7 @@ def crash_point_cases(full: bool) -> list[HostCase]:
     refused retire brings them home. The host's next agent finishes what the dead one decided, and reaps
     the QEMU nobody recorded; no guest is lost, duplicated or left paused."""
     launched, decided = failpoints.DESTINATION_LAUNCHED, failpoints.ARRIVAL_DECIDED
+    finished, aborted, loaded = failpoints.SEND_FINISHED, failpoints.SEND_ABORTED, failpoints.STATE_LOADED
     cases = [
         HostCase("launched-new", (), ROLLED, points=((2, launched, "crash"),)),
         HostCase("decided-new", (), SUCCEEDED, points=((2, decided, "crash"),)),
@@ -428,6 +440,15 @@ def crash_point_cases(full: bool) -> list[HostCase]:
         cases += [
             HostCase("launched-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, launched, "crash"),)),
             HostCase("decided-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, decided, "crash"),)),
+            # The sending side: it stopped its stale QEMU once the guest arrived, and died before it
+            # forgot the VM; or it decided that a send failed (the receiver could not load the stream)
+            # and died before it resumed its paused guest.
+            HostCase("finished-new", (), SUCCEEDED, points=((1, finished, "crash"),)),
+            HostCase("finished-recall", RETIRE_REFUSED, ROLLED_BACK, points=((2, finished, "crash"),)),
+            HostCase("aborted-new", (), ROLLED, points=((2, loaded, "fail"), (1, aborted, "crash"))),
+            HostCase(
+                "aborted-recall", RETIRE_REFUSED, ROLLED_BACK, points=((1, loaded, "fail"), (2, aborted, "crash"))
+            ),
         ]
     return cases
 
@@ -540,7 +561,7 @@ def _run_batch(
             for vm in case.paused_before:
                 world.ledger.check(owner_does("", vm, "stop").act(world, node), f"{node.name}: could not pause {vm}")
             for l1, point, action in case.points:
-                failpoints.arm(node.layout.failpoints(l1), point, action)
+                arm_point(node.layout.failpoints(l1), point, action)
             if case.before is not None:
                 done = case.before.act(world, node)
                 if world.ledger.check(done, f"{node.name}: {case.before.kind} could not be done"):
@@ -593,7 +614,9 @@ def _run_batch(
             for l1, point, action in case.points:
                 hit = failpoints.fired(node.layout.failpoints(l1), point)
                 world.ledger.check(hit, f"{node.name}: failpoint {point} ({action}) of host L1 {l1} never reached")
-                world.ledger.fault(f"{action}-at-{point}-{'old' if l1 == 1 else 'new'}-host", int(hit), two_host=True)
+                how, passes = point_action(action)
+                host = "old" if l1 == 1 else "new"
+                world.ledger.fault(f"{how}-at-{point}-{host}-host", len(passes) * int(hit), two_host=True)
             if case.sysfs is not None:  # counted as the old host's fake kernel applied them
                 # (the machine keeps a retired host's record of them among its logs)
                 kept = node.layout.base / "logs" / f"l1-1-{FIRED_FILE}"

@@ -423,6 +423,7 @@ class HostMigrator:
             own = record.instances.get("source")
             if own is not None and state.alive:
                 await process.stop(own)
+            failpoints.hit(failpoints.SEND_FINISHED, HandoverError)
             self.inventory.delete(transfer.vm)
         transfer.post_released()  # this host's stale QEMU is gone
         result.outcome = Outcome.MOVED if acted or record is not None else Outcome.ALREADY
@@ -461,6 +462,7 @@ class HostMigrator:
                 _fill_figures(result, state.info)
             await self._finish_sent(transfer, record, state, result, True)
             return
+        failpoints.hit(failpoints.SEND_ABORTED, HandoverError)
         released = await self._await_file(transfer.released, transfer.to, self.answer_timeout_s, POLL_S)
         if not released and await self.peer() == transfer.to:
             result.notes.append("receiver did not confirm its destination stopped: guest kept paused")
