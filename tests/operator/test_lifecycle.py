@@ -216,6 +216,40 @@ def test_paused_refresh_does_not_hit_the_deadline() -> None:
     assert d.status.directive == Directive.PROCEED
 
 
+def _paused_then_resumed(paused_at: timedelta, resumed_at: timedelta) -> Any:
+    """A refresh in Migrating (since T0) paused at T0 + ``paused_at``, resumed at T0 + ``resumed_at``."""
+    first = decide(inputs(host_refresh(started("Migrating", "Migrating"), paused=True), now=T0 + paused_at))
+    return decide(inputs(host_refresh(first.status.to_json()), now=T0 + resumed_at, generation=2))
+
+
+def test_a_resumed_refresh_does_not_count_its_pause_against_the_phase_deadline() -> None:
+    # Migrating may take 1800 s; it ran 60 s, was paused for two hours, and goes on.
+    resumed = _paused_then_resumed(timedelta(seconds=60), timedelta(hours=2, seconds=60))
+    assert resumed.status.directive == Directive.PROCEED, resumed.status.conditions
+    assert resumed.status.paused_seconds == {"Migrating": 7200.0}
+    assert _cond(resumed, cond.DEGRADED)[1] != Reason.DEADLINE_EXCEEDED
+    deadline = phase_deadline(resumed.status, host_refresh().spec.timeouts)
+    assert deadline == T0 + timedelta(seconds=7200 + 1800)
+
+
+def test_a_phase_that_ended_during_a_pause_is_judged_without_it() -> None:
+    resumed = _paused_then_resumed(timedelta(seconds=60), timedelta(hours=2, seconds=60))
+    status = resumed.status.to_json()
+    started_at = (T0 + timedelta(hours=2, seconds=65)).isoformat()  # Migrating ended during the pause
+    status["agent"] = {"step": "Retiring", "stepState": "Running", "message": "", "stepStartedAt": started_at}
+    on = decide(inputs(host_refresh(status), now=T0 + timedelta(hours=2, seconds=66), generation=2))
+    assert on.status.phase == Phase.RETIRING and on.status.directive == Directive.PROCEED, on.status.conditions
+
+
+def test_a_resumed_phase_still_overruns_once_its_running_time_passes_the_deadline() -> None:
+    resumed = _paused_then_resumed(timedelta(seconds=60), timedelta(hours=2, seconds=60))
+    late = decide(
+        inputs(host_refresh(resumed.status.to_json()), now=T0 + timedelta(hours=2, seconds=1801), generation=2)
+    )
+    assert late.status.directive == Directive.ROLL_BACK
+    assert _cond(late, cond.DEGRADED)[1] == Reason.DEADLINE_EXCEEDED
+
+
 def test_silent_agent_leads_to_rollback() -> None:
     d = decide(
         inputs(host_refresh(status=started("Migrating", "Migrating")), now=T0 + timedelta(seconds=90), agent_age=61)

@@ -199,6 +199,13 @@ class HostRefreshStatus(ApiModel):
         dict[str, datetime],
         Field(default_factory=dict, description="When each phase was first observed, by phase name."),
     ]
+    paused_seconds: Annotated[
+        dict[str, float],
+        Field(
+            default_factory=dict,
+            description="Seconds each phase was held by spec.paused, by phase name: its deadline does not count them.",
+        ),
+    ]
     nested_seconds: Annotated[
         float | None, Field(default=None, ge=0, description="Seconds spent nested, as reported by the agent.")
     ]

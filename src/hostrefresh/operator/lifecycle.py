@@ -178,6 +178,7 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
     decision.mark_node = True
     reported, failed = agent_phase(inputs.hr.status.agent)
     agent = inputs.hr.status.agent
+    _credit_pause(decision, inputs, phase)
 
     if status.directive == Directive.ROLL_BACK:
         if agent is not None and agent.failure_reason == ROLLBACK_IMPOSSIBLE:
@@ -269,6 +270,21 @@ def _follow(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
         _check_agent(decision, inputs, Phase(status.phase or phase))
 
 
+def _credit_pause(decision: Decision, inputs: RefreshInputs, phase: Phase) -> None:
+    """A pause of the refresh under way has just ended: the phase it held does not count the pause
+    against its deadline. How long it held is the Paused condition's age (it turns False in this pass)."""
+    held = cond.get(inputs.hr.status.conditions, cond.PAUSED)
+    if inputs.hr.spec.paused or held is None or held.status != TRUE or held.reason != Reason.PAUSED_BY_USER:
+        return
+    seconds = max(0.0, (inputs.now - held.last_transition_time).total_seconds())
+    paused = decision.status.paused_seconds
+    paused[str(phase)] = round(paused.get(str(phase), 0.0) + seconds, 3)
+
+
+def _paused_for(status: HostRefreshStatus, phase: Phase) -> timedelta:
+    return timedelta(seconds=status.paused_seconds.get(str(phase), 0.0))
+
+
 def phase_deadline(status: HostRefreshStatus, timeouts: PhaseTimeouts) -> datetime | None:
     """When the current phase overruns its deadline (None: no phase under way, or no deadline). The
     operator looks again right then, not at its next periodic pass (a phase can start and overrun
@@ -277,7 +293,9 @@ def phase_deadline(status: HostRefreshStatus, timeouts: PhaseTimeouts) -> dateti
         return None
     limit = phase_timeout(timeouts, Phase(status.phase))
     since = status.phase_timestamps.get(str(status.phase))
-    return None if limit is None or since is None else since + timedelta(seconds=limit)
+    if limit is None or since is None:
+        return None
+    return since + _paused_for(status, Phase(status.phase)) + timedelta(seconds=limit)
 
 
 def _check_ended_phase(decision: Decision, inputs: RefreshInputs, ended: Phase, now_in: Phase) -> bool:
@@ -293,7 +311,7 @@ def _check_ended_phase(decision: Decision, inputs: RefreshInputs, ended: Phase, 
     steps = list(FORWARD_STEPS)
     if ended not in steps or now_in not in steps or steps.index(now_in) != steps.index(ended) + 1:
         return False
-    took = (min(agent.step_started_at, inputs.now) - since).total_seconds()
+    took = (min(agent.step_started_at, inputs.now) - since - _paused_for(decision.status, ended)).total_seconds()
     if took <= limit:
         return False
     _overran(decision, inputs, now_in, f"phase {ended} took {took:.0f}s, over its deadline of {limit}s")
@@ -305,7 +323,7 @@ def _check_deadline(decision: Decision, inputs: RefreshInputs, phase: Phase) -> 
     since = decision.status.phase_timestamps.get(str(phase))
     if limit is None or since is None:
         return
-    elapsed = (inputs.now - since).total_seconds()
+    elapsed = (inputs.now - since - _paused_for(decision.status, phase)).total_seconds()
     if elapsed <= limit:
         return
     _overran(decision, inputs, phase, f"phase {phase} exceeded its deadline of {limit}s ({elapsed:.0f}s)")
