@@ -336,3 +336,38 @@ def test_a_rollback_ordered_while_the_watch_lagged_stops_the_agent_before_the_re
     assert not any(w.step == Phase.RETIRING for w in reporter.writes), [(w.step, w.step_state) for w in reporter.writes]
     node = asyncio.run(agent.rt.observe(None))
     assert not node.l0.nested and [x.id for x in node.running] == [1] and not node.resources_taken, node
+
+
+def _without_l0(tmp_path: Path, reporter: RecordingReporter) -> NodeAgent:
+    agent = _agent(tmp_path, reporter)
+    agent.rt.l0 = open_l0("sim", tmp_path / "no-l0-here")  # a node with no L0 under its host
+    return agent
+
+
+async def _run_for(agent: NodeAgent, seconds: float) -> None:
+    task = asyncio.create_task(agent.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def test_a_host_refresh_on_a_node_without_an_l0_fails_its_preflight_once(tmp_path: Path) -> None:
+    # The operator does not grant one once the agent said its node has no L0; this is the grant made
+    # before it could know. The first look at the L0 must not be taken again for ever.
+    reporter = RecordingReporter()
+    agent = _without_l0(tmp_path, reporter)
+    agent.update(_body(tmp_path), "hr")
+    asyncio.run(_run_for(agent, 1.0))
+    assert [(w.step, w.step_state, w.failure_reason) for w in reporter.writes] == [
+        (Phase.PREFLIGHT, StepState.FAILED, "NoL0")
+    ]
+    assert "spec.scope: VMM" in reporter.writes[0].message
+
+
+def test_the_rollback_of_a_refresh_on_a_node_without_an_l0_has_nothing_to_undo(tmp_path: Path) -> None:
+    reporter = RecordingReporter()
+    agent = _without_l0(tmp_path, reporter)
+    agent.update(_body(tmp_path, directive="RollBack"), "hr")
+    asyncio.run(_run_for(agent, 1.0))
+    assert [(w.step, w.step_state) for w in reporter.writes] == [(Phase.ROLLING_BACK, StepState.DONE)]

@@ -77,6 +77,8 @@ VMS_LOST = "VMsLost"
 #: The agent's answer to a rollback asked for after the point of no return (the old host retired, or
 #: the new QEMU became every VM's own): the operator then lets the refresh finish forward.
 ROLLBACK_IMPOSSIBLE = "RollbackImpossible"
+#: The agent's failure reason at Preflight of a host refresh on a node with no L0 (it needs one).
+NO_L0 = "NoL0"
 
 
 def left_unfinished(status: Mapping[str, Any]) -> bool:

@@ -51,9 +51,9 @@ class Backoff:
     """
 
     def __init__(self, first: float = 0.5, most: float = 5.0) -> None:
-        if not 0 < first <= most:
-            raise ValueError(f"Backoff({first}, {most}): need 0 < first <= most")
-        self.first, self.most = first, most
+        if first <= 0 or most <= 0:
+            raise ValueError(f"Backoff({first}, {most}): both delays must be above 0")
+        self.first, self.most = min(first, most), most  # a cap below the first delay caps that too
 
     def __iter__(self) -> Iterator[float]:
         delay = self.first

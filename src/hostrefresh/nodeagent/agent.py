@@ -31,8 +31,8 @@ from hostrefresh.api import (
     StepState,
     is_terminal,
 )
-from hostrefresh.api.phases import ROLLBACK_IMPOSSIBLE, VMS_LOST, left_unfinished
-from hostrefresh.l0 import L0Error
+from hostrefresh.api.phases import NO_L0, ROLLBACK_IMPOSSIBLE, VMS_LOST, left_unfinished
+from hostrefresh.l0 import L0Error, NoL0Error
 from hostrefresh.nodeagent import metrics, timing, vmmsteps
 from hostrefresh.nodeagent.migrate import Outcome, VmLocation
 from hostrefresh.nodeagent.progress import (
@@ -246,7 +246,12 @@ class NodeAgent:
                 obs = await self.rt.observe(None)
                 await self._report_failure(name, hr, forward_position(obs), "ImageInvalid", str(exc))
                 return False
-        obs = await self.rt.observe(target_sha)
+        try:
+            obs = await self.rt.observe(target_sha)
+        except NoL0Error as exc:
+            if self.rt.recorded_baseline() is not None:
+                raise  # the L0 went away mid-refresh: looked at again until it answers
+            return await self._without_l0(name, hr, agent, exc)
 
         too_late = hr.status.phase == Phase.FAILED and not can_still_roll_back(obs)  # failed, no way back: forward
         if hr.status.directive == Directive.ROLL_BACK and not too_late:
@@ -288,6 +293,21 @@ class NodeAgent:
             return False
         step = STEPS[position]
         return await self._run_step(name, hr, position, lambda: step(self.rt, hr.spec, obs))
+
+    async def _without_l0(self, name: str, hr: HostRefresh, agent: AgentStatus, exc: NoL0Error) -> bool:
+        """A host refresh on a node with no L0, before it took anything: no step can have run (each
+        needs the L0). Say so at Preflight, with the reason a user looks up, instead of taking the
+        first look again for ever; a rollback of it has nothing to undo."""
+        if hr.status.directive == Directive.ROLL_BACK:
+            if not (agent.step == Phase.ROLLING_BACK and agent.step_state == StepState.DONE):
+                await self._report(
+                    name, agent, Phase.ROLLING_BACK, StepState.DONE, "nothing to undo: no L0 on this node"
+                )
+            return False
+        if not (agent.step == Phase.PREFLIGHT and agent.step_state == StepState.FAILED):
+            message = f"no L0 hypervisor on {self.node} ({exc}): refresh only QEMU (spec.scope: VMM), or install the L0"
+            await self._report_failure(name, hr, Phase.PREFLIGHT, NO_L0, message)
+        return False
 
     async def _drive_vmm(self, name: str, hr: HostRefresh, agent: AgentStatus) -> bool:
         """``_drive`` for a VMM-only refresh: Preflight, Migrating, Verifying on the node's one host."""

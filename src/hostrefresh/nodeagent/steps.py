@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 
 from hostrefresh.api import HostRefreshSpec, Phase
-from hostrefresh.api.phases import RETIRE_REFUSED, VMS_LOST
+from hostrefresh.api.phases import NO_L0, RETIRE_REFUSED, VMS_LOST
 from hostrefresh.api.quantity import parse_quantity
 from hostrefresh.l0 import AlreadyError, Image, L0Error
 from hostrefresh.nodeagent.migrate import HandoverError, HandoverRecord, Outcome, VmLocation
@@ -81,7 +81,7 @@ def apply_policy(rt: NodeRuntime, spec: HostRefreshSpec) -> None:
 async def preflight(rt: NodeRuntime, spec: HostRefreshSpec, obs: Observation) -> StepOutcome:
     probe = await asyncio.to_thread(rt.l0.probe)
     if not probe.present:
-        raise StepFailedError("NoL0", f"no L0 hypervisor on {rt.node} (backend {probe.backend})")
+        raise StepFailedError(NO_L0, f"no L0 hypervisor on {rt.node} (backend {probe.backend})")
     if not probe.compatible:
         raise StepFailedError("L0Incompatible", f"L0 ABI {probe.abi_version:#x} is not compatible with this agent")
     try:
