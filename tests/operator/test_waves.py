@@ -260,6 +260,15 @@ def test_an_older_plan_with_another_target_keeps_the_nodes_both_select() -> None
     assert stalled.status == "True" and stalled.reason == Reason.OVERLAPPING_PLAN, stalled
 
 
+def test_a_canary_another_plan_keeps_hands_its_part_to_the_next_node() -> None:
+    # The first node in order is the older plan's: the canary is the next one, not a wait for ever.
+    ns = _labelled(4)
+    agents = {n.name: AgentView(renewed_at=T0) for n in ns}
+    inputs = PlanInputs("p", 1, spec(maxUnavailable=2, canary=1), RefreshPlanStatus(), ns, agents, (), T0)
+    d = plan(replace(inputs, claimed={"n00": "older"}))
+    assert d.start == ["n01"], d.status.conditions
+
+
 def test_max_unavailable_counts_refreshes_this_plan_did_not_start() -> None:
     ns = _labelled(5)
     agents = {n.name: AgentView(renewed_at=T0) for n in ns}

@@ -321,14 +321,15 @@ def _choose(
     """Of ``pending`` (startable now), the nodes to start.
 
     The canaries are the first ``canary`` nodes in order, those already started for the target first,
-    and none of ``held`` (waiting for their uncordon): a cordoned canary would hold the whole fleet,
-    and a node uncordoned mid-rollout joins it instead of taking the canary's part again.
+    and none of ``held`` (waiting for their uncordon) nor of those an older plan keeps: such a canary
+    would hold the whole fleet, and a node uncordoned mid-rollout joins it instead of taking the
+    canary's part again.
     """
     spec, now = inputs.spec, inputs.now
     total = len(ordered)
     budget = resolve_count(spec.max_unavailable, total) or 1
     target = spec.target.version
-    eligible = [n.name for n in ordered if n.name not in held]
+    eligible = [n.name for n in ordered if n.name not in held and n.name not in inputs.claimed]
     started = {n for n, o in latest.items() if o.target_version == target}
     canaries = [*(n for n in eligible if n in started), *(n for n in eligible if n not in started)][: spec.canary]
     canary_pending = [n for n in pending if n.name in canaries]
