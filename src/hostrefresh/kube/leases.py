@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lightkube import AsyncClient
+from lightkube import ALL_NS, AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
@@ -133,6 +133,7 @@ class LeaderElector:
         #: windows, which renewals a third of a Lease apart can all miss.
         self.retry_seconds = min(RETRY_SECONDS, lease_seconds / 10)
         self.link = link or ApiLink()  # every attempt tells it whether the API server answered
+        self._rivals_said: set[tuple[str, str]] = set()
 
     async def _attempt(self) -> bool | None:
         """One acquire-or-renew: True held, False another replica holds it, None the API server failed."""
@@ -155,6 +156,8 @@ class LeaderElector:
         except ApiError as exc:
             if exc.status.code != NOT_FOUND:
                 raise
+            if await self._rival(now, None):
+                return False
             fresh = Lease(
                 metadata=ObjectMeta(name=self.name, namespace=self.namespace),
                 spec=LeaseSpec(
@@ -178,6 +181,8 @@ class LeaderElector:
         expired = renewed is None or now > renewed + timedelta(seconds=spec.leaseDurationSeconds or self.lease_seconds)
         if spec.holderIdentity != self.identity and not expired:
             return False
+        if await self._rival(now, spec.acquireTime if spec.holderIdentity == self.identity else None):
+            return False
         if spec.holderIdentity != self.identity:
             spec.leaseTransitions = (spec.leaseTransitions or 0) + 1
             spec.acquireTime = now
@@ -191,6 +196,35 @@ class LeaderElector:
                 return False
             raise
         return True
+
+    async def _rival(self, now: datetime, acquired: datetime | None) -> Lease | None:
+        """A live leader Lease of this name in another namespace: another release of the operator in
+        the same cluster, acting on the same objects. Two must never both act, and each release's
+        Lease lives in its own namespace, so each looks at the others' too. Of two that both lead (they
+        started at the same moment), the one that acquired later (then: whose namespace sorts later)
+        gives way. ``acquired``: when this one acquired its Lease, None when it does not hold it."""
+        async for lease in self.client.list(Lease, namespace=ALL_NS, fields={"metadata.name": self.name}):
+            ns, spec = lease.metadata.namespace if lease.metadata else None, lease.spec
+            if ns is None or ns == self.namespace or spec is None or not spec.holderIdentity:
+                continue
+            renewed = spec.renewTime or spec.acquireTime
+            if renewed is None or now > renewed + timedelta(seconds=spec.leaseDurationSeconds or self.lease_seconds):
+                continue  # a release uninstalled or stopped: its Lease ran out
+            if acquired is not None and (spec.acquireTime or renewed, ns) > (acquired, self.namespace):
+                continue  # it came second: it gives way
+            if (ns, spec.holderIdentity) not in self._rivals_said:
+                self._rivals_said.add((ns, spec.holderIdentity))
+                log.error(
+                    "another hostrefresh operator leads in namespace %s (Lease %s/%s, held by %s): two releases "
+                    "in one cluster must not both act, so this one (namespace %s) waits; uninstall one of them",
+                    ns,
+                    ns,
+                    self.name,
+                    spec.holderIdentity,
+                    self.namespace,
+                )
+            return lease
+        return None
 
     async def run(self, lead: Callable[[], Awaitable[Any]]) -> None:
         """Wait for leadership, run ``lead`` while holding it; raise LeadershipLostError when lost.
