@@ -34,6 +34,7 @@ class FakeWriter:
     during_status: Callable[[], None] | None = None  # runs while a status patch is in flight
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     retries_of: dict[str, str | None] = field(default_factory=dict)  # created child -> the one it retries
+    events: list[dict[str, Any]] = field(default_factory=list)  # every Event body posted
 
     def kinds(self) -> list[str]:
         return [c[0] for c in self.calls]
@@ -80,6 +81,7 @@ class FakeWriter:
 
     async def post_event(self, body: dict[str, Any]) -> None:
         self.calls.append(("event", body["reason"]))
+        self.events.append(body)
 
 
 def refresh_body(

@@ -250,6 +250,15 @@ def test_a_resumed_phase_still_overruns_once_its_running_time_passes_the_deadlin
     assert _cond(late, cond.DEGRADED)[1] == Reason.DEADLINE_EXCEEDED
 
 
+def test_the_node_hears_when_its_refresh_ends() -> None:
+    hr = host_refresh(status=started("Verifying", "Verifying", "Done"))
+    d = decide(inputs(hr))
+    assert d.status.phase == Phase.SUCCEEDED
+    assert [(e.type, e.reason) for e in d.node_events] == [("Normal", "HostRefreshSucceeded")]
+    assert d.node_events[0].message.startswith("HostRefresh hr-a ended Succeeded: node node-a runs 2.0")
+    assert decide(inputs(host_refresh(d.status.to_json()))).node_events == []  # once
+
+
 def test_silent_agent_leads_to_rollback() -> None:
     d = decide(
         inputs(host_refresh(status=started("Migrating", "Migrating")), now=T0 + timedelta(seconds=90), agent_age=61)

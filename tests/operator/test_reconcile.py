@@ -60,7 +60,7 @@ REFRESH_CASES = [
     RefreshCase(
         "fresh-refresh-is-claimed-granted-and-marked",
         refresh_body,
-        ["claim", "refresh_status", "marks", "event"],
+        ["claim", "refresh_status", "marks", "event", "event"],  # the second about the Node
         5.0,
     ),
     RefreshCase("no-finalizer-yet-nothing-happens", lambda: refresh_body(finalizer=False), [], None),
@@ -153,6 +153,20 @@ async def test_start_pacing_grants_in_order_and_the_second_waits_for_its_slot() 
     status_b = [c[2] for c in writer.calls if c[0] == "refresh_status" and c[1] == "hr-b"]
     assert status_b and status_b[0]["directive"] == "Wait"
     assert ("claim", "node-b", "hr-b") not in writer.calls
+
+
+async def test_a_refresh_that_starts_says_so_on_its_node_too() -> None:
+    writer = FakeWriter()
+    state = operator_state(writer)
+    state.caches = caches(datetime.now(UTC))
+    state.latest_refresh["hr-a"] = refresh_body()
+    await reconcile_refresh(state, "hr-a")
+    await _settled(state)
+    on_node = [e for e in writer.events if e["involvedObject"]["kind"] == "Node"]
+    assert [(e["reason"], e["involvedObject"]) for e in on_node] == [
+        ("HostRefreshStarted", {"apiVersion": "v1", "kind": "Node", "name": "node-a", "uid": "node-a"})
+    ]
+    assert on_node[0]["message"].startswith("HostRefresh hr-a started: to ")
 
 
 async def test_a_busy_node_is_not_claimed() -> None:

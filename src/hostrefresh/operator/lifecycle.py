@@ -63,6 +63,8 @@ class Decision:
     mark_node: bool = False
     unmark_node: bool = False
     events: list[EventSpec] = field(default_factory=list)
+    #: Events about the refresh's Node (started, ended), which `kubectl describe node` shows.
+    node_events: list[EventSpec] = field(default_factory=list)
     release: bool = False  # deletion may complete (finalizer can go)
     #: The record of what the node runs now (a refresh that succeeded), to write onto the Node.
     record_node: NodeRecord | None = None
@@ -134,8 +136,16 @@ def _set_phase(decision: Decision, inputs: RefreshInputs, phase: Phase, message:
             f"{previous or 'Pending'} -> {phase}: {message}" if message else f"{previous or 'Pending'} -> {phase}",
         )
     )
+    spec = inputs.hr.spec
+    if previous in (None, Phase.PENDING) and phase == Phase.PREFLIGHT:
+        what = f"to {spec.target.version} (scope {spec.scope})"
+        decision.node_events.append(
+            EventSpec("Normal", "HostRefreshStarted", f"HostRefresh {inputs.name} started: {what}")
+        )
     if is_terminal(phase):
         status.completed_at = status.completed_at or inputs.now
+        ended = f"HostRefresh {inputs.name} ended {phase}" + (f": {message}" if message else "")
+        decision.node_events.append(EventSpec("Warning" if warning else "Normal", f"HostRefresh{phase}", ended))
 
 
 def _claims_node(inputs: RefreshInputs) -> bool:

@@ -124,6 +124,12 @@ def operator_status_json(status: HostRefreshStatus) -> dict[str, Any]:
     return out
 
 
+def node_ref(node: str) -> dict[str, Any]:
+    """A Node as ``event_body`` takes it. Its uid is its name, as the kubelet's own Events of a node
+    have it, which is what ``kubectl describe node`` looks for."""
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "uid": node}}
+
+
 def event_body(
     obj: Mapping[str, Any], type_: str, reason: str, message: str, namespace: str, instance: str, now: datetime
 ) -> dict[str, Any]:

@@ -186,6 +186,9 @@ async def _write_status(
         state.plans.add(plan_name)
     for event in decision.events:
         post_event(state, body, event.type, event.reason, event.message)
+    node = objects.node_ref(hr.spec.node_name)
+    for event in decision.node_events:
+        post_event(state, node, event.type, event.reason, event.message)
     _observe_transition(hr, status)
     return True
 
