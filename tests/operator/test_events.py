@@ -18,6 +18,7 @@ from lightkube import AsyncClient
 
 from hostrefresh.cli.fetch import events, get_plan, get_refresh
 from hostrefresh.controlplane import ControlPlane
+from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.client import load_config, sync_client
 from hostrefresh.operator import kube, objects
 from tests.cli.fleet import make_plan, make_refresh
@@ -99,3 +100,18 @@ def test_long_messages_are_cut_to_what_events_accept() -> None:
         "name": "x",
         "uid": "u",
     }
+
+
+def test_node_events_show_in_describe_node_and_events_for_node(control_plane: ControlPlane) -> None:
+    node = f"ev-node-{uuid.uuid4().hex[:6]}"
+    register_node(control_plane, node)
+    now = datetime.now(UTC)
+    message = f"HostRefresh ev-{node} started: to 2.0 (scope Host)"
+    _post(
+        control_plane,
+        objects.event_body(objects.node_ref(node), "Normal", "HostRefreshStarted", message, "default", "t", now),
+    )
+    described = control_plane.kubectl("describe", "node", node).stdout
+    assert "HostRefreshStarted" in described and message in described, described[-1500:]
+    listed = control_plane.kubectl("events", "--for", f"node/{node}").stdout
+    assert "HostRefreshStarted" in listed, listed
