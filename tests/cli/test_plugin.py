@@ -374,6 +374,12 @@ def test_start_pause_resume_abort(crds: ControlPlane, fleet: Fleet) -> None:
     assert crds.kubectl("get", "hrf", name, "-o", "jsonpath={.spec.abort}").stdout == "true"
     ended = fleet.kc.run("abort", fleet.done_nodes[0])
     assert ended.returncode == 2 and "nothing to abort" in ended.stderr
+    # Without --name: the node and the version, made a valid name whatever the version holds.
+    other = unique("cli-node")
+    plus = ("start", other, "--version", "6.12.4+kvm1", "--kernel", "/var/lib/hostrefresh/images/vmlinuz-6.12.4")
+    out = fleet.kc.run(*plus, "--checksum", SUM, "--memory", "2Gi")
+    assert out.returncode == 0, out.stderr
+    assert f"hostrefresh {other}-6-12-4-kvm1 created for node {other}" in out.stdout
 
 
 def test_pause_resume_abort_a_plan(crds: ControlPlane, fleet: Fleet) -> None:

@@ -7,6 +7,8 @@ or delete failed ones so their plan retries the node; everything else is the ope
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,9 @@ from hostrefresh.cli import fetch
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.model import Obj, refresh_outcome
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
+
+#: The longest object name (a DNS subdomain).
+MAX_NAME = 253
 
 KINDS = {
     "hostrefresh": "refresh",
@@ -55,8 +60,20 @@ def _patch_spec(client: Client, target: fetch.Target, spec: dict[str, Any]) -> N
     )
 
 
+def start_name(node: str, version: str) -> str:
+    """``start``'s default HostRefresh name: the node and the version, as an object name has to be
+    (lowercase letters, digits, '-' and '.'; at most 253 characters). Any version the CRD accepts
+    gives one: ``6.12.4+kvm1`` on node ``n1`` is ``n1-6-12-4-kvm1``. Too long, it is cut and given
+    8 characters of a hash of both, so that two long ones do not meet."""
+    base = re.sub(r"-{2,}", "-", f"{node}-{re.sub(r'[^a-z0-9]+', '-', version.lower())}").strip("-.")
+    if len(base) <= MAX_NAME:
+        return base
+    digest = hashlib.sha256(f"{node}\0{version}".encode()).hexdigest()[:8]
+    return f"{base[: MAX_NAME - 9].rstrip('-.')}-{digest}"
+
+
 def cmd_start(client: Client, args: argparse.Namespace, out: Console) -> int:
-    name = args.name or f"{args.node}-{args.version}".lower().replace("_", "-").replace(".", "-")
+    name = args.name or start_name(args.node, args.version)
     needed = ("--qemu", "--qemu-checksum") if args.scope == "vmm" else ("--kernel", "--checksum")
     missing = [flag for flag in needed if getattr(args, flag[2:].replace("-", "_")) is None]
     if missing:
