@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import yaml
 from lightkube import Client
 from lightkube.config.kubeconfig import KubeConfig
@@ -95,6 +96,8 @@ def load(explicit: Path | None, context: str | None) -> KubeConfig:
     return KubeConfig.from_dict(conf)
 
 
-def client(explicit: Path | None, context: str | None) -> Client:
-    """A blocking API client for the chosen kubeconfig and context."""
-    return Client(config=load(explicit, context), field_manager=FIELD_MANAGER)
+def client(explicit: Path | None, context: str | None, request_timeout: float | None = None) -> Client:
+    """A blocking API client for the chosen kubeconfig and context. ``request_timeout``: seconds one
+    request may take (0: no limit, as kubectl's --request-timeout; None: the client's default)."""
+    timeout = None if request_timeout is None else httpx2.Timeout(request_timeout or None)
+    return Client(config=load(explicit, context), field_manager=FIELD_MANAGER, timeout=timeout)

@@ -43,6 +43,12 @@ def _common() -> argparse.ArgumentParser:
         help="kubeconfig file (default: $KUBECONFIG, merged, or ~/.kube/config)",
     )
     common.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context to use")
+    common.add_argument(
+        "--request-timeout",
+        type=parse_duration,
+        default=argparse.SUPPRESS,
+        help="how long one API request may take before it is given up (e.g. 5s; 0: no limit)",
+    )
     return common
 
 
@@ -59,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(kubeconfig=None, context=None)
+    parser.set_defaults(kubeconfig=None, context=None, request_timeout=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="VERB")
 
     def verb(name: str, help_: str, aliases: list[str] | None = None) -> argparse.ArgumentParser:
@@ -180,7 +186,7 @@ HANDLERS: dict[str, Handler] = {
 
 def run(args: argparse.Namespace, out: Console) -> int:
     def make_client() -> Client:
-        return config.client(args.kubeconfig, args.context)
+        return config.client(args.kubeconfig, args.context, args.request_timeout)
 
     if args.command == "completion":
         return completion.cmd_completion(None, args, out)
