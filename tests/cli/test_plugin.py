@@ -22,6 +22,7 @@ import pytest
 import yaml
 from lightkube import AsyncClient
 
+from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.cli.fetch import get_refresh
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.kube.client import load_config
@@ -187,6 +188,17 @@ def test_get_lists_plans_and_refreshes(fleet: Fleet) -> None:
     for name in (fleet.done, fleet.bad, fleet.run, *fleet.done_nodes, fleet.run_node):
         assert name in out.stdout
     assert "Halted" in out.stdout and "Succeeded" in out.stdout
+
+
+def test_get_lists_what_a_label_selector_selects(fleet: Fleet) -> None:
+    names = fleet.kc.run("get", "-l", f"{PLAN_LABEL}={fleet.done}", "-o", "name").stdout.split()
+    assert names and all(n.startswith(f"hostrefresh.hostrefresh.io/{fleet.done}-") for n in names), names
+    others = fleet.kc.run("get", "-l", f"{PLAN_LABEL} notin ({fleet.done}),{PLAN_LABEL}", "-o", "name").stdout.split()
+    assert others and not any(f"/{fleet.done}-" in n for n in others), others
+    bad = fleet.kc.run("get", "-l", "pool in gpu")
+    assert bad.returncode == 2 and "'pool in gpu' is not a label requirement" in bad.stderr, bad.stderr
+    both = fleet.kc.run("get", fleet.done, "-l", "a=b")
+    assert both.returncode == 2 and "do not go together" in both.stderr
 
 
 def test_get_json_yaml_name_wide(fleet: Fleet) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -14,6 +14,7 @@ from lightkube.resources.core_v1 import Event
 
 from hostrefresh.api.names import GROUP, NODE_LABEL, PLAN_LABEL
 from hostrefresh.cli.errors import CliError, Exit
+from hostrefresh.cli.selector import Requirement
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 
 Obj = dict[str, Any]
@@ -56,15 +57,25 @@ def _dict(obj: Any) -> Obj:
     return out
 
 
-def list_plans(client: Client) -> list[Obj]:
+def _labels(pairs: list[Any]) -> Any:
+    """Requirements as lightkube takes them: a list of pairs, so that a key may come twice (a!=x,a!=y).
+    (Its selector builder takes such a list; its signature says only a dict.)"""
+    return pairs or None
+
+
+def list_plans(client: Client, selector: Sequence[Requirement] = ()) -> list[Obj]:
+    """Every RefreshPlan (those the label ``selector`` selects), by name."""
     with api_errors("listing RefreshPlans"):
-        return sorted((_dict(o) for o in client.list(RefreshPlanResource)), key=lambda o: o["metadata"]["name"])
+        items = [_dict(o) for o in client.list(RefreshPlanResource, labels=_labels(list(selector)))]
+    return sorted(items, key=lambda o: o["metadata"]["name"])
 
 
-def list_refreshes(client: Client, plan: str | None = None) -> list[Obj]:
-    labels: dict[str, Any] | None = {PLAN_LABEL: plan} if plan else None
+def list_refreshes(client: Client, plan: str | None = None, selector: Sequence[Requirement] = ()) -> list[Obj]:
+    """Every HostRefresh (of ``plan``; those the label ``selector`` selects), by name."""
+    labels: list[Any] = [(PLAN_LABEL, plan)] if plan else []
+    labels += selector
     with api_errors("listing HostRefreshes"):
-        items = [_dict(o) for o in client.list(HostRefreshResource, labels=labels)]
+        items = [_dict(o) for o in client.list(HostRefreshResource, labels=_labels(labels))]
     return sorted(items, key=lambda o: o["metadata"]["name"])
 
 

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     get = verb("get", "list plans and refreshes, or one plan with its refreshes", aliases=["list"])
     get.add_argument("name", nargs="?", help="PLAN, HostRefresh or NODE")
+    get.add_argument(
+        "-l", "--selector", default=None, help="list only what these labels select (kubectl's -l syntax, e.g. pool=gpu)"
+    )
     _output(get)
 
     for name, help_ in (

@@ -10,7 +10,7 @@ from lightkube import Client
 from rich.console import Console
 from rich.table import Table
 
-from hostrefresh.cli import fetch
+from hostrefresh.cli import fetch, selector
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.model import (
     Obj,
@@ -27,6 +27,12 @@ from hostrefresh.cli.output import as_list, dump, names, plan_table, refresh_tab
 
 def cmd_get(client: Client, args: argparse.Namespace, out: Console) -> int:
     """Plans and refreshes: every one, or NAME (a plan with its refreshes, or one refresh or node)."""
+    if args.name and args.selector is not None:
+        raise CliError(
+            f"get {args.name} -l {args.selector}: a NAME and a selector do not go together (as in kubectl)",
+            "give either NAME or -l SELECTOR",
+            Exit.USAGE,
+        )
     if args.name:
         target = fetch.resolve(client, args.name)
         if target.kind == "RefreshPlan":
@@ -34,7 +40,8 @@ def cmd_get(client: Client, args: argparse.Namespace, out: Console) -> int:
         else:
             plans, refreshes = [], [target.obj]
     else:
-        plans, refreshes = fetch.list_plans(client), fetch.list_refreshes(client)
+        selected = selector.parse(args.selector) if args.selector is not None else []
+        plans, refreshes = fetch.list_plans(client, selected), fetch.list_refreshes(client, None, selected)
     fmt = args.output
     if fmt in ("json", "yaml"):
         out.print(dump(as_list(plans + refreshes), fmt), end="", markup=False)
