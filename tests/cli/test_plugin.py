@@ -284,6 +284,10 @@ def test_watch_ends_with_the_rollout(fleet: Fleet) -> None:
     assert bad.returncode == 1
     first = json.loads(bad.stdout.splitlines()[0])
     assert first["outcome"] == "Halted" and len(first["refreshes"]) == 3
+    as_yaml = fleet.kc.run("watch", fleet.bad, "-o", "yaml")
+    assert as_yaml.returncode == 1 and as_yaml.stdout.startswith("---\n"), as_yaml.stdout[:200]
+    docs = [d for d in yaml.safe_load_all(as_yaml.stdout) if d is not None]
+    assert docs and docs[0]["outcome"] == "Halted" and len(docs[0]["refreshes"]) == 3
 
 
 def test_watch_on_a_terminal_draws_the_table(fleet: Fleet) -> None:

@@ -18,7 +18,7 @@ from rich.live import Live
 from hostrefresh.cli import fetch
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.model import Outcome, duration, plan_view, refresh_view, rollout
-from hostrefresh.cli.output import refresh_table
+from hostrefresh.cli.output import dump, refresh_table
 from hostrefresh.cli.show import exit_for, outcome_of, summary
 
 
@@ -99,7 +99,11 @@ def cmd_watch(client: Client, args: argparse.Namespace, out: Console) -> int:
                 key = json.dumps(data, sort_keys=True, default=str)
                 if seen.get("") != key:
                     seen[""] = key
-                    out.print(json.dumps(data, default=str), markup=False, soft_wrap=True)
+                    if args.output == "yaml":  # one document per change, as kubectl get -w -o yaml
+                        plain = json.loads(json.dumps(data, default=str))  # as the JSON stream has it
+                        out.print("---\n" + dump(plain, "yaml"), end="", markup=False, soft_wrap=True)
+                    else:  # one object per line: a stream that jq and line readers take as it comes
+                        out.print(json.dumps(data, default=str), markup=False, soft_wrap=True)
                 continue
             for who, line in _changes(client, target):
                 if seen.get(who) != line:
