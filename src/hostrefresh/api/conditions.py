@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from hostrefresh.api import phases
+
 # Condition types of HostRefresh.
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -79,7 +81,7 @@ class Reason:
     HELD = "HeldAfterFailure"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     AGENT_SILENT = "AgentSilent"
-    VMS_LOST = "VMsLost"
+    VMS_LOST = phases.VMS_LOST  # the agent's failure reason, as the condition's
     ABORTED = "Aborted"
     DELETED = "DeletedMidRefresh"
     AS_EXPECTED = "AsExpected"
@@ -88,7 +90,7 @@ class Reason:
     NODE_BUSY = "NodeBusy"
     NODE_NOT_READY = "NodeNotReady"
     AGENT_NOT_ALIVE = "AgentNotAlive"
-    NO_L0 = "NoL0"
+    NO_L0 = phases.NO_L0  # the admission's waiting reason and the agent's Preflight failure
     PLAN_PAUSED = "PlanPaused"
     UNMOVABLE_VMS = "UnmovableVMs"
     PAUSED = "Paused"
