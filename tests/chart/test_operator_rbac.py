@@ -187,8 +187,10 @@ def test_operator_drives_a_plan_with_the_chart_rbac_only(private_release: Releas
     assert leader["spec"]["holderIdentity"] == "hr-operator-0"
     # (The namespace has the API server's own Events too, e.g. about ClusterIP allocations.)
     events = [e for e in _get(cp, "events", "-n", "default")["items"] if e.get("reportingComponent") == EVENT_COMPONENT]
-    assert events and all(e["involvedObject"]["kind"] in ("HostRefresh", "RefreshPlan") for e in events)
+    assert events and all(e["involvedObject"]["kind"] in ("HostRefresh", "RefreshPlan", "Node") for e in events)
     assert all("namespace" not in e["involvedObject"] for e in events)
+    # The node itself tells `kubectl describe node` that a refresh started on it.
+    assert any(e["involvedObject"]["kind"] == "Node" and e["reason"] == "HostRefreshStarted" for e in events)
     assert "NodeRefreshStarted" in cp.kubectl("events", "--for", "refreshplan/compute").stdout
     plan = _get(cp, "refreshplan", "compute")
     assert plan["status"]["nodes"] == 1
