@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from hostrefresh.api.names import dns_label_problem, dns_subdomain_problem, qualified_name_problem
 
@@ -94,6 +95,16 @@ def annotation_key(text: str) -> str:
     problem = qualified_name_problem(text)
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an annotation key: it {problem}")
+    return text
+
+
+def http_url(text: str) -> str:
+    """An http(s) URL with a host, such as a Prometheus server's (``http://prometheus:9090``)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL of a server: write it as http://HOST:PORT (a path prefix may follow)"
+        )
     return text
 
 

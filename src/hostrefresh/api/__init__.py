@@ -37,9 +37,18 @@ from hostrefresh.api.phases import (
     forward_steps,
     is_terminal,
 )
-from hostrefresh.api.refreshplan import CordonedNodes, HealthGates, RefreshPlan, RefreshPlanSpec, RefreshPlanStatus
+from hostrefresh.api.refreshplan import (
+    Approval,
+    CordonedNodes,
+    HealthGates,
+    PrometheusGate,
+    RefreshPlan,
+    RefreshPlanSpec,
+    RefreshPlanStatus,
+)
 
 __all__ = [
+    "Approval",
     "API_VERSION",
     "CMDLINE_MAX",
     "FAILED_ENDS",
@@ -58,6 +67,7 @@ __all__ = [
     "HandoverPath",
     "HandoverPolicy",
     "HealthGates",
+    "PrometheusGate",
     "HostRefresh",
     "HostRefreshSpec",
     "HostRefreshStatus",

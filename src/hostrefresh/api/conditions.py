@@ -107,6 +107,8 @@ class Reason:
     WAITING_FOR_WINDOW = "OutsideMaintenanceWindow"
     SOAKING = "Soaking"
     HEALTH_GATE = "HealthGateClosed"
+    # spec.approval: a wave waits for kubectl hostrefresh approve.
+    AWAITING_APPROVAL = "AwaitingApproval"
     FAILURE_THRESHOLD = "FailureThresholdReached"
     PAUSED_BY_USER = "PausedBySpec"
     # HostRefresh's Paused condition: held by its own spec.paused is PAUSED_BY_USER.

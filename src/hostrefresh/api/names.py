@@ -39,6 +39,10 @@ CAPABILITIES_ANNOTATION: Final = f"{GROUP}/capabilities"
 RETRY_ANNOTATION: Final = f"{GROUP}/retry"
 #: ``hostrefresh.io/retry-of``: annotation on a HostRefresh naming the failed one it retries.
 RETRY_OF_ANNOTATION: Final = f"{GROUP}/retry-of"
+#: ``hostrefresh.io/approved-wave``: annotation on a RefreshPlan approving its waves up to this number
+#: (``kubectl hostrefresh approve PLAN`` sets it to the wave that waits). An annotation, not spec: an
+#: approval is an act, not desired state, and GitOps tools that own the spec leave it alone.
+APPROVED_WAVE_ANNOTATION: Final = f"{GROUP}/approved-wave"
 
 #: ``hostrefresh.io/host-version`` and ``hostrefresh.io/qemu-version``: the record of what a node runs,
 #: written by the operator when a HostRefresh of scope Host (host-version) or VMM (qemu-version) ends

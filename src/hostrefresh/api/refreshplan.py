@@ -31,6 +31,78 @@ class CordonedNodes(StrEnum):
     INCLUDE = "Include"
 
 
+class PrometheusGate(ApiModel):
+    """A health signal from Prometheus that must be quiet before the plan starts another node.
+
+    Quiet means: the query returns no series. The operator asks the Prometheus its --prometheus-url
+    names (chart value operator.prometheusURL); without one, or when Prometheus does not answer, the
+    plan starts nothing and says why (a gate that cannot be read is closed, never open).
+    """
+
+    query: Annotated[
+        str | None,
+        Field(
+            default=None,
+            min_length=1,
+            max_length=4096,
+            description="PromQL instant query that must return no series, e.g. "
+            "'sum(rate(http_requests_errors_total[5m])) > 10'.",
+        ),
+    ]
+    alerts: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]],
+        Field(
+            default_factory=list,
+            max_length=64,
+            description="Alert names that must not be firing (Prometheus' ALERTS series with alertstate firing).",
+        ),
+    ]
+
+    @model_validator(mode="after")
+    def _names_something(self) -> "PrometheusGate":
+        if self.query is None and not self.alerts:
+            raise ValueError(PROMETHEUS_GATE_RULE["message"])
+        return self
+
+    def queries(self) -> list[str]:
+        """The instant queries that must all return no series: the query, and one per alert."""
+        alerts = [f'ALERTS{{alertname="{name}",alertstate="firing"}}' for name in self.alerts]
+        return ([self.query] if self.query else []) + alerts
+
+
+PROMETHEUS_GATE_RULE = rule(
+    "has(self.query) || (has(self.alerts) && size(self.alerts) > 0)",
+    "spec.healthGates.prometheus names nothing to watch: set query (PromQL that must return no series) or "
+    "alerts (alert names that must not be firing), or remove it",
+)
+
+
+class Approval(ApiModel):
+    """Where the rollout holds until a person approves (``kubectl hostrefresh approve PLAN``).
+
+    An approval is the plan's annotation hostrefresh.io/approved-wave set to a wave number: it lets
+    that wave and every earlier one start. Wave numbers only grow, across targets too, so an old
+    approval never opens a new rollout's gate.
+    """
+
+    after_canary: Annotated[
+        bool,
+        Field(
+            default=False,
+            description="Hold after the canary nodes succeeded and soaked, before the first other node starts.",
+        ),
+    ]
+    every_wave: Annotated[
+        bool,
+        Field(
+            default=False,
+            description="Hold before every wave after the first. The rollout then goes in whole waves: up to "
+            "maxUnavailable nodes start together and the next wave waits until they all ended and soaked "
+            "(no refill of a freed slot mid-wave).",
+        ),
+    ]
+
+
 class HealthGates(ApiModel):
     """Conditions that must hold before the plan starts another node."""
 
@@ -47,6 +119,15 @@ class HealthGates(ApiModel):
             ge=0,
             description="Start no new node while more than this many refreshes of the plan have failed or rolled "
             "back and are not yet resolved (0: any failure holds new starts).",
+        ),
+    ]
+    prometheus: Annotated[
+        PrometheusGate | None,
+        Field(
+            default=None,
+            description="A Prometheus query or alerts that must be quiet before each start (evaluated by the "
+            "operator against its --prometheus-url).",
+            json_schema_extra={"x-kubernetes-validations": [PROMETHEUS_GATE_RULE]},
         ),
     ]
 
@@ -141,6 +222,13 @@ class RefreshPlanSpec(ApiModel):
             description="The plan pauses itself once this many of its refreshes failed or rolled back.",
         ),
     ]
+    approval: Annotated[
+        Approval,
+        Field(
+            default_factory=Approval,
+            description="Manual gates: hold after the canary, or before every wave, until approved.",
+        ),
+    ]
     paused: Annotated[bool, Field(default=False, description="Pause: start no new node; running ones finish.")]
 
     def selects(self, labels: Mapping[str, str]) -> bool:
@@ -181,6 +269,18 @@ class RefreshPlanStatus(ApiModel):
             ge=0,
             description="Waves started so far: starts from rest (the canary is wave 1; refills of freed slots "
             "belong to the running wave).",
+        ),
+    ]
+    wave_starts: Annotated[
+        int,
+        Field(default=0, ge=0, description="Nodes started in the current wave (whole waves: spec.approval.everyWave)."),
+    ]
+    awaiting_approval: Annotated[
+        int | None,
+        Field(
+            default=None,
+            ge=1,
+            description="The wave that waits for approval (kubectl hostrefresh approve PLAN); unset otherwise.",
         ),
     ]
     last_wave_completed_at: Annotated[

@@ -14,7 +14,7 @@ from hostrefresh.cli.errors import CliError, Exit
 
 #: Cobra's ShellCompDirectiveNoFileComp: do not fall back to file names.
 NO_FILE_COMP = ":4"
-NAME_VERBS = {"get", "status", "watch", "describe", "pause", "resume", "abort", "retry", "timeline"}
+NAME_VERBS = {"get", "status", "watch", "describe", "pause", "resume", "abort", "retry", "approve", "timeline"}
 
 BASH = r"""# kubectl-hostrefresh bash completion: source <(kubectl-hostrefresh completion bash)
 _kubectl_hostrefresh() {

@@ -1,7 +1,8 @@
-"""Verbs that change something: ``start``, ``pause``, ``resume``, ``abort``, ``retry``.
+"""Verbs that change something: ``start``, ``pause``, ``resume``, ``abort``, ``retry``, ``approve``.
 
 They write only ``spec`` fields meant for users (``paused``, ``abort``), create HostRefresh objects,
-or delete failed ones so their plan retries the node; everything else is the operator's.
+and set the annotations by which users act on the operator's objects (a retry, an approval);
+everything else is the operator's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from hostrefresh.api import API_VERSION, FAILED_ENDS, HostRefresh, RefreshScope
-from hostrefresh.api.names import PLAN_LABEL, RETRY_ANNOTATION, RETRY_OF_ANNOTATION
+from hostrefresh.api.names import APPROVED_WAVE_ANNOTATION, PLAN_LABEL, RETRY_ANNOTATION, RETRY_OF_ANNOTATION
 from hostrefresh.cli import fetch
 from hostrefresh.cli.errors import CliError, Exit
 from hostrefresh.cli.model import Obj, refresh_outcome
@@ -227,3 +228,36 @@ def _mark_retry(client: Client, name: str) -> None:
         f"marking HostRefresh {name} for retry",
         lambda: client.patch(HostRefreshResource, name, patch, patch_type=PatchType.MERGE),
     )
+
+
+def cmd_approve(client: Client, args: argparse.Namespace, out: Console) -> int:
+    """Let a plan's waiting wave start (spec.approval): the wave the plan waits on, or, when none waits
+    yet, its next wave ahead of time; ``--wave N`` approves every wave up to N. Never lowers an approval."""
+    target = target_of(client, args.target)
+    if target.kind != "RefreshPlan":
+        raise CliError(
+            f"{target.kind.lower()} {target.name} is no RefreshPlan", "approve names a plan: approve PLAN", Exit.USAGE
+        )
+    obj = target.obj
+    approval = (obj.get("spec") or {}).get("approval") or {}
+    if not approval.get("afterCanary") and not approval.get("everyWave"):
+        raise CliError(
+            f"refreshplan {target.name} has no approval gate",
+            "set spec.approval.afterCanary or spec.approval.everyWave for its waves to wait for approval",
+            Exit.USAGE,
+        )
+    status = obj.get("status") or {}
+    waiting = status.get("awaitingApproval")
+    wave = args.wave if args.wave is not None else int(waiting or (status.get("wavesStarted") or 0) + 1)
+    current = str((obj["metadata"].get("annotations") or {}).get(APPROVED_WAVE_ANNOTATION, ""))
+    if current.isdigit() and int(current) >= wave:
+        out.print(f"refreshplan {target.name}: waves up to {current} are approved already", markup=False)
+        return Exit.OK
+    patch = {"metadata": {"annotations": {APPROVED_WAVE_ANNOTATION: str(wave)}}}
+    fetch.write(
+        f"approving wave {wave} of RefreshPlan {target.name}",
+        lambda: client.patch(RefreshPlanResource, target.name, patch, patch_type=PatchType.MERGE),
+    )
+    said = "waited for approval" if waiting is not None and int(waiting) <= wave else "approved ahead of its turn"
+    out.print(f"refreshplan {target.name}: wave {wave} approved ({said})", markup=False)
+    return Exit.OK

@@ -33,6 +33,13 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
+def _positive(text: str) -> int:
+    """A wave number: 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a wave number (1, 2, ...)")
+    return int(text)
+
+
 def _common() -> argparse.ArgumentParser:
     """Flags every verb takes, before or after it (defaults only at the top level)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -146,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="NAME, KIND NAME or KIND/NAME (KIND: plan, hostrefresh, node)",
         )
 
+    approve = verb("approve", "let a plan's wave that waits for approval start (spec.approval)")
+    approve.add_argument("target", nargs="+", metavar="[plan] NAME", help="the RefreshPlan: NAME or plan/NAME")
+    approve.add_argument(
+        "--wave",
+        type=_positive,
+        default=None,
+        help="approve every wave up to this number (default: the wave that waits, else the next one)",
+    )
+
     ver = verb("version", "the plugin's version and the API versions the cluster serves")
     ver.add_argument("--client", action="store_true", help="the plugin's version only")
     _output(ver, ("json", "yaml"))
@@ -169,6 +185,7 @@ VERBS = [
     "resume",
     "abort",
     "retry",
+    "approve",
     "version",
     "completion",
 ]
@@ -184,6 +201,7 @@ HANDLERS: dict[str, Handler] = {
     "resume": control.cmd_pause_resume,
     "abort": control.cmd_abort,
     "retry": control.cmd_retry,
+    "approve": control.cmd_approve,
 }
 
 

@@ -252,16 +252,31 @@ def _debian_candidate(package: str) -> str:
     raise RuntimeError(f"apt knows no candidate of the Debian package {package!r}: check the machine's apt sources")
 
 
+def prometheus_binary_path(binary: str, version: str) -> Path:
+    """Where ``binary`` (promtool or prometheus) of Debian's ``prometheus`` package ``version`` lives."""
+    safe = version.replace(":", "_").replace("+", "_").replace("~", "_")
+    return cache_root() / binary / f"debian-{safe}" / "bin" / binary
+
+
 def promtool_path(version: str) -> Path:
     """Where promtool of Debian's ``prometheus`` package ``version`` lives (unpacked or not)."""
-    safe = version.replace(":", "_").replace("+", "_").replace("~", "_")
-    return cache_root() / "promtool" / f"debian-{safe}" / "bin" / "promtool"
+    return prometheus_binary_path("promtool", version)
 
 
 def ensure_promtool(console: Console | None = None) -> Path:
     """promtool from Debian's ``prometheus`` package, unpacked into the cache the first time."""
+    return _ensure_from_prometheus_package("promtool", console)
+
+
+def ensure_prometheus(console: Console | None = None) -> Path:
+    """The Prometheus server from the same Debian package: the tests' real query and rule engine for
+    the plans' health gates (its API needs none of the web UI's assets)."""
+    return _ensure_from_prometheus_package("prometheus", console)
+
+
+def _ensure_from_prometheus_package(binary: str, console: Console | None) -> Path:
     version = _debian_candidate(PROMTOOL_PACKAGE)
-    path = promtool_path(version)
+    path = prometheus_binary_path(binary, version)
     done = path.parent / ".complete"
     if os.access(path, os.X_OK) and done.exists():
         return path
@@ -271,7 +286,7 @@ def ensure_promtool(console: Console | None = None) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.access(path, os.X_OK) and done.exists():
             return path
-        console.print(f"unpacking promtool from Debian's {PROMTOOL_PACKAGE} {version} into {path.parent}")
+        console.print(f"unpacking {binary} from Debian's {PROMTOOL_PACKAGE} {version} into {path.parent}")
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             os.chmod(work, 0o755)  # apt's download user must be able to write here
@@ -286,7 +301,7 @@ def ensure_promtool(console: Console | None = None) -> Path:
             if fetched.returncode != 0 or not debs:
                 raise RuntimeError(f"apt-get download {PROMTOOL_PACKAGE}={version} failed: {fetched.stderr[-2000:]}")
             subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(work / "root")], check=True, capture_output=True)
-            shutil.copy2(work / "root" / "usr" / "bin" / "promtool", path)
+            shutil.copy2(work / "root" / "usr" / "bin" / binary, path)
         done.write_text(f"{PROMTOOL_PACKAGE} {version}\n")
     return path
 

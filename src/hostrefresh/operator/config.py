@@ -32,4 +32,6 @@ class OperatorConfig:
     metrics_port: int = 0  # 0: no metrics server
     health_port: int = 0  # 0: no liveness endpoint
     marker_annotations: tuple[str, ...] = field(default=DEFAULT_MARKER_ANNOTATIONS)
+    #: Prometheus whose instant-query API answers the plans' health gates; None: no such gate opens.
+    prometheus_url: str | None = None
     events_namespace: str = "default"  # where Events about HostRefreshes and RefreshPlans go

@@ -26,6 +26,7 @@ from hostrefresh.kube.link import ApiLink
 from hostrefresh.kube.names import DEFAULT_NAMESPACE, OPERATOR
 from hostrefresh.operator import handlers, metrics
 from hostrefresh.operator.config import OperatorConfig
+from hostrefresh.operator.gates import NoPrometheus, PrometheusReader
 from hostrefresh.operator.kube import KubeWriter
 from hostrefresh.operator.reconcile_plan import reconcile_plan
 from hostrefresh.operator.reconcile_refresh import reconcile_refresh
@@ -95,6 +96,14 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         help="namespace of the Events about HostRefreshes and RefreshPlans (cluster-scoped objects; "
         "default %(default)s, where `kubectl events --for hostrefresh/NAME` looks)",
     )
+    parser.add_argument(
+        "--prometheus-url",
+        type=flags.http_url,
+        default=None,
+        metavar="URL",
+        help="Prometheus whose query API answers the RefreshPlans' spec.healthGates.prometheus (e.g. "
+        "http://prometheus-operated.monitoring:9090); without it such gates stay closed",
+    )
     parser.add_argument("--log-format", choices=["json", "plain"], default="json")
     args = parser.parse_args(argv)
     check_args(parser, args)
@@ -110,6 +119,7 @@ def parse_args(argv: list[str] | None) -> OperatorConfig:
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         events_namespace=args.events_namespace,
+        prometheus_url=args.prometheus_url,
     )
     if args.marker_annotation:
         config = OperatorConfig(**{**config.__dict__, "marker_annotations": tuple(args.marker_annotation)})
@@ -141,7 +151,8 @@ async def run(config: OperatorConfig, stop_flag: asyncio.Event | None = None) ->
 
     async def lead() -> None:
         # A new leader starts from nothing but the API objects (see state.py).
-        state = OperatorState(config=config, writer=KubeWriter(client, link), link=link)
+        gates = PrometheusReader(config.prometheus_url) if config.prometheus_url else NoPrometheus()
+        state = OperatorState(config=config, writer=KubeWriter(client, link), link=link, gates=gates)
         workers = [
             asyncio.create_task(work(state.refreshes, lambda name: reconcile_refresh(state, name), config.reconcilers)),
             asyncio.create_task(work(state.plans, lambda name: reconcile_plan(state, name), config.reconcilers)),

@@ -56,7 +56,9 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
     now = datetime.now(UTC)
     inputs, ahead = plan_inputs(name, body, state.caches, state.plan_ahead.get(name, {}), now, state.latest_plan)
     state.plan_ahead[name] = ahead
-    decision = plan(replace(inputs, start_budget=start_budget(state, now)))
+    gate = inputs.spec.health_gates.prometheus
+    reading = await state.gates.read(gate) if gate is not None else None
+    decision = plan(replace(inputs, start_budget=start_budget(state, now), gate=reading))
     state.plan_paused[name] = decision.status.paused
     template = inputs.spec.template.to_json()
     version = inputs.spec.target.version

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hostrefresh.api import Directive, HostRefresh, HostRefreshStatus, RefreshPlanSpec, RefreshPlanStatus
-from hostrefresh.api.names import FINALIZER, PLAN_LABEL
+from hostrefresh.api.names import APPROVED_WAVE_ANNOTATION, FINALIZER, PLAN_LABEL
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator import objects
 from hostrefresh.operator.conditions import Reason
@@ -145,6 +145,7 @@ def plan_inputs(
         now=now,
         claimed=claimed,
         busy_elsewhere=busy,
+        approved_wave=(meta.get("annotations") or {}).get(APPROVED_WAVE_ANNOTATION),
     )
     return inputs, still_ahead
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from hostrefresh.kube.link import ApiLink
 from hostrefresh.operator.config import OperatorConfig
+from hostrefresh.operator.gates import GateReader, NoPrometheus
 from hostrefresh.operator.nodemarks import NodeMarkLog
 from hostrefresh.operator.pacing import StartPacer
 from hostrefresh.operator.views import AgentView, NodeView, PeerView
@@ -49,6 +50,8 @@ class OperatorState:
 
     config: OperatorConfig
     writer: Writer
+    #: How plans read their Prometheus health gate (none configured: every such gate is closed).
+    gates: GateReader = field(default_factory=NoPrometheus)
     #: Whether the API server answers this process, and when it last came back (silence verdicts).
     link: ApiLink = field(default_factory=ApiLink)
     #: Names of HostRefreshes / RefreshPlans to reconcile, and when.

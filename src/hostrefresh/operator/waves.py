@@ -10,6 +10,12 @@ A changed target is a new rollout of the same plan: refreshes already running fo
 finish (aborting mid-refresh would cost more nesting than finishing), nodes on the old target count
 as pending again, and new HostRefresh objects are named after the new target.
 
+Two gates a person or a monitoring system holds (``spec.approval``, ``spec.healthGates.prometheus``):
+a wave the approval covers starts only once the plan's ``hostrefresh.io/approved-wave`` annotation
+reaches its number, and no node starts while the Prometheus gate's reading is not quiet. With
+``approval.everyWave`` the rollout goes in whole waves (no refill of a freed slot mid-wave), so that
+"after each wave" names a point at which the fleet is at rest.
+
 A selected node someone cordoned waits (``spec.cordonedNodes: Wait``, the default): it stays pending,
 is neither started nor a canary, and the plan is not Ready while it waits. A cordon is how Kubernetes
 users say "hands off this node" (a drain, a repair, an investigation); refreshing its host under them
@@ -29,6 +35,7 @@ from datetime import datetime, timedelta
 
 from hostrefresh.api import CordonedNodes, Phase, RefreshPlanSpec, RefreshPlanStatus, is_terminal
 from hostrefresh.api.meta import ConditionStatus
+from hostrefresh.api.names import APPROVED_WAVE_ANNOTATION
 from hostrefresh.api.phases import FAILED_ENDS
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import FALSE, TRUE, Reason
@@ -59,6 +66,14 @@ class OwnedRefresh:
 
 
 @dataclass(frozen=True)
+class GateReading:
+    """What the plan's Prometheus gate said at its last reading (the reconciler reads it; planning is pure)."""
+
+    quiet: bool
+    message: str  # why it is closed (what fired, or why it could not be read); "" when quiet
+
+
+@dataclass(frozen=True)
 class PlanInputs:
     """Everything one plan decision depends on."""
 
@@ -78,6 +93,10 @@ class PlanInputs:
     #: Selected nodes with a refresh under way that this plan did not start (a standalone HostRefresh,
     #: another plan's): unavailable all the same, so they take a maxUnavailable slot.
     busy_elsewhere: frozenset[str] = frozenset()
+    #: The plan's hostrefresh.io/approved-wave annotation as written (None: absent).
+    approved_wave: str | None = None
+    #: The Prometheus gate's reading; None when the plan has no such gate.
+    gate: GateReading | None = None
 
 
 @dataclass
@@ -234,9 +253,22 @@ def plan(inputs: PlanInputs) -> PlanDecision:
                 hold_reason = (Reason.WAITING_FOR_WINDOW, "no maintenance window is open; waiting")
         except WindowError as exc:
             hold_reason = (Reason.INVALID_SPEC, f"spec.maintenanceWindows: {exc}")
+    if hold_reason is None and startable and spec.health_gates.prometheus is not None:
+        reading = inputs.gate or GateReading(False, "the Prometheus gate has not been read yet")
+        if not reading.quiet:
+            hold_reason = (Reason.HEALTH_GATE, f"spec.healthGates.prometheus: {reading.message}")
+    approved, approval_problem = parse_approved_wave(inputs.approved_wave)
+    status.awaiting_approval = None
 
     if hold_reason is None and startable:
         chosen = _choose(inputs, ordered, startable, active, latest, succeeded, held_set)
+        wave = approval_wave(inputs, chosen, latest, held_set, from_rest=status.active == 0)
+        if wave is not None and approved < wave:
+            status.awaiting_approval = wave
+            hold_reason = (Reason.AWAITING_APPROVAL, approval_message(inputs.name, wave, approval_problem))
+            if inputs.status.awaiting_approval != wave:
+                decision.events.append(("Normal", Reason.AWAITING_APPROVAL, hold_reason[1]))
+            chosen = []
         budget = len(chosen) if inputs.start_budget is None else max(inputs.start_budget, 0)
         decision.start, decision.deferred = chosen[:budget], max(len(chosen) - budget, 0)
         for node_name in decision.start:
@@ -245,7 +277,10 @@ def plan(inputs: PlanInputs) -> PlanDecision:
                 decision.retries[node_name] = (len(records), records[-1].name)
         if decision.start and status.active == 0:  # a start from rest; refills of freed slots are not waves
             status.waves_started += 1
-        elif status.active == 0 and not decision.deferred:
+            status.wave_starts = len(decision.start)
+        elif decision.start:
+            status.wave_starts += len(decision.start)
+        elif status.active == 0 and not decision.deferred and hold_reason is None:
             hold_reason = (Reason.SOAKING, "waiting for the soak time or for nodes that pass the health gates")
     status.active += len(decision.start)
     status.pending -= len(decision.start)
@@ -328,10 +363,7 @@ def _choose(
     spec, now = inputs.spec, inputs.now
     total = len(ordered)
     budget = resolve_count(spec.max_unavailable, total) or 1
-    target = spec.target.version
-    eligible = [n.name for n in ordered if n.name not in held and n.name not in inputs.claimed]
-    started = {n for n, o in latest.items() if o.target_version == target}
-    canaries = [*(n for n in eligible if n in started), *(n for n in eligible if n not in started)][: spec.canary]
+    canaries = canary_nodes(inputs, ordered, latest, held)
     canary_pending = [n for n in pending if n.name in canaries]
     soak = timedelta(seconds=spec.soak_seconds)
     if canary_pending or any(o.node in canaries for o in active):
@@ -352,6 +384,11 @@ def _choose(
     )
     elsewhere = [n for n in inputs.busy_elsewhere if n not in {o.node for o in active}]
     free = budget - len(active) - len(recent) - len(elsewhere)
+    if spec.approval.every_wave:  # whole waves: no refill mid-wave, the next wave after the last one soaked
+        if active:
+            free = min(free, budget - inputs.status.wave_starts)
+        elif recent:
+            return []
     if free <= 0:
         return []
     zone_totals: dict[str, int] = defaultdict(int)
@@ -379,6 +416,63 @@ def _choose(
         zone_active[node.zone] += 1
         chosen.append(node.name)
     return chosen
+
+
+def canary_nodes(
+    inputs: PlanInputs, ordered: list[NodeView], latest: Mapping[str, OwnedRefresh], held: Collection[str]
+) -> list[str]:
+    """The plan's canaries: the first ``canary`` eligible nodes, those already started for the target
+    first (a canary, once started, stays one)."""
+    target = inputs.spec.target.version
+    eligible = [n.name for n in ordered if n.name not in held and n.name not in inputs.claimed]
+    started = {n for n, o in latest.items() if o.target_version == target}
+    return [*(n for n in eligible if n in started), *(n for n in eligible if n not in started)][: inputs.spec.canary]
+
+
+def parse_approved_wave(raw: str | None) -> tuple[int, str]:
+    """The approved wave from the annotation's text (0: none), and what is wrong with the text ("" if nothing)."""
+    if raw is None:
+        return 0, ""
+    text = raw.strip()
+    if text.isdigit():
+        return int(text), ""
+    return 0, f"annotation {APPROVED_WAVE_ANNOTATION}={raw!r} is not a wave number and approves nothing"
+
+
+def approval_wave(
+    inputs: PlanInputs, chosen: list[str], latest: Mapping[str, OwnedRefresh], held: Collection[str], from_rest: bool
+) -> int | None:
+    """The wave number whose start ``chosen`` would be, if spec.approval holds that wave; else None.
+
+    Wave numbers are status.wavesStarted + 1 for a start from rest (a refill belongs to the running wave).
+    After the canary: the first start of a node that is no canary, once no such node started for the target.
+    """
+    if not chosen:
+        return None
+    approval = inputs.spec.approval
+    wave = inputs.status.waves_started + (1 if from_rest else 0)
+    if approval.every_wave and from_rest and wave >= 2:
+        return wave
+    if approval.after_canary and inputs.spec.canary > 0:
+        ordered = spread_by_zone(list(inputs.nodes))
+        canaries = set(canary_nodes(inputs, ordered, latest, held))
+        target = inputs.spec.target.version
+        others_started = any(
+            o.target_version == target and n not in canaries and (o.active or o.phase is not None)
+            for n, o in latest.items()
+        )
+        if not others_started and any(n not in canaries for n in chosen):
+            return max(wave, 1)
+    return None
+
+
+def approval_message(plan_name: str, wave: int, problem: str) -> str:
+    """What the plan says while a wave waits for approval: which wave, and how to approve it."""
+    text = (
+        f"wave {wave} waits for approval: kubectl hostrefresh approve {plan_name} (sets the annotation "
+        f"{APPROVED_WAVE_ANNOTATION}={wave})"
+    )
+    return f"{text}; {problem}" if problem else text
 
 
 def _overlap_message(claimed: Mapping[str, str], latest: Mapping[str, OwnedRefresh]) -> str:
@@ -454,6 +548,8 @@ def counts_only(old: RefreshPlanStatus, new: RefreshPlanStatus) -> bool:
             conditions,
             status.target_version,
             status.waves_started,
+            status.wave_starts,
+            status.awaiting_approval,
             status.last_wave_completed_at,
             status.paused,
             status.paused_reason,
