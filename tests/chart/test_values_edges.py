@@ -43,6 +43,9 @@ EDGES: list[tuple[str, Any]] = [
     ("operator.startBacklog", 0),
     ("operator.startBacklog", 1000000),  # no upper limit: rendered whole, not as 1e+06
     ("operator.eventsNamespace", "n" * 63),  # a namespace name, at most 63 characters
+    ("operator.prometheusURL", ""),  # "empty: such a gate stays closed"
+    ("operator.prometheusURL", "http://prometheus-operated.monitoring:9090"),
+    ("operator.prometheusURL", "https://monitoring.example.org/prometheus"),  # a path prefix
     ("operator.markerAnnotations", []),  # "empty means the built-in default"
     ("operator.markerAnnotations", ["example.com/refreshing", "drain"]),
     ("agent.leaseSeconds", 1),  # "1-90"
@@ -65,6 +68,8 @@ PAST: list[tuple[str, Any, str]] = [
     ("operator.healthPort", 65536, "at '/operator/healthPort'"),
     ("agent.maxImageBytes", 0, "at '/agent/maxImageBytes'"),
     ("operator.eventsNamespace", "", "at '/operator/eventsNamespace'"),
+    ("operator.prometheusURL", "prometheus:9090", "at '/operator/prometheusURL'"),
+    ("operator.prometheusURL", "http://prometheus:9090/api?x=1", "at '/operator/prometheusURL'"),
     ("operator.eventsNamespace", "Not_A_Namespace", "at '/operator/eventsNamespace'"),
     ("operator.eventsNamespace", "n" * 64, "at '/operator/eventsNamespace'"),
     ("operator.markerAnnotations", ["not a key"], "at '/operator/markerAnnotations/0'"),
@@ -92,6 +97,7 @@ PARSED = {
     "maxStartsPerSecond": "max_starts_per_second",
     "startBacklog": "start_backlog",
     "eventsNamespace": "events_namespace",
+    "prometheusURL": "prometheus_url",
     "markerAnnotations": "marker_annotations",
     "maxImageBytes": "max_image_bytes",
     "vmCgroup": "vm_cgroup",
@@ -131,6 +137,8 @@ def _agent(args: list[str]) -> argparse.Namespace:
 def _expected(setting: str, value: Any) -> Any:
     if setting == "markerAnnotations":
         return tuple(value) if value else OperatorConfig.marker_annotations
+    if setting == "prometheusURL":
+        return value or None
     return value
 
 

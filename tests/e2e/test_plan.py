@@ -18,9 +18,13 @@ from hostrefresh.api.names import PLAN_LABEL
 from hostrefresh.kube.client import sync_client
 from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
+from hostrefresh.operator.gates import DEFAULT_TTL
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
+from tests.cli.fleet import Kubectl, plugin_dir
+
 from .harness import Cluster, agent_process, operator_process, running, wait_for
+from .prometheus import ALERT, prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 TERMINAL = {"Succeeded", "RolledBack", "Failed"}
@@ -243,3 +247,62 @@ def test_a_cordoned_node_waits_for_its_uncordon_unless_the_plan_includes_it(clus
     # The refresh left each cordon as it found it: the included node is still cordoned.
     for node in (cordoned, included[1]):
         assert bool((cluster.get("node", node) or {})["spec"].get("unschedulable")) is (node != cordoned), node
+
+
+def _progressing(cluster: Cluster, plan: str) -> dict[str, Any]:
+    conditions = _plan_status(cluster, plan).get("conditions", [])
+    return next((c for c in conditions if c["type"] == "Progressing"), {})
+
+
+def test_a_plan_waits_for_approval_after_its_canary_and_for_a_quiet_alert(cluster: Cluster, tmp_path: Path) -> None:
+    """The operator holds the rollout after the canary until `kubectl hostrefresh approve`, then while a
+    real Prometheus reports the gate's alert firing, and rolls on once it resolves."""
+    nodes = _fleet(cluster, tmp_path / "nodes", "fgate", 3)
+    kc = Kubectl(cluster.cp, plugin_dir(tmp_path / "plugin"))
+    with prometheus(tmp_path / "prometheus") as prom:
+        operator = operator_process(cluster.cp, tmp_path, "op-approval", f"--prometheus-url={prom.url}")
+        with running(operator, agent_process(cluster.cp, tmp_path, nodes)):
+            _plan(
+                cluster,
+                "fgate",
+                "fgate",
+                canary=1,
+                maxUnavailable=2,
+                approval={"afterCanary": True},
+                healthGates={"prometheus": {"alerts": [ALERT]}},
+            )
+            wait_for(lambda: _children(cluster, "fgate"), timeout=60, what="the canary started")
+            # The alert fires while the canary runs: the gate is read only before a start, so the canary
+            # finishes, and the approval gate (a person's act) is what the plan asks for first.
+            prom.trouble.set(1)
+            wait_for(prom.alert_firing, timeout=60, what="Prometheus fires the alert")
+            firing_since = time.monotonic()
+            wait_for(
+                lambda: _progressing(cluster, "fgate").get("reason") == "AwaitingApproval",
+                timeout=120,
+                what="the canary refreshed and the plan waits for approval",
+            )
+            status = _plan_status(cluster, "fgate")
+            assert (status["succeeded"], status["awaitingApproval"], len(_children(cluster, "fgate"))) == (1, 2, 1)
+            assert "kubectl hostrefresh approve fgate" in _progressing(cluster, "fgate")["message"]
+            events = cluster.cp.kubectl("events", "--for", "refreshplan/fgate").stdout
+            assert "AwaitingApproval" in events, events
+
+            # A reading the operator took before the alert fired is kept for at most gates.DEFAULT_TTL.
+            time.sleep(max(0.0, DEFAULT_TTL + 1 - (time.monotonic() - firing_since)))
+            approved = kc.run("approve", "fgate")
+            assert approved.returncode == 0 and "wave 2 approved" in approved.stdout, approved.stderr
+            plan_obj = cluster.get("refreshplan", "fgate") or {}
+            assert plan_obj["metadata"]["annotations"]["hostrefresh.io/approved-wave"] == "2"
+            closed = wait_for(
+                lambda: (p := _progressing(cluster, "fgate")).get("reason") == "HealthGateClosed" and p,
+                timeout=60,
+                what="approved, the plan now waits for the alert",
+            )
+            assert f"alert {ALERT} is firing" in closed["message"], closed
+            time.sleep(3)  # nothing starts while the alert fires
+            assert len(_children(cluster, "fgate")) == 1
+
+            prom.trouble.set(0)
+            wait_for(lambda: _plan_status(cluster, "fgate").get("succeeded") == 3, timeout=180, what="rolled out")
+            assert _plan_status(cluster, "fgate").get("awaitingApproval") is None

@@ -71,6 +71,7 @@ def _structural(node: Any) -> Any:
             raise ValueError(f"cannot express anyOf {variants!r} in a structural schema")
         if node.get("default", "absent") is None:
             del node["default"]
+            node[_ABSENT] = True
     if node.get("default", "absent") is None:
         del node["default"]
     if "allOf" in node and len(node["allOf"]) == 1:
@@ -106,6 +107,10 @@ def _enum_defaults_to_strings(node: Any) -> Any:
     return node
 
 
+#: Marks an optional field whose default is None (absent) for ``_default_empty_objects``, which removes it.
+_ABSENT = "x-absent-by-default"
+
+
 def _default_empty_objects(node: Schema) -> bool:
     """Give optional sub-objects ``default: {}`` when all their fields have defaults.
 
@@ -116,10 +121,22 @@ def _default_empty_objects(node: Schema) -> bool:
     props: dict[str, Schema] = node.get("properties", {})
     required = set(node.get("required", []))
     for name, child in props.items():
+        absent = child.get(_ABSENT, False)  # None by default: the user sets it or it stays absent
         definable = "properties" in child and "default" not in child and _default_empty_objects(child)
-        if definable and name not in required:
+        if definable and name not in required and not absent:
             child["default"] = {}
-    return not required and all("default" in c or c.get("type") != "object" for c in props.values())
+    return not required and all(
+        "default" in c or c.get("type") != "object" or c.get(_ABSENT, False) for c in props.values()
+    )
+
+
+def _without_marks(node: Any) -> Any:
+    """``node`` without the ``_ABSENT`` marks (Kubernetes knows no such keyword)."""
+    if isinstance(node, list):
+        return [_without_marks(item) for item in node]
+    if isinstance(node, dict):
+        return {k: _without_marks(v) for k, v in node.items() if k != _ABSENT}
+    return node
 
 
 def _root_schema(
@@ -154,7 +171,8 @@ def _root_schema(
     }
     if root_rules:  # rules that read more than the spec (metadata, status): only the root sees them
         root["x-kubernetes-validations"] = root_rules
-    return root
+    cleaned: Schema = _without_marks(root)
+    return cleaned
 
 
 def _crd(

@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from hostrefresh.api import RefreshPlan, RefreshPlanStatus
 from hostrefresh.operator import conditions as cond
@@ -89,13 +91,22 @@ async def reconcile_plan(state: OperatorState, name: str) -> float | None:
         since = time.monotonic() - state.plan_written.get(name, -math.inf)
         if counts_only(inputs.status, decision.status) and since < config.plan_interval:
             due_in = min(due_in, config.plan_interval - since)  # counters only: the next pass writes
-        elif await state.writer.patch_plan_status(name, body["metadata"]["resourceVersion"], new_status):
+        elif await state.writer.patch_plan_status(
+            name, body["metadata"]["resourceVersion"], _with_removals(body, new_status)
+        ):
             state.plan_written[name] = time.monotonic()
     for type_, reason, message in decision.events:
         post_event(state, body, type_, reason, message)
     _export(name, decision.status)
     metrics.RECONCILE_SECONDS.labels(RefreshPlan.KIND).observe(time.perf_counter() - started)
     return due_in
+
+
+def _with_removals(body: Mapping[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The status as a merge patch: fields the stored status has and ``status`` leaves out (a cleared
+    pausedReason, a wave no longer awaiting approval) are sent as null, which removes them."""
+    stored = body.get("status") or {}
+    return {**{key: None for key in stored if key not in status and key != "kopf"}, **status}
 
 
 def _export(name: str, st: RefreshPlanStatus) -> None:

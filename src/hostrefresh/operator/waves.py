@@ -253,10 +253,6 @@ def plan(inputs: PlanInputs) -> PlanDecision:
                 hold_reason = (Reason.WAITING_FOR_WINDOW, "no maintenance window is open; waiting")
         except WindowError as exc:
             hold_reason = (Reason.INVALID_SPEC, f"spec.maintenanceWindows: {exc}")
-    if hold_reason is None and startable and spec.health_gates.prometheus is not None:
-        reading = inputs.gate or GateReading(False, "the Prometheus gate has not been read yet")
-        if not reading.quiet:
-            hold_reason = (Reason.HEALTH_GATE, f"spec.healthGates.prometheus: {reading.message}")
     approved, approval_problem = parse_approved_wave(inputs.approved_wave)
     status.awaiting_approval = None
 
@@ -269,6 +265,11 @@ def plan(inputs: PlanInputs) -> PlanDecision:
             if inputs.status.awaiting_approval != wave:
                 decision.events.append(("Normal", Reason.AWAITING_APPROVAL, hold_reason[1]))
             chosen = []
+        elif chosen and spec.health_gates.prometheus is not None:  # read before each start, refills too
+            reading = inputs.gate or GateReading(False, "the Prometheus gate has not been read yet")
+            if not reading.quiet:
+                hold_reason = (Reason.HEALTH_GATE, f"spec.healthGates.prometheus: {reading.message}")
+                chosen = []
         budget = len(chosen) if inputs.start_budget is None else max(inputs.start_budget, 0)
         decision.start, decision.deferred = chosen[:budget], max(len(chosen) - budget, 0)
         for node_name in decision.start:
@@ -297,6 +298,8 @@ def plan(inputs: PlanInputs) -> PlanDecision:
     says_cordon = hold_reason is not None and hold_reason[0] == Reason.NODES_CORDONED and not status.active
     if held and not says_cordon:
         note += f"; {cordon_message(held)}"  # said while the others roll out, not only at the end
+    if hold_reason is not None and hold_reason[0] in (Reason.HEALTH_GATE, Reason.AWAITING_APPROVAL) and status.active:
+        note += f"; new starts wait: {hold_reason[1]}"  # a gate that holds refills shows while others run
     if done:
         set_c(cond.READY, TRUE, Reason.ROLLOUT_COMPLETE, f"all {len(ordered)} nodes run {target}")
     else:
