@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ class Prometheus:
 
     def alert_firing(self) -> bool:
         """Whether Prometheus itself reports the alert firing now."""
-        query = urllib.request.quote(f'ALERTS{{alertname="{ALERT}",alertstate="firing"}}')
+        query = urllib.parse.quote(f'ALERTS{{alertname="{ALERT}",alertstate="firing"}}')
         with urllib.request.urlopen(f"{self.url}/api/v1/query?query={query}", timeout=5) as response:
             return b'"result":[]' not in response.read()
 

@@ -20,7 +20,6 @@ from hostrefresh.kube.resources import HostRefreshResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.operator.gates import DEFAULT_TTL
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
-
 from tests.cli.fleet import Kubectl, plugin_dir
 
 from .harness import Cluster, agent_process, operator_process, running, wait_for

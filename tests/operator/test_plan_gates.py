@@ -59,9 +59,9 @@ def test_after_the_canary_the_plan_waits_for_approval_then_rolls_on() -> None:
 
 def test_the_approval_is_asked_for_only_once_the_canary_soaked() -> None:
     s = spec(maxUnavailable=2, canary=1, soakSeconds=600, approval={"afterCanary": True})
-    soaking = step(s, nodes(4), (done("n00", at=T0 - timedelta(seconds=10)),), RefreshPlanStatus(wavesStarted=1))
+    soaking = step(s, nodes(4), (done("n00", at=T0 - timedelta(seconds=10)),), RefreshPlanStatus(waves_started=1))
     assert soaking.status.awaiting_approval is None and progressing(soaking)[0] == Reason.SOAKING
-    soaked = step(s, nodes(4), (done("n00", at=T0 - timedelta(seconds=601)),), RefreshPlanStatus(wavesStarted=1))
+    soaked = step(s, nodes(4), (done("n00", at=T0 - timedelta(seconds=601)),), RefreshPlanStatus(waves_started=1))
     assert soaked.status.awaiting_approval == 2
 
 
@@ -100,7 +100,11 @@ def test_every_wave_with_a_start_budget_completes_its_wave_before_stopping() -> 
 def test_an_annotation_that_is_no_wave_number_is_named_and_approves_nothing() -> None:
     s = spec(maxUnavailable=3, canary=1, approval={"afterCanary": True})
     d = step(
-        s, nodes(4), (done("n00", at=T0 - timedelta(seconds=1)),), RefreshPlanStatus(wavesStarted=1), approved_wave="yes"
+        s,
+        nodes(4),
+        (done("n00", at=T0 - timedelta(seconds=1)),),
+        RefreshPlanStatus(waves_started=1),
+        approved_wave="yes",
     )
     assert d.start == []
     message = progressing(d)[1]
@@ -119,9 +123,7 @@ def test_the_prometheus_gate_holds_every_start_until_quiet() -> None:
     quiet = step(s, nodes(3), gate=GateReading(True, ""))
     assert quiet.start == ["n00", "n01"]
     # A refill is a start too: the gate holds it.
-    refill = step(
-        s, nodes(3), (done("n00", at=T0 - timedelta(seconds=1)), active("n01")), gate=GateReading(False, "x")
-    )
+    refill = step(s, nodes(3), (done("n00", at=T0 - timedelta(seconds=1)), active("n01")), gate=GateReading(False, "x"))
     assert refill.start == []
     # Without such a gate, a reading is not needed.
     assert step(spec(maxUnavailable=1, canary=0), nodes(3)).start == ["n00"]

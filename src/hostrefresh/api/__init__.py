@@ -48,7 +48,6 @@ from hostrefresh.api.refreshplan import (
 )
 
 __all__ = [
-    "Approval",
     "API_VERSION",
     "CMDLINE_MAX",
     "FAILED_ENDS",
@@ -59,6 +58,7 @@ __all__ = [
     "VERSION",
     "VMM_STEPS",
     "AgentStatus",
+    "Approval",
     "Condition",
     "ConditionStatus",
     "CordonedNodes",
@@ -67,7 +67,6 @@ __all__ = [
     "HandoverPath",
     "HandoverPolicy",
     "HealthGates",
-    "PrometheusGate",
     "HostRefresh",
     "HostRefreshSpec",
     "HostRefreshStatus",
@@ -76,6 +75,7 @@ __all__ = [
     "PartitionSpec",
     "Phase",
     "PhaseTimeouts",
+    "PrometheusGate",
     "RefreshPlan",
     "RefreshPlanSpec",
     "RefreshPlanStatus",

@@ -7,7 +7,6 @@ for ``ttl`` seconds per gate, so a plan that passes every second asks Prometheus
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Protocol
 
@@ -72,7 +71,7 @@ class PrometheusReader:
                         return GateReading(False, found)
                     if found:
                         return GateReading(False, f"alert {alert} is firing ({describe(found)})")
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             return GateReading(False, f"Prometheus at {self.url} did not answer: {type(exc).__name__}: {exc}")
         return GateReading(True, "")
 
