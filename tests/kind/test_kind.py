@@ -1,7 +1,7 @@
 """hostrefresh installed for real: the chart with default values on a kind cluster built here (1 control
 plane, 3 hypervisor workers), its operator and agent pods running the images `make images` builds,
-real QEMU test guests on every worker, and a RefreshPlan that survives losing its leading operator pod
-and an agent pod mid-refresh. The L0 is the simulator (kind nodes are containers: no L0 under them),
+real QEMU test guests on every worker, and a RefreshPlan that holds after its canary until approved
+and survives losing its leading operator pod and an agent pod mid-refresh. The L0 is the simulator (kind nodes are containers: no L0 under them),
 and each agent's sysfs is a simulated one inside its node, never the machine's CPUs and memory.
 
 The tests share one cluster and run in file order: the later ones read what the plan test left."""
@@ -129,6 +129,8 @@ def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_c
             "template": {"partition": {"cpus": 2, "memory": "1Gi"}},
             "maxUnavailable": 1,
             "soakSeconds": 0,
+            # The rollout holds after its canary until approved (the kind cluster's `kubectl hostrefresh approve`).
+            "approval": {"afterCanary": True},
         },
     }
     path = kind.kubeconfig.parent / "plan.json"
@@ -139,6 +141,16 @@ def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_c
     wait_until(lambda: _refreshes(kind), 60, "the plan's first HostRefresh")
     leader = kind.get("lease", "-n", NAMESPACE, "hostrefresh-operator")["spec"]["holderIdentity"]
     kind.kubectl("delete", "pod", "-n", NAMESPACE, leader, "--wait=false")
+
+    # The canary refreshed, the plan waits for approval (asked of the new leader), and nothing else started.
+    def awaiting() -> dict[str, Any] | None:
+        status = kind.get("refreshplan", "kind-fleet").get("status") or {}
+        return status if status.get("awaitingApproval") == 2 else None
+
+    status = wait_until(awaiting, 300, "the plan waits for approval after its canary", interval=1)
+    assert status.get("succeeded") == 1 and len(_refreshes(kind)) == 1, status
+    approved = kind.kubectl("hostrefresh", "approve", "kind-fleet")
+    assert "wave 2 approved" in approved.stdout, approved.stdout + approved.stderr
 
     # The slow worker's agent pod goes while its new host boots. The agent's own report says so: the
     # operator's phase may skip BootingTarget while no replica leads (the leader was just deleted).
