@@ -126,10 +126,11 @@ def closure(entry: str = ENTRY) -> tuple[dict[str, Path], set[str]]:
         found[module] = path
         parts = module.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run first
-        for name in _imports(path, module):
-            top = name.split(".")[0]
+        for imported in _imports(path, module):
+            top = imported.split(".")[0]
             if top == "hostrefresh":
                 # `from hostrefresh.x import name` names a module or an attribute: keep the longest module.
+                name = imported
                 while name and module_file(name) is None:
                     name = name.rpartition(".")[0]
                 todo.append(name)
@@ -185,7 +186,7 @@ def build_zipapp(out: Path) -> dict[str, str]:
     buf.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(buf, "w") as archive:
         _zip_entry(archive, "__main__.py", MAIN.format(requirements=reqs).encode())
-        for module, path in sorted(modules.items()):
+        for path in sorted(modules.values()):
             _zip_entry(archive, path.relative_to(SRC).as_posix(), path.read_bytes())
     out.write_bytes(buf.getvalue())
     out.chmod(0o755)
@@ -196,7 +197,10 @@ def build_archive(zipapp: Path, out: Path) -> None:
     """The krew archive: the zip application (0755) and LICENSE (0644), reproducibly."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data, mode in ((BINARY, zipapp.read_bytes(), 0o755), ("LICENSE", (REPO / "LICENSE").read_bytes(), 0o644)):
+        for name, data, mode in (
+            (BINARY, zipapp.read_bytes(), 0o755),
+            ("LICENSE", (REPO / "LICENSE").read_bytes(), 0o644),
+        ):
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), mode, 0
             tar.addfile(info, io.BytesIO(data))
