@@ -47,11 +47,12 @@ crds:
 api-docs:
 	$(PYTHON) -m hostrefresh.api.reference docs/api.md
 
-## lint: ruff, mypy (strict, over src and tests) and the import-layer contracts.
+## lint: ruff, mypy (strict, over src, tests and the plugin's build script) and the import-layer contracts.
 lint:
-	ruff check src tests bench
-	ruff format --check src tests bench
+	ruff check src tests bench deploy/krew
+	ruff format --check src tests bench deploy/krew
 	mypy
+	mypy deploy/krew/build.py
 	lint-imports
 
 ## test: everything CI runs: set-up, lint, then the whole suite (unit, integration, e2e, slow ones too).
