@@ -2,16 +2,20 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 CLUSTER_DIR ?= .cache/cluster
+## The kubectl plugin's project URL: the krew manifest's homepage, and the base of its archive's download URL
+## (PLUGIN_BASE_URL/releases/download/vVERSION/kubectl-hostrefresh.tar.gz). Override it for a fork or a mirror.
+PLUGIN_BASE_URL ?= https://github.com/hostrefresh/hostrefresh
+DIST ?= dist
 
-.PHONY: setup test-setup system-deps python-deps tools test-tools crds api-docs lint test test-fast faults demo cluster-up cluster-down bench images node-image kind-up kind-down clean
+.PHONY: setup test-setup system-deps python-deps tools test-tools crds api-docs lint test test-fast faults demo plugin cluster-up cluster-down bench images node-image kind-up kind-down clean
 
 ## setup: what `make demo` needs: Debian packages, the Python package with test extras, the Go-built control
 ## plane, and an older QEMU build unpacked beside the installed one (for VMM-only refreshes).
 setup: system-deps python-deps tools
 
-## test-setup: setup, plus what only the tests need: promtool (from Debian's prometheus package), and for the
-## kind e2e a Docker engine, the kind tools, the product images and the node image. Done here, before the
-## tests, so that no test's time limit ever covers a cold build.
+## test-setup: setup, plus what only the tests need: promtool (from Debian's prometheus package), krew (for the
+## plugin's install test), and for the kind e2e a Docker engine, the kind tools, the product images and the node
+## image. Done here, before the tests, so that no test's time limit ever covers a cold build.
 test-setup: setup test-tools
 
 system-deps:
@@ -26,6 +30,7 @@ tools:
 
 test-tools:
 	$(PYTHON) -m hostrefresh.controlplane promtool
+	$(PYTHON) -m hostrefresh.controlplane krew
 	$(PYTHON) -m hostrefresh.controlplane kind-tools
 	bash scripts/docker-engine.sh
 	bash deploy/images/build.sh
@@ -42,11 +47,12 @@ crds:
 api-docs:
 	$(PYTHON) -m hostrefresh.api.reference docs/api.md
 
-## lint: ruff, mypy (strict, over src and tests) and the import-layer contracts.
+## lint: ruff, mypy (strict, over src, tests and the plugin's build script) and the import-layer contracts.
 lint:
-	ruff check src tests bench
-	ruff format --check src tests bench
+	ruff check src tests bench deploy/krew
+	ruff format --check src tests bench deploy/krew
 	mypy
+	mypy deploy/krew/build.py
 	lint-imports
 
 ## test: everything CI runs: set-up, lint, then the whole suite (unit, integration, e2e, slow ones too).
@@ -72,6 +78,12 @@ cluster-up: python-deps
 
 cluster-down:
 	@$(PYTHON) -m hostrefresh.controlplane down --dir $(CLUSTER_DIR)
+
+## plugin: the kubectl plugin's krew archive $(DIST)/kubectl-hostrefresh.tar.gz (a Python zip application of
+## the plugin, and LICENSE) and its manifest $(DIST)/hostrefresh.yaml, rendered from deploy/krew/hostrefresh.yaml
+## with the archive's sha256 (deploy/krew/build.py). Install: kubectl krew install --manifest=... --archive=...
+plugin:
+	$(PYTHON) deploy/krew/build.py --dist $(DIST) --base-url $(PLUGIN_BASE_URL)
 
 ## images: the operator and agent images (deploy/images/) with a Docker engine, installed and started when
 ## missing; the Debian base is made from Debian's packages when no registry serves it.

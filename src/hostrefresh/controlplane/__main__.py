@@ -1,4 +1,4 @@
-"""``python -m hostrefresh.controlplane {build,kind-tools,promtool,up,down}``: the tools and a control plane for manual use."""
+"""``python -m hostrefresh.controlplane {build,kind-tools,krew,promtool,up,down}``: the tools and a control plane for manual use."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hostrefresh.controlplane.cluster import ControlPlane
 from hostrefresh.controlplane.tools import (
     KIND_TARGETS,
     ensure_kind_tools,
+    ensure_krew,
     ensure_promtool,
     ensure_tools,
     kind_toolset,
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="build nothing: print the bin dir if the tools are built, else exit 3 (for clean-up scripts)",
     )
+    sub.add_parser("krew", help="build (or reuse) krew, the kubectl plugin manager; print the bin dir (kubectl-krew)")
     sub.add_parser(
         "promtool",
         help="unpack (or reuse) promtool from Debian's prometheus package, which tests the alerting rules; print its path",
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             print(built.bin_dir)
             return 0
         print(ensure_kind_tools().bin_dir)
+        return 0
+    if args.command == "krew":
+        print(ensure_krew().bin_dir)
         return 0
     if args.command == "promtool":
         print(ensure_promtool())

@@ -232,6 +232,29 @@ def ensure_kind_tools(console: Console | None = None) -> Toolset:
     return _ensure(kind_toolset(), KIND_TARGETS, announce, console, CGO_ENABLED="0")
 
 
+#: krew, the kubectl plugin manager, named ``kubectl-krew`` so that kubectl finds it as a plugin (``kubectl krew``)
+#: when its directory is on PATH. The plugin's test installs ``make plugin``'s archive with it, offline.
+KREW_TARGETS = (
+    BuildTarget(
+        "kubectl-krew",
+        "krew",
+        "sigs.k8s.io/krew/cmd/krew",
+        f"-s -w -X sigs.k8s.io/krew/internal/version.gitTag={versions.KREW}",
+    ),
+)
+
+
+def krew_toolset() -> Toolset:
+    """Where krew of the pinned version lives (built or not), keyed like the control plane's."""
+    return Toolset(cache_root() / "krew" / f"krew-{versions.KREW}_{_modules_digest(KREW_TARGETS)}" / "bin")
+
+
+def ensure_krew(console: Console | None = None) -> Toolset:
+    """krew, built first if the cache has none of this version (the bin dir holds ``kubectl-krew``)."""
+    announce = f"building krew {versions.KREW}; a cold build took 30 s on 2 cores (modules downloaded)"
+    return _ensure(krew_toolset(), KREW_TARGETS, announce, console)
+
+
 #: promtool comes from this Debian package (unpacked into the cache, nothing installed): Debian's build
 #: tests the chart's alerting rules as well as a Go build of the newest Prometheus did, and costs a
 #: download of seconds instead of an 11-minute compile on 2 cores.

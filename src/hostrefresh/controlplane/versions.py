@@ -10,3 +10,6 @@ KIND = "v0.30.0"
 CRICTL = "v1.34.0"
 #: CoreDNS, the version kubeadm 1.34 deploys as the cluster DNS.
 COREDNS = "v1.12.1"
+#: krew, the kubectl plugin manager: the plugin's test installs `make plugin`'s archive with it. The newest
+#: version the Go module proxy serves (later tags are not published as module versions there).
+KREW = "v0.4.3"
