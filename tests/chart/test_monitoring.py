@@ -139,17 +139,18 @@ def test_the_dashboard_carries_the_sidecar_label_it_is_given(helm_home: Path) ->
     assert job["query"] == "hypervisor-agents"
 
 
-def test_the_dashboard_shows_progress_nesting_downtime_and_failures(helm_home: Path) -> None:
+def test_the_dashboard_shows_progress_nesting_downtime_failures_and_versions(helm_home: Path) -> None:
     _, dashboard = _dashboard(helm_home)
     used = set().union(*(metric_names(e) for e in _exprs(dashboard)))
     for needed in (
-        "hostrefresh_plan_nodes",  # fleet progress
-        "hostrefresh_node_nested_seconds",  # seconds nested
-        "hostrefresh_nested_seconds",
+        "hostrefresh_operator_plan_nodes",  # fleet progress
+        "hostrefresh_operator_node_nested_since_timestamp_seconds",  # seconds nested so far
+        "hostrefresh_operator_node_nested_seconds",  # and in the last refresh
         "hostrefresh_agent_handover_downtime_seconds_bucket",  # handover downtime
-        "hostrefresh_refreshes_total",  # failures
+        "hostrefresh_operator_refreshes_total",  # failures
         "hostrefresh_agent_vms_lost",
-        "hostrefresh_plan_halted",
+        "hostrefresh_operator_plan_halted",
+        "hostrefresh_operator_node_version_info",  # what each node runs
     ):
         assert needed in used, needed
     datasources = {p["datasource"]["uid"] for p in _panels(dashboard) if "datasource" in p}
