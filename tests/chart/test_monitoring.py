@@ -164,6 +164,13 @@ def test_the_dashboard_reads_only_metrics_the_product_exports(helm_home: Path) -
         assert metric_names(expr) <= exported, f"{expr}: {sorted(metric_names(expr) - exported)} not in src"
         others = set(re.findall(r"\b([a-z_:][a-z0-9_:]*)\{", expr)) - metric_names(expr)
         assert others <= {"up"}, expr
+    # The variables' queries too (the plan picker lists the plans a metric names).
+    for variable in dashboard["templating"]["list"]:
+        for field in ("query", "definition"):
+            text = variable.get(field)
+            if isinstance(text, str):
+                assert metric_names(text) <= exported, f"{variable['name']}: {text}"
+    assert any(metric_names(str(v.get("query"))) for v in dashboard["templating"]["list"])
 
 
 def test_the_dashboards_promql_parses(helm_home: Path, tmp_path: Path) -> None:
