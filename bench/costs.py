@@ -143,7 +143,7 @@ def page() -> str:
     lines += [
         "",
         "So the VMs add about half a second to a node's nested window with handovers, against about ten",
-        "seconds when their memory is copied. `hostrefresh_node_nested_seconds{node}` and",
+        "seconds when their memory is copied. `hostrefresh_operator_node_nested_seconds{node}` and",
         "`kubectl hostrefresh describe NODE` show the real window of each refresh; the demo's timeline marks it.",
         "",
         "## Fleet time",

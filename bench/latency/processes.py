@@ -119,7 +119,9 @@ def scrape(port: int) -> dict[str, float]:
     except OSError:
         return out
     for line in text.splitlines():
-        if line.startswith(("hostrefresh_operator_api_requests_total{", "hostrefresh_reconcile_duration_seconds_")):
+        if line.startswith(
+            ("hostrefresh_operator_api_requests_total{", "hostrefresh_operator_reconcile_duration_seconds_")
+        ):
             key, _, value = line.rpartition(" ")
             if "_bucket" not in key:
                 out[key] = float(value)

@@ -138,8 +138,8 @@ tests:
   - name: the nested threshold and its for come from values
     interval: 1m
     input_series:
-      - series: 'hostrefresh_node_nested_seconds{node="n"}'
-        values: '0+60x30'
+      - series: 'hostrefresh_operator_node_nested_since_timestamp_seconds{node="n"}'
+        values: '0x30'
     alert_rule_test:
       - eval_time: 11m
         alertname: HostRefreshNodeNestedTooLong

@@ -139,17 +139,18 @@ def test_the_dashboard_carries_the_sidecar_label_it_is_given(helm_home: Path) ->
     assert job["query"] == "hypervisor-agents"
 
 
-def test_the_dashboard_shows_progress_nesting_downtime_and_failures(helm_home: Path) -> None:
+def test_the_dashboard_shows_progress_nesting_downtime_failures_and_versions(helm_home: Path) -> None:
     _, dashboard = _dashboard(helm_home)
     used = set().union(*(metric_names(e) for e in _exprs(dashboard)))
     for needed in (
-        "hostrefresh_plan_nodes",  # fleet progress
-        "hostrefresh_node_nested_seconds",  # seconds nested
-        "hostrefresh_nested_seconds",
+        "hostrefresh_operator_plan_nodes",  # fleet progress
+        "hostrefresh_operator_node_nested_since_timestamp_seconds",  # seconds nested so far
+        "hostrefresh_operator_node_nested_seconds",  # and in the last refresh
         "hostrefresh_agent_handover_downtime_seconds_bucket",  # handover downtime
-        "hostrefresh_refreshes_total",  # failures
+        "hostrefresh_operator_refreshes_total",  # failures
         "hostrefresh_agent_vms_lost",
-        "hostrefresh_plan_halted",
+        "hostrefresh_operator_plan_halted",
+        "hostrefresh_operator_node_version_info",  # what each node runs
     ):
         assert needed in used, needed
     datasources = {p["datasource"]["uid"] for p in _panels(dashboard) if "datasource" in p}
@@ -163,6 +164,13 @@ def test_the_dashboard_reads_only_metrics_the_product_exports(helm_home: Path) -
         assert metric_names(expr) <= exported, f"{expr}: {sorted(metric_names(expr) - exported)} not in src"
         others = set(re.findall(r"\b([a-z_:][a-z0-9_:]*)\{", expr)) - metric_names(expr)
         assert others <= {"up"}, expr
+    # The variables' queries too (the plan picker lists the plans a metric names).
+    for variable in dashboard["templating"]["list"]:
+        for field in ("query", "definition"):
+            text = variable.get(field)
+            if isinstance(text, str):
+                assert metric_names(text) <= exported, f"{variable['name']}: {text}"
+    assert any(metric_names(str(v.get("query"))) for v in dashboard["templating"]["list"])
 
 
 def test_the_dashboards_promql_parses(helm_home: Path, tmp_path: Path) -> None:

@@ -86,13 +86,22 @@ def test_metrics_and_health_endpoints(cluster: Cluster, tmp_path: Path) -> None:
 
         assert wait_for(lambda: scrape(op_health, "/healthz") == "ok", what="operator healthz")
         assert wait_for(lambda: scrape(ag_health, "/healthz") == "ok", what="agent healthz")
+        # The node's record (written with the end of the refresh) reaches the operator by its watch.
+        info = f'hostrefresh_operator_node_version_info{{host_version="2.0",node="{node}",qemu_version=""}} 1.0'
         op_text = wait_for(
-            lambda: (t := scrape(op_metrics)) and 'hostrefresh_refreshes_total{result="Succeeded"} 1.0' in t and t,
-            what="refresh counted",
+            lambda: (
+                (t := scrape(op_metrics))
+                and 'hostrefresh_operator_refreshes_total{result="Succeeded",scope="Host"} 1.0' in t
+                and info in t
+                and t
+            ),
+            what="refresh counted and the node's version exported",
         )
-        assert "hostrefresh_reconcile_duration_seconds_count" in op_text
-        assert f'hostrefresh_nested_seconds{{node="{node}"}}' in op_text
+        assert "hostrefresh_operator_reconcile_duration_seconds_count" in op_text
+        assert f'hostrefresh_operator_node_nested_seconds{{node="{node}"}}' in op_text
         ag_text = scrape(ag_metrics)
-        assert f'hostrefresh_agent_steps_total{{node="{node}",result="done",step="Verifying"}} 1.0' in ag_text
-        assert 'hostrefresh_agent_handovers_total{outcome="moved",path="zero-copy"} 3.0' in ag_text
-        assert "hostrefresh_agent_handover_downtime_seconds_count 3.0" in ag_text
+        labels = f'node="{node}",result="done",scope="Host",step="Verifying"'
+        assert f"hostrefresh_agent_steps_total{{{labels}}} 1.0" in ag_text
+        labels = f'node="{node}",outcome="moved",path="zero-copy",scope="Host"'
+        assert f"hostrefresh_agent_handovers_total{{{labels}}} 3.0" in ag_text
+        assert f'hostrefresh_agent_handover_downtime_seconds_count{{node="{node}",scope="Host"}} 3.0' in ag_text

@@ -15,8 +15,9 @@ groups:
     rules:
     {{- if .Values.operator.metricsPort }}
       - alert: HostRefreshNodeNestedTooLong
-        # Nested virtualization costs the node's VMs performance; a refresh nests for minutes.
-        expr: max by (node) (hostrefresh_node_nested_seconds) > {{ $alerts.nestedTooLong.seconds | int64 }}
+        # Nested virtualization costs the node's VMs performance; a refresh nests for minutes. The age
+        # of the nesting from its start time (exported only while the node is nested), on Prometheus' clock.
+        expr: time() - max by (node) (hostrefresh_operator_node_nested_since_timestamp_seconds) > {{ $alerts.nestedTooLong.seconds | int64 }}
         for: {{ $alerts.nestedTooLong.for }}
         labels:
           severity: warning
@@ -28,18 +29,18 @@ groups:
             with `kubectl hostrefresh abort {{`{{ $labels.node }}`}}` to roll back (before Retiring).
           runbook_url: {{ printf "%s#a-node-stays-nested" $runbook | quote }}
       - alert: HostRefreshFailed
-        expr: sum by (result) (increase(hostrefresh_refreshes_total{result=~"Failed|RolledBack"}[{{ $alerts.refreshFailed.window }}])) > 0
+        expr: sum by (result, scope) (increase(hostrefresh_operator_refreshes_total{result=~"Failed|RolledBack"}[{{ $alerts.refreshFailed.window }}])) > 0
         labels:
           severity: warning
         annotations:
-          summary: "{{`{{ $value | humanize }}`}} node refresh(es) ended {{`{{ $labels.result }}`}} in the last {{ $alerts.refreshFailed.window }}"
+          summary: "{{`{{ $value | humanize }}`}} node refresh(es) of scope {{`{{ $labels.scope }}`}} ended {{`{{ $labels.result }}`}} in the last {{ $alerts.refreshFailed.window }}"
           description: >-
             A refresh ended without the target (RolledBack: the node serves from its old host; Failed: past the
             point of no return, the node serves from the new host but did not verify). `kubectl hostrefresh get -o wide`
             shows which and why.
           runbook_url: {{ printf "%s#what-each-reason-means" $runbook | quote }}
       - alert: HostRefreshPlanHalted
-        expr: max by (plan) (hostrefresh_plan_halted) == 1
+        expr: max by (plan) (hostrefresh_operator_plan_halted) == 1
         for: {{ $alerts.planHalted.for }}
         labels:
           severity: warning

@@ -399,7 +399,7 @@ class NodeAgent:
             return await self._step_failed(name, hr, phase, agent, exc)
         self._attempts.pop(name, None)
         timing.record("step", started_wall, time.time(), phase=str(phase))
-        return await self._step_done(name, agent, phase, outcome, started)
+        return await self._step_done(name, str(hr.spec.scope), agent, phase, outcome, started)
 
     async def _still_granted(self, name: str) -> bool:
         """Before a step that passes the point of no return: whether the API server still says Proceed.
@@ -453,7 +453,7 @@ class NodeAgent:
             raise
 
     async def _step_failed(self, name: str, hr: HostRefresh, phase: Phase, agent: AgentStatus, exc: Exception) -> bool:
-        metrics.STEPS.labels(self.node, str(phase), "failed").inc()
+        metrics.STEPS.labels(self.node, str(hr.spec.scope), str(phase), "failed").inc()
         if isinstance(exc, StepFailedError):
             if exc.handovers:
                 agent.vms = merge_vms(agent.vms, exc.handovers, phase == Phase.ROLLING_BACK)
@@ -466,15 +466,15 @@ class NodeAgent:
         return False
 
     async def _step_done(
-        self, name: str, agent: AgentStatus, phase: Phase, outcome: StepOutcome, started: float
+        self, name: str, scope: str, agent: AgentStatus, phase: Phase, outcome: StepOutcome, started: float
     ) -> bool:
-        metrics.STEPS.labels(self.node, str(phase), "done").inc()
+        metrics.STEPS.labels(self.node, scope, str(phase), "done").inc()
         log.info("node %s: %s: %s done: %s", self.node, name, phase, outcome.message)
-        metrics.STEP_SECONDS.labels(str(phase)).observe(time.monotonic() - started)
+        metrics.STEP_SECONDS.labels(self.node, scope, str(phase)).observe(time.monotonic() - started)
         for record in outcome.handovers:
-            metrics.HANDOVERS.labels(str(record.path), str(record.outcome)).inc()
+            metrics.HANDOVERS.labels(self.node, scope, str(record.path), str(record.outcome)).inc()
             if record.outcome == Outcome.MOVED and record.downtime_ms is not None:
-                metrics.DOWNTIME.observe(record.downtime_ms / 1000)
+                metrics.DOWNTIME.labels(self.node, scope).observe(record.downtime_ms / 1000)
         if outcome.handovers:
             agent.vms = merge_vms(agent.vms, outcome.handovers, phase == Phase.ROLLING_BACK)
         # A forward step other than the last is followed at once by the next one, whose start report
@@ -524,7 +524,6 @@ class NodeAgent:
         if nested_off and agent.nested_since is not None:
             agent.nested_seconds += (now - agent.nested_since).total_seconds()
             agent.nested_since = None
-            metrics.NESTED_SECONDS.labels(self.node).set(agent.nested_seconds)
         if hold:
             agent.updated_at = now
             self._unsent[name] = agent

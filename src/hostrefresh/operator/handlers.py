@@ -16,8 +16,8 @@ from typing import Any
 
 import kopf
 
-from hostrefresh.api import GROUP, VERSION, is_terminal
-from hostrefresh.api.names import FINALIZER, PLAN_LABEL
+from hostrefresh.api import GROUP, VERSION, RefreshScope, is_terminal
+from hostrefresh.api.names import FINALIZER, HOST_VERSION_KEY, PLAN_LABEL, QEMU_VERSION_KEY
 from hostrefresh.api.phases import left_unfinished
 from hostrefresh.kube.errors import Backoff
 from hostrefresh.kube.names import AGENT_COMPONENT_LABEL
@@ -45,7 +45,21 @@ def registry() -> kopf.OperatorRegistry:
 
 @kopf.index("nodes", registry=REGISTRY)
 async def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeView]:
-    return {name: objects.node_view(body)}
+    view = objects.node_view(body)
+    metrics.NODE_VERSIONS.set(
+        name, view.annotations.get(HOST_VERSION_KEY, ""), view.annotations.get(QEMU_VERSION_KEY, "")
+    )
+    return {name: view}
+
+
+def _deleted(event: kopf.RawEvent, **_: Any) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event("nodes", when=_deleted, registry=REGISTRY)
+async def node_deleted(name: str, **_: Any) -> None:
+    """A deleted Node runs nothing any more: its version series goes (kopf drops it from the index)."""
+    metrics.NODE_VERSIONS.forget(name)
 
 
 @kopf.index("coordination.k8s.io", "v1", "leases", labels=AGENT_COMPONENT_LABEL, registry=REGISTRY)
@@ -79,6 +93,7 @@ async def refresh_index(
             started=directive in ("Proceed", "RollBack"),
             terminal=is_terminal(status.get("phase")),
             unfinished=left_unfinished(status),
+            scope=str(spec.get("scope") or RefreshScope.HOST),
         )
     }
 
@@ -189,7 +204,9 @@ def _count_active(state: OperatorState) -> None:
         return
     state.active_counted_at = now
     index = state.caches.refreshes_by_node
-    metrics.ACTIVE.set(sum(1 for key in index for p in index[key] if p.started and not p.terminal))
+    active = [p.scope for key in index for p in index[key] if p.started and not p.terminal]
+    for scope in metrics.SCOPES:
+        metrics.ACTIVE.labels(scope).set(active.count(scope))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hostrefresh.api import HostRefresh, HostRefreshStatus, Phase, is_terminal
+from hostrefresh.api import HostRefresh, HostRefreshStatus, Phase, RefreshScope, is_terminal
 from hostrefresh.api.names import CLAIM_ANNOTATION
 from hostrefresh.api.phases import TERMINAL
 from hostrefresh.operator import metrics, objects
@@ -252,7 +252,8 @@ def _observe_transition(hr: HostRefresh, status: HostRefreshStatus) -> None:
         return
     if previous and previous in status.phase_timestamps and phase in status.phase_timestamps:
         spent = (status.phase_timestamps[phase] - status.phase_timestamps[previous]).total_seconds()
-        metrics.PHASE_SECONDS.labels(str(previous)).observe(max(spent, 0.0))
+        metrics.PHASE_SECONDS.labels(str(previous), str(hr.spec.scope)).observe(max(spent, 0.0))
     if is_terminal(phase):
-        metrics.REFRESHES.labels(str(phase)).inc()
-        metrics.NESTED_SECONDS.labels(hr.spec.node_name).set(status.nested_seconds or 0.0)
+        metrics.REFRESHES.labels(str(phase), str(hr.spec.scope)).inc()
+        if hr.spec.scope == RefreshScope.HOST:  # a VMM-only refresh never nests: the last host refresh's stays
+            metrics.NESTED_NOW.ended(hr.spec.node_name, status.nested_seconds or 0.0)

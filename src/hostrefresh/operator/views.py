@@ -101,6 +101,7 @@ class PeerView:
     started: bool
     terminal: bool
     unfinished: bool = False  # Failed by the operator with the node half-way: its agent still finishes it
+    scope: str = "Host"  # spec.scope: Host or VMM
 
 
 @dataclass(frozen=True)
