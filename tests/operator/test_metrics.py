@@ -107,8 +107,9 @@ def test_each_node_with_a_record_has_one_version_info_series() -> None:
 
 
 def test_plan_progress_and_forgetting_a_plan() -> None:
-    metrics.set_plan("metrics-plan", {"pending": 3, "active": 2, "succeeded": 5, "failed": 1}, 2, True, True)
+    metrics.set_plan("metrics-plan", {"pending": 3, "active": 2, "succeeded": 5, "failed": 1}, 2, True, True, 3)
     got = scrape()
+    assert got["hostrefresh_operator_plan_awaiting_approval"][(("plan", "metrics-plan"),)] == 3
     nodes = got["hostrefresh_operator_plan_nodes"]
     assert {dict(k)["state"]: v for k, v in nodes.items() if dict(k)["plan"] == "metrics-plan"} == {
         "pending": 3,
@@ -120,6 +121,9 @@ def test_plan_progress_and_forgetting_a_plan() -> None:
     assert got["hostrefresh_operator_plan_waves_started"][(("plan", "metrics-plan"),)] == 2
     metrics.forget_plan("metrics-plan")
     assert all(dict(k).get("plan") != "metrics-plan" for k in scrape().get("hostrefresh_operator_plan_nodes", {}))
+    assert all(
+        dict(k).get("plan") != "metrics-plan" for k in scrape().get("hostrefresh_operator_plan_awaiting_approval", {})
+    )
 
 
 def test_build_info_and_leader() -> None:

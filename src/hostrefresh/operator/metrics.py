@@ -54,6 +54,11 @@ PLAN_HALTED = Gauge(
 PLAN_PAUSED = Gauge(
     "hostrefresh_operator_plan_paused", "1 while a RefreshPlan is paused (by spec or by failures)", ["plan"]
 )
+PLAN_AWAITING = Gauge(
+    "hostrefresh_operator_plan_awaiting_approval",
+    "The wave a RefreshPlan waits to have approved (kubectl hostrefresh approve), else 0",
+    ["plan"],
+)
 PLAN_STATES = ("pending", "active", "succeeded", "failed")
 SCOPES = tuple(str(s) for s in RefreshScope)
 for _scope in SCOPES:
@@ -141,8 +146,11 @@ NODE_VERSIONS = NodeVersions()
 REGISTRY.register(NODE_VERSIONS)
 
 
-def set_plan(plan: str, counts: dict[str, int], waves: int, paused: bool, halted: bool) -> None:
+def set_plan(
+    plan: str, counts: dict[str, int], waves: int, paused: bool, halted: bool, awaiting: int | None = None
+) -> None:
     """A RefreshPlan's progress gauges."""
+    PLAN_AWAITING.labels(plan).set(awaiting or 0)
     for state in PLAN_STATES:
         PLAN_NODES.labels(plan, state).set(counts.get(state, 0))
     PLAN_WAVES.labels(plan).set(waves)
@@ -155,6 +163,6 @@ def forget_plan(plan: str) -> None:
     for state in PLAN_STATES:
         with contextlib.suppress(KeyError):
             PLAN_NODES.remove(plan, state)
-    for gauge in (PLAN_WAVES, PLAN_PAUSED, PLAN_HALTED):
+    for gauge in (PLAN_WAVES, PLAN_PAUSED, PLAN_HALTED, PLAN_AWAITING):
         with contextlib.suppress(KeyError):
             gauge.remove(plan)

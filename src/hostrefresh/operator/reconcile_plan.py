@@ -120,4 +120,5 @@ def _export(name: str, st: RefreshPlanStatus) -> None:
             c.type == cond.PAUSED and c.status == cond.TRUE and c.reason == cond.Reason.FAILURE_THRESHOLD
             for c in st.conditions
         ),
+        awaiting=st.awaiting_approval,
     )
