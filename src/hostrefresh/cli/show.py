@@ -206,7 +206,7 @@ def _event_json(e: Obj) -> Obj:
         "reason": e.get("reason"),
         "message": e.get("message"),
         "time": e.get("lastTimestamp") or e.get("eventTime"),
-        "count": e.get("count") or 1,
+        "count": max(int(e.get("count") or 1), int((e.get("series") or {}).get("count") or 1)),
     }
 
 
@@ -215,9 +215,11 @@ def print_events(events: list[Obj], out: Console) -> None:
         out.print("Events: none")
         return
     table = Table(title="Events", title_justify="left", box=None, pad_edge=False)
-    for column in ("TYPE", "REASON", "TIME", "MESSAGE"):
+    for column in ("TYPE", "REASON", "TIME", "COUNT", "MESSAGE"):
         table.add_column(column)
     for e in events:
         data = _event_json(e)
-        table.add_row(str(data["type"]), str(data["reason"]), str(data["time"]), str(data["message"]))
+        table.add_row(
+            str(data["type"]), str(data["reason"]), str(data["time"]), str(data["count"]), str(data["message"])
+        )
     out.print(table)
