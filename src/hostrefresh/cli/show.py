@@ -16,6 +16,7 @@ from hostrefresh.cli.model import (
     Obj,
     Outcome,
     duration,
+    plan_eta,
     plan_outcome,
     plan_view,
     refresh_outcome,
@@ -73,14 +74,22 @@ def exit_for(outcome: Outcome) -> Exit:
 
 def summary(client: Client, target: fetch.Target) -> Obj:
     """The status report of a plan (with its nodes) or of one refresh, as data."""
+    children = fetch.list_refreshes(client, target.name) if target.kind == "RefreshPlan" else []
+    return summary_of(target, children)
+
+
+def summary_of(target: fetch.Target, children: list[Obj], now: datetime | None = None) -> Obj:
+    """``summary`` of a plan whose children are known (pure)."""
+    now = now or datetime.now(UTC)
     if target.kind == "RefreshPlan":
-        rows = rollout(target.obj, fetch.list_refreshes(client, target.name))
+        rows = rollout(target.obj, children, now)
         return {
             "kind": "RefreshPlan",
             **plan_view(target.obj).to_json(),
+            "eta": plan_eta(target.obj, children, now).to_json(),
             "refreshes": [{**r.view.to_json(), "wave": r.wave, "canary": r.canary} for r in rows],
         }
-    return {"kind": "HostRefresh", **refresh_view(target.obj).to_json()}
+    return {"kind": "HostRefresh", **refresh_view(target.obj, now).to_json()}
 
 
 def print_status(client: Client, target: fetch.Target, fmt: str | None, out: Console) -> None:
