@@ -395,7 +395,7 @@ class Eta:
     def text(self) -> str:
         if self.seconds is None:
             return f"ETA unknown ({self.why})" if self.why else "ETA unknown"
-        return f"ETA {duration(self.seconds)}"
+        return "ETA 0s" if self.seconds <= 0 else f"ETA {duration(self.seconds)}"
 
     def to_json(self) -> Obj:
         return {
@@ -430,7 +430,7 @@ def plan_eta(plan: Obj, children: list[Obj], now: datetime | None = None) -> Eta
       each takes T.
 
     Zones, maintenance windows, health gates, cordons, retries and failures are not foreseen. A plan
-    that ended has 0; a paused or halted one, and one with nothing measured, an unknown ETA.
+    that succeeded has 0; a paused, halted or failed one, and one with nothing measured, an unknown ETA.
     """
     now = now or datetime.now(UTC)
     spec = plan.get("spec") or {}
@@ -447,8 +447,10 @@ def plan_eta(plan: Obj, children: list[Obj], now: datetime | None = None) -> Eta
         return Eta(seconds, per_node, len(measured), remaining, slots, why)
 
     outcome = plan_outcome(plan)
-    if outcome.done:
+    if outcome == Outcome.SUCCEEDED:
         return eta(0.0)
+    if outcome.done:
+        return eta(None, str(outcome).lower())  # failed or halted: nothing more starts by itself
     if outcome == Outcome.PAUSED or status.get("paused"):
         return eta(None, "paused")
     if per_node is None:
