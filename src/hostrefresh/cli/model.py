@@ -383,7 +383,7 @@ DEFAULT_SOAK_SECONDS = 300
 @dataclass(frozen=True)
 class Eta:
     """How long a RefreshPlan's rollout still takes, as ``plan_eta`` estimates it (the one definition;
-    docs/operations.md, "Following a rollout", says it in words)."""
+    docs/operations.md, "Following a rollout with kubectl hostrefresh watch", says it in words)."""
 
     seconds: float | None  # None: unknown (no node completed yet, or the plan is paused or halted)
     per_node_seconds: float | None  # the median per-node time it is built on
