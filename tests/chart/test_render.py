@@ -97,6 +97,14 @@ def test_operator_cluster_rbac_is_exactly_what_it_uses(default: list[Manifest]) 
     assert rules == expected
 
 
+def test_operator_events_role_creates_and_counts_repeats(default: list[Manifest]) -> None:
+    # patch: a repeated Event is counted on the Event posted first (operator/eventseries.py).
+    assert rule_set(find(default, "Role", "-operator-events")["rules"]) == {
+        ("", "events", "create", ()),
+        ("", "events", "patch", ()),
+    }
+
+
 def test_operator_leader_lease_is_narrowed_by_name(default: list[Manifest]) -> None:
     role = find(default, "Role", "-operator")
     rules = rule_set(role["rules"])

@@ -9,18 +9,23 @@ into involvedObject, which describe then never shows (checked below, so the reas
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from lightkube import AsyncClient
+from lightkube.resources.core_v1 import Event
 
 from hostrefresh.cli.fetch import events, get_plan, get_refresh
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.nodes import register_node
 from hostrefresh.kube.client import load_config, sync_client
 from hostrefresh.operator import kube, objects
+from hostrefresh.operator.eventseries import SERIES_WINDOW
 from tests.cli.fleet import make_plan, make_refresh
 
 pytestmark = pytest.mark.integration
@@ -115,3 +120,112 @@ def test_node_events_show_in_describe_node_and_events_for_node(control_plane: Co
     assert "HostRefreshStarted" in described and message in described, described[-1500:]
     listed = control_plane.kubectl("events", "--for", f"node/{node}").stdout
     assert "HostRefreshStarted" in listed, listed
+
+
+def _record(cp: ControlPlane, recorder_bodies: list[list[dict[str, Any]]]) -> None:
+    """Each inner list is posted through one EventRecorder (one operator process), in order."""
+
+    async def post() -> None:
+        client = AsyncClient(config=load_config(cp.kubeconfig))
+        try:
+            for bodies in recorder_bodies:
+                recorder = kube.EventRecorder(client)
+                for body in bodies:
+                    await recorder.post(body)
+        finally:
+            await client.close()
+
+    asyncio.run(post())
+
+
+def _ours(client: Any, name: str, uid: str) -> list[dict[str, Any]]:
+    return [e for e in events(client, "HostRefresh", name, uid) if e["reason"] == "DeadlineExceeded"]
+
+
+def test_a_repeated_event_is_one_event_with_a_count(crds: ControlPlane) -> None:
+    name = f"evr-{uuid.uuid4().hex[:6]}"
+    client = sync_client(crds.kubeconfig)
+    make_refresh(client, name, f"{name}-node", None, {})
+    obj = get_refresh(client, name)
+    assert obj is not None
+    uid = obj["metadata"]["uid"]
+    now = datetime.now(UTC)
+    message = "phase Migrating exceeded its deadline"
+
+    def body(at: datetime, rv: str, msg: str = message) -> dict[str, Any]:
+        moved = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
+        return objects.event_body(moved, "Warning", "DeadlineExceeded", msg, "default", "t", at)
+
+    # Three repeats (the object moving on between them), and one other message between them.
+    _record(
+        crds,
+        [
+            [
+                body(now, "1"),
+                body(now + timedelta(seconds=2), "2"),
+                body(now + timedelta(seconds=3), "3", "phase Retiring exceeded its deadline"),
+                body(now + timedelta(seconds=4), "4"),
+            ]
+        ],
+    )
+    found = _ours(client, name, uid)
+    by_message = {e["message"]: e for e in found}
+    assert len(found) == 2, found
+    repeated = by_message[message]
+    assert repeated["count"] == 3
+    assert repeated["series"]["count"] == 3
+    assert repeated["series"]["lastObservedTime"].startswith(f"{now + timedelta(seconds=4):%Y-%m-%dT%H:%M:%S}")
+    assert repeated["lastTimestamp"] > repeated["firstTimestamp"]
+    assert by_message["phase Retiring exceeded its deadline"]["count"] == 1
+    assert "series" not in by_message["phase Retiring exceeded its deadline"] or not by_message[
+        "phase Retiring exceeded its deadline"
+    ].get("series")
+    # Both kubectl readers show the count: describe reads count, `kubectl events` the series.
+    assert "x3 over" in crds.kubectl("describe", "hostrefresh", name).stdout
+    assert "x3 over" in crds.kubectl("events", "--for", f"hostrefresh/{name}").stdout
+    plugin = subprocess.run(
+        [sys.executable, "-m", "hostrefresh.cli", "describe", name, "-o", "json", "--kubeconfig", str(crds.kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    shown = [e for e in json.loads(plugin.stdout)["events"] if e["reason"] == "DeadlineExceeded"]
+    assert sorted(e["count"] for e in shown) == [1, 3], plugin.stdout
+
+    # A restarted operator (a new recorder, nothing remembered) posts a new Event, without failing;
+    # its own repeats count on that one.
+    later = now + timedelta(seconds=10)
+    _record(crds, [[body(later, "5"), body(later + timedelta(seconds=1), "6")]])
+    counts = sorted(e["count"] for e in _ours(client, name, uid) if e["message"] == message)
+    assert counts == [2, 3]
+
+    # The Event a repeat would update is gone (Events expire): the repeat posts a new one, no failure.
+    async def delete_then_repeat() -> None:
+        ac = AsyncClient(config=load_config(crds.kubeconfig))
+        try:
+            recorder = kube.EventRecorder(ac)
+            await recorder.post(body(later + timedelta(seconds=20), "7", "a third message"))
+            third = [e for e in _ours(client, name, uid) if e["message"] == "a third message"]
+            assert len(third) == 1
+            await ac.delete(Event, third[0]["metadata"]["name"], namespace="default")
+            await recorder.post(body(later + timedelta(seconds=21), "8", "a third message"))
+            await recorder.post(body(later + timedelta(seconds=22), "9", "a third message"))
+        finally:
+            await ac.close()
+
+    asyncio.run(delete_then_repeat())
+    third = [e for e in _ours(client, name, uid) if e["message"] == "a third message"]
+    assert [e["count"] for e in third] == [2], third
+
+
+def test_a_repeat_after_the_window_is_a_new_event(crds: ControlPlane) -> None:
+    name = f"evw-{uuid.uuid4().hex[:6]}"
+    client = sync_client(crds.kubeconfig)
+    make_refresh(client, name, f"{name}-node", None, {})
+    obj = get_refresh(client, name)
+    assert obj is not None
+    now = datetime.now(UTC) - timedelta(minutes=20)
+    late = now + SERIES_WINDOW + timedelta(seconds=1)
+    bodies = [objects.event_body(obj, "Warning", "DeadlineExceeded", "late", "default", "t", at) for at in (now, late)]
+    _record(crds, [bodies])
+    assert [e["count"] for e in _ours(client, name, obj["metadata"]["uid"])] == [1, 1]

@@ -87,14 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output(get)
 
-    for name, help_ in (
-        ("status", "where a plan or a node's refresh stands; --timeout waits until it ends"),
-        ("watch", "live progress per node and for the fleet, until the rollout ends"),
+    for name, help_, interval in (
+        (
+            "status",
+            "where a plan or a node's refresh stands; --timeout waits until it ends",
+            "seconds between polls while waiting (default 1s)",
+        ),
+        (
+            "watch",
+            "live progress per node and for the fleet (with the plan's ETA), until the rollout ends",
+            "seconds between redraws of the terminal view (default 1s); changes arrive by a Kubernetes watch",
+        ),
     ):
         cmd = verb(name, help_)
         cmd.add_argument("name", nargs="?", help="PLAN or NODE (default: the only plan)")
         cmd.add_argument("--timeout", type=parse_duration, default=None, help="wait at most this long (e.g. 10m)")
-        cmd.add_argument("--interval", type=parse_duration, default=1.0, help="seconds between polls (default 1s)")
+        cmd.add_argument("--interval", type=parse_duration, default=1.0, help=interval)
         _output(cmd)
 
     describe = verb("describe", "one refresh's timeline: phases, nested window, VM handovers, Events")

@@ -6,6 +6,8 @@ refresh's phases with their durations and its nested window, a plan's canary and
 
 from __future__ import annotations
 
+import heapq
+import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -14,6 +16,7 @@ from typing import Any
 from hostrefresh.api import FAILED_ENDS, Phase, RefreshScope, is_terminal
 from hostrefresh.api.conditions import DEGRADED, PAUSED, PROGRESSING, READY, Reason
 from hostrefresh.api.names import PLAN_LABEL
+from hostrefresh.operator.waves import resolve_count
 
 Obj = dict[str, Any]
 
@@ -371,6 +374,111 @@ def plan_view(obj: Obj) -> PlanView:
         paused_reason=status.get("pausedReason") or "",
         message=f"{cond.get('reason')}: {cond.get('message', '')}" if cond else "",
     )
+
+
+#: A plan's soakSeconds when its spec does not say (the API's default).
+DEFAULT_SOAK_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Eta:
+    """How long a RefreshPlan's rollout still takes, as ``plan_eta`` estimates it (the one definition;
+    docs/operations.md, "Following a rollout with kubectl hostrefresh watch", says it in words)."""
+
+    seconds: float | None  # None: unknown (no node completed yet, or the plan is paused or halted)
+    per_node_seconds: float | None  # the median per-node time it is built on
+    completed: int  # the children that median is taken over
+    remaining: int  # nodes still to finish: running and pending
+    slots: int  # maxUnavailable, resolved
+    why: str = ""  # why unknown
+
+    def text(self) -> str:
+        if self.seconds is None:
+            return f"ETA unknown ({self.why})" if self.why else "ETA unknown"
+        return "ETA 0s" if self.seconds <= 0 else f"ETA {duration(self.seconds)}"
+
+    def to_json(self) -> Obj:
+        return {
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
+            "perNodeSeconds": None if self.per_node_seconds is None else round(self.per_node_seconds, 3),
+            "completed": self.completed,
+            "remaining": self.remaining,
+            "slots": self.slots,
+            "why": self.why or None,
+        }
+
+
+def node_seconds(children: list[Obj]) -> list[float]:
+    """The per-node times a plan has measured: ``completedAt - startedAt`` of each child that Succeeded."""
+    out: list[float] = []
+    for child in children:
+        status = child.get("status") or {}
+        start, end = parse_time(status.get("startedAt")), parse_time(status.get("completedAt"))
+        if status.get("phase") == Phase.SUCCEEDED and start is not None and end is not None:
+            out.append(max((end - start).total_seconds(), 0.0))
+    return out
+
+
+def plan_eta(plan: Obj, children: list[Obj], now: datetime | None = None) -> Eta:
+    """The rollout's ETA: when the last node would finish if every node not yet finished took T.
+
+    - T: the median of ``node_seconds`` (unknown until at least one child Succeeded);
+    - slots: ``spec.maxUnavailable`` resolved against ``status.nodes`` as the operator does;
+    - a running child (started or created, not ended) frees its slot after ``T - elapsed`` (at least 0);
+    - the ``status.pending`` nodes take freed slots one by one, each ``spec.soakSeconds`` after the slot's
+      previous node ended (a slot free now: soakSeconds after the plan's last child ended, or now), and
+      each takes T.
+
+    Zones, maintenance windows, health gates, cordons, retries and failures are not foreseen. A plan
+    that succeeded has 0; a paused, halted or failed one, and one with nothing measured, an unknown ETA.
+    """
+    now = now or datetime.now(UTC)
+    spec = plan.get("spec") or {}
+    status = plan.get("status") or {}
+    nodes = int(status.get("nodes", 0))
+    slots = resolve_count(spec.get("maxUnavailable", 1), nodes) or 1
+    running = [c for c in children if not refresh_outcome(c).done]
+    pending = int(status.get("pending", 0))
+    remaining = len(running) + pending
+    measured = node_seconds(children)
+    per_node = statistics.median(measured) if measured else None
+
+    def eta(seconds: float | None, why: str = "") -> Eta:
+        return Eta(seconds, per_node, len(measured), remaining, slots, why)
+
+    outcome = plan_outcome(plan)
+    if outcome == Outcome.SUCCEEDED:
+        return eta(0.0)
+    if outcome.done:
+        return eta(None, str(outcome).lower())  # failed or halted: nothing more starts by itself
+    if outcome == Outcome.PAUSED or status.get("paused"):
+        return eta(None, "paused")
+    if per_node is None:
+        return eta(None, "no node completed yet")
+    if remaining == 0:
+        return eta(0.0)
+    soak = float(spec.get("soakSeconds", DEFAULT_SOAK_SECONDS))
+    ends: list[float] = []  # when each running node frees its slot, seconds from now
+    for child in running:
+        status_c = child.get("status") or {}
+        started = parse_time(status_c.get("startedAt"))
+        elapsed = (now - started).total_seconds() if started is not None else 0.0
+        ends.append(max(per_node - elapsed, 0.0))
+    ended = [t for c in children if (t := parse_time((c.get("status") or {}).get("completedAt"))) is not None]
+    free_from = max((max(ended) - now).total_seconds() + soak, 0.0) if ended else 0.0
+    heapq.heapify(ends)
+    finish = max(ends, default=0.0)
+    for _ in range(pending):
+        if len(ends) < slots:
+            start = free_from
+        else:
+            start = heapq.heappop(ends) + soak
+            while len(ends) >= slots:  # more running than slots (maxUnavailable lowered): wait for more
+                start = max(start, heapq.heappop(ends) + soak)
+        end = start + per_node
+        heapq.heappush(ends, end)
+        finish = max(finish, end)
+    return eta(finish)
 
 
 def duration(seconds: float | None) -> str:

@@ -16,6 +16,7 @@ from hostrefresh.cli.model import (
     Obj,
     Outcome,
     duration,
+    plan_eta,
     plan_outcome,
     plan_view,
     refresh_outcome,
@@ -73,14 +74,22 @@ def exit_for(outcome: Outcome) -> Exit:
 
 def summary(client: Client, target: fetch.Target) -> Obj:
     """The status report of a plan (with its nodes) or of one refresh, as data."""
+    children = fetch.list_refreshes(client, target.name) if target.kind == "RefreshPlan" else []
+    return summary_of(target, children)
+
+
+def summary_of(target: fetch.Target, children: list[Obj], now: datetime | None = None) -> Obj:
+    """``summary`` of a plan whose children are known (pure)."""
+    now = now or datetime.now(UTC)
     if target.kind == "RefreshPlan":
-        rows = rollout(target.obj, fetch.list_refreshes(client, target.name))
+        rows = rollout(target.obj, children, now)
         return {
             "kind": "RefreshPlan",
             **plan_view(target.obj).to_json(),
+            "eta": plan_eta(target.obj, children, now).to_json(),
             "refreshes": [{**r.view.to_json(), "wave": r.wave, "canary": r.canary} for r in rows],
         }
-    return {"kind": "HostRefresh", **refresh_view(target.obj).to_json()}
+    return {"kind": "HostRefresh", **refresh_view(target.obj, now).to_json()}
 
 
 def print_status(client: Client, target: fetch.Target, fmt: str | None, out: Console) -> None:
@@ -206,7 +215,7 @@ def _event_json(e: Obj) -> Obj:
         "reason": e.get("reason"),
         "message": e.get("message"),
         "time": e.get("lastTimestamp") or e.get("eventTime"),
-        "count": e.get("count") or 1,
+        "count": max(int(e.get("count") or 1), int((e.get("series") or {}).get("count") or 1)),
     }
 
 
@@ -215,9 +224,11 @@ def print_events(events: list[Obj], out: Console) -> None:
         out.print("Events: none")
         return
     table = Table(title="Events", title_justify="left", box=None, pad_edge=False)
-    for column in ("TYPE", "REASON", "TIME", "MESSAGE"):
+    for column in ("TYPE", "REASON", "TIME", "COUNT", "MESSAGE"):
         table.add_column(column)
     for e in events:
         data = _event_json(e)
-        table.add_row(str(data["type"]), str(data["reason"]), str(data["time"]), str(data["message"]))
+        table.add_row(
+            str(data["type"]), str(data["reason"]), str(data["time"]), str(data["count"]), str(data["message"])
+        )
     out.print(table)

@@ -6,6 +6,7 @@ a stale decision (another replica, a racing timer) fails with 409 instead of ove
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -28,6 +29,7 @@ from hostrefresh.kube.errors import is_transient
 from hostrefresh.kube.link import ApiLink
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.operator import metrics
+from hostrefresh.operator.eventseries import EventKey, Recorded, SeriesLog, event_key, observed_at, series_patch
 from hostrefresh.operator.nodemarks import NodeMarkPatch
 from hostrefresh.operator.objects import node_view
 from hostrefresh.operator.views import NodeView
@@ -253,12 +255,69 @@ async def patch_plan_status(
 
 
 async def post_event(client: AsyncClient, body: dict[str, Any]) -> None:
-    """Create an Event (built by ``event_body``); a failure is logged, never raised (Events are auxiliary)."""
+    """Create one Event (built by ``event_body``), repeat or not (``EventRecorder`` counts repeats); a
+    failure is logged, never raised (Events are auxiliary)."""
     try:
         event = cast(Event, Event.from_dict(body))
         await client.create(event)
     except ApiError as exc:
         log.warning("could not post Event %s: %s", body.get("reason"), exc.status.message)
+
+
+class EventRecorder:
+    """Posts Events, a repeat as a count on the Event first posted (``eventseries`` decides which).
+
+    Posts of the same key are serialized, so a repeat waits for the Event it updates to exist and
+    learns its name. Nothing here ever raises for the API server's sake: an update that fails (the
+    Event expired or was deleted, the API server refused) creates a new Event, and a failed create is
+    logged; the next repeat then starts a new Event.
+    """
+
+    def __init__(self, client: AsyncClient, log_: SeriesLog | None = None) -> None:
+        self.client = client
+        self.series = log_ if log_ is not None else SeriesLog()
+        self._serial: dict[EventKey, tuple[asyncio.Lock, int]] = {}
+
+    async def post(self, body: dict[str, Any]) -> None:
+        key = event_key(body)
+        lock, users = self._serial.get(key) or (asyncio.Lock(), 0)
+        self._serial[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._record(key, body)
+        except Exception as exc:
+            if not (isinstance(exc, ApiError) or is_transient(exc)):
+                raise
+            self.series.forget(key)
+            log.warning("could not post Event %s: %s", body.get("reason"), exc)
+        finally:
+            lock, users = self._serial[key]
+            if users <= 1:
+                del self._serial[key]
+            else:
+                self._serial[key] = (lock, users - 1)
+
+    async def _record(self, key: EventKey, body: dict[str, Any]) -> None:
+        now = observed_at(body)
+        namespace = (body.get("metadata") or {}).get("namespace")
+        repeat = self.series.repeat(key, now)
+        if repeat is not None:
+            try:
+                await self.client.patch(
+                    Event, repeat.name, series_patch(repeat), namespace=namespace, patch_type=PatchType.MERGE
+                )
+            except ApiError as exc:  # gone (Events expire) or refused: this one starts a new Event
+                log.info(
+                    "could not count a repeat on Event %s (%s); posting a new one", repeat.name, exc.status.message
+                )
+                self.series.forget(key)
+            else:
+                self.series.record(key, repeat)
+                return
+        created = await self.client.create(cast(Event, Event.from_dict(body)))
+        name = created.metadata.name if created.metadata is not None else None
+        if name:
+            self.series.record(key, Recorded(name, int(created.count or 1), now))
 
 
 class KubeWriter:
@@ -267,6 +326,7 @@ class KubeWriter:
     def __init__(self, client: AsyncClient, link: ApiLink | None = None) -> None:
         self.client = client
         self.writes = WritesInFlight(link)
+        self.events = EventRecorder(client)
 
     @property
     def in_flight(self) -> int:
@@ -292,4 +352,4 @@ class KubeWriter:
         return await create_refresh(self.client, self.writes, name, plan, node, spec, retry_of)
 
     async def post_event(self, body: dict[str, Any]) -> None:
-        await post_event(self.client, body)
+        await self.events.post(body)
