@@ -22,7 +22,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 python-deps:
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,testbed,timeline]'
 
 tools:
 	$(PYTHON) -m hostrefresh.controlplane build

@@ -30,6 +30,7 @@ from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
 from hostrefresh.api import API_VERSION
+from hostrefresh.api.refreshplan import resolve_count
 from hostrefresh.controlplane import ControlPlane
 from hostrefresh.controlplane.processes import stop_all
 from hostrefresh.kube.client import sync_client
@@ -37,7 +38,6 @@ from hostrefresh.kube.names import DEFAULT_NAMESPACE
 from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.operator.views import ZONE_LABEL
-from hostrefresh.operator.waves import resolve_count
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,8 +20,10 @@ bash scripts/docker-engine.sh
 cp_bin=$($PYTHON -m hostrefresh.controlplane build)
 kind_bin=$($PYTHON -m hostrefresh.controlplane kind-tools)
 kind=$kind_bin/kind kubectl=$cp_bin/kubectl helm=$cp_bin/helm docker=/usr/bin/docker
-bash deploy/images/build.sh >/dev/null
-stamp "product images built"
+# The images by the immutable tag build.sh gives them (version and commit): a kept cluster never runs an
+# older build under a tag it already has, and `helm upgrade` rolls the pods when the build changed.
+tag=$(bash deploy/images/build.sh | sed -n 's/^hostrefresh-operator://p')
+stamp "product images built ($tag)"
 config=$(mktemp)
 trap 'rm -f "$config"' EXIT
 cp deploy/kind/kind-config.yaml "$config"
@@ -55,7 +57,6 @@ for node in $workers; do
   fi
 done
 
-tag=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/hostrefresh/Chart.yaml)
 # Into the workers only: the control plane runs neither (the operator does not tolerate its taint).
 $kind load docker-image --name "$CLUSTER" --nodes "$(echo $workers | tr ' ' ,)" \
   "hostrefresh-operator:$tag" "hostrefresh-agent:$tag" >/dev/null
@@ -63,6 +64,6 @@ stamp "images loaded"
 $kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | $kubectl apply -f - >/dev/null
 $kubectl label namespace "$NAMESPACE" pod-security.kubernetes.io/enforce=privileged --overwrite >/dev/null
 $helm upgrade --install hostrefresh charts/hostrefresh -n "$NAMESPACE" -f deploy/kind/values-kind.yaml \
-  --wait --timeout 5m >/dev/null
+  --set "image.tag=$tag" --wait --timeout 5m >/dev/null
 stamp "chart installed; operator and agents ready"
 echo "export KUBECONFIG=$KUBECONFIG_OUT PATH=$cp_bin:\$PATH"

@@ -10,7 +10,7 @@ Writes into DIST (default ``dist/``):
   sha256, and the homepage and download URL made from ``--base-url``.
 
 The plugin's third-party dependencies are not bundled: pydantic (pydantic-core), matplotlib (numpy,
-kiwisolver, Pillow) and lightkube's msgspec are compiled, and a zip application cannot carry compiled
+kiwisolver, Pillow; optional, only `timeline` pictures load it) and lightkube's msgspec are compiled, and a zip application cannot carry compiled
 modules portably, so the machine's Python provides them. Their requirements are read from
 ``pyproject.toml``; the build fails when the plugin imports a package that is not listed in
 ``IMPORT_TO_DISTRIBUTION``, so that list cannot fall behind the code.
@@ -51,6 +51,8 @@ IMPORT_TO_DISTRIBUTION = {
     "rich": "rich",
     "yaml": "pyyaml",
 }
+#: Distributions the plugin loads only for one verb (matplotlib: `timeline` pictures); not checked at start.
+OPTIONAL = {"matplotlib"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 MAIN = '''"""kubectl-hostrefresh: the hostrefresh kubectl plugin as a Python zip application (built by `make plugin`)."""
@@ -147,17 +149,40 @@ def requirements(external: set[str]) -> dict[str, str]:
             f"the plugin imports {', '.join(unknown)}, which deploy/krew/build.py does not know: add them to "
             "IMPORT_TO_DISTRIBUTION (and to the manifest's caveats)"
         )
-    declared: dict[str, str] = {}
-    for req in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]:
-        dist = re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0]
-        declared[dist.lower().replace("_", "-")] = req
+    declared, _ = _declared()
     out: dict[str, str] = {}
     for module in sorted(external):
         dist = IMPORT_TO_DISTRIBUTION[module]
+        if dist in OPTIONAL:
+            continue  # loaded only by the verb that needs it, which names the extra when it is missing
         if dist not in declared:
             raise BuildError(f"{module} comes from {dist}, which pyproject.toml's dependencies do not list")
         out[module] = declared[dist]
     return out
+
+
+def optional_requirements(external: set[str]) -> dict[str, str]:
+    """Import name -> requirement (from pyproject.toml's extras) of what the plugin loads only on demand."""
+    _, extras = _declared()
+    out: dict[str, str] = {}
+    for module in sorted(external):
+        dist = IMPORT_TO_DISTRIBUTION.get(module, "")
+        if dist in OPTIONAL:
+            if dist not in extras:
+                raise BuildError(f"{module} comes from {dist}, which pyproject.toml's extras do not list")
+            out[module] = extras[dist]
+    return out
+
+
+def _declared() -> tuple[dict[str, str], dict[str, str]]:
+    """Distribution -> requirement, for pyproject.toml's dependencies and for its extras."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+    def by_dist(reqs: list[str]) -> dict[str, str]:
+        return {re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0].lower().replace("_", "-"): req for req in reqs}
+
+    extras = [req for reqs in project.get("optional-dependencies", {}).values() for req in reqs]
+    return by_dist(project["dependencies"]), by_dist(extras)
 
 
 def package_version() -> str:
@@ -208,7 +233,14 @@ def build_archive(zipapp: Path, out: Path) -> None:
         gz.write(raw.getvalue())
 
 
-def render(template: str, version: str, sha256: str, base_url: str, reqs: dict[str, str]) -> str:
+def render(
+    template: str,
+    version: str,
+    sha256: str,
+    base_url: str,
+    reqs: dict[str, str],
+    optional: dict[str, str] | None = None,
+) -> str:
     """The manifest: the template's ``{{ .Name }}`` fields filled in; every field must be known."""
     tag = f"v{version}"
     fields = {
@@ -217,6 +249,7 @@ def render(template: str, version: str, sha256: str, base_url: str, reqs: dict[s
         "Homepage": base_url,
         "URI": f"{base_url}/releases/download/{tag}/{ARCHIVE}",
         "Requirements": " ".join(f"'{req}'" for req in sorted(set(reqs.values()))),
+        "Optional": " ".join(f"'{req}'" for req in sorted(set((optional or {}).values()))),
     }
 
     def fill(match: re.Match[str]) -> str:
@@ -254,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         reqs = build_zipapp(dist / BINARY)
         build_archive(dist / BINARY, dist / ARCHIVE)
         sha256 = hashlib.sha256((dist / ARCHIVE).read_bytes()).hexdigest()
-        manifest = render(TEMPLATE.read_text(), version, sha256, base_url, reqs)
+        optional = optional_requirements(closure()[1])
+        manifest = render(TEMPLATE.read_text(), version, sha256, base_url, reqs, optional)
     except BuildError as exc:
         print(f"make plugin: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ import pytest
 
 from hostrefresh.api import Phase, RefreshPlanSpec, RefreshPlanStatus
 from hostrefresh.api.names import REFRESH_TAINT_KEY
+from hostrefresh.api.refreshplan import resolve_count
 from hostrefresh.operator.conditions import Reason
 from hostrefresh.operator.views import AgentView, NodeView, Taint
 from hostrefresh.operator.waves import (
@@ -23,7 +24,6 @@ from hostrefresh.operator.waves import (
     overlapping_claims,
     plan,
     refresh_name,
-    resolve_count,
     spread_by_zone,
 )
 

@@ -1,5 +1,6 @@
 """The RefreshPlan custom resource: a fleet rollout that creates HostRefresh objects wave by wave."""
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,16 @@ PERCENT_OR_COUNT_RULE = rule(
     "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
     "must be a positive integer or a percentage from 1% to 100%, e.g. 3 or 10%",
 )
+
+
+def resolve_count(value: int | str | None, total: int) -> int | None:
+    """A ``maxUnavailable``-style value: integer, or percentage of ``total`` rounded down, at least 1."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return max(1, value)
+    percent = int(value.rstrip("%"))
+    return max(1, math.floor(total * percent / 100))
 
 
 class CordonedNodes(StrEnum):

@@ -16,7 +16,7 @@ from typing import Any
 from hostrefresh.api import FAILED_ENDS, Phase, RefreshScope, is_terminal
 from hostrefresh.api.conditions import DEGRADED, PAUSED, PROGRESSING, READY, Reason
 from hostrefresh.api.names import PLAN_LABEL
-from hostrefresh.operator.waves import resolve_count
+from hostrefresh.api.refreshplan import resolve_count
 
 Obj = dict[str, Any]
 

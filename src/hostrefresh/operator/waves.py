@@ -27,7 +27,6 @@ cordon it sees is someone else's.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from hostrefresh.api import CordonedNodes, Phase, RefreshPlanSpec, RefreshPlanSt
 from hostrefresh.api.meta import ConditionStatus
 from hostrefresh.api.names import APPROVED_WAVE_ANNOTATION
 from hostrefresh.api.phases import FAILED_ENDS
+from hostrefresh.api.refreshplan import resolve_count
 from hostrefresh.operator import conditions as cond
 from hostrefresh.operator.conditions import FALSE, TRUE, Reason
 from hostrefresh.operator.views import AgentView, NodeView
@@ -110,16 +110,6 @@ class PlanDecision:
     deferred: int = 0  # nodes that could start but wait for the start budget (counted as pending)
     status: RefreshPlanStatus = field(default_factory=RefreshPlanStatus)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-
-
-def resolve_count(value: int | str | None, total: int) -> int | None:
-    """``maxUnavailable``-style value: integer, or percentage of ``total`` rounded down, at least 1."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return max(1, value)
-    percent = int(value.rstrip("%"))
-    return max(1, math.floor(total * percent / 100))
 
 
 def refresh_name(plan: str, node: str, version: str, attempt: int = 0) -> str:
