@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from hostrefresh.demo import _stalled
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.qemu, pytest.mark.slow]
 
@@ -48,3 +52,57 @@ def test_demo_fleet_refreshes_qemu_only(tmp_path: Path) -> None:
     assert "at most 0.00s nested per node" in result.stdout
     for vm in ("worker-00-vm0", "worker-00-vm1"):
         assert f"verified: {vm}: runs in host L1 1 of worker-00" in result.stdout, result.stdout[-3000:]
+
+
+def _started_by(workdir: Path) -> list[str]:
+    """Command lines of the running processes that name ``workdir`` (all the demo starts does)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(workdir) in cmdline:
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_demo_stops_everything_it_started(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C or SIGTERM mid-rollout: the demo ends within seconds and leaves nothing running (the
+    control plane, the operator, the agents)."""
+    argv = [sys.executable, "-m", "hostrefresh.demo", "--nodes", "3", "--real-nodes", "0", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "agent.log").exists() or not _started_by(tmp_path)[2:]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the demo did not get under way"
+            time.sleep(0.5)
+        time.sleep(2)  # under way: the plan is applied, the operator and the agents run
+        assert len(_started_by(tmp_path)) >= 4, _started_by(tmp_path)  # etcd, apiserver, operator, agent (+ demo)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "everything the demo started has stopped" in err
+    assert _started_by(tmp_path) == []
+    assert not (tmp_path / "controlplane" / "controlplane.json").exists()
+
+
+def test_a_stalled_plan_is_named() -> None:
+    stalled = {
+        "conditions": [
+            {
+                "type": "Stalled",
+                "status": "True",
+                "reason": "FailureThresholdReached",
+                "message": "1 refresh(es) failed",
+            }
+        ]
+    }
+    assert _stalled(stalled) == "FailureThresholdReached: 1 refresh(es) failed"
+    assert _stalled({"conditions": [{"type": "Stalled", "status": "False", "reason": "AsExpected"}]}) is None

@@ -128,8 +128,16 @@ def _verify_real(lab: GuestLab, guests: dict[str, list[str]]) -> list[str]:
             l1 = driving_host(layout)
             records = {r.name: r for r in Inventory(layout.run(l1)).records()}
             for vm in vms:
-                inst = records[vm].instances["source"]
-                report = await GuestVerifier(layout.outside(inst.aux_socket, l1), lab.root).assert_ok()
+                record = records.get(vm)
+                if record is None or "source" not in record.instances:
+                    lines.append(f"{vm}: LOST: host L1 {l1} of {node} has no record of it")
+                    continue
+                inst = record.instances["source"]
+                try:
+                    report = await GuestVerifier(layout.outside(inst.aux_socket, l1), lab.root).assert_ok()
+                except Exception as exc:  # a guest that is gone is a finding to report, not a crash
+                    lines.append(f"{vm}: LOST or damaged in host L1 {l1} of {node}: {type(exc).__name__}: {exc}")
+                    continue
                 lines.append(
                     f"{vm}: runs in host L1 {l1} of {node}, {report.pages_checked} pages intact, still running"
                 )
@@ -235,6 +243,7 @@ def run(
         zones = {name: f"zone-{i % zone_count}" for i, name in enumerate(names)}
         started = time.monotonic()
         done = False
+        stalled: str | None = None
         with Live(console=console, refresh_per_second=4) as live:
             while time.monotonic() - started < 600:
                 try:
@@ -248,6 +257,9 @@ def run(
                 status = plan_obj.get("status") or {}
                 if status.get("nodes") and status.get("succeeded") == status.get("nodes"):
                     done = True
+                    break
+                stalled = _stalled(status)
+                if stalled is not None:
                     break
                 time.sleep(0.5)
         agents = [(i.get("status") or {}).get("agent") or {} for i in items]
@@ -263,6 +275,8 @@ def run(
             if lab is not None:
                 for line in _verify_real(lab, guests):
                     console.print(f"verified: {line}")
+        elif stalled is not None:
+            console.print(f"[bold red]the rollout stalled[/bold red]: {stalled}; logs in {workdir}", markup=True)
         else:
             console.print(f"[bold red]the rollout did not finish in 10 minutes[/bold red]; logs in {workdir}")
         picture = workdir / "rollout-timeline.png"
@@ -279,10 +293,25 @@ def run(
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0 if done else 1
     finally:
+        # Everything the demo started stops, even under a second Ctrl-C or SIGTERM meanwhile.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         stop_all(procs)
         if lab is not None:
             asyncio.run(lab.close())
         cp.stop()
+
+
+def _stalled(status: dict[str, Any]) -> str | None:
+    """Why the plan needs a person (its Stalled condition's reason and message), or None."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Stalled" and cond.get("status") == "True":
+            return f"{cond.get('reason')}: {cond.get('message')}"
+    return None
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends the demo as Ctrl-C does: through its clean-up, which stops all it started."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     if args.real_nodes < 0:
         parser.error(f"--real-nodes must be 0 or more, not {args.real_nodes}")
-    return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir, args.real_nodes, args.scope)
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir, args.real_nodes, args.scope)
+    except KeyboardInterrupt:
+        print(f"stopped; everything the demo started has stopped (logs in {workdir})", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
