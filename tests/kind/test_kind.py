@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hostrefresh.api.names import CAPABILITIES_ANNOTATION
+from hostrefresh.kube.names import agent_lease_name
 from hostrefresh.sim.guest.build import guest_image
 
 from .conftest import NAMESPACE, Kind, wait_until
@@ -30,6 +34,9 @@ STATE = "/var/lib/hostrefresh"
 VMCTL = ("python3", "-m", "hostrefresh.sim.guest.vmctl", f"--vm-runtime={STATE}/vms")
 GUESTS = ("vm-a", "vm-b")
 KERNEL = f"{STATE}/images/vmlinuz-2.0"
+#: The simulated target kernel the plan test puts on every worker, and its checksum.
+KERNEL_BYTES = b"simulated host kernel 2.0\n" * 64
+TARGET = {"version": "2.0", "kernel": KERNEL, "checksum": f"sha256:{hashlib.sha256(KERNEL_BYTES).hexdigest()}"}
 TERMINAL = {"Succeeded", "Failed", "RolledBack"}
 
 
@@ -89,7 +96,7 @@ def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_c
     kind.kubectl("delete", "hostrefreshes", "--all", "--wait=true")
     workers = kind.workers()
     image = guest_image()
-    kernel = b"simulated host kernel 2.0\n" * 64
+    kernel = KERNEL_BYTES
     checksum = hashlib.sha256(kernel).hexdigest()
     for node in workers:
         kind.docker("exec", node, "mkdir", "-p", f"{STATE}/guest", f"{STATE}/images")
@@ -125,7 +132,7 @@ def test_plan_over_three_workers_survives_operator_and_agent_pod_deletion(kind_c
         "metadata": {"name": "kind-fleet"},
         "spec": {
             "nodeSelector": {"matchLabels": {"hostrefresh.io/pool": "compute"}},
-            "target": {"version": "2.0", "kernel": KERNEL, "checksum": f"sha256:{checksum}"},
+            "target": TARGET,
             "template": {"partition": {"cpus": 2, "memory": "1Gi"}},
             "maxUnavailable": 1,
             "soakSeconds": 0,
@@ -252,3 +259,60 @@ def test_agent_token_cannot_touch_another_workers_refresh(kind_cluster: Kind, tm
     other = patch(node_b)
     assert other.returncode != 0 and "forbidden" in other.stderr.lower(), other.stderr
     assert f"is for node {node_b}" in other.stderr, other.stderr
+
+
+def test_without_an_l0_a_host_refresh_waits_and_nothing_is_touched(kind_cluster: Kind) -> None:
+    """With the chart's default L0 backend (vmcall), kind's workers (containers: no L0 under them) are
+    what a cluster without the L0 installed looks like. Each agent says so on its Lease, and a host
+    refresh there waits with NoL0: not granted, the node not tainted. The kind values come back after."""
+    kind = kind_cluster
+    node = kind.workers()[2]
+    helm = str(kind.bin_dir / "helm")
+    chart = str(Path(__file__).resolve().parents[2] / "charts" / "hostrefresh")
+
+    def upgrade(backend: str) -> None:
+        set_backend, wait = f"agent.l0Backend={backend}", ("--wait", "--timeout", "5m")
+        # --reuse-values keeps what up.sh installed (the kind values and the images' immutable tag).
+        result = subprocess.run(
+            [helm, "upgrade", "hostrefresh", chart, "-n", NAMESPACE, "--reuse-values", "--set", set_backend, *wait],
+            env={**os.environ, "KUBECONFIG": str(kind.kubeconfig)},
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def capabilities() -> dict[str, Any]:
+        lease = kind.get("lease", "-n", NAMESPACE, agent_lease_name(node))
+        text = (lease["metadata"].get("annotations") or {}).get(CAPABILITIES_ANNOTATION)
+        return dict(json.loads(text)) if text else {}
+
+    upgrade("vmcall")
+    try:
+        report = wait_until(lambda: (c := capabilities()).get("l0Backend") == "vmcall" and c, 180, "the agent's report")
+        assert report["l0"] == "absent", report
+        body = {
+            "apiVersion": "hostrefresh.io/v1alpha1",
+            "kind": "HostRefresh",
+            "metadata": {"name": "kind-no-l0"},
+            "spec": {"nodeName": node, "target": TARGET, "partition": {"cpus": 2, "memory": "1Gi"}},
+        }
+        path = kind.kubeconfig.parent / "no-l0.json"
+        path.write_text(json.dumps(body))
+        kind.kubectl("apply", "-f", str(path))
+
+        def waiting() -> dict[str, Any] | None:
+            status = kind.get("hostrefresh", "kind-no-l0").get("status") or {}
+            progressing = {c["type"]: c for c in status.get("conditions") or []}.get("Progressing") or {}
+            return status if progressing.get("reason") == "NoL0" else None
+
+        status = wait_until(waiting, 120, "the host refresh waiting for an L0")
+        progressing = {c["type"]: c for c in status["conditions"]}["Progressing"]
+        assert "spec.scope: VMM" in progressing["message"], progressing
+        assert status.get("directive") == "Wait" and not status.get("addedTaints"), status
+        taints = kind.get("node", node)["spec"].get("taints") or []
+        assert not [t for t in taints if t["key"].startswith("hostrefresh.io/")], taints
+        assert "NoL0" in kind.kubectl("hostrefresh", "describe", node).stdout
+    finally:
+        kind.kubectl("delete", "hostrefresh", "kind-no-l0", "--ignore-not-found", "--wait=true")
+        upgrade("sim")
