@@ -18,6 +18,7 @@ tree changes while a long benchmark runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shlex
@@ -41,9 +42,7 @@ def commit(root: Path = ROOT) -> str:
     sha = head.stdout.strip()
     if head.returncode != 0 or not sha:
         return "unknown"
-    status = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=False
-    )
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=False)
     return f"{sha}-dirty" if status.returncode != 0 or status.stdout.strip() else sha
 
 
@@ -92,10 +91,8 @@ def command(argv: list[str] | None = None) -> str:
     args = list(sys.argv if argv is None else argv)
     script = args[0] if args else ""
     if script and Path(script).is_absolute():
-        try:
+        with contextlib.suppress(ValueError):
             script = str(Path(script).relative_to(ROOT))
-        except ValueError:
-            pass
     return shlex.join(["python", script, *args[1:]]) if script else "python"
 
 
