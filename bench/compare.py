@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from provenance import markdown as provenance_markdown
+from provenance import provenance
+
 LATENCY_ROWS = [
     ("standalone: report -> status p50 / p99 (ms)", "standalone", ("report_to_status",)),
     ("standalone: same, on the API server's clock", "standalone", ("at_api_server", "report_to_status")),
@@ -82,6 +85,15 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sources(labels: list[str], docs: list[dict[str, Any]]) -> str:
+    """Where each compared column comes from: its file's provenance (or that it has none)."""
+    lines = []
+    for label, doc in zip(labels, docs, strict=False):
+        prov = doc.get("provenance")
+        lines.append(f"- {label}: " + (provenance_markdown(prov) if prov else "no provenance recorded in its file."))
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", nargs="*", type=Path, default=[], help="operator_latency.py JSON files")
@@ -96,14 +108,18 @@ def main() -> int:
     if len(labels) != count:
         parser.error(f"--labels names {len(labels)} columns for {count} files per bench")
     rows: list[list[str]] = []
-    if args.latency:
-        rows += latency_rows([json.loads(p.read_text()) for p in args.latency])
-    if args.fleet:
-        rows += fleet_rows([json.loads(p.read_text()) for p in args.fleet])
+    latency = [json.loads(p.read_text()) for p in args.latency]
+    fleet = [json.loads(p.read_text()) for p in args.fleet]
+    if latency:
+        rows += latency_rows(latency)
+    if fleet:
+        rows += fleet_rows(fleet)
     table = markdown(["figure", *labels], rows)
     print(table)
     if args.out is not None:
-        args.out.write_text(table)
+        text = f"{provenance_markdown(provenance())}\n\n{table}\nThe compared runs:\n\n"
+        text += sources(labels, latency) + (sources(labels, fleet) if fleet else "")
+        args.out.write_text(text)
     return 0
 
 

@@ -39,6 +39,8 @@ from hostrefresh.kube.resources import HostRefreshResource, RefreshPlanResource
 from hostrefresh.l0 import Call, FaultRule, Status, open_l0
 from hostrefresh.operator.views import ZONE_LABEL
 from hostrefresh.sim.node import SimNodeSpec, create_sim_node
+from provenance import markdown as provenance_markdown
+from provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 CANARY = 1
@@ -226,13 +228,17 @@ def main() -> int:
         help="how long each node's new host takes to boot in the simulated L0 (0: at once)",
     )
     args = parser.parse_args()
+    prov = provenance()
     with tempfile.TemporaryDirectory(prefix="hostrefresh-scale-") as tmp:
         result = run(args.nodes, args.max_unavailable, args.vms, args.boot_seconds, Path(tmp))
     result["recorded"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fleet_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "fleet_scale.json").write_text(json.dumps({"provenance": prov, **result}, indent=2) + "\n")
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    (RESULTS / "fleet_scale.md").write_text(f"# Fleet scale\n\n| figure | value |\n|---|---|\n{rows}\n")
+    (RESULTS / "fleet_scale.md").write_text(
+        f"# Fleet scale\n\n{provenance_markdown(prov)} Definitions: docs/benchmarks.md.\n\n"
+        f"| figure | value |\n|---|---|\n{rows}\n"
+    )
     print(json.dumps(result, indent=2))
     return 0 if result["succeeded"] == args.nodes else 1
 

@@ -3,7 +3,8 @@
 For each RAM size, one guest per path is started, allowed to dirty all of its RAM, then handed over
 (and back, `--reps` times for zero-copy). Downtime and total time come from QMP `query-migrate`;
 the target QEMU start is measured separately (it can happen before the nested window). Then N VMs are
-handed over in parallel. Results go to bench/results/handover.json and .md.
+handed over in parallel. Results go to bench/results/handover.json and .md, with the run's provenance
+(bench/provenance.py). Each guest's memory pattern is verified on a 64 MiB sample of its RAM.
 
     PYTHONPATH=src python bench/handover.py [--sizes 64,256,1024,4096] [--reps 5] [--parallel 8]
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +24,8 @@ from typing import Any
 from hostrefresh.nodeagent.migrate import HandoverRecord, MigrationPolicy, QemuMigrator, choose_accel
 from hostrefresh.sim.guest import GuestVerifier
 from hostrefresh.sim.guest.lab import GuestLab
+from provenance import markdown as provenance_markdown
+from provenance import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -150,14 +152,18 @@ def summarize(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, An
     return table
 
 
-def markdown(env: dict[str, Any], table: list[dict[str, Any]], par: list[dict[str, Any]]) -> str:
+def markdown(env: dict[str, Any], table: list[dict[str, Any]], par: list[dict[str, Any]], prov: dict[str, Any]) -> str:
     lines = [
         "# VM handover benchmark (bench/handover.py)",
         "",
-        f"- when: {env['date']}; QEMU: {env['qemu']}; accel: {env['accel']}; host: {env['host']}",
+        provenance_markdown(prov),
+        "",
+        f"- QEMU: {env['qemu']}; accel: {env['accel']}",
         f"- guest: hostrefresh test guest (microvm, multiboot), pace={env['pace']}, all RAM dirtied "
         "before measuring; zero-copy figures are the median/max of "
-        f"{env['reps']} handovers; copy: one handover; times from QMP query-migrate (ms resolution).",
+        f"{env['reps']} handovers; copy: one handover; times from QMP query-migrate (ms resolution): QEMU's",
+        "sender-side downtime and total-time (the new QEMU resumes the guest by itself, no agent in between).",
+        "Memory verified: a 64 MiB sample of each guest's pattern. Definitions: docs/benchmarks.md.",
         "",
         "| RAM | zero-copy downtime (med/max) | zero-copy total (med/max) | zero-copy bytes | copy downtime "
         "| copy total | copy bytes | copy/zero-copy total | target QEMU start | memory verified |",
@@ -194,13 +200,13 @@ async def main(argv: list[str]) -> int:
     ap.add_argument("--pace", type=int, default=0, help="guest pause loops per page after the first pass")
     ap.add_argument("--out", type=Path, default=RESULTS / "handover")
     args = ap.parse_args(argv)
+    prov = provenance([sys.argv[0], *argv])
     sizes = [int(s) for s in args.sizes.split(",") if s]
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False)
     env = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "qemu": qemu.stdout.splitlines()[0] if qemu.stdout else "?",
         "accel": choose_accel(),
-        "host": f"{platform.node()} {platform.release()} {platform.machine()}",
         "pace": args.pace,
         "reps": args.reps,
     }
@@ -219,9 +225,9 @@ async def main(argv: list[str]) -> int:
     table = summarize(rows, sizes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
-        json.dumps({"env": env, "summary": table, "runs": rows, "parallel": par}, indent=2) + "\n"
+        json.dumps({"provenance": prov, "env": env, "summary": table, "runs": rows, "parallel": par}, indent=2) + "\n"
     )
-    md = markdown(env, table, par)
+    md = markdown(env, table, par, prov)
     args.out.with_suffix(".md").write_text(md)
     print(md)
     return 0

@@ -7,7 +7,8 @@ so a pull transfers less.
     python bench/images.py                       # the images of this checkout (deploy/images/tag.sh)
     python bench/images.py --tag 0.1.0-gabc123   # images built earlier, by their immutable tag
 
-Appends one entry per tag to bench/results/images.json.
+Appends one entry per tag to bench/results/images.json; the file's provenance (bench/provenance.py)
+is that of the latest run, and each entry keeps its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+from provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "images.json"
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"definition": DEFINITION, "runs": []}
     doc["definition"] = DEFINITION
+    prov = provenance()
+    doc["provenance"] = prov
     for tag in tags:
         images = {name: inspect(f"hostrefresh-{name}:{tag}") for name in ("operator", "agent")}
         named = re.search(r"-g([0-9a-f]{7,40})", tag)
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).date().isoformat(),
             "machine": f"{MACHINE} ({platform.machine()})",
             "command": "python bench/images.py " + " ".join(sys.argv[1:]),
+            "provenance": prov,
             "images": images,
         }
         doc["runs"].append(entry)

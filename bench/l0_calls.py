@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from hostrefresh.l0 import _binding as b
 from hostrefresh.l0 import open_l0, sim_create
+from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "l0_calls.json"
@@ -110,9 +110,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     results: dict[str, object] = {
+        "provenance": provenance(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_implementation()} "
-        f"{platform.python_version()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
         "backend": "sim (simulated L0, state file on local disk)",
         "target": f"python query <= C query + {TARGET_US} us",
     }

@@ -5,14 +5,19 @@ the real control plane: N test guests of M MiB (shared RAM, zero-copy) start in 
 host's agent starts the destination QEMUs in its own host before the handover (BootingTarget), the
 old host's agent sends every VM, the retire kills the old host. Figures:
 
-- per VM: downtime (QEMU's downtime on the sender plus the receiver's resume lag) and total time;
+- per VM (from the agents' timing records, docs/benchmarks.md): downtime, from the guest paused in
+  the old host to the guest running in the new one (paused = the destination's QEMU reported the
+  state loaded, minus QEMU's downtime on the sender; running = the receiver's `cont` returned), so it
+  includes the receiver's resume lag; total, from the handover's start (the sender about to start
+  the migration) to the guest running in the new host. QEMU's own figures (its sender-side downtime
+  and total-time, which leave the receiver out) are kept beside them;
 - the switch of all VMs: wall time from the first guest paused to the last guest running in the new
-  host (paused = the destination's QEMU reported the state loaded, minus the sender's downtime);
+  host (paused and running as above);
 - the nested window (nested enable to nested disable, from the agents' timing records), split into
   its steps, and our own overhead inside it: time covered by neither an L0 call, nor the new host's
   boot (the L0 booting the L1 and the host preparing its destinations), nor a QEMU migration.
 
-Results: bench/results/twohost.json and .md.
+Results: bench/results/twohost.json and .md, with the run's provenance (bench/provenance.py).
 
     PYTHONPATH=src python bench/twohost.py [--scenarios 1x256,1x1024,1x4096,8x256,8x1024]
 """
@@ -23,7 +28,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,10 +47,14 @@ from hostrefresh.sim.guest import GuestVerifier
 from hostrefresh.sim.guest.lab import GuestLab
 from hostrefresh.sim.machine.layout import NodeLayout
 from hostrefresh.sim.machine.vms import launch_in_host
+from provenance import markdown as provenance_markdown
+from provenance import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The steps a host refresh takes between Preflight and Verifying, each timed on its own.
 PARTS = [str(p) for p in FORWARD_STEPS[1:-1]]
+#: Bytes of each guest's memory pattern verified after the refresh: a sample, not the whole RAM.
+VERIFY_BYTES = 64 << 20
 
 
 def _union(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
@@ -84,14 +92,48 @@ def split_window(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def vm_moments(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per VM: when its handover started, when the guest paused in the old host, when it ran in the new.
+
+    started: the sender's stamp just before it starts the migration (its ``migration`` record);
+    paused: the destination's QEMU reported the state loaded (the ``switch`` record's start, QEMU's
+    own event time) minus QEMU's downtime on the sender (the guest stood still that long before);
+    running: the receiver's stamp once ``cont`` returned (``running``; older records lack it, and
+    their end, after the receiver's record was written, stands in). The last handover of each VM counts.
+    """
+    migrations = {r["vm"]: r for r in records if r["kind"] == "migration"}
+    out: dict[str, dict[str, float]] = {}
+    for r in records:
+        if r["kind"] != "switch":
+            continue
+        sent = migrations.get(r["vm"])
+        qemu_downtime_s = ((sent or {}).get("downtime_ms") or 0.0) / 1000
+        out[r["vm"]] = {
+            "started": float(sent["start"]) if sent else float(r["start"]),
+            "paused": float(r["start"]) - qemu_downtime_s,
+            "running": float(r.get("running") or r["end"]),
+        }
+    return out
+
+
+def per_vm(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per VM, ms: downtime (paused to running) and total (handover started to running)."""
+    return {
+        vm: {
+            "downtime_ms": round((m["running"] - m["paused"]) * 1000, 2),
+            "total_ms": round((m["running"] - m["started"]) * 1000, 2),
+        }
+        for vm, m in vm_moments(records).items()
+    }
+
+
 def switch_window(records: list[dict[str, Any]]) -> float | None:
     """First guest paused to last guest running in the new host, ms."""
-    downtime = {r["vm"]: (r.get("downtime_ms") or 0.0) / 1000 for r in records if r["kind"] == "migration"}
-    switches = [r for r in records if r["kind"] == "switch"]
-    if not switches:
+    moments = vm_moments(records).values()
+    if not moments:
         return None
-    paused = min(r["start"] - downtime.get(r["vm"], 0.0) for r in switches)
-    running = max(r["end"] for r in switches)
+    paused = min(m["paused"] for m in moments)
+    running = max(m["running"] for m in moments)
     return round(float(running - paused) * 1000, 2)
 
 
@@ -165,7 +207,7 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
             raise RuntimeError(f"{node}: {status['phase']}: {status.get('conditions')}")
 
         async def verified() -> bool:
-            reports = [await GuestVerifier(aux(n, 2), lab.root).verify(max_bytes=64 << 20) for n in names]
+            reports = [await GuestVerifier(aux(n, 2), lab.root).verify(max_bytes=VERIFY_BYTES) for n in names]
             return all(r.ok for r in reports)
 
         ok = asyncio.run(verified())
@@ -174,19 +216,25 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
         if not any(r["kind"] == "l0" and r.get("call") == "nested_enable" for r in records):
             text = "\n".join(p.read_text(errors="replace")[-3000:] for p in logs)
             raise RuntimeError(f"{node}: no timing record of nested_enable in {[str(p) for p in logs]}:\n{text}")
-        per_vm = status["agent"]["vms"]
-        downtimes = [vm["downtimeMillis"] for vm in per_vm]
-        totals = [vm["totalMillis"] for vm in per_vm]
+        reported = status["agent"]["vms"]
+        figures = per_vm(records)
+        if sorted(figures) != sorted(names):
+            raise RuntimeError(f"{node}: switch records for {sorted(figures)}, guests {names}")
+        downtimes = [f["downtime_ms"] for f in figures.values()]
+        totals = [f["total_ms"] for f in figures.values()]
         row: dict[str, Any] = {
             "vms": vms,
             "ram_mib": mib,
             "verified": ok,
-            "paths": sorted({vm["path"] for vm in per_vm}),
+            "verified_bytes_per_vm": VERIFY_BYTES,
+            "paths": sorted({vm["path"] for vm in reported}),
             "downtime_ms_max": round(max(downtimes), 2),
             "downtime_ms_median": round(statistics.median(downtimes), 2),
             "total_ms_max": round(max(totals), 2),
             "total_ms_median": round(statistics.median(totals), 2),
-            "bytes_max": max(vm["bytesTransferred"] for vm in per_vm),
+            "agent_downtime_ms_max": round(max(vm["downtimeMillis"] for vm in reported), 2),
+            "qemu_total_ms_max": round(max(vm["totalMillis"] for vm in reported), 2),
+            "bytes_max": max(vm["bytesTransferred"] for vm in reported),
             "qemu_downtime_ms_max": max((r.get("downtime_ms") or 0.0) for r in records if r["kind"] == "migration"),
             "resume_lag_ms_max": round(max(r["resume_ms"] for r in records if r["kind"] == "switch"), 2),
             "switch_ms": switch_window(records),
@@ -201,29 +249,36 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
             ram.unlink()  # free the guests' RAM before the next scenario
 
 
-def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], prov: dict[str, Any]) -> str:
     lines = [
         "# Two-host refresh (bench/twohost.py)",
         "",
-        f"Machine: {meta['machine']}; accel {meta['accel']}; {meta['date']}. One refresh per row through the real",
-        "operator and control plane; the old and the new host are isolated hosts with their own agents.",
+        provenance_markdown(prov),
         "",
-        "| VMs | RAM MiB | verified | downtime max / median ms | QEMU downtime max ms | resume lag max ms |"
-        " total max / median ms | switch ms | nested s |"
+        f"Accel {meta['accel']}. One refresh per row through the real operator and control plane; the old",
+        "and the new host are isolated hosts with their own agents. Definitions: docs/benchmarks.md.",
+        "",
+        "| VMs | RAM MiB | verified (64 MiB sample) | downtime max / median ms | QEMU downtime max ms |"
+        " resume lag max ms | total max / median ms | QEMU total max ms | switch ms | nested s |"
         " boot s | handover s | retire s | devirt s | L0 calls s | host boot s | migrations s | overhead s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['vms']} | {r['ram_mib']} | {r['verified']} | {r['downtime_ms_max']} / {r['downtime_ms_median']} |"
             f" {r['qemu_downtime_ms_max']} | {r['resume_lag_ms_max']} |"
-            f" {r['total_ms_max']} / {r['total_ms_median']} | {r['switch_ms']} | {r['nested_s']} |"
+            f" {r['total_ms_max']} / {r['total_ms_median']} | {r['qemu_total_ms_max']} | {r['switch_ms']} |"
+            f" {r['nested_s']} |"
             f" {r['BootingTarget_s']} | {r['Migrating_s']} | {r['Retiring_s']} | {r['Devirtualizing_s']} |"
             f" {r['l0_calls_s']} | {r['host_boot_s']} | {r['migrations_s']} | {r['overhead_s']} |"
         )
     lines += [
         "",
-        "Downtime: QEMU's downtime on the sender plus the receiver's resume lag (state loaded to `cont` done).",
+        "Downtime: the guest paused in the old host (the destination's state-loaded event minus QEMU's downtime",
+        "on the sender) to running in the new one (the receiver's `cont` returned): it includes the receiver's",
+        "resume lag. Total: the handover's start (the sender about to start the migration) to the guest",
+        "running in the new host. QEMU downtime and QEMU total: QEMU's own sender-side figures, which leave",
+        "the receiver out (ms resolution). Verified: a 64 MiB sample of each guest's memory pattern.",
         "Switch: first guest paused to last guest running in the new host. Overhead: time inside the nested",
         "window covered by no L0 call, no new-host boot (L1 boot to destinations ready) and no migration:",
         "status writes between steps, the new host's agent noticing that it drives the node, observation.",
@@ -239,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="1x256,1x1024,1x4096,8x256,8x1024", help="VMSxMIB, comma-separated")
     parser.add_argument("--out", default="twohost", help="result file stem under bench/results")
     args = parser.parse_args(argv)
+    prov = provenance(None if argv is None else [sys.argv[0], *argv])
     scenarios = [tuple(int(x) for x in s.split("x")) for s in args.scenarios.split(",") if s]
     workdir = Path(tempfile.mkdtemp(prefix="hostrefresh-bench-twohost-"))
     lab = GuestLab()
@@ -258,11 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         stop_all(procs)
         asyncio.run(lab.close())
         cp.stop()
-    meta = {"machine": f"{platform.machine()} {platform.node()}", "accel": choose_accel(), "date": time.ctime()}
+    meta = {"accel": choose_accel()}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (RESULTS / f"{args.out}.md").write_text(markdown(rows, meta))
-    print(markdown(rows, meta))
+    (RESULTS / f"{args.out}.json").write_text(
+        json.dumps({"provenance": prov, "meta": meta, "rows": rows}, indent=2) + "\n"
+    )
+    (RESULTS / f"{args.out}.md").write_text(markdown(rows, meta, prov))
+    print(markdown(rows, meta, prov))
     return 0
 
 

@@ -6,13 +6,16 @@ the real operator and control plane, one node at a time. Then the first node tak
 refresh (a new host booted beside the old one under nested virtualization) with the same guests,
 so the two mechanisms are measured on the same node. Figures per refresh:
 
-- per VM: downtime (the guest paused: QEMU's switchover downtime) and total handover time;
+- per VM (docs/benchmarks.md): downtime and total handover time. VMM: QEMU's own figures on the
+  sender (its switchover downtime and total-time; the new QEMU resumes the guest by itself). Host:
+  from the agents' timing records as in bench/twohost.py (paused in the old host to running in the
+  new, so with the receiver's resume lag; the handover's start to running), QEMU's beside them;
 - per node: the agent's steps from Preflight start to Verifying end (its own timing records), and
   the operator's start-to-end (status.startedAt to completedAt, one-second resolution);
 - nested seconds (0 for a VMM refresh: nested virtualization is never enabled);
-- every guest's whole memory pattern verified where it ends up.
+- every guest's memory pattern verified where it ends up, on a 64 MiB sample of its RAM.
 
-Results: bench/results/vmm_refresh.json and .md.
+Results: bench/results/vmm_refresh.json and .md, with the run's provenance (bench/provenance.py).
 
     PYTHONPATH=src python bench/vmm_refresh.py [--nodes 3] [--vms 4] [--mib 256]
 """
@@ -23,7 +26,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,6 +47,9 @@ from hostrefresh.sim.guest.lab import GuestLab
 from hostrefresh.sim.guest.qemubuilds import image_tree, installed_build, other_build, target_spec
 from hostrefresh.sim.machine.layout import NodeLayout
 from hostrefresh.sim.machine.vms import driving_host, launch_in_host
+from provenance import markdown as provenance_markdown
+from provenance import provenance
+from twohost import VERIFY_BYTES, per_vm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -106,19 +111,23 @@ class Fleet:
     def verified(self, node: str) -> bool:
         async def check() -> bool:
             reports = [
-                await GuestVerifier(self._aux(node, g), self.lab.root).verify(max_bytes=64 << 20)
+                await GuestVerifier(self._aux(node, g), self.lab.root).verify(max_bytes=VERIFY_BYTES)
                 for g in self.guests[node]
             ]
             return all(r.ok for r in reports)
 
         return asyncio.run(check())
 
-    def steps(self, node: str, since: float) -> tuple[float, dict[str, float]]:
-        """Preflight start to Verifying end, and each step's seconds, from the agents' timing records."""
+    def records(self, node: str, since: float) -> list[dict[str, Any]]:
+        """The node's agents' timing records of what started after ``since``."""
         layout = self.layouts[node]
         logs = [*(layout.base / "logs").glob("*agent.log"), *layout.hosts.glob("l1-*/agent.log")]
         records = parse([line for p in logs for line in p.read_text(errors="replace").splitlines()])
-        steps = [r for r in records if r["kind"] == "step" and r["start"] >= since]
+        return [r for r in records if r["start"] >= since]
+
+    def steps(self, node: str, since: float) -> tuple[float, dict[str, float]]:
+        """Preflight start to Verifying end, and each step's seconds, from the agents' timing records."""
+        steps = [r for r in self.records(node, since) if r["kind"] == "step"]
         if not steps:
             raise RuntimeError(f"{node}: no step timing records after {since}")
         each: dict[str, float] = {}
@@ -132,21 +141,32 @@ def row(fleet: Fleet, mechanism: str, obj: dict[str, Any], since: float) -> dict
     node = obj["spec"]["nodeName"]
     if status.get("phase") != Phase.SUCCEEDED:
         raise RuntimeError(f"{obj['metadata']['name']}: {status.get('phase')}: {status.get('conditions')}")
-    per_vm = status["agent"]["vms"]
+    reported = status["agent"]["vms"]
     node_s, each = fleet.steps(node, since)
-    downtimes = [vm["downtimeMillis"] for vm in per_vm]
-    totals = [vm["totalMillis"] for vm in per_vm]
+    if mechanism == "Host":  # the receiver resumes the guest: measured from both agents' records
+        figures = per_vm(fleet.records(node, since))
+        if len(figures) != len(reported):
+            raise RuntimeError(f"{node}: switch records for {sorted(figures)}, {len(reported)} VMs reported")
+        downtimes = [f["downtime_ms"] for f in figures.values()]
+        totals = [f["total_ms"] for f in figures.values()]
+    else:  # the new QEMU resumes the guest itself: QEMU's figures on the sender
+        downtimes = [vm["downtimeMillis"] for vm in reported]
+        totals = [vm["totalMillis"] for vm in reported]
     return {
         "mechanism": mechanism,
         "node": node,
-        "vms": len(per_vm),
-        "paths": sorted({vm["path"] for vm in per_vm}),
+        "vms": len(reported),
+        "paths": sorted({vm["path"] for vm in reported}),
         "verified": fleet.verified(node),
+        "verified_bytes_per_vm": VERIFY_BYTES,
         "downtime_ms_max": round(max(downtimes), 2),
         "downtime_ms_median": round(statistics.median(downtimes), 2),
         "downtime_ms_sum": round(sum(downtimes), 2),
         "total_ms_max": round(max(totals), 2),
         "total_ms_median": round(statistics.median(totals), 2),
+        # what the agent reported in status: VMM QEMU's counter; Host QEMU's plus the resume lag
+        "agent_downtime_ms_max": round(max(vm["downtimeMillis"] for vm in reported), 2),
+        "qemu_total_ms_max": round(max(vm["totalMillis"] for vm in reported), 2),
         "node_steps_s": node_s,
         "steps_s": each,
         "node_operator_s": round(_seconds(status["startedAt"], status["completedAt"]), 3),
@@ -207,15 +227,17 @@ def host_refresh(fleet: Fleet, node: str, image: Path) -> dict[str, Any]:
     return row(fleet, "Host", done, since)
 
 
-def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], prov: dict[str, Any]) -> str:
     lines = [
         "# VMM-only refresh beside a host refresh (bench/vmm_refresh.py)",
         "",
-        f"Machine: {meta['machine']}; accel {meta['accel']}; {meta['date']}. QEMU {meta['from']} to {meta['to']}.",
+        provenance_markdown(prov),
+        "",
+        f"Accel {meta['accel']}. QEMU {meta['from']} to {meta['to']}. Definitions: docs/benchmarks.md.",
         f"{meta['nodes']} nodes of {meta['vms']} guests x {meta['mib']} MiB (shared RAM), one VM at a time per node.",
         f"The VMM plan (maxUnavailable 1, no soak) took {meta['plan_wall_s']} s from apply to its last node done.",
         "",
-        "| mechanism | node | VMs | path | verified | downtime max / median ms | downtime sum ms |"
+        "| mechanism | node | VMs | path | verified (64 MiB sample) | downtime max / median ms | downtime sum ms |"
         " handover max / median ms | node steps s | node (operator) s | nested s | steps s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -228,8 +250,12 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Downtime: QEMU's switchover downtime of each guest (VMM) or the sender's downtime plus the new",
-        "host's resume lag (Host). Node steps: the agent's Preflight start to Verifying end; steps: each",
+        "Downtime and handover, VMM: QEMU's own switchover downtime and total-time on the sender (the new",
+        "QEMU resumes the guest by itself; ms resolution). Host: from the agents' timing records, the guest",
+        "paused in the old host to running in the new one (with the receiver's resume lag), and the",
+        "handover's start to running. The two downtimes are not the same measurement: the host path's",
+        "includes the receiver's resume lag, the VMM path's is QEMU's counter alone.",
+        "Node steps: the agent's Preflight start to Verifying end; steps: each",
         "step's own time. Node (operator): status.startedAt to completedAt, as the operator stamped them.",
         "The host refresh runs on the first node, with the same guests (already on the installed QEMU).",
         "The test guests never idle (each rewrites its RAM in a loop): all of them keep their vCPUs busy on",
@@ -245,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mib", type=int, default=256, help="RAM per guest in MiB (default %(default)s)")
     parser.add_argument("--out", default="vmm_refresh", help="result file stem under bench/results")
     args = parser.parse_args(argv)
+    prov = provenance(None if argv is None else [sys.argv[0], *argv])
     workdir = Path(tempfile.mkdtemp(prefix="hostrefresh-bench-vmm-"))
     images = workdir / "images"
     older, installed = other_build(), installed_build()
@@ -269,9 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(lab.close())
         cp.stop()
     meta = {
-        "machine": f"{platform.machine()} {platform.node()}",
         "accel": choose_accel(),
-        "date": time.ctime(),
         "from": older.version,
         "to": installed.version,
         "nodes": args.nodes,
@@ -280,9 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         "plan_wall_s": wall,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (RESULTS / f"{args.out}.md").write_text(markdown(rows, meta))
-    print(markdown(rows, meta))
+    (RESULTS / f"{args.out}.json").write_text(
+        json.dumps({"provenance": prov, "meta": meta, "rows": rows}, indent=2) + "\n"
+    )
+    (RESULTS / f"{args.out}.md").write_text(markdown(rows, meta, prov))
+    print(markdown(rows, meta, prov))
     return 0
 
 

@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from provenance import provenance
+
 from .fleet import PACES
 from .report import RESULTS, TARGET_MS, console, print_tables, write_markdown
 from .scenarios import one_run
@@ -71,10 +73,13 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     args.keep = args.keep or bool(args.apiserver_profile)
     # SIGTERM runs the clean-up (operator, agent, control plane) like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
+    command = "python bench/operator_latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    prov = provenance(command_line=command.strip())
     runs = [one_run(args, i + 1) for i in range(args.runs)]
     data = {
+        "provenance": prov,
         "label": args.label,
-        "command": "python bench/operator_latency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command,
         "recorded_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "target_ms": TARGET_MS,

@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from provenance import markdown as provenance_markdown
+
 from .audit import AGENT_USER, OPERATOR_USER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +80,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         f"{data['recorded_at']}{' (' + data['label'] + ')' if data['label'] else ''}, pace `{data['pace']}`. "
         f"Target: p99 < {TARGET_MS:.0f} ms for both latencies. Cells: p50 / p99 / max ms (samples).",
         "",
+        *([provenance_markdown(data["provenance"]), ""] if data.get("provenance") else []),
         "| run | scenario | report → status | same, once the first wave is granted | slot free → grant "
         "| max in flight | requests per refresh: operator / agent |",
         "|---|---|---|---|---|---|---|",

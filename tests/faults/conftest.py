@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -79,15 +82,31 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _provenance(session: pytest.Session) -> dict[str, str]:
+def _bench_provenance() -> ModuleType:
+    """bench/provenance.py, the one definition of a result file's provenance (bench/ is no package)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "provenance.py"
+    spec = importlib.util.spec_from_file_location("bench_provenance", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _provenance(session: pytest.Session) -> dict[str, Any]:
     accel = "KVM" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "TCG only"
+    command = "python -m pytest " + " ".join(session.config.invocation_params.args)
+    prov: dict[str, Any] = _bench_provenance().provenance(command_line=command)
+    started = session.config.stash.get(COMMIT, "")
+    if started:  # what ran: the commit when the campaign started
+        prov["commit"] = started.replace("+dirty", "-dirty")
     return {
+        "provenance": prov,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": (
             f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()} "
             f"{platform.machine()}, accelerator {accel}"
         ),
-        "command": "python -m pytest " + " ".join(session.config.invocation_params.args),
+        "command": command,
     }
 
 

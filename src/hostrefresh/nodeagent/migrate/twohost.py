@@ -579,6 +579,7 @@ class HostMigrator:
                 if not user_paused:
                     await client.execute("cont")
                 resume_ms = (time.monotonic() - seen) * 1000.0
+                running_at = time.time()  # the guest runs here (before the record's fsync below)
         finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
@@ -586,7 +587,7 @@ class HostMigrator:
         spec = _offered_spec(transfer.offer() or {})
         self.inventory.save(VmRecord(spec=spec, owner="source", instances={"source": home}))
         resumed_at = time.time()
-        timing.record("switch", loaded_at, resumed_at, vm=transfer.vm, resume_ms=resume_ms)
+        timing.record("switch", loaded_at, resumed_at, vm=transfer.vm, resume_ms=resume_ms, running=running_at)
         transfer.post_arrived(
             {
                 "resumedAt": resumed_at,
