@@ -73,7 +73,10 @@ def _started_by(workdir: Path) -> list[str]:
 def test_a_stopped_demo_stops_everything_it_started(tmp_path: Path, signum: int) -> None:
     """Ctrl-C or SIGTERM mid-rollout: the demo ends within seconds and leaves nothing running (the
     control plane, the operator, the agents)."""
-    argv = [sys.executable, "-m", "hostrefresh.demo", "--nodes", "3", "--real-nodes", "0", "--workdir", str(tmp_path)]
+    # Six simulated nodes one at a time, each with a 1 s boot and a 2 s soak: a rollout of half a minute
+    # at least, so the signal lands in it, never after it (a finished demo ends 0 on its own).
+    argv = [sys.executable, "-m", "hostrefresh.demo", "--nodes", "6", "--max-unavailable", "1", "--real-nodes", "0"]
+    argv += ["--workdir", str(tmp_path)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
