@@ -151,7 +151,9 @@ def scenario(cp: ControlPlane, lab: GuestLab, workdir: Path, image: Path, vms: i
     node = f"bench-{vms}x{mib}"
     register_node(cp, node, {})
     layout = NodeLayout(lab.root / "machines" / node)
-    blocks = max(32, 8 + (vms * mib) // 128)  # the simulated machine's (fake) memory blocks
+    # The simulated machine's (fake) 128 MiB memory blocks: the guests' RAM, the new host's 1 GiB
+    # partition (8 blocks) and the 512 MiB the agent's Preflight keeps for the old host (4 blocks).
+    blocks = max(32, 8 + 4 + -(-vms * mib // 128))
     machine = spawn(
         [
             sys.executable,
