@@ -4,7 +4,8 @@ Every script that writes into bench/results/ records ``provenance()`` under the 
 of its JSON and renders it with ``markdown()`` in its Markdown:
 
 - ``commit``: the full sha of HEAD, with ``-dirty`` appended when the working tree differs from it
-  (tracked files changed, or untracked files that git does not ignore);
+  (tracked files changed, or untracked files that git does not ignore) outside ``bench/results/``
+  (results of earlier runs change no code);
 - ``date``: when the run was recorded, ISO 8601 in UTC (``2026-12-08T10:15:00Z``);
 - ``machine``: ``cpu_model`` (``model name`` of /proc/cpuinfo), ``cores`` (``os.cpu_count()``),
   ``memory_gib`` (``MemTotal`` of /proc/meminfo), ``kernel`` (``uname -r``), ``accelerator``
@@ -42,7 +43,14 @@ def commit(root: Path = ROOT) -> str:
     sha = head.stdout.strip()
     if head.returncode != 0 or not sha:
         return "unknown"
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=False)
+    # Results written by earlier benchmarks of the same session are no change to the code measured.
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return f"{sha}-dirty" if status.returncode != 0 or status.stdout.strip() else sha
 
 
