@@ -30,19 +30,12 @@ STALE: dict[str, str] = {
     "faults.json": _PREDATES + "`make faults` (the whole campaign, about 70 minutes)",
     "fleet_scale.json": _PREDATES
     + "`python bench/fleet_scale.py --nodes 1000 --max-unavailable 10% --vms 2 --boot-seconds 20`",
-    "handover.json": _PREDATES
-    + "`PYTHONPATH=src python bench/handover.py --sizes 64,256,1024,4096 --reps 5 --parallel 8`",
-    "images.json": _PREDATES + "`python bench/images.py` (after `make images`; it appends a run and records "
-    "the file's provenance)",
-    "l0_calls.json": _PREDATES + "`python bench/l0_calls.py --iterations 20000 --rounds 3`",
     "make_test_times.json": _PREDATES + "`scripts/fresh-run.sh` (cold; `scripts/fresh-run.sh CACHE_DIR` warm), "
     "recorded by hand with the provenance of bench/provenance.py: no script writes this file",
     "operator_core_ab.json": _PREDATES + "the A/B of issue 13 again: `python bench/operator_latency.py --runs 1` "
     "and `python bench/fleet_scale.py`, alternating, on the code at 6b5895c and after it, assembled by hand "
     "(`bench/compare.py` writes only the Markdown table)",
     "operator_latency.json": _PREDATES + "`python bench/operator_latency.py --runs 1` (twice, as recorded)",
-    "twohost.json": _PREDATES + "`PYTHONPATH=src python bench/twohost.py --scenarios 1x256,1x1024,1x4096,8x256,8x1024`",
-    "vmm_refresh.json": _PREDATES + "`PYTHONPATH=src python bench/vmm_refresh.py --nodes 3 --vms 4 --mib 256`",
 }
 
 
