@@ -340,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.real_nodes < 0:
         parser.error(f"--real-nodes must be 0 or more, not {args.real_nodes}")
     signal.signal(signal.SIGTERM, _terminated)
+    # Ctrl-C stops the demo even when its shell started it with SIGINT ignored (as a non-interactive
+    # shell does for background jobs): Python then installs no KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run(args.nodes, args.zones, args.max_unavailable, args.keep, workdir, args.real_nodes, args.scope)
     except KeyboardInterrupt:

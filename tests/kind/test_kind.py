@@ -312,7 +312,7 @@ def test_without_an_l0_a_host_refresh_waits_and_nothing_is_touched(kind_cluster:
         assert status.get("directive") == "Wait" and not status.get("addedTaints"), status
         taints = kind.get("node", node)["spec"].get("taints") or []
         assert not [t for t in taints if t["key"].startswith("hostrefresh.io/")], taints
-        assert "NoL0" in kind.kubectl("hostrefresh", "describe", node).stdout
+        assert "NoL0" in kind.kubectl("describe", "hostrefresh", "kind-no-l0").stdout
     finally:
         kind.kubectl("delete", "hostrefresh", "kind-no-l0", "--ignore-not-found", "--wait=true")
         upgrade("sim")
